@@ -1,0 +1,231 @@
+"""Public types shared by the host and every plugin.
+
+Plugins import from here and from :mod:`core.hookspecs` only. Everything is a plain,
+frozen dataclass so a plugin can build one without knowing how the catalog stores it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+from core.errors import RequestError
+
+
+class JobState(enum.StrEnum):
+    """Where a generation stands. The remote states mirror the Videos API's ``status``."""
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED)
+
+
+class Variant(enum.StrEnum):
+    """Downloadable renditions of a finished job (the Videos API's ``variant`` values)."""
+
+    VIDEO = "video"
+    THUMBNAIL = "thumbnail"
+    SPRITESHEET = "spritesheet"
+
+
+class Relation(enum.StrEnum):
+    """How a generation relates to the clip it was derived from."""
+
+    REMIX_OF = "remix_of"
+    EDIT_OF = "edit_of"
+    EXTENSION_OF = "extension_of"
+
+
+@dataclass(frozen=True)
+class Size:
+    width: int
+    height: int
+
+    @classmethod
+    def parse(cls, text: str) -> Size:
+        """Parse ``"1280x720"``; a malformed size is the user's mistake, so say which."""
+        try:
+            w, h = text.lower().split("x")
+            size = cls(int(w), int(h))
+        except ValueError:
+            raise RequestError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
+        if size.width <= 0 or size.height <= 0:
+            raise RequestError(f"size {text!r} must have a positive width and height")
+        return size
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a backend's model accepts.
+
+    The host validates every request against this before anything is submitted, so a
+    backend can trust that ``seconds`` and ``size`` are among the allowed values.
+    ``status`` is a short lifecycle note (``"available"``, ``"retired at api.openai.com
+    since 2026-09-24"``) shown by ``reelvault models``.
+    """
+
+    name: str
+    seconds: tuple[int, ...]
+    sizes: tuple[str, ...]
+    default_seconds: int
+    default_size: str
+    accepts_input_image: bool = True
+    requires_input_image: bool = False
+    supports_remix: bool = False
+    variants: tuple[Variant, ...] = (Variant.VIDEO,)
+    status: str = "available"
+    description: str = ""
+
+    def validate(self, seconds: int, size: str) -> None:
+        """Refuse a duration or size the model does not allow, naming what it does allow."""
+        if seconds not in self.seconds:
+            allowed = ", ".join(str(s) for s in self.seconds)
+            raise RequestError(
+                f"model {self.name} does not allow {seconds} seconds (allowed: {allowed})"
+            )
+        if str(Size.parse(size)) not in self.sizes:
+            raise RequestError(
+                f"model {self.name} does not allow size {size} (allowed: {', '.join(self.sizes)})"
+            )
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One request to turn a still (optional) and a prompt into a clip.
+
+    ``input_image`` is a path the backend may read but must not modify or keep; the host
+    owns the file. ``parameters`` carries anything backend-specific (seed, fit, ...)
+    and is recorded in the catalog as given.
+    """
+
+    model: str
+    prompt: str
+    seconds: int
+    size: str
+    input_image: Path | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DerivedRequest:
+    """A request to derive a new clip from a finished one (remix, edit or extension).
+
+    ``parent_job_id`` is the parent's remote job id on the same backend;
+    ``parent_input_image`` is the parent's source still when there was one, for backends
+    (like the local one) that re-render from the source instead of the parent video.
+    """
+
+    relation: Relation
+    parent_job_id: str
+    prompt: str
+    model: str
+    seconds: int
+    size: str
+    parent_input_image: Path | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of a job as the backend reports it.
+
+    ``details`` is free-form JSON the backend wants on record (the local backend puts
+    its parsed motion plan there); the host stores it with the generation.
+    ``poll_after`` is the backend's hint, in seconds, for the next poll.
+    """
+
+    job_id: str
+    state: JobState
+    progress: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    poll_after: float | None = None
+    expires_at: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A generator backend. Register instances through ``register_backends``.
+
+    The lifecycle is the Videos API's: ``submit`` (or ``derive``) starts a job and
+    returns at once; the host calls ``poll`` until the job is terminal, then ``download``
+    for each variant the model offers. A backend must make ``poll`` and ``download``
+    work in a fresh process for a job submitted by an earlier one, because the host
+    resumes interrupted jobs instead of submitting them again.
+    """
+
+    name: str
+    description: str
+
+    def models(self) -> Sequence[ModelInfo]: ...
+
+    def submit(self, request: GenerationRequest) -> JobStatus: ...
+
+    def poll(self, job_id: str) -> JobStatus: ...
+
+    def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None: ...
+
+    def derive(self, request: DerivedRequest) -> JobStatus: ...
+
+
+class Outcome(enum.StrEnum):
+    ALLOW = "allow"
+    WARN = "warn"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """One rule's verdict on one request. ``plugin`` is filled in by the host."""
+
+    outcome: Outcome
+    rule_id: str
+    reason: str
+    plugin: str = ""
+
+
+class VerificationState(enum.StrEnum):
+    TRUSTED = "trusted"
+    VALID = "valid"
+    INVALID = "invalid"
+    ABSENT = "absent"
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """A verifier's finding about one file; ``details`` is kept as JSON."""
+
+    state: VerificationState
+    codes: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    verifier: str = ""
+
+
+@dataclass(frozen=True)
+class ClipView:
+    """A read-only summary of a cataloged generation, handed to ``clip_cataloged``."""
+
+    id: str
+    backend: str
+    model: str
+    prompt: str
+    status: str
+    parameters: Mapping[str, Any]
+    source_asset_id: str | None
+    parent_id: str | None
+    relation: str | None
+    video_path: Path | None
+    thumbnail_path: Path | None
