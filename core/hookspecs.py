@@ -71,9 +71,10 @@ def check_request(
 def verify_asset(path: Path, mime: str, settings: Settings) -> VerificationResult | None:
     """Check an asset's provenance (e.g. its C2PA Content Credentials).
 
-    Called for every asset that enters the catalog. Return a :class:`core.types.VerificationResult`, or
-    ``None`` when this verifier does not handle the file's type. Raising is recorded as
-    an ``unreadable`` result by this verifier, never a crash of the caller.
+    Called for every asset that enters the catalog. Return a
+    :class:`core.types.VerificationResult`, or ``None`` when this verifier does not handle
+    the file's type. Raising is recorded as an ``unreadable`` result by this verifier,
+    never a crash of the caller.
     """
 
 

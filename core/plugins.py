@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata
 import os
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pluggy
@@ -108,3 +109,21 @@ def load_host(disabled: frozenset[str] = frozenset()) -> PluginHost:
     host.load_env()
     return host
 
+
+def call_each(
+    host: PluginHost, hook_name: str, **kwargs: object
+) -> Iterator[tuple[str, object, str | None]]:
+    """Call one hook's implementations one by one, in plugin-name order.
+
+    pluggy stops a hook call at the first exception; the policy and verification hooks
+    must instead hear every plugin and keep a crash apart from a verdict. Yields
+    ``(plugin name, result, error)`` where ``error`` is set if the plugin raised.
+    """
+    caller = getattr(host.pm.hook, hook_name)
+    impls = sorted(caller.get_hookimpls(), key=lambda impl: impl.plugin_name)
+    for impl in impls:
+        args = {name: kwargs[name] for name in impl.argnames}
+        try:
+            yield impl.plugin_name, impl.function(**args), None
+        except Exception as exc:
+            yield impl.plugin_name, None, f"{type(exc).__name__}: {exc}"

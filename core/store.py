@@ -72,7 +72,8 @@ class MediaStore:
     def writer(self) -> Iterator[IncomingFile]:
         """Stream bytes in; on a clean exit they are committed under their hash.
 
-        After the block, ``incoming.stored`` is the :class:`StoredFile`. On an exception the temporary file is removed and nothing is stored.
+        After the block, ``incoming.stored`` is the :class:`StoredFile`. On an exception
+        the temporary file is removed and nothing is stored.
         """
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,138 @@
+"""The catalog's tables.
+
+Every change here needs an Alembic migration in ``catalog/migrations/versions``; a test
+compares these models with the migrated schema and fails on any drift.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware.
+
+    SQLite has no time zones and returns naive values; without this, comparing a
+    stored time with ``utcnow()`` would fail on one database and not the other.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog; use an aware UTC time")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+def _json(**kwargs: Any) -> Any:
+    return Field(sa_type=sa.JSON, **kwargs)
+
+
+class Asset(SQLModel, table=True):
+    """A file in the content store, identified by its SHA-256."""
+
+    __tablename__ = "assets"
+
+    id: str = Field(primary_key=True, max_length=80)
+    sha256: str = Field(unique=True, max_length=64)
+    kind: str = Field(index=True, max_length=20)  # image | video | thumbnail | spritesheet
+    mime: str = Field(max_length=100)
+    bytes: int = Field(sa_type=sa.BigInteger)
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+    stored_path: str = Field(max_length=200)  # relative to the media folder
+    original_name: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class Generation(SQLModel, table=True):
+    """One attempt to make a clip, from request to result, whatever its outcome.
+
+    The row is written before anything is submitted (status ``submitting``) and the
+    remote job id is recorded as soon as the backend returns it, so an interrupted
+    run can always be resumed instead of submitted twice.
+    """
+
+    __tablename__ = "generations"
+
+    id: str = Field(primary_key=True, max_length=40)
+    backend: str = Field(index=True, max_length=100)
+    model: str = Field(index=True, max_length=100)
+    prompt: str
+    seconds: int
+    size: str = Field(max_length=20)
+    parameters: dict[str, Any] = _json(default_factory=dict)
+    status: str = Field(index=True, max_length=20)
+    progress: int = 0
+    remote_job_id: str | None = Field(default=None, index=True, max_length=200)
+    source_asset_id: str | None = Field(default=None, foreign_key="assets.id", index=True)
+    parent_id: str | None = Field(default=None, foreign_key="generations.id", index=True)
+    relation: str | None = Field(default=None, max_length=20)
+    output_asset_id: str | None = Field(default=None, foreign_key="assets.id")
+    thumbnail_asset_id: str | None = Field(default=None, foreign_key="assets.id")
+    spritesheet_asset_id: str | None = Field(default=None, foreign_key="assets.id")
+    details: dict[str, Any] = _json(default_factory=dict)
+    error_code: str | None = Field(default=None, max_length=200)
+    error_message: str | None = None
+    created_at: datetime = _time(default_factory=utcnow, index=True)
+    updated_at: datetime = _time(default_factory=utcnow)
+    completed_at: datetime | None = _time(default=None)
+
+
+class PolicyDecisionRecord(SQLModel, table=True):
+    """A policy plugin's verdict on one generation attempt."""
+
+    __tablename__ = "policy_decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    generation_id: str = Field(foreign_key="generations.id", index=True)
+    plugin: str = Field(max_length=100)
+    rule_id: str = Field(max_length=100)
+    outcome: str = Field(max_length=10)  # allow | warn | deny
+    reason: str
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class VerificationRecord(SQLModel, table=True):
+    """One provenance check of one asset; a history builds up over time."""
+
+    __tablename__ = "verifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    asset_id: str = Field(foreign_key="assets.id", index=True)
+    verifier: str = Field(max_length=100)
+    state: str = Field(max_length=20)
+    codes: list[str] = _json(default_factory=list)
+    details: dict[str, Any] = _json(default_factory=dict)
+    checked_at: datetime = _time(default_factory=utcnow)

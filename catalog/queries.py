@@ -1,0 +1,182 @@
+"""Reading the catalog: id resolution, filtered listings and lineage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from catalog.models import Asset, Generation, PolicyDecisionRecord, VerificationRecord
+from core.errors import AmbiguousIdError, NotFoundError
+from core.ids import ASSET_PREFIXES, CLIP_PREFIX, short
+
+AMBIGUITY_SHOWN = 5
+_Row = TypeVar("_Row", Generation, Asset)
+
+
+def resolve(session: Session, text: str) -> Generation | Asset:
+    """The one clip or asset whose id starts with ``text``, like git's short hashes."""
+    prefix = text.strip().lower()
+    if not prefix:
+        raise NotFoundError("an empty id matches nothing")
+    matches: list[Generation | Asset] = []
+    if CLIP_PREFIX.startswith(prefix) or prefix.startswith(CLIP_PREFIX):
+        matches += _by_prefix(session, Generation, prefix)
+    if any(p.startswith(prefix) or prefix.startswith(p) for p in ASSET_PREFIXES.values()):
+        matches += _by_prefix(session, Asset, prefix)
+    if not matches:
+        raise NotFoundError(f"no clip or asset matches {text!r}")
+    if len(matches) > 1:
+        shown = ", ".join(short(m.id) for m in matches[:AMBIGUITY_SHOWN])
+        raise AmbiguousIdError(f"{text!r} is ambiguous: it matches {shown}; give more characters")
+    return matches[0]
+
+
+def _by_prefix(session: Session, table: type[_Row], prefix: str) -> list[_Row]:
+    stmt = (
+        select(table)
+        .where(col(table.id).startswith(prefix, autoescape=True))
+        .limit(AMBIGUITY_SHOWN + 1)
+    )
+    return list(session.exec(stmt))
+
+
+def get_generation(session: Session, text: str) -> Generation:
+    found = resolve(session, text)
+    if not isinstance(found, Generation):
+        raise NotFoundError(f"{short(found.id)} is an asset, not a clip")
+    return found
+
+
+def get_asset(session: Session, text: str) -> Asset:
+    found = resolve(session, text)
+    if not isinstance(found, Asset):
+        raise NotFoundError(f"{found.id} is a clip, not an asset")
+    return found
+
+
+def asset_by_sha(session: Session, sha256: str) -> Asset | None:
+    return session.exec(select(Asset).where(Asset.sha256 == sha256)).first()
+
+
+@dataclass(frozen=True)
+class ClipFilter:
+    model: str | None = None
+    backend: str | None = None
+    status: str | None = None
+    text: str | None = None
+    source_asset_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = 50
+
+
+def list_generations(session: Session, filters: ClipFilter) -> list[Generation]:
+    """Newest first, narrowed by every filter that is set."""
+    stmt = select(Generation)
+    if filters.model:
+        stmt = stmt.where(Generation.model == filters.model)
+    if filters.backend:
+        stmt = stmt.where(Generation.backend == filters.backend)
+    if filters.status:
+        stmt = stmt.where(Generation.status == filters.status)
+    if filters.text:
+        stmt = stmt.where(
+            sa.func.lower(Generation.prompt).contains(filters.text.lower(), autoescape=True)
+        )
+    if filters.source_asset_id:
+        stmt = stmt.where(Generation.source_asset_id == filters.source_asset_id)
+    if filters.since:
+        stmt = stmt.where(Generation.created_at >= filters.since)
+    if filters.until:
+        stmt = stmt.where(Generation.created_at < filters.until)
+    stmt = stmt.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
+    if filters.limit is not None:
+        stmt = stmt.limit(filters.limit)
+    return list(session.exec(stmt))
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    generation: Generation
+    depth: int  # negative: an ancestor; 0: the clip asked about; positive: a descendant
+
+
+def lineage(session: Session, generation_id: str) -> list[LineageNode]:
+    """Ancestors and descendants of a clip at any depth, in one recursive query.
+
+    Ancestors are the chain of parents up to the first clip; descendants are the whole
+    tree of clips derived from this one. Rows come ordered by depth, then age.
+    """
+    g = sa.orm.aliased(Generation)
+    up = (
+        select(col(Generation.id).label("id"), col(Generation.parent_id).label("next_id"))
+        .add_columns(sa.literal(0).label("depth"))
+        .where(Generation.id == generation_id)
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(select(g.id, g.parent_id, up.c.depth - 1).where(g.id == up.c.next_id))
+    down = _descendants_cte(Generation.id == generation_id)
+    related = sa.union_all(
+        sa.select(up.c.id, up.c.depth).where(up.c.depth < 0),
+        sa.select(down.c.id, down.c.depth),
+    ).subquery("related")
+    return _nodes(session, related)
+
+
+def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
+    """Every clip made from a source image, with all their descendants, in one query.
+
+    Depth 0 holds the clips made directly from the image; remixes follow below them.
+    """
+    seeds = sa.and_(Generation.source_asset_id == asset_id, col(Generation.parent_id).is_(None))
+    down = _descendants_cte(seeds)
+    return _nodes(session, sa.select(down.c.id, down.c.depth).subquery("related"))
+
+
+def _descendants_cte(seed: sa.ColumnElement[bool]) -> sa.CTE:
+    g = sa.orm.aliased(Generation)
+    down = (
+        select(col(Generation.id).label("id"), sa.literal(0).label("depth"))
+        .where(seed)
+        .cte("down", recursive=True)
+    )
+    return down.union_all(select(g.id, down.c.depth + 1).where(g.parent_id == down.c.id))
+
+
+def _nodes(session: Session, related: sa.Subquery) -> list[LineageNode]:
+    stmt = (
+        select(Generation, related.c.depth)
+        .join(related, col(Generation.id) == related.c.id)
+        .order_by(related.c.depth, col(Generation.created_at), col(Generation.id))
+    )
+    return [LineageNode(gen, depth) for gen, depth in session.exec(stmt)]
+
+
+def assets_by_id(session: Session, ids: Sequence[str | None]) -> dict[str, Asset]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    return {a.id: a for a in session.exec(select(Asset).where(col(Asset.id).in_(wanted)))}
+
+
+def decisions_for(session: Session, generation_id: str) -> list[PolicyDecisionRecord]:
+    stmt = (
+        select(PolicyDecisionRecord)
+        .where(PolicyDecisionRecord.generation_id == generation_id)
+        .order_by(col(PolicyDecisionRecord.id))
+    )
+    return list(session.exec(stmt))
+
+
+def verifications_for(session: Session, asset_id: str) -> list[VerificationRecord]:
+    stmt = (
+        select(VerificationRecord)
+        .where(VerificationRecord.asset_id == asset_id)
+        .order_by(col(VerificationRecord.checked_at), col(VerificationRecord.id))
+    )
+    return list(session.exec(stmt))

@@ -1,0 +1,507 @@
+"""The ``reelvault`` command line: a thin layer over the library.
+
+Each command parses its options, calls one library function and prints the result,
+as a table or tree for people and as JSON with ``--json`` for scripts. Expected
+failures (:class:`core.errors.ReelvaultError`) become one line on stderr and a non-zero
+exit; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from catalog.models import Generation
+from catalog.queries import ClipFilter, asset_by_sha, get_asset, get_generation, list_generations
+from catalog.queries import resolve as resolve_id
+from core.app import Reelvault
+from core.config import Settings
+from core.errors import ReelvaultError, RequestError
+from core.generate import ProgressCallback, derive, generate
+from core.ids import short
+from core.plugins import PluginHost, load_host
+from core.report import generation_dict, generation_summary, lineage_dict
+from core.store import hash_file
+from core.types import Relation
+
+
+class ReelvaultGroup(click.Group):
+    """Turns expected errors into one clear line and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ReelvaultError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+
+
+@cache
+def default_host() -> PluginHost:
+    """The plugins for this process, loaded once (they add commands at import time)."""
+    try:
+        disabled = frozenset(Settings.load().config.get("disabled_plugins", []))
+    except ReelvaultError:
+        disabled = frozenset()  # a broken config.toml is reported when a command opens it
+    return load_host(disabled)
+
+
+def _app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
+    """The application for this invocation; tests may pass one in as ``obj``."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Reelvault):
+        params = root.params
+        settings = Settings.load(home=params.get("home"), db_url=params.get("db"))
+        root.obj = Reelvault(settings, host=default_host())
+        root.call_on_close(root.obj.close)
+    app: Reelvault = root.obj
+    if warn_failed_plugins:
+        for failure in app.host.failures:
+            _err(f"warning: plugin {failure.name} failed to load (see `reelvault plugins`)")
+    return app
+
+
+def _console() -> Console:
+    terminal = sys.stdout.isatty()
+    return Console(
+        file=sys.stdout, width=None if terminal else 10_000, highlight=False, soft_wrap=True
+    )
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=100)
+
+        def update(state: str, percent: int) -> None:
+            progress.update(task, completed=percent, description=f"{label} ({state})")
+
+        yield update
+
+
+@click.group(cls=ReelvaultGroup)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Library folder (default: $REELVAULT_HOME or the per-user data folder).",
+)
+@click.option("--db", help="Catalog database URL (default: $REELVAULT_DB or SQLite in the home).")
+@click.version_option(package_name="reelvault")
+def cli(home: Path | None, db: str | None) -> None:
+    """Turn stills into short clips and keep a trustworthy record of every clip."""
+
+
+def _show_result(app: Reelvault, generation: Generation, as_json: bool) -> None:
+    with app.session() as session:
+        data = generation_dict(session, generation, app.store)
+    for warning in app.warnings:
+        _err(f"warning: {warning}")
+    if as_json:
+        _print_json(data)
+    else:
+        _print_generation(data)
+    if generation.status != "completed":
+        error = data["error"] or {}
+        raise ReelvaultError(
+            f"{generation.id} {generation.status}: {error.get('code')}: {error.get('message')}"
+        )
+
+
+_seconds_option = click.option("--seconds", type=click.IntRange(min=1), help="Clip length.")
+_size_option = click.option("--size", help="WIDTHxHEIGHT, e.g. 1280x720.")
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@cli.command(name="generate")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--prompt", "-p", required=True, help="What happens; camera verbs steer motion.")
+@click.option("--model", "-m", help="Model name (default: the local backend's model).")
+@click.option("--backend", "-b", help="Backend name, when a model name is not unique.")
+@_seconds_option
+@_size_option
+@_json_option
+@click.pass_context
+def generate_command(
+    ctx: click.Context,
+    image: Path,
+    prompt: str,
+    model: str | None,
+    backend: str | None,
+    seconds: int | None,
+    size: str | None,
+    as_json: bool,
+) -> None:
+    """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
+    app = _app(ctx)
+    with _progress_bar("generating") as on_progress:
+        generation = generate(
+            app,
+            image,
+            prompt,
+            model=model,
+            backend=backend,
+            seconds=seconds,
+            size=size,
+            on_progress=on_progress,
+        )
+    _show_result(app, generation, as_json)
+
+
+@cli.command(name="remix")
+@click.argument("clip")
+@click.option("--prompt", "-p", required=True, help="The new prompt.")
+@_seconds_option
+@_size_option
+@_json_option
+@click.pass_context
+def remix_command(
+    ctx: click.Context,
+    clip: str,
+    prompt: str,
+    seconds: int | None,
+    size: str | None,
+    as_json: bool,
+) -> None:
+    """Make a new clip from CLIP with a new prompt; lineage records the parent."""
+    app = _app(ctx)
+    with _progress_bar("remixing") as on_progress:
+        generation = derive(
+            app,
+            clip,
+            prompt,
+            relation=Relation.REMIX_OF,
+            seconds=seconds,
+            size=size,
+            on_progress=on_progress,
+        )
+    _show_result(app, generation, as_json)
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise), or an age such as ``7d``."""
+    text = text.strip()
+    if match := _RELATIVE.match(text):
+        amount, unit = match.groups()
+        return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise RequestError(
+            f"{text!r} is not a date: use e.g. 2026-11-25, 2026-11-25T14:00 or 7d"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _source_asset_id(app: Reelvault, text: str) -> str:
+    """A source given as an asset id prefix or as the path of the original file."""
+    path = Path(text)
+    with app.session() as session:
+        if path.is_file():
+            sha, _ = hash_file(path)
+            asset = asset_by_sha(session, sha)
+            if asset is None:
+                raise RequestError(f"{text} has never been used as a source")
+            return asset.id
+        return get_asset(session, text).id
+
+
+@cli.command(name="list")
+@click.option("--model", "-m", help="Only this model.")
+@click.option("--backend", "-b", help="Only this backend.")
+@click.option("--status", "-s", help="Only this status (completed, failed, rejected, ...).")
+@click.option("--text", "-t", help="Only prompts containing this text.")
+@click.option("--source", help="Only clips made from this image (asset id or file path).")
+@click.option("--since", help="Created at or after: a date, a time, or an age like 7d.")
+@click.option("--until", help="Created before: a date, a time, or an age like 1h.")
+@click.option("-n", "limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="At most this many clips (0: no limit).")  # fmt: skip
+@_json_option
+@click.pass_context
+def list_command(
+    ctx: click.Context,
+    model: str | None,
+    backend: str | None,
+    status: str | None,
+    text: str | None,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List clips, newest first."""
+    app = _app(ctx)
+    filters = ClipFilter(
+        model=model,
+        backend=backend,
+        status=status,
+        text=text,
+        source_asset_id=_source_asset_id(app, source) if source else None,
+        since=parse_when(since) if since else None,
+        until=parse_when(until) if until else None,
+        limit=limit or None,
+    )
+    with app.session() as session:
+        rows = [generation_summary(g) for g in list_generations(session, filters)]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        _err("no clips match")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "created", "status", "backend/model", "secs", "size", "parent", "prompt"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["created_at"][:19].replace("T", " "),
+            row["status"],
+            f"{row['backend']}/{row['model']}",
+            str(row["seconds"]),
+            row["size"],
+            row["parent_id"] or "",
+            _clip_text(row["prompt"], 60),
+        )
+    _console().print(table)
+
+
+def _clip_text(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@cli.command(name="show")
+@click.argument("clip")
+@_json_option
+@click.pass_context
+def show_command(ctx: click.Context, clip: str, as_json: bool) -> None:
+    """Everything known about one clip: request, result, files, lineage, decisions."""
+    app = _app(ctx)
+    with app.session() as session:
+        data = generation_dict(session, get_generation(session, clip), app.store)
+    if as_json:
+        _print_json(data)
+    else:
+        _print_generation(data)
+
+
+def _print_generation(data: dict[str, Any]) -> None:
+    lines = [
+        f"clip      {data['id']}",
+        f"status    {data['status']}",
+        f"backend   {data['backend']} / model {data['model']}",
+        f"prompt    {data['prompt']}",
+        f"request   {data['seconds']}s at {data['size']}",
+    ]
+    extra = {k: v for k, v in data["parameters"].items() if k not in ("seconds", "size")}
+    if extra:
+        lines.append(f"params    {json.dumps(extra, sort_keys=True)}")
+    if data["parent_id"]:
+        lines.append(f"parent    {data['parent_id']} ({data['relation']})")
+    if data["remote_job_id"]:
+        lines.append(f"job       {data['remote_job_id']}")
+    lines.append(f"created   {data['created_at']}")
+    if data["completed_at"]:
+        lines.append(f"finished  {data['completed_at']}")
+    if data["error"]:
+        lines.append(f"error     {data['error']['code']}: {data['error']['message']}")
+    for label, key in (("source", "source"), ("video", "video"), ("thumbnail", "thumbnail"),
+                       ("sprites", "spritesheet")):  # fmt: skip
+        asset = data[key]
+        if asset:
+            lines.append(f"{label:<10}{short(asset['id'])}  {_asset_line(asset)}")
+            lines += [
+                f"          verified by {v['verifier']}: {v['state']}"
+                for v in asset["verifications"]
+            ]
+    explanation = data["details"].get("explanation") if data["details"] else None
+    if explanation:
+        lines.append("motion plan")
+        lines += [f"  {line}" for line in explanation]
+    if data["policy_decisions"]:
+        lines.append("policy decisions")
+        lines += [
+            f"  {d['outcome']:<5} {d['plugin']}/{d['rule_id']}: {d['reason']}"
+            for d in data["policy_decisions"]
+        ]
+    click.echo("\n".join(lines))
+
+
+def _asset_line(asset: dict[str, Any]) -> str:
+    parts = [asset["mime"]]
+    if asset["width"]:
+        parts.append(f"{asset['width']}x{asset['height']}")
+    if asset["duration"]:
+        parts.append(f"{asset['duration']:.2f}s")
+    if asset["fps"]:
+        parts.append(f"{asset['fps']:g} fps")
+    if asset["frame_count"]:
+        parts.append(f"{asset['frame_count']} frames")
+    parts.append(f"{asset['bytes']:,} bytes")
+    if asset["original_name"]:
+        parts.append(asset["original_name"])
+    parts.append(asset["path"])
+    return "  ".join(parts)
+
+
+@cli.command(name="lineage")
+@click.argument("identifier")
+@_json_option
+@click.pass_context
+def lineage_command(ctx: click.Context, identifier: str, as_json: bool) -> None:
+    """Where a clip came from and what was made from it (or from a still), as a tree."""
+    app = _app(ctx)
+    with app.session() as session:
+        target = resolve_id(session, identifier)
+        data = lineage_dict(session, target, app.store)
+    if as_json:
+        _print_json(data)
+        return
+    source = data["source"]
+    if source:
+        label = f"{short(source['id'])}  {source['original_name'] or ''}  {_dims(source)}"
+    else:
+        label = "(no source image)"
+    tree = Tree(label.rstrip())
+    _add_clips(tree, data["clips"], data["target"])
+    _console().print(tree)
+
+
+def _dims(asset: dict[str, Any]) -> str:
+    return (
+        f"{asset['mime']} {asset['width']}x{asset['height']}" if asset["width"] else asset["mime"]
+    )
+
+
+def _add_clips(tree: Tree, clips: list[dict[str, Any]], target: str) -> None:
+    for clip in clips:
+        marker = "  ◀" if clip["id"] == target else ""
+        relation = f"{clip['relation']}  " if clip["relation"] else ""
+        label = (
+            f"{clip['id']}  {relation}{clip['status']}  {clip['backend']}/{clip['model']}  "
+            f"{clip['prompt']!r}{marker}"
+        )
+        _add_clips(tree.add(label), clip["children"], target)
+
+
+@cli.command(name="plugins")
+@_json_option
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """Loaded plugins, the hooks each implements, and any that failed to load."""
+    host = _app(ctx, warn_failed_plugins=False).host
+    plugins = [
+        {"name": p.name, "source": p.source, "version": p.version, "hooks": list(p.hooks)}
+        for p in host.plugins()
+    ]
+    failures = [{"name": f.name, "source": f.source, "error": f.error} for f in host.failures]
+    if as_json:
+        _print_json({"plugins": plugins, "failures": failures})
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("plugin", "hooks", "from"):
+        table.add_column(column)
+    for p in plugins:
+        table.add_row(p["name"], ", ".join(p["hooks"]), p["source"])
+    _console().print(table)
+    for failure in failures:
+        _err(f"FAILED {failure['name']} ({failure['source']}): {failure['error']}")
+
+
+@cli.command(name="models")
+@_json_option
+@click.pass_context
+def models_command(ctx: click.Context, as_json: bool) -> None:
+    """Every model of every backend, with the seconds and sizes it allows."""
+    app = _app(ctx)
+    rows = [
+        {
+            "backend": backend.name,
+            "model": info.name,
+            "seconds": list(info.seconds),
+            "sizes": list(info.sizes),
+            "default_seconds": info.default_seconds,
+            "default_size": info.default_size,
+            "input_image": "required"
+            if info.requires_input_image
+            else ("optional" if info.accepts_input_image else "no"),
+            "remix": info.supports_remix,
+            "variants": [str(v) for v in info.variants],
+            "status": info.status,
+        }
+        for backend in app.backends.values()
+        for info in backend.models()
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("backend", "model", "seconds", "sizes", "image", "remix", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["backend"],
+            row["model"],
+            _ranges(row["seconds"]),
+            " ".join(row["sizes"]),
+            row["input_image"],
+            "yes" if row["remix"] else "no",
+            row["status"],
+        )
+    _console().print(table)
+
+
+def _ranges(values: list[int]) -> str:
+    """``[1, 2, 3, 5]`` as ``1-3, 5``: a model allowing 1..20 s should not print 20 numbers."""
+    spans: list[list[int]] = []
+    for v in sorted(values):
+        if spans and v == spans[-1][1] + 1:
+            spans[-1][1] = v
+        else:
+            spans.append([v, v])
+    return ", ".join(f"{a}-{b}" if b > a + 1 else ", ".join(map(str, range(a, b + 1)))
+                     for a, b in spans)  # fmt: skip
+
+
+default_host().hook.register_commands(cli=cli)
+
+
+def main() -> None:
+    cli(prog_name="reelvault")

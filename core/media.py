@@ -1,0 +1,93 @@
+"""Reading what a media file is: its type, dimensions and, for video, timing.
+
+Probing is also how reelvault decides that an input is usable: a file Pillow cannot
+fully decode is refused before anything is stored or submitted.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from PIL import Image, UnidentifiedImageError
+
+from core.errors import RequestError
+
+IMAGE_MIMES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+}
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    mime: str
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+
+
+def probe_image(path: Path) -> MediaInfo:
+    """Describe a still, refusing anything that is not a fully decodable image."""
+    if not path.exists():
+        raise RequestError(f"{path}: no such file")
+    if not path.is_file():
+        raise RequestError(f"{path}: not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise RequestError(
+                        f"{path}: {im.width}x{im.height} is over the limit of "
+                        f"{MAX_IMAGE_PIXELS:,} pixels"
+                    )
+                im.load()  # decode fully: a truncated file fails here, not mid-render
+                fmt = im.format or ""
+                width, height = im.size
+    except UnidentifiedImageError:
+        raise RequestError(f"{path}: not an image reelvault can read") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:  # fmt: skip
+        raise RequestError(f"{path}: the image could not be decoded ({exc})") from None
+    mime = IMAGE_MIMES.get(fmt)
+    if mime is None:
+        supported = ", ".join(sorted(IMAGE_MIMES))
+        raise RequestError(f"{path}: {fmt or 'unknown'} images are not supported ({supported})")
+    return MediaInfo(mime=mime, width=width, height=height)
+
+
+def probe_video(path: Path) -> MediaInfo:
+    """Describe a video by decoding its container headers with PyAV."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.base_rate
+            fps = float(rate) if rate else None
+            frames = stream.frames or None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * Fraction(stream.time_base))
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+            else:
+                duration = None
+            return MediaInfo(
+                mime="video/mp4",
+                width=stream.codec_context.width,
+                height=stream.codec_context.height,
+                duration=duration,
+                fps=fps,
+                frame_count=frames,
+            )
+    except (av.FFmpegError, IndexError) as exc:
+        raise RequestError(f"{path}: not a video reelvault can read ({exc})") from None
