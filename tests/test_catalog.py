@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import Session, SQLModel
+
+from catalog.db import current_revision, head_revision, open_catalog, session_scope
+from catalog.models import Asset, Generation
+from catalog.queries import (
+    ClipFilter,
+    clips_from_source,
+    get_generation,
+    lineage,
+    list_generations,
+    resolve,
+)
+from catalog.records import ensure_asset
+from core.errors import AmbiguousIdError, NotFoundError
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> sa.Engine:
+    engine = open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    yield engine
+    engine.dispose()
+
+
+def add_asset(session: Session, sha: str, kind: str = "image") -> Asset:
+    prefix = {"image": "img_", "video": "vid_"}[kind]
+    return ensure_asset(
+        session,
+        Asset(
+            id=prefix + sha, sha256=sha, kind=kind, mime="image/jpeg", bytes=1,
+            stored_path=f"{sha[:2]}/{sha}",
+        ),
+    )  # fmt: skip
+
+
+def add_clip(
+    session: Session,
+    clip_id: str,
+    parent: str | None = None,
+    minutes: int = 0,
+    **fields: object,
+) -> Generation:
+    values: dict[str, object] = {
+        "backend": "local", "model": "local-motion", "prompt": f"prompt of {clip_id}",
+        "seconds": 4, "size": "1280x720", "status": "completed",
+    }  # fmt: skip
+    values.update(fields)
+    generation = Generation(
+        id=clip_id,
+        parent_id=parent,
+        relation="remix_of" if parent else None,
+        created_at=T0 + timedelta(minutes=minutes),
+        **values,
+    )
+    session.add(generation)
+    session.flush()
+    return generation
+
+
+def test_a_new_catalog_is_migrated_to_head(engine: sa.Engine) -> None:
+    assert current_revision(engine) == head_revision() is not None
+
+
+def test_the_models_and_the_migrations_describe_the_same_schema(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
+
+
+def test_opening_an_older_catalog_upgrades_it_and_keeps_its_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    raw = sa.create_engine(url)
+    with raw.begin() as conn:  # a catalog written before any migration ran: just data
+        conn.execute(sa.text("CREATE TABLE notes (x TEXT)"))
+        conn.execute(sa.text("INSERT INTO notes VALUES ('kept')"))
+    raw.dispose()
+    engine = open_catalog(url)
+    try:
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT x FROM notes")).scalar_one() == "kept"
+            tables = sa.inspect(conn).get_table_names()
+        assert {"assets", "generations", "policy_decisions", "verifications"} <= set(tables)
+    finally:
+        engine.dispose()
+
+
+def test_reopening_at_head_changes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    open_catalog(url).dispose()
+    before = (tmp_path / "c.db").stat().st_mtime_ns
+    open_catalog(url).dispose()
+    assert current_revision(sa.create_engine(url)) == head_revision()
+    assert (tmp_path / "c.db").stat().st_mtime_ns == before
+
+
+def test_ids_resolve_by_any_unique_prefix(engine: sa.Engine) -> None:
+    with session_scope(engine) as s:
+        add_clip(s, "clip_aaaa1111")
+        add_clip(s, "clip_aaab2222")
+        add_asset(s, "ab" * 32)
+    with session_scope(engine) as s:
+        assert resolve(s, "clip_aaaa").id == "clip_aaaa1111"
+        assert resolve(s, "CLIP_AAAB").id == "clip_aaab2222"
+        assert resolve(s, "img_abab").id == "img_" + "ab" * 32
+        with pytest.raises(AmbiguousIdError, match="clip_aaaa1111.*clip_aaab2222"):
+            resolve(s, "clip_aaa")
+        with pytest.raises(NotFoundError):
+            resolve(s, "clip_zzz")
+        with pytest.raises(NotFoundError, match="asset, not a clip"):
+            get_generation(s, "img_ab")
+
+
+def test_prefix_search_treats_like_wildcards_literally(engine: sa.Engine) -> None:
+    with session_scope(engine) as s:
+        add_clip(s, "clip_x1")
+    with session_scope(engine) as s, pytest.raises(NotFoundError):
+        resolve(s, "clip%")
+
+
+def test_lineage_returns_ancestors_and_descendants_at_any_depth(engine: sa.Engine) -> None:
+    with session_scope(engine) as s:
+        add_clip(s, "clip_root")
+        add_clip(s, "clip_a", parent="clip_root", minutes=1)
+        add_clip(s, "clip_b", parent="clip_a", minutes=2)
+        add_clip(s, "clip_c", parent="clip_b", minutes=3)
+        add_clip(s, "clip_b2", parent="clip_a", minutes=4)
+        add_clip(s, "clip_other", parent="clip_root", minutes=5)  # a sibling branch
+    with session_scope(engine) as s:
+        nodes = [(n.generation.id, n.depth) for n in lineage(s, "clip_b")]
+        assert nodes == [("clip_root", -2), ("clip_a", -1), ("clip_b", 0), ("clip_c", 1)]
+        nodes = [(n.generation.id, n.depth) for n in lineage(s, "clip_a")]
+        assert nodes == [
+            ("clip_root", -1), ("clip_a", 0), ("clip_b", 1), ("clip_b2", 1), ("clip_c", 2),
+        ]  # fmt: skip
+
+
+def test_lineage_is_one_query_even_for_a_deep_chain(engine: sa.Engine) -> None:
+    depth = 300
+    with session_scope(engine) as s:
+        add_clip(s, "clip_0")
+        for i in range(1, depth):
+            add_clip(s, f"clip_{i}", parent=f"clip_{i - 1}", minutes=i)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with session_scope(engine) as s:
+        nodes = lineage(s, "clip_150")
+    assert len(nodes) == depth
+    assert nodes[0].generation.id == "clip_0" and nodes[-1].depth == depth - 151
+    queries = [q for q in statements if q.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(queries) == 1 and "RECURSIVE" in queries[0].upper()
+
+
+def test_clips_from_a_source_include_their_remixes(engine: sa.Engine) -> None:
+    sha = "cd" * 32
+    with session_scope(engine) as s:
+        add_asset(s, sha)
+        add_clip(s, "clip_one", source_asset_id="img_" + sha)
+        add_clip(s, "clip_two", parent="clip_one", minutes=1, source_asset_id="img_" + sha)
+        add_clip(s, "clip_unrelated", minutes=2)
+    with session_scope(engine) as s:
+        assert [(n.generation.id, n.depth) for n in clips_from_source(s, "img_" + sha)] == [
+            ("clip_one", 0),
+            ("clip_two", 1),
+        ]
+
+
+def test_list_filters_combine_and_sort_newest_first(engine: sa.Engine) -> None:
+    with session_scope(engine) as s:
+        add_clip(s, "clip_1", minutes=0, prompt="Pan right over the HARBOR")
+        add_clip(s, "clip_2", minutes=10, prompt="tilt up", model="other", backend="fade")
+        add_clip(s, "clip_3", minutes=20, prompt="harbor at night", status="failed")
+        add_clip(s, "clip_4", minutes=30, prompt="100% harbor")
+
+    def ids(**kw: object) -> list[str]:
+        with session_scope(engine) as s:
+            return [g.id for g in list_generations(s, ClipFilter(**kw))]
+
+    assert ids() == ["clip_4", "clip_3", "clip_2", "clip_1"]
+    assert ids(text="harbor") == ["clip_4", "clip_3", "clip_1"]
+    assert ids(text="100%") == ["clip_4"]
+    assert ids(status="failed") == ["clip_3"]
+    assert ids(model="other") == ids(backend="fade") == ["clip_2"]
+    assert ids(since=T0 + timedelta(minutes=10), until=T0 + timedelta(minutes=30)) == [
+        "clip_3",
+        "clip_2",
+    ]
+    assert ids(limit=2) == ["clip_4", "clip_3"]
+    assert ids(text="harbor", status="completed") == ["clip_4", "clip_1"]
+
+
+def test_timestamps_come_back_timezone_aware(engine: sa.Engine) -> None:
+    with session_scope(engine) as s:
+        add_clip(s, "clip_t")
+    with session_scope(engine) as s:
+        assert get_generation(s, "clip_t").created_at == T0
+
+
+def test_ensure_asset_is_idempotent(engine: sa.Engine) -> None:
+    with session_scope(engine) as s:
+        first = add_asset(s, "ef" * 32)
+        again = add_asset(s, "ef" * 32)
+    assert first.id == again.id
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM assets")).scalar_one() == 1

@@ -1,0 +1,222 @@
+"""The walking skeleton end to end, through the CLI a user types."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import textured_image
+
+
+def generate(run, image: Path, *extra: str, prompt: str = "pan right") -> dict:
+    args = ["generate", image, "--prompt", prompt, "--seconds", "1", "--size", "640x360"]
+    return json.loads(run(*args, *extra, "--json").stdout)
+
+
+def catalog_rows(home: Path, table: str) -> int:
+    engine = sa.create_engine(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def stored_files(home: Path) -> list[Path]:
+    media = home / "media"
+    return sorted(p for p in media.rglob("*") if p.is_file()) if media.exists() else []
+
+
+def test_generate_makes_a_playable_clip_of_the_requested_shape(run, home: Path, still: Path):
+    clip = generate(run, still, prompt="slow push in for 0.5s, then pan right")
+
+    assert clip["status"] == "completed"
+    assert clip["id"].startswith("clip_")
+    assert clip["backend"] == "local" and clip["model"] == "local-motion"
+    video = Path(clip["video"]["path"])
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert stream.codec_context.name == "h264"
+        assert stream.average_rate == 24
+    assert len(frames) == 24
+    assert (frames[0].width, frames[0].height) == (640, 360)
+    assert frames[0].format.name == "yuv420p"
+    assert clip["video"]["frame_count"] == 24 and clip["video"]["fps"] == 24
+    assert clip["video"]["sha256"] == video.name
+    assert clip["thumbnail"]["mime"] == "image/jpeg"
+    assert clip["source"]["original_name"] == "still.jpg"
+    assert any("pan right" in line for line in clip["details"]["explanation"])
+
+
+def test_show_prints_the_motion_plan_and_files(run, still: Path):
+    clip = generate(run, still, prompt="tilt up")
+    shown = run("show", clip["id"][:9]).stdout
+    assert clip["id"] in shown
+    assert "motion plan" in shown and "tilt up" in shown
+    assert "video/mp4" in shown and "640x360" in shown
+
+
+def test_remix_chain_shows_whole_lineage_in_both_directions(run, still: Path):
+    first = generate(run, still, prompt="pan left")
+    second = json.loads(run("remix", first["id"], "--prompt", "tilt up", "--json").stdout)
+    third = json.loads(run("remix", second["id"], "--prompt", "zoom out", "--json").stdout)
+    assert second["parent_id"] == first["id"] and second["relation"] == "remix_of"
+    assert third["source_asset_id"] == first["source_asset_id"]
+    assert third["seconds"] == 1 and third["size"] == "640x360"  # inherited from the parent
+
+    tree = json.loads(run("lineage", second["id"], "--json").stdout)
+    assert tree["source"]["id"] == first["source_asset_id"]
+    (root,) = tree["clips"]
+    assert root["id"] == first["id"]
+    assert root["children"][0]["id"] == second["id"]
+    assert root["children"][0]["children"][0]["id"] == third["id"]
+
+    text = run("lineage", third["id"]).stdout
+    lines = text.splitlines()
+    assert "still.jpg" in lines[0]
+    order = [
+        next(i for i, line in enumerate(lines) if c["id"] in line) for c in (first, second, third)
+    ]
+    assert order == sorted(order)
+    assert "◀" in lines[order[2]]
+
+    from_image = json.loads(run("lineage", first["source_asset_id"][:10], "--json").stdout)
+    assert from_image["clips"][0]["children"][0]["children"][0]["id"] == third["id"]
+
+
+def test_generation_is_deterministic_across_runs(run, still: Path):
+    a = generate(run, still, prompt="push in")
+    b = generate(run, still, prompt="push in")
+    assert a["id"] != b["id"]
+    assert a["video"]["sha256"] == b["video"]["sha256"]
+
+
+def test_list_filters_and_json(run, home: Path, still: Path, tmp_path: Path):
+    other = textured_image(tmp_path / "other.png", 640, 360, seed=9)
+    a = generate(run, still, prompt="pan right over the harbor")
+    b = generate(run, other, prompt="tilt down")
+    listed = json.loads(run("list", "--json").stdout)
+    assert [c["id"] for c in listed] == [b["id"], a["id"]]
+    assert [c["id"] for c in json.loads(run("list", "-t", "HARBOR", "--json").stdout)] == [a["id"]]
+    by_path = json.loads(run("list", "--source", other, "--json").stdout)
+    assert [c["id"] for c in by_path] == [b["id"]]
+    by_id = json.loads(run("list", "--source", a["source_asset_id"][:12], "--json").stdout)
+    assert [c["id"] for c in by_id] == [a["id"]]
+    assert json.loads(run("list", "--since", "1h", "-n", "1", "--json").stdout)[0]["id"] == b["id"]
+    assert json.loads(run("list", "--until", "2000-01-01", "--json").stdout) == []
+    assert json.loads(run("list", "--status", "failed", "--json").stdout) == []
+    table = run("list").stdout
+    assert a["id"] in table and "pan right over the harbor" in table
+
+
+def test_models_and_plugins_describe_what_is_loaded(run):
+    models = json.loads(run("models", "--json").stdout)
+    local = next(m for m in models if m["model"] == "local-motion")
+    assert local["backend"] == "local" and local["default_size"] in local["sizes"]
+    assert 4 in local["seconds"] and local["remix"] is True
+    plugins = json.loads(run("plugins", "--json").stdout)
+    local_plugin = next(p for p in plugins["plugins"] if p["name"] == "local")
+    assert local_plugin["hooks"] == ["register_backends"]
+    assert "entry point" in local_plugin["source"]
+    assert "local-motion" in run("models").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "missing.jpg", "-p", "pan"], "no such file"),
+        (["generate", "{notimage}", "-p", "pan"], "not an image"),
+        (["generate", "{still}", "-p", "pan", "--model", "nope"], "unknown model 'nope'"),
+        (["generate", "{still}", "-p", "pan", "--backend", "nope"], "unknown backend 'nope'"),
+        (["generate", "{still}", "-p", "pan", "--size", "100x100"], "does not allow size"),
+        (["generate", "{still}", "-p", "pan", "--size", "big"], "not WIDTHxHEIGHT"),
+        (["generate", "{still}", "-p", "pan", "--seconds", "99"], "does not allow 99 seconds"),
+        (["generate", "{still}", "-p", "  "], "prompt is empty"),
+        (["generate", "{truncated}", "-p", "pan"], "could not be decoded"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_writes_nothing(
+    run, home: Path, still: Path, tmp_path: Path, args: list[str], message: str
+):
+    notimage = tmp_path / "notes.jpg"
+    notimage.write_text("not really a jpeg")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(still.read_bytes()[: still.stat().st_size // 2])
+    paths = {"{still}": still, "{notimage}": notimage, "{truncated}": truncated}
+    result = run(*[str(paths.get(a, a)) for a in args], expect=2)
+    assert message in result.stderr
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+    assert stored_files(home) == []
+    if (home / "catalog.db").exists():
+        assert catalog_rows(home, "generations") == catalog_rows(home, "assets") == 0
+
+
+def test_unknown_and_ambiguous_ids_are_clear_errors(run, home: Path, still: Path):
+    generate(run, still)
+    generate(run, still)
+    assert "no clip or asset matches 'clip_zzzz'" in run("show", "clip_zzzz", expect=1).stderr
+    assert "ambiguous" in run("show", "clip_", expect=1).stderr
+    assert "ambiguous" in run("remix", "clip", "-p", "x", expect=1).stderr
+    assert catalog_rows(home, "generations") == 2
+
+
+@pytest.mark.slow
+def test_two_generate_processes_share_one_catalog(home: Path, still: Path, tmp_path: Path):
+    env = {**os.environ, "REELVAULT_HOME": str(home)}
+    other = textured_image(tmp_path / "other.jpg", seed=5)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "core",
+                "generate",
+                str(image),
+                "-p",
+                prompt,
+                "--seconds",
+                "2",
+                "--size",
+                "640x360",
+                "--json",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for image, prompt in ((still, "pan right"), (other, "push in"))
+    ]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert json.loads(out)["status"] == "completed"
+    assert catalog_rows(home, "generations") == 2
+    assert len({json.loads(out)["video"]["sha256"] for out, _ in outputs}) == 2
+
+
+def test_pan_right_clip_really_moves_right(run, still: Path):
+    clip = generate(run, still, prompt="pan right")
+    with av.open(clip["video"]["path"]) as container:
+        frames = [f.to_ndarray(format="gray").astype(float) for f in container.decode(video=0)]
+    dx = horizontal_shift(frames[0], frames[-1])
+    assert dx < -5, dx  # the camera moves right, so the picture slides left
+
+
+def horizontal_shift(a: np.ndarray, b: np.ndarray) -> float:
+    """Where ``a``'s content sits in ``b``, horizontally, by phase correlation."""
+    fa, fb = np.fft.fft2(a - a.mean()), np.fft.fft2(b - b.mean())
+    cross = fb * np.conj(fa)
+    corr = np.fft.ifft2(cross / (np.abs(cross) + 1e-9)).real
+    _, x = np.unravel_index(np.argmax(corr), corr.shape)
+    return float(x if x <= a.shape[1] // 2 else x - a.shape[1])
