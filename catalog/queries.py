@@ -157,6 +157,16 @@ def _nodes(session: Session, related: sa.Subquery) -> list[LineageNode]:
     return [LineageNode(gen, depth) for gen, depth in session.exec(stmt)]
 
 
+def list_in_flight(session: Session) -> list[Generation]:
+    """Generations that have not reached an end (completed, failed or rejected)."""
+    stmt = (
+        select(Generation)
+        .where(col(Generation.status).in_(("submitting", "queued", "in_progress")))
+        .order_by(col(Generation.created_at), col(Generation.id))
+    )
+    return list(session.exec(stmt))
+
+
 def assets_by_id(session: Session, ids: Sequence[str | None]) -> dict[str, Asset]:
     wanted = {i for i in ids if i}
     if not wanted:

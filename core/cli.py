@@ -30,7 +30,7 @@ from catalog.queries import resolve as resolve_id
 from core.app import Reelvault
 from core.config import Settings
 from core.errors import ReelvaultError, RequestError
-from core.generate import ProgressCallback, derive, generate
+from core.generate import ProgressCallback, derive, generate, in_flight, resume
 from core.ids import short
 from core.plugins import PluginHost, load_host
 from core.report import generation_dict, generation_summary, lineage_dict
@@ -353,7 +353,7 @@ def _print_generation(data: dict[str, Any]) -> None:
             ]
     explanation = data["details"].get("explanation") if data["details"] else None
     if explanation:
-        lines.append("motion plan")
+        lines.append("motion plan" if "motion_plan" in data["details"] else "backend notes")
         lines += [f"  {line}" for line in explanation]
     if data["policy_decisions"]:
         lines.append("policy decisions")
@@ -419,6 +419,57 @@ def _add_clips(tree: Tree, clips: list[dict[str, Any]], target: str) -> None:
             f"{clip['prompt']!r}{marker}"
         )
         _add_clips(tree.add(label), clip["children"], target)
+
+
+@cli.command(name="jobs")
+@_json_option
+@click.pass_context
+def jobs_command(ctx: click.Context, as_json: bool) -> None:
+    """Generations still in flight (submitted, not yet finished)."""
+    rows = [
+        {**generation_summary(g), "remote_job_id": g.remote_job_id, "progress": g.progress}
+        for g in in_flight(_app(ctx))
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        _err("no jobs in flight")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "status", "progress", "backend/model", "job", "prompt"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["status"],
+            f"{row['progress']}%",
+            f"{row['backend']}/{row['model']}",
+            row["remote_job_id"] or "(none)",
+            _clip_text(row["prompt"], 50),
+        )
+    _console().print(table)
+
+
+@cli.command(name="resume")
+@click.pass_context
+def resume_command(ctx: click.Context) -> None:
+    """Finish every job interrupted by a crash or Ctrl-C, without submitting it again."""
+    app = _app(ctx)
+    with _progress_bar("resuming") as on_progress:
+        outcomes = resume(app, on_progress=on_progress)
+    problems = 0
+    for generation, problem in outcomes:
+        if problem is None and generation.status == "completed":
+            click.echo(f"{generation.id} completed")
+        else:
+            problems += 1
+            reason = problem or f"{generation.error_code}: {generation.error_message}"
+            click.echo(f"{generation.id} {generation.status}: {reason}")
+    if not outcomes:
+        _err("nothing to resume")
+    if problems:
+        raise ReelvaultError(f"{problems} of {len(outcomes)} jobs did not complete")
 
 
 @cli.command(name="plugins")

@@ -25,7 +25,7 @@ from typing import Any
 from sqlmodel import Session
 
 from catalog.models import Asset, Generation, PolicyDecisionRecord, VerificationRecord, utcnow
-from catalog.queries import get_generation
+from catalog.queries import get_generation, list_in_flight
 from catalog.records import ensure_asset, lock_generation, touch
 from core.app import Reelvault
 from core.errors import BackendError, ReelvaultError, RequestError
@@ -99,8 +99,7 @@ def generate(
     """Make a clip from a still (or from the prompt alone, where the model allows it)."""
     backend_obj, info = app.resolve_model(model, backend)
     seconds = seconds if seconds is not None else info.default_seconds
-    size = size or info.default_size
-    info.validate(seconds, size)
+    size = info.validate(seconds, size or info.default_size)
     _check_prompt(prompt)
     if image is None and info.requires_input_image:
         raise RequestError(f"model {info.name} needs an input image")
@@ -140,11 +139,11 @@ def derive(
     info = next((m for m in backend_obj.models() if m.name == parent.model), None)
     if info is None:
         raise RequestError(f"backend {parent.backend} no longer offers model {parent.model}")
-    if relation == Relation.REMIX_OF and not info.supports_remix:
-        raise RequestError(f"model {info.name} does not support remix")
+    if not info.supports(relation):
+        kind = relation.value.removesuffix("_of")
+        raise RequestError(f"model {info.name} does not support {kind}")
     seconds = seconds if seconds is not None else parent.seconds
-    size = size or parent.size
-    info.validate(seconds, size)
+    size = info.validate(seconds, size or parent.size)
     _check_prompt(prompt)
     request = DerivedRequest(
         relation=relation,
@@ -208,7 +207,7 @@ def _catalog_asset(
 def _submit_and_run(
     app: Reelvault, plan: _Plan, on_progress: ProgressCallback | None
 ) -> Generation:
-    decisions = run_checks(app.host, plan.request, app.settings)
+    decisions = run_checks(app.host, plan.request, plan.backend.name, app.settings)
     denied = denials(decisions)
     request = plan.request
     parameters = {"seconds": request.seconds, "size": request.size, **request.parameters}
@@ -249,6 +248,9 @@ def _submit_and_run(
             status = plan.backend.submit(request)
     except ReelvaultError as exc:
         _record_failure(app, generation.id, getattr(exc, "code", None) or "submit_failed", str(exc))
+        raise
+    except Exception as exc:  # a backend bug: keep the record honest, then let it show
+        _record_failure(app, generation.id, "backend_crashed", f"{type(exc).__name__}: {exc}")
         raise
     _record_status(app, generation.id, status)
     return run_job(app, generation.id, on_progress=on_progress)
@@ -496,3 +498,29 @@ def _announce(app: Reelvault, generation: Generation) -> None:
     ):
         if error:
             app.warnings.append(f"plugin {plugin} failed in clip_cataloged: {error}")
+
+
+def in_flight(app: Reelvault) -> list[Generation]:
+    """Generations that were started and have not reached an end, oldest first."""
+    with app.session() as session:
+        return list_in_flight(session)
+
+
+def resume(
+    app: Reelvault, on_progress: ProgressCallback | None = None
+) -> list[tuple[Generation, str | None]]:
+    """Finish every interrupted job, polling the job id on record; never submits anew.
+
+    Returns each job with ``None`` when it was finished, or the reason it could not be.
+    One job's failure does not stop the others.
+    """
+    outcomes: list[tuple[Generation, str | None]] = []
+    for generation in in_flight(app):
+        if not generation.remote_job_id:
+            outcomes.append((generation, "never reached the backend: no job id on record"))
+            continue
+        try:
+            outcomes.append((run_job(app, generation.id, on_progress=on_progress), None))
+        except ReelvaultError as exc:
+            outcomes.append((generation, str(exc)))
+    return outcomes

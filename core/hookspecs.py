@@ -10,8 +10,9 @@ or, for quick experiments, list the module in ``REELVAULT_PLUGINS=pkg.mod,other.
 Built-in plugins are registered the same way, through the same entry-point group.
 
 Hook implementations may accept any subset of a hook's arguments, by name, so hooks
-can gain arguments without breaking existing plugins. Plugins import public types from
-:mod:`core.types` and nothing else from the host.
+can gain arguments without breaking existing plugins. Plugins import only the public
+modules :mod:`core.hookspecs`, :mod:`core.types`, :mod:`core.errors` and
+:mod:`core.config`, never the catalog or other plugins.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def register_backends(register: Callable[[Backend], None], settings: Settings) -
 
 @hookspec
 def check_request(
-    request: GenerationRequest | DerivedRequest, settings: Settings
+    request: GenerationRequest | DerivedRequest, backend: str, settings: Settings
 ) -> PolicyDecision | list[PolicyDecision] | None:
     """Judge a generation request before anything is submitted or spent.
+
+    ``backend`` names the backend the request is for (model names may repeat across
+    backends). Plugins run in plugin-name order, so the record reads the same every time.
 
     Called for every request (generate and remix) in every policy plugin, each on its
     own: a plugin that raises is recorded as a deny (fail closed) and the others still

@@ -81,10 +81,21 @@ class PluginHost:
     ) -> None:
         try:
             self.pm.register(plugin, name=name)
+            self._check_hook_names(plugin)
         except Exception as exc:  # a hookimpl that does not match its spec
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
             self._fail(name, source, exc)
             return
         self._sources[name] = (source, version)
+
+    def _check_hook_names(self, plugin: object) -> None:
+        """A misspelt hook would otherwise never be called, silently."""
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            if caller.spec is None:
+                raise pluggy.PluginValidationError(
+                    plugin, f"unknown hook {caller.name!r}: not in core.hookspecs"
+                )
 
     def _fail(self, name: str, source: str, exc: BaseException) -> None:
         last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []

@@ -16,11 +16,14 @@ from core.types import DerivedRequest, GenerationRequest, Outcome, PolicyDecisio
 
 
 def run_checks(
-    host: PluginHost, request: GenerationRequest | DerivedRequest, settings: Settings
+    host: PluginHost,
+    request: GenerationRequest | DerivedRequest,
+    backend: str,
+    settings: Settings,
 ) -> list[PolicyDecision]:
     decisions: list[PolicyDecision] = []
     for plugin, result, error in call_each(
-        host, "check_request", request=request, settings=settings
+        host, "check_request", request=request, backend=backend, settings=settings
     ):
         if error is not None:
             decisions.append(

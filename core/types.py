@@ -72,7 +72,8 @@ class ModelInfo:
     The host validates every request against this before anything is submitted, so a
     backend can trust that ``seconds`` and ``size`` are among the allowed values.
     ``status`` is a short lifecycle note (``"available"``, ``"retired at api.openai.com
-    since 2026-09-24"``) shown by ``reelvault models``.
+    since 2026-09-24"``) shown by ``reelvault models``. Sizes are written ``WIDTHxHEIGHT``;
+    the host normalises what a user types (``640X360``) to that form before validating.
     """
 
     name: str
@@ -83,21 +84,44 @@ class ModelInfo:
     accepts_input_image: bool = True
     requires_input_image: bool = False
     supports_remix: bool = False
+    supports_edit: bool = False
+    supports_extension: bool = False
     variants: tuple[Variant, ...] = (Variant.VIDEO,)
     status: str = "available"
     description: str = ""
 
-    def validate(self, seconds: int, size: str) -> None:
-        """Refuse a duration or size the model does not allow, naming what it does allow."""
+    def __post_init__(self) -> None:
+        # A malformed ModelInfo would make every request fail in a confusing way; fail
+        # where the plugin author can see it instead.
+        for size in self.sizes:
+            if str(Size.parse(size)) != size:
+                raise ValueError(f"{self.name}: size {size!r} must be written WIDTHxHEIGHT")
+        if self.default_seconds not in self.seconds or self.default_size not in self.sizes:
+            raise ValueError(f"{self.name}: the defaults must be among the allowed values")
+
+    def supports(self, relation: Relation) -> bool:
+        return {
+            Relation.REMIX_OF: self.supports_remix,
+            Relation.EDIT_OF: self.supports_edit,
+            Relation.EXTENSION_OF: self.supports_extension,
+        }[relation]
+
+    def validate(self, seconds: int, size: str) -> str:
+        """Refuse a duration or size the model does not allow, naming what it does allow.
+
+        Returns the size in its normal ``WIDTHxHEIGHT`` form.
+        """
         if seconds not in self.seconds:
             allowed = ", ".join(str(s) for s in self.seconds)
             raise RequestError(
                 f"model {self.name} does not allow {seconds} seconds (allowed: {allowed})"
             )
-        if str(Size.parse(size)) not in self.sizes:
+        normal = str(Size.parse(size))
+        if normal not in self.sizes:
             raise RequestError(
                 f"model {self.name} does not allow size {size} (allowed: {', '.join(self.sizes)})"
             )
+        return normal
 
 
 @dataclass(frozen=True)
@@ -140,9 +164,12 @@ class DerivedRequest:
 class JobStatus:
     """A snapshot of a job as the backend reports it.
 
-    ``details`` is free-form JSON the backend wants on record (the local backend puts
-    its parsed motion plan there); the host stores it with the generation.
-    ``poll_after`` is the backend's hint, in seconds, for the next poll.
+    ``details`` is JSON the backend wants on record with the generation; a list of
+    strings under ``details["explanation"]`` is printed by ``reelvault show`` as the
+    backend's reading of the request (the local backend explains its motion plan).
+    ``progress`` is a percentage, 0 to 100. ``poll_after`` is the backend's hint, in
+    seconds, for the next poll; ``expires_at`` is when the outputs stop being
+    downloadable, in Unix seconds.
     """
 
     job_id: str
@@ -164,6 +191,12 @@ class Backend(Protocol):
     for each variant the model offers. A backend must make ``poll`` and ``download``
     work in a fresh process for a job submitted by an earlier one, because the host
     resumes interrupted jobs instead of submitting them again.
+
+    ``submit`` may return a finished status straight away; the host still polls once.
+    Raise :class:`core.errors.BackendError` (with a ``code``) for an unknown job, a
+    variant the job does not have, or a job that is not finished; the host records the
+    message. ``download`` writes into ``dest`` and must not close it. ``derive`` is
+    only called for relations the model ``supports``.
     """
 
     name: str

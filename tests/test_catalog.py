@@ -113,7 +113,7 @@ def test_ids_resolve_by_any_unique_prefix(engine: sa.Engine) -> None:
         assert resolve(s, "clip_aaaa").id == "clip_aaaa1111"
         assert resolve(s, "CLIP_AAAB").id == "clip_aaab2222"
         assert resolve(s, "img_abab").id == "img_" + "ab" * 32
-        with pytest.raises(AmbiguousIdError, match="clip_aaaa1111.*clip_aaab2222"):
+        with pytest.raises(AmbiguousIdError, match=r"clip_aaaa1111.*clip_aaab2222"):
             resolve(s, "clip_aaa")
         with pytest.raises(NotFoundError):
             resolve(s, "clip_zzz")

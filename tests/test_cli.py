@@ -194,7 +194,7 @@ def test_two_generate_processes_share_one_catalog(home: Path, still: Path, tmp_p
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for image, prompt in ((still, "pan right"), (other, "push in"))
     ]
     outputs = [p.communicate(timeout=180) for p in procs]
@@ -220,3 +220,40 @@ def horizontal_shift(a: np.ndarray, b: np.ndarray) -> float:
     corr = np.fft.ifft2(cross / (np.abs(cross) + 1e-9)).real
     _, x = np.unravel_index(np.argmax(corr), corr.shape)
     return float(x if x <= a.shape[1] // 2 else x - a.shape[1])
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+def test_an_interrupted_job_is_listed_and_resumed_without_resubmitting(run, app, still: Path):
+    from core.generate import generate as generate_clip
+    from plugins.local_backend import LocalBackend
+
+    submits: list[str] = []
+    original = LocalBackend.submit
+
+    def counting_submit(self, request):
+        submits.append(request.prompt)
+        return original(self, request)
+
+    def stop_at_first_poll(state: str, percent: int) -> None:
+        raise Interrupt
+
+    LocalBackend.submit = counting_submit  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Interrupt):
+            generate_clip(app, still, "pan left", seconds=1, size="640x360",
+                          on_progress=stop_at_first_poll)  # fmt: skip
+        jobs = json.loads(run("jobs", "--json").stdout)
+        assert len(jobs) == 1 and jobs[0]["remote_job_id"].startswith("local_")
+        assert jobs[0]["status"] in ("queued", "in_progress", "submitting")
+        out = run("resume").stdout
+        assert f"{jobs[0]['id']} completed" in out
+    finally:
+        LocalBackend.submit = original  # type: ignore[method-assign]
+    assert submits == ["pan left"]
+    assert json.loads(run("jobs", "--json").stdout) == []
+    shown = json.loads(run("show", jobs[0]["id"], "--json").stdout)
+    assert shown["status"] == "completed" and shown["video"]["frame_count"] == 24
+    assert "nothing to resume" in run("resume").stderr
