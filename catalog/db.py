@@ -77,26 +77,27 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
-def head_revision() -> str | None:
+def head_revisions() -> frozenset[str]:
+    """The newest revision of every branch (features may add independent branches)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return frozenset(ScriptDirectory.from_config(config).get_heads())
 
 
-def current_revision(engine: sa.Engine) -> str | None:
+def current_revisions(engine: sa.Engine) -> frozenset[str]:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return frozenset(MigrationContext.configure(conn).get_current_heads())
 
 
 def upgrade(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision, one process at a time."""
-    head = head_revision()
-    if current_revision(engine) == head:
+    """Bring the schema to the newest revisions, one process at a time."""
+    heads = head_revisions()
+    if current_revisions(engine) == heads:
         return
     with _migration_lock(engine), engine.begin() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
+        if frozenset(MigrationContext.configure(conn).get_current_heads()) == heads:
             return  # another process upgraded while we waited for the lock
-        command.upgrade(_alembic_config(conn), "head")
+        command.upgrade(_alembic_config(conn), "heads")
 
 
 @contextlib.contextmanager

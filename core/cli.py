@@ -8,6 +8,7 @@ exit; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import sys
@@ -60,7 +61,7 @@ def default_host() -> PluginHost:
     return load_host(disabled)
 
 
-def _app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
+def get_app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
     """The application for this invocation; tests may pass one in as ``obj``."""
     root = ctx.find_root()
     if not isinstance(root.obj, Reelvault):
@@ -71,27 +72,27 @@ def _app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
     app: Reelvault = root.obj
     if warn_failed_plugins:
         for failure in app.host.failures:
-            _err(f"warning: plugin {failure.name} failed to load (see `reelvault plugins`)")
+            echo_err(f"warning: plugin {failure.name} failed to load (see `reelvault plugins`)")
     return app
 
 
-def _console() -> Console:
+def console() -> Console:
     terminal = sys.stdout.isatty()
     return Console(
         file=sys.stdout, width=None if terminal else 10_000, highlight=False, soft_wrap=True
     )
 
 
-def _err(message: str) -> None:
+def echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _print_json(data: Any) -> None:
+def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @contextmanager
-def _progress_bar(label: str) -> Iterator[ProgressCallback | None]:
+def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
     """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
     if not sys.stderr.isatty():
         yield None
@@ -127,9 +128,9 @@ def _show_result(app: Reelvault, generation: Generation, as_json: bool) -> None:
     with app.session() as session:
         data = generation_dict(session, generation, app.store)
     for warning in app.warnings:
-        _err(f"warning: {warning}")
+        echo_err(f"warning: {warning}")
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         _print_generation(data)
     if generation.status != "completed":
@@ -139,9 +140,9 @@ def _show_result(app: Reelvault, generation: Generation, as_json: bool) -> None:
         )
 
 
-_seconds_option = click.option("--seconds", type=click.IntRange(min=1), help="Clip length.")
-_size_option = click.option("--size", help="WIDTHxHEIGHT, e.g. 1280x720.")
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+seconds_option = click.option("--seconds", type=click.IntRange(min=1), help="Clip length.")
+size_option = click.option("--size", help="WIDTHxHEIGHT, e.g. 1280x720.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @cli.command(name="generate")
@@ -149,9 +150,9 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.
 @click.option("--prompt", "-p", required=True, help="What happens; camera verbs steer motion.")
 @click.option("--model", "-m", help="Model name (default: the local backend's model).")
 @click.option("--backend", "-b", help="Backend name, when a model name is not unique.")
-@_seconds_option
-@_size_option
-@_json_option
+@seconds_option
+@size_option
+@json_option
 @click.pass_context
 def generate_command(
     ctx: click.Context,
@@ -164,8 +165,8 @@ def generate_command(
     as_json: bool,
 ) -> None:
     """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
-    app = _app(ctx)
-    with _progress_bar("generating") as on_progress:
+    app = get_app(ctx)
+    with progress_bar("generating") as on_progress:
         generation = generate(
             app,
             image,
@@ -182,9 +183,9 @@ def generate_command(
 @cli.command(name="remix")
 @click.argument("clip")
 @click.option("--prompt", "-p", required=True, help="The new prompt.")
-@_seconds_option
-@_size_option
-@_json_option
+@seconds_option
+@size_option
+@json_option
 @click.pass_context
 def remix_command(
     ctx: click.Context,
@@ -195,8 +196,8 @@ def remix_command(
     as_json: bool,
 ) -> None:
     """Make a new clip from CLIP with a new prompt; lineage records the parent."""
-    app = _app(ctx)
-    with _progress_bar("remixing") as on_progress:
+    app = get_app(ctx)
+    with progress_bar("remixing") as on_progress:
         generation = derive(
             app,
             clip,
@@ -228,7 +229,7 @@ def parse_when(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _source_asset_id(app: Reelvault, text: str) -> str:
+def source_asset_id(app: Reelvault, text: str) -> str:
     """A source given as an asset id prefix or as the path of the original file."""
     path = Path(text)
     with app.session() as session:
@@ -251,7 +252,7 @@ def _source_asset_id(app: Reelvault, text: str) -> str:
 @click.option("--until", help="Created before: a date, a time, or an age like 1h.")
 @click.option("-n", "limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="At most this many clips (0: no limit).")  # fmt: skip
-@_json_option
+@json_option
 @click.pass_context
 def list_command(
     ctx: click.Context,
@@ -266,13 +267,13 @@ def list_command(
     as_json: bool,
 ) -> None:
     """List clips, newest first."""
-    app = _app(ctx)
+    app = get_app(ctx)
     filters = ClipFilter(
         model=model,
         backend=backend,
         status=status,
         text=text,
-        source_asset_id=_source_asset_id(app, source) if source else None,
+        source_asset_id=source_asset_id(app, source) if source else None,
         since=parse_when(since) if since else None,
         until=parse_when(until) if until else None,
         limit=limit or None,
@@ -280,10 +281,10 @@ def list_command(
     with app.session() as session:
         rows = [generation_summary(g) for g in list_generations(session, filters)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
-        _err("no clips match")
+        echo_err("no clips match")
         return
     table = Table(box=None, pad_edge=False)
     for column in ("id", "created", "status", "backend/model", "secs", "size", "parent", "prompt"):
@@ -297,27 +298,27 @@ def list_command(
             str(row["seconds"]),
             row["size"],
             row["parent_id"] or "",
-            _clip_text(row["prompt"], 60),
+            clip_text(row["prompt"], 60),
         )
-    _console().print(table)
+    console().print(table)
 
 
-def _clip_text(text: str, limit: int) -> str:
+def clip_text(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @cli.command(name="show")
 @click.argument("clip")
-@_json_option
+@json_option
 @click.pass_context
 def show_command(ctx: click.Context, clip: str, as_json: bool) -> None:
     """Everything known about one clip: request, result, files, lineage, decisions."""
-    app = _app(ctx)
+    app = get_app(ctx)
     with app.session() as session:
         data = generation_dict(session, get_generation(session, clip), app.store)
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         _print_generation(data)
 
@@ -383,16 +384,16 @@ def _asset_line(asset: dict[str, Any]) -> str:
 
 @cli.command(name="lineage")
 @click.argument("identifier")
-@_json_option
+@json_option
 @click.pass_context
 def lineage_command(ctx: click.Context, identifier: str, as_json: bool) -> None:
     """Where a clip came from and what was made from it (or from a still), as a tree."""
-    app = _app(ctx)
+    app = get_app(ctx)
     with app.session() as session:
         target = resolve_id(session, identifier)
         data = lineage_dict(session, target, app.store)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     source = data["source"]
     if source:
@@ -401,7 +402,7 @@ def lineage_command(ctx: click.Context, identifier: str, as_json: bool) -> None:
         label = "(no source image)"
     tree = Tree(label.rstrip())
     _add_clips(tree, data["clips"], data["target"])
-    _console().print(tree)
+    console().print(tree)
 
 
 def _dims(asset: dict[str, Any]) -> str:
@@ -422,19 +423,19 @@ def _add_clips(tree: Tree, clips: list[dict[str, Any]], target: str) -> None:
 
 
 @cli.command(name="jobs")
-@_json_option
+@json_option
 @click.pass_context
 def jobs_command(ctx: click.Context, as_json: bool) -> None:
     """Generations still in flight (submitted, not yet finished)."""
     rows = [
         {**generation_summary(g), "remote_job_id": g.remote_job_id, "progress": g.progress}
-        for g in in_flight(_app(ctx))
+        for g in in_flight(get_app(ctx))
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
-        _err("no jobs in flight")
+        echo_err("no jobs in flight")
         return
     table = Table(box=None, pad_edge=False)
     for column in ("id", "status", "progress", "backend/model", "job", "prompt"):
@@ -446,17 +447,17 @@ def jobs_command(ctx: click.Context, as_json: bool) -> None:
             f"{row['progress']}%",
             f"{row['backend']}/{row['model']}",
             row["remote_job_id"] or "(none)",
-            _clip_text(row["prompt"], 50),
+            clip_text(row["prompt"], 50),
         )
-    _console().print(table)
+    console().print(table)
 
 
 @cli.command(name="resume")
 @click.pass_context
 def resume_command(ctx: click.Context) -> None:
     """Finish every job interrupted by a crash or Ctrl-C, without submitting it again."""
-    app = _app(ctx)
-    with _progress_bar("resuming") as on_progress:
+    app = get_app(ctx)
+    with progress_bar("resuming") as on_progress:
         outcomes = resume(app, on_progress=on_progress)
     problems = 0
     for generation, problem in outcomes:
@@ -467,41 +468,41 @@ def resume_command(ctx: click.Context) -> None:
             reason = problem or f"{generation.error_code}: {generation.error_message}"
             click.echo(f"{generation.id} {generation.status}: {reason}")
     if not outcomes:
-        _err("nothing to resume")
+        echo_err("nothing to resume")
     if problems:
         raise ReelvaultError(f"{problems} of {len(outcomes)} jobs did not complete")
 
 
 @cli.command(name="plugins")
-@_json_option
+@json_option
 @click.pass_context
 def plugins_command(ctx: click.Context, as_json: bool) -> None:
     """Loaded plugins, the hooks each implements, and any that failed to load."""
-    host = _app(ctx, warn_failed_plugins=False).host
+    host = get_app(ctx, warn_failed_plugins=False).host
     plugins = [
         {"name": p.name, "source": p.source, "version": p.version, "hooks": list(p.hooks)}
         for p in host.plugins()
     ]
     failures = [{"name": f.name, "source": f.source, "error": f.error} for f in host.failures]
     if as_json:
-        _print_json({"plugins": plugins, "failures": failures})
+        print_json({"plugins": plugins, "failures": failures})
         return
     table = Table(box=None, pad_edge=False)
     for column in ("plugin", "hooks", "from"):
         table.add_column(column)
     for p in plugins:
         table.add_row(p["name"], ", ".join(p["hooks"]), p["source"])
-    _console().print(table)
+    console().print(table)
     for failure in failures:
-        _err(f"FAILED {failure['name']} ({failure['source']}): {failure['error']}")
+        echo_err(f"FAILED {failure['name']} ({failure['source']}): {failure['error']}")
 
 
 @cli.command(name="models")
-@_json_option
+@json_option
 @click.pass_context
 def models_command(ctx: click.Context, as_json: bool) -> None:
     """Every model of every backend, with the seconds and sizes it allows."""
-    app = _app(ctx)
+    app = get_app(ctx)
     rows = [
         {
             "backend": backend.name,
@@ -521,7 +522,7 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
         for info in backend.models()
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table(box=None, pad_edge=False)
     for column in ("backend", "model", "seconds", "sizes", "image", "remix", "status"):
@@ -536,7 +537,7 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
             "yes" if row["remix"] else "no",
             row["status"],
         )
-    _console().print(table)
+    console().print(table)
 
 
 def _ranges(values: list[int]) -> str:
@@ -551,6 +552,14 @@ def _ranges(values: list[int]) -> str:
                      for a, b in spans)  # fmt: skip
 
 
+def _attach_command_modules() -> None:
+    """Commands of each feature area live in their own ``core.commands_*`` module."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+COMMAND_MODULES: tuple[str, ...] = ()
+_attach_command_modules()
 default_host().hook.register_commands(cli=cli)
 
 
