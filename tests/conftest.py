@@ -1,11 +1,19 @@
-"""Shared fixtures: a throwaway library home and test images with real texture."""
+"""Shared fixtures: a throwaway library home and test images with real texture.
+
+Set ``REELVAULT_TEST_PG`` to a PostgreSQL URL (with rights to create databases) to run
+the whole suite against PostgreSQL: every test then gets a fresh database of its own.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from PIL import Image
 
@@ -14,6 +22,11 @@ from core.cli import cli
 from core.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+PG_ENV = "REELVAULT_TEST_PG"
+
+
+def on_postgresql() -> bool:
+    return bool(os.environ.get(PG_ENV))
 
 
 def textured_image(path: Path, width: int = 960, height: int = 540, seed: int = 1) -> Path:
@@ -30,10 +43,32 @@ def textured_image(path: Path, width: int = 960, height: int = 540, seed: int = 
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """The catalog URL for this test: SQLite in the home, or a fresh PostgreSQL database."""
+    admin_url = os.environ.get(PG_ENV)
+    if not admin_url:
+        yield f"sqlite:///{tmp_path / 'home' / 'catalog.db'}"
+        return
+    name = f"rv_test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def home(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("REELVAULT_HOME", str(home))
-    monkeypatch.delenv("REELVAULT_DB", raising=False)
+    if on_postgresql():
+        monkeypatch.setenv("REELVAULT_DB", db_url)
+    else:
+        monkeypatch.delenv("REELVAULT_DB", raising=False)
     return home
 
 

@@ -26,8 +26,8 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> sa.Engine:
-    engine = open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+def engine(db_url: str) -> sa.Engine:
+    engine = open_catalog(db_url)
     yield engine
     engine.dispose()
 
