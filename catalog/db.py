@@ -94,10 +94,49 @@ def upgrade(engine: sa.Engine) -> None:
     heads = head_revisions()
     if current_revisions(engine) == heads:
         return
-    with _migration_lock(engine), engine.begin() as conn:
+    with (
+        _migration_lock(engine),
+        engine.connect() as conn,
+        _foreign_keys_deferred(conn),
+        conn.begin(),
+    ):
         if frozenset(MigrationContext.configure(conn).get_current_heads()) == heads:
             return  # another process upgraded while we waited for the lock
         command.upgrade(_alembic_config(conn), "heads")
+        _check_foreign_keys(conn)
+
+
+@contextlib.contextmanager
+def _foreign_keys_deferred(conn: sa.Connection) -> Iterator[None]:
+    """Let SQLite migrations rebuild tables that other rows still point at.
+
+    SQLite cannot alter a column in place, so Alembic's batch mode copies the table,
+    drops the old one and renames the copy; with foreign keys enforced the drop fails as
+    soon as any row refers to the table. SQLite's own procedure for this is to switch
+    enforcement off (possible only outside a transaction), migrate, then run
+    ``foreign_key_check`` before committing; :func:`_check_foreign_keys` does the last.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys = ON")
+
+
+def _check_foreign_keys(conn: sa.Connection) -> None:
+    if conn.dialect.name != "sqlite":
+        return
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise ReelvaultError(
+            f"the catalog upgrade would break {len(broken)} references (first: {broken[0]}); "
+            "nothing was changed"
+        )
 
 
 @contextlib.contextmanager

@@ -57,23 +57,33 @@ def _json(**kwargs: Any) -> Any:
 
 
 class Asset(SQLModel, table=True):
-    """A file in the content store, identified by its SHA-256."""
+    """A file in the content store, identified by its SHA-256.
+
+    A *placeholder* is an asset known only from the Content Credentials of another file
+    (an ingredient whose file is not on disk): no stored file, perhaps no hash, and what
+    the manifest says about it in ``placeholder_info``. It is filled in when the file
+    turns up. ``manifest_label`` is the label of the file's active C2PA manifest, which
+    is how other files' ingredients name it.
+    """
 
     __tablename__ = "assets"
 
     id: str = Field(primary_key=True, max_length=80)
-    sha256: str = Field(unique=True, max_length=64)
+    sha256: str | None = Field(default=None, unique=True, max_length=64)
     kind: str = Field(index=True, max_length=20)  # image | video | thumbnail | spritesheet
     mime: str = Field(max_length=100)
-    bytes: int = Field(sa_type=sa.BigInteger)
+    bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
     width: int | None = None
     height: int | None = None
     duration: float | None = None
     fps: float | None = None
     frame_count: int | None = None
-    stored_path: str = Field(max_length=200)  # relative to the media folder
+    stored_path: str | None = Field(default=None, max_length=200)  # relative to media/
     original_name: str | None = Field(default=None, max_length=500)
     created_at: datetime = _time(default_factory=utcnow)
+    is_placeholder: bool = False
+    manifest_label: str | None = Field(default=None, index=True, max_length=200)
+    placeholder_info: dict[str, Any] | None = _json(default=None)
 
 
 class Generation(SQLModel, table=True):
@@ -99,15 +109,22 @@ class Generation(SQLModel, table=True):
     source_asset_id: str | None = Field(default=None, foreign_key="assets.id", index=True)
     parent_id: str | None = Field(default=None, foreign_key="generations.id", index=True)
     relation: str | None = Field(default=None, max_length=20)
-    output_asset_id: str | None = Field(default=None, foreign_key="assets.id")
+    output_asset_id: str | None = Field(default=None, foreign_key="assets.id", index=True)
     thumbnail_asset_id: str | None = Field(default=None, foreign_key="assets.id")
     spritesheet_asset_id: str | None = Field(default=None, foreign_key="assets.id")
+    # The still actually sent, when reelvault fitted the source to the size (--fit).
+    input_asset_id: str | None = Field(default=None, foreign_key="assets.id")
     details: dict[str, Any] = _json(default_factory=dict)
     error_code: str | None = Field(default=None, max_length=200)
     error_message: str | None = None
     created_at: datetime = _time(default_factory=utcnow, index=True)
     updated_at: datetime = _time(default_factory=utcnow)
     completed_at: datetime | None = _time(default=None)
+    # Queued work (``reelvault submit``): which worker holds the job, until when. A
+    # lease that runs out means the worker died; another one takes the job over.
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = _time(default=None)
+    attempts: int = 0
 
 
 class PolicyDecisionRecord(SQLModel, table=True):
@@ -136,3 +153,33 @@ class VerificationRecord(SQLModel, table=True):
     codes: list[str] = _json(default_factory=list)
     details: dict[str, Any] = _json(default_factory=dict)
     checked_at: datetime = _time(default_factory=utcnow)
+
+
+class ConsentRecord(SQLModel, table=True):
+    """A person's consent to the use of their likeness in the images it lists.
+
+    Never deleted or rewritten but for ``revoked_at``/``revoked_reason``: revoking stamps
+    the row, and consenting again is a new row, so the catalog keeps who allowed what,
+    and when, for every clip that relied on it.
+    """
+
+    __tablename__ = "consents"
+
+    id: str = Field(primary_key=True, max_length=40)
+    subject: str = Field(index=True, max_length=200)
+    note: str | None = None
+    granted_at: datetime = _time(default_factory=utcnow)
+    expires_at: datetime | None = _time(default=None)
+    revoked_at: datetime | None = _time(default=None)
+    revoked_reason: str | None = None
+
+
+class ConsentImage(SQLModel, table=True):
+    """One image, by the SHA-256 of its bytes, that a consent covers."""
+
+    __tablename__ = "consent_images"
+
+    id: int | None = Field(default=None, primary_key=True)
+    consent_id: str = Field(foreign_key="consents.id", index=True)
+    image_sha256: str = Field(index=True, max_length=64)
+    original_name: str | None = Field(default=None, max_length=500)

@@ -73,28 +73,73 @@ class ClipFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = 50
+    # The latest verification state of the clip's video (or UNCHECKED: never verified).
+    provenance: str | None = None
+    # Keyset paging: continue past this clip id in the listing's order (stays fast deep in
+    # a large catalog, unlike an OFFSET); ``oldest_first`` reverses that order.
+    cursor: str | None = None
+    oldest_first: bool = False
 
 
-def list_generations(session: Session, filters: ClipFilter) -> list[Generation]:
-    """Newest first, narrowed by every filter that is set."""
-    stmt = select(Generation)
+UNCHECKED = "unchecked"
+
+
+def latest_state(asset_id: sa.ColumnElement[str | None]) -> sa.ScalarSelect[str]:
+    """The state of the newest verification of ``asset_id``, as a correlated subquery."""
+    v = sa.orm.aliased(VerificationRecord)
+    return (
+        select(v.state)
+        .where(v.asset_id == asset_id)
+        .order_by(col(v.checked_at).desc(), col(v.id).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def clip_conditions(filters: ClipFilter) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of a filter (not its paging), for listings and exports alike."""
+    where: list[sa.ColumnElement[bool]] = []
     if filters.model:
-        stmt = stmt.where(Generation.model == filters.model)
+        where.append(col(Generation.model) == filters.model)
     if filters.backend:
-        stmt = stmt.where(Generation.backend == filters.backend)
+        where.append(col(Generation.backend) == filters.backend)
     if filters.status:
-        stmt = stmt.where(Generation.status == filters.status)
+        where.append(col(Generation.status) == filters.status)
     if filters.text:
-        stmt = stmt.where(
+        where.append(
             sa.func.lower(Generation.prompt).contains(filters.text.lower(), autoescape=True)
         )
     if filters.source_asset_id:
-        stmt = stmt.where(Generation.source_asset_id == filters.source_asset_id)
+        where.append(col(Generation.source_asset_id) == filters.source_asset_id)
     if filters.since:
-        stmt = stmt.where(Generation.created_at >= filters.since)
+        where.append(col(Generation.created_at) >= filters.since)
     if filters.until:
-        stmt = stmt.where(Generation.created_at < filters.until)
-    stmt = stmt.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
+        where.append(col(Generation.created_at) < filters.until)
+    if filters.provenance == UNCHECKED:
+        where.append(latest_state(col(Generation.output_asset_id)).is_(None))
+    elif filters.provenance:
+        where.append(latest_state(col(Generation.output_asset_id)) == filters.provenance)
+    return where
+
+
+def list_generations(session: Session, filters: ClipFilter) -> list[Generation]:
+    """Newest first (or oldest first), narrowed by every filter that is set."""
+    stmt = select(Generation).where(*clip_conditions(filters))
+    created, ident = col(Generation.created_at), col(Generation.id)
+    if filters.cursor:
+        anchor = session.get(Generation, filters.cursor)
+        if anchor is None:
+            raise NotFoundError(f"no clip {filters.cursor!r} to continue the listing from")
+        if filters.oldest_first:
+            past = sa.or_(created > anchor.created_at, ident > anchor.id)
+            stmt = stmt.where(created >= anchor.created_at, past)
+        else:
+            past = sa.or_(created < anchor.created_at, ident < anchor.id)
+            stmt = stmt.where(created <= anchor.created_at, past)
+    if filters.oldest_first:
+        stmt = stmt.order_by(created, ident)
+    else:
+        stmt = stmt.order_by(created.desc(), ident.desc())
     if filters.limit is not None:
         stmt = stmt.limit(filters.limit)
     return list(session.exec(stmt))
@@ -157,12 +202,27 @@ def _nodes(session: Session, related: sa.Subquery) -> list[LineageNode]:
     return [LineageNode(gen, depth) for gen, depth in session.exec(stmt)]
 
 
+UNFINISHED = ("pending", "claimed", "submitting", "queued", "in_progress")
+ENDED = ("completed", "failed", "rejected")
+
+
 def list_in_flight(session: Session) -> list[Generation]:
-    """Generations that have not reached an end (completed, failed or rejected)."""
+    """Generations that have not reached an end: queued for a worker, or running."""
     stmt = (
         select(Generation)
-        .where(col(Generation.status).in_(("submitting", "queued", "in_progress")))
+        .where(col(Generation.status).in_(UNFINISHED))
         .order_by(col(Generation.created_at), col(Generation.id))
+    )
+    return list(session.exec(stmt))
+
+
+def list_ended(session: Session, limit: int) -> list[Generation]:
+    """The most recently finished, failed or rejected generations, newest first."""
+    stmt = (
+        select(Generation)
+        .where(col(Generation.status).in_(ENDED))
+        .order_by(col(Generation.updated_at).desc(), col(Generation.id).desc())
+        .limit(limit)
     )
     return list(session.exec(stmt))
 
@@ -190,3 +250,37 @@ def verifications_for(session: Session, asset_id: str) -> list[VerificationRecor
         .order_by(col(VerificationRecord.checked_at), col(VerificationRecord.id))
     )
     return list(session.exec(stmt))
+
+
+def latest_states(session: Session, asset_ids: Sequence[str | None]) -> dict[str, str]:
+    """The newest verification state of each asset that has one, in one query."""
+    wanted = {i for i in asset_ids if i}
+    if not wanted:
+        return {}
+    stmt = (
+        select(VerificationRecord.asset_id, VerificationRecord.state)
+        .where(col(VerificationRecord.asset_id).in_(wanted))
+        .order_by(col(VerificationRecord.checked_at), col(VerificationRecord.id))
+    )
+    return dict(session.exec(stmt).all())  # later rows overwrite earlier ones
+
+
+def clip_facets(session: Session) -> dict[str, list[str]]:
+    """The backends, models and statuses in use, for filter menus (index-only scans)."""
+    return {
+        name: sorted(v for v in session.exec(select(column).distinct()) if v)
+        for name, column in (
+            ("backend", col(Generation.backend)),
+            ("model", col(Generation.model)),
+            ("status", col(Generation.status)),
+        )
+    }
+
+
+def generations_by_job_ids(session: Session, job_ids: Sequence[str]) -> dict[str, Generation]:
+    """The generations that recorded these remote job ids, by job id, in one query."""
+    wanted = set(job_ids)
+    if not wanted:
+        return {}
+    stmt = select(Generation).where(col(Generation.remote_job_id).in_(wanted))
+    return {g.remote_job_id: g for g in session.exec(stmt) if g.remote_job_id}

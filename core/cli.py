@@ -12,7 +12,7 @@ import importlib
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -26,7 +26,14 @@ from rich.table import Table
 from rich.tree import Tree
 
 from catalog.models import Generation
-from catalog.queries import ClipFilter, asset_by_sha, get_asset, get_generation, list_generations
+from catalog.queries import (
+    ClipFilter,
+    asset_by_sha,
+    get_asset,
+    get_generation,
+    list_ended,
+    list_generations,
+)
 from catalog.queries import resolve as resolve_id
 from core.app import Reelvault
 from core.config import Settings
@@ -140,19 +147,55 @@ def _show_result(app: Reelvault, generation: Generation, as_json: bool) -> None:
         )
 
 
+show_result = _show_result
+"""Print a finished generation (text or JSON); a clip that did not complete exits non-zero."""
+
 seconds_option = click.option("--seconds", type=click.IntRange(min=1), help="Clip length.")
 size_option = click.option("--size", help="WIDTHxHEIGHT, e.g. 1280x720.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+fit_option = click.option(
+    "--fit",
+    type=click.Choice(["cover", "contain", "none"]),
+    help="Fit a still of another size to --size: cover crops, contain pads "
+    "(default none: refuse a mismatch where the model needs an exact size).",
+)
+provider_option = click.option(
+    "--provider", help="Provider profile a remote model runs at (see `reelvault providers`)."
+)
+
+
+def request_parameters(
+    fit: str | None, provider: str | None, model: str | None, backend: str | None
+) -> dict[str, str]:
+    """The backend parameters ``--fit`` and ``--provider`` stand for."""
+    if provider and not (model or backend):
+        raise RequestError("--provider picks where a remote model runs: give --model too")
+    parameters = {"fit": fit} if fit and fit != "none" else {}
+    return {**parameters, "provider": provider} if provider else parameters
+
+
+def generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The arguments that describe a new clip, shared by ``generate`` and ``submit``."""
+    options = (
+        click.argument("image", type=click.Path(path_type=Path)),
+        click.option(
+            "--prompt", "-p", required=True, help="What happens; camera verbs steer motion."
+        ),
+        click.option("--model", "-m", help="Model name (default: the local backend's model)."),
+        click.option("--backend", "-b", help="Backend name, when a model name is not unique."),
+        seconds_option,
+        size_option,
+        json_option,
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @cli.command(name="generate")
-@click.argument("image", type=click.Path(path_type=Path))
-@click.option("--prompt", "-p", required=True, help="What happens; camera verbs steer motion.")
-@click.option("--model", "-m", help="Model name (default: the local backend's model).")
-@click.option("--backend", "-b", help="Backend name, when a model name is not unique.")
-@seconds_option
-@size_option
-@json_option
+@generation_options
+@fit_option
+@provider_option
 @click.pass_context
 def generate_command(
     ctx: click.Context,
@@ -163,9 +206,12 @@ def generate_command(
     seconds: int | None,
     size: str | None,
     as_json: bool,
+    fit: str | None,
+    provider: str | None,
 ) -> None:
     """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
     app = get_app(ctx)
+    parameters = request_parameters(fit, provider, model, backend)
     with progress_bar("generating") as on_progress:
         generation = generate(
             app,
@@ -175,6 +221,7 @@ def generate_command(
             backend=backend,
             seconds=seconds,
             size=size,
+            parameters=parameters,
             on_progress=on_progress,
         )
     _show_result(app, generation, as_json)
@@ -343,13 +390,15 @@ def _print_generation(data: dict[str, Any]) -> None:
         lines.append(f"finished  {data['completed_at']}")
     if data["error"]:
         lines.append(f"error     {data['error']['code']}: {data['error']['message']}")
-    for label, key in (("source", "source"), ("video", "video"), ("thumbnail", "thumbnail"),
-                       ("sprites", "spritesheet")):  # fmt: skip
+    for label, key in (("source", "source"), ("sent", "input"), ("video", "video"),
+                       ("thumbnail", "thumbnail"), ("sprites", "spritesheet")):  # fmt: skip
         asset = data[key]
         if asset:
             lines.append(f"{label:<10}{short(asset['id'])}  {_asset_line(asset)}")
-            lines += [
+            lines += [  # the whole history, oldest first: a state that changed shows
                 f"          verified by {v['verifier']}: {v['state']}"
+                + (f" ({v['details']['summary']})" if v["details"].get("summary") else "")
+                + f"  {(v['checked_at'] or '')[:19].replace('T', ' ')}"
                 for v in asset["verifications"]
             ]
     explanation = data["details"].get("explanation") if data["details"] else None
@@ -375,10 +424,11 @@ def _asset_line(asset: dict[str, Any]) -> str:
         parts.append(f"{asset['fps']:g} fps")
     if asset["frame_count"]:
         parts.append(f"{asset['frame_count']} frames")
-    parts.append(f"{asset['bytes']:,} bytes")
+    if asset["bytes"] is not None:
+        parts.append(f"{asset['bytes']:,} bytes")
     if asset["original_name"]:
         parts.append(asset["original_name"])
-    parts.append(asset["path"])
+    parts.append(asset["path"] or "(placeholder: known from credentials, file not imported)")
     return "  ".join(parts)
 
 
@@ -398,6 +448,7 @@ def lineage_command(ctx: click.Context, identifier: str, as_json: bool) -> None:
     source = data["source"]
     if source:
         label = f"{short(source['id'])}  {source['original_name'] or ''}  {_dims(source)}"
+        label += "  (placeholder: file not imported)" if source.get("placeholder") else ""
     else:
         label = "(no source image)"
     tree = Tree(label.rstrip())
@@ -415,21 +466,42 @@ def _add_clips(tree: Tree, clips: list[dict[str, Any]], target: str) -> None:
     for clip in clips:
         marker = "  ◀" if clip["id"] == target else ""
         relation = f"{clip['relation']}  " if clip["relation"] else ""
+        fitted = clip.get("input_asset_id")
+        sent = f"  (sent fitted {short(fitted)})" if fitted else ""
         label = (
             f"{clip['id']}  {relation}{clip['status']}  {clip['backend']}/{clip['model']}  "
-            f"{clip['prompt']!r}{marker}"
+            f"{clip['prompt']!r}{sent}{marker}"
         )
         _add_clips(tree.add(label), clip["children"], target)
 
 
 @cli.command(name="jobs")
+@click.option(
+    "--ended",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also show this many of the latest finished, failed or rejected jobs.",
+)
 @json_option
 @click.pass_context
-def jobs_command(ctx: click.Context, as_json: bool) -> None:
-    """Generations still in flight (submitted, not yet finished)."""
+def jobs_command(ctx: click.Context, ended: int, as_json: bool) -> None:
+    """Queued and running work (and, with --ended, what recently finished or failed)."""
+    app = get_app(ctx)
+    generations = in_flight(app)
+    if ended:
+        with app.session() as session:
+            generations += list_ended(session, ended)
     rows = [
-        {**generation_summary(g), "remote_job_id": g.remote_job_id, "progress": g.progress}
-        for g in in_flight(get_app(ctx))
+        {
+            **generation_summary(g),
+            "remote_job_id": g.remote_job_id,
+            "progress": g.progress,
+            "worker": g.lease_owner,
+            "attempts": g.attempts,
+            "error": g.error_message,
+        }
+        for g in generations
     ]
     if as_json:
         print_json(rows)
@@ -438,7 +510,7 @@ def jobs_command(ctx: click.Context, as_json: bool) -> None:
         echo_err("no jobs in flight")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("id", "status", "progress", "backend/model", "job", "prompt"):
+    for column in ("id", "status", "progress", "backend/model", "job", "worker", "prompt"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -447,6 +519,7 @@ def jobs_command(ctx: click.Context, as_json: bool) -> None:
             f"{row['progress']}%",
             f"{row['backend']}/{row['model']}",
             row["remote_job_id"] or "(none)",
+            row["worker"] or "",
             clip_text(row["prompt"], 50),
         )
     console().print(table)
@@ -558,7 +631,12 @@ def _attach_command_modules() -> None:
         importlib.import_module(module)
 
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "core.commands_policy",
+    "core.commands_queue",
+    "core.commands_provenance",
+    "core.commands_remote",
+)
 _attach_command_modules()
 default_host().hook.register_commands(cli=cli)
 

@@ -28,11 +28,16 @@ class AmbiguousIdError(ReelvaultError):
 
 
 class BackendError(ReelvaultError):
-    """A backend could not do what was asked (the job failed, the service refused)."""
+    """A backend could not do what was asked (the job failed, the service refused).
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    ``transient`` says that the same call may well work if tried again a little later (a
+    dropped connection, a rate limit, a server error); the host retries downloads then.
+    """
+
+    def __init__(self, message: str, code: str | None = None, *, transient: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.transient = transient
 
 
 class PluginError(ReelvaultError):

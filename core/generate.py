@@ -14,26 +14,31 @@ The order of steps is what keeps the catalog honest:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
 
-from catalog.models import Asset, Generation, PolicyDecisionRecord, VerificationRecord, utcnow
+from catalog.models import Asset, Generation, PolicyDecisionRecord, utcnow
 from catalog.queries import get_generation, list_in_flight
-from catalog.records import ensure_asset, lock_generation, touch
+from catalog.records import lock_generation, touch
 from core.app import Reelvault
+from core.consent import request_context
 from core.errors import BackendError, ReelvaultError, RequestError
-from core.ids import asset_id, new_clip_id
-from core.media import MediaInfo, probe_image, probe_video
+from core.ids import new_clip_id
+from core.importer import catalog_file
+from core.media import FIT_MODES, MediaInfo, fit_image, probe_image, probe_video
 from core.plugins import call_each
 from core.policy import denials, run_checks
-from core.provenance import sign, verify
+from core.policy import warnings as policy_warnings
+from core.provenance import sign
 from core.store import StoredFile
 from core.types import (
     Backend,
@@ -43,8 +48,10 @@ from core.types import (
     JobState,
     JobStatus,
     ModelInfo,
+    Outcome,
     PolicyDecision,
     Relation,
+    Size,
     Variant,
 )
 
@@ -55,6 +62,8 @@ DEFAULT_POLL_TIMEOUT = 3600.0
 MIN_POLL_INTERVAL = 0.05
 MAX_POLL_INTERVAL = 10.0
 PROGRESS_WRITE_INTERVAL = 1.0
+DOWNLOAD_ATTEMPTS = 4
+DOWNLOAD_BACKOFF = 0.5
 
 VARIANT_KINDS = {
     Variant.VIDEO: "video",
@@ -82,6 +91,7 @@ class _Plan:
     request: GenerationRequest | DerivedRequest
     source_asset_id: str | None
     parent: Generation | None = None
+    input_asset_id: str | None = None  # the fitted still actually sent, when reelvault fitted it
 
 
 def generate(
@@ -95,8 +105,13 @@ def generate(
     size: str | None = None,
     parameters: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
+    queue: bool = False,
 ) -> Generation:
-    """Make a clip from a still (or from the prompt alone, where the model allows it)."""
+    """Make a clip from a still (or from the prompt alone, where the model allows it).
+
+    With ``queue``, the validated request is only recorded (status ``pending``, policy
+    decisions included) for a worker to run: ``reelvault submit``.
+    """
     backend_obj, info = app.resolve_model(model, backend)
     seconds = seconds if seconds is not None else info.default_seconds
     size = info.validate(seconds, size or info.default_size)
@@ -105,17 +120,26 @@ def generate(
         raise RequestError(f"model {info.name} needs an input image")
     if image is not None and not info.accepts_input_image:
         raise RequestError(f"model {info.name} does not take an input image")
-    source = ingest_image(app, image) if image is not None else None
+    still = probe_image(image) if image is not None else None
+    fitted = _fit_input(image, still, info, size, parameters or {}) if image and still else None
+    source = ingest_image(app, image, still) if image is not None else None
+    sent = _ingest_fitted(app, fitted, image, size, parameters or {}) if image and fitted else None
     request = GenerationRequest(
         model=info.name,
         prompt=prompt,
         seconds=seconds,
         size=size,
-        input_image=app.store.root / source.stored_path if source else None,
+        input_image=app.store.root / (sent or source).stored_path if source else None,
         parameters=dict(parameters or {}),
     )
-    plan = _Plan(backend_obj, info, request, source.id if source else None)
-    return _submit_and_run(app, plan, on_progress)
+    plan = _Plan(
+        backend_obj,
+        info,
+        request,
+        source.id if source else None,
+        input_asset_id=sent.id if sent else None,
+    )
+    return _submit_and_run(app, plan, on_progress, queue)
 
 
 def derive(
@@ -128,6 +152,7 @@ def derive(
     size: str | None = None,
     parameters: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
+    queue: bool = False,
 ) -> Generation:
     """Remix (or edit, or extend) a finished clip; the new clip records its parent."""
     with app.session() as session:
@@ -156,7 +181,7 @@ def derive(
         parameters=dict(parameters or {}),
     )
     plan = _Plan(backend_obj, info, request, parent.source_asset_id, parent)
-    return _submit_and_run(app, plan, on_progress)
+    return _submit_and_run(app, plan, on_progress, queue)
 
 
 def _check_prompt(prompt: str) -> None:
@@ -164,50 +189,61 @@ def _check_prompt(prompt: str) -> None:
         raise RequestError("the prompt is empty")
 
 
-def ingest_image(app: Reelvault, path: Path) -> Asset:
+def ingest_image(app: Reelvault, path: Path, info: MediaInfo | None = None) -> Asset:
     """Store a still in the content store and catalog it (once per distinct content)."""
-    info = probe_image(path)
+    info = info or probe_image(path)
     stored = app.store.put_file(path)
     return _catalog_asset(app, "image", stored, info, original_name=path.name)
+
+
+def _fit_input(
+    image: Path, still: MediaInfo, info: ModelInfo, size: str, parameters: Mapping[str, Any]
+) -> bytes | None:
+    """The fitted still to send instead of ``image``, or ``None`` to send it as it is.
+
+    A model that does not fit stills itself (``fits_input_image``) gets exactly the
+    requested size: a still of another size is refused unless the request asks for a
+    fit, so nothing is cropped that the user did not ask for, and nothing is stored yet.
+    """
+    fit = parameters.get("fit")
+    if fit is not None and fit not in FIT_MODES:
+        raise RequestError(f"fit must be one of {', '.join(FIT_MODES)}, not {fit!r}")
+    wanted = Size.parse(size)
+    if info.fits_input_image or (still.width, still.height) == (wanted.width, wanted.height):
+        return None
+    if fit is None:
+        raise RequestError(
+            f"{image.name} is {still.width}x{still.height} but {info.name} needs a still of "
+            f"exactly {size}: pass --fit cover (crop to fill) or --fit contain (pad), "
+            "or a still of that size"
+        )
+    return fit_image(image, wanted.width, wanted.height, fit)
+
+
+def _ingest_fitted(
+    app: Reelvault, data: bytes, image: Path, size: str, parameters: Mapping[str, Any]
+) -> Asset:
+    """Store the exact bytes that will be sent, so lineage shows what the model saw."""
+    stored = app.store.put_stream(io.BytesIO(data))
+    wanted = Size.parse(size)
+    name = f"{image.stem}.{parameters['fit']}-{size}.png"
+    info = MediaInfo(mime="image/png", width=wanted.width, height=wanted.height)
+    return _catalog_asset(app, "image", stored, info, original_name=name)
 
 
 def _catalog_asset(
     app: Reelvault, kind: str, stored: StoredFile, info: MediaInfo, original_name: str | None
 ) -> Asset:
-    row = Asset(
-        id=asset_id(kind, stored.sha256),
-        sha256=stored.sha256,
-        kind=kind,
-        mime=info.mime,
-        bytes=stored.size,
-        width=info.width,
-        height=info.height,
-        duration=info.duration,
-        fps=info.fps,
-        frame_count=info.frame_count,
-        stored_path=str(stored.path.relative_to(app.store.root)),
-        original_name=original_name,
-    )
-    results = verify(app.host, stored.path, info.mime, app.settings)
-    with app.session() as session:
-        asset = ensure_asset(session, row)
-        session.add_all(
-            VerificationRecord(
-                asset_id=asset.id,
-                verifier=r.verifier,
-                state=r.state,
-                codes=list(r.codes),
-                details=dict(r.details),
-            )
-            for r in results
-        )
-    return asset
+    return catalog_file(app, kind, stored, info, original_name).asset
 
 
 def _submit_and_run(
-    app: Reelvault, plan: _Plan, on_progress: ProgressCallback | None
+    app: Reelvault, plan: _Plan, on_progress: ProgressCallback | None, queue: bool = False
 ) -> Generation:
-    decisions = run_checks(app.host, plan.request, plan.backend.name, app.settings)
+    """Record the attempt and its policy decisions, then run it (or leave it queued)."""
+    context = request_context(app, plan.model, plan.source_asset_id)
+    decisions = run_checks(app.host, plan.request, plan.backend.name, app.settings, context)
+    app.warnings.extend(policy_warnings(decisions))
     denied = denials(decisions)
     request = plan.request
     parameters = {"seconds": request.seconds, "size": request.size, **request.parameters}
@@ -219,8 +255,9 @@ def _submit_and_run(
         seconds=request.seconds,
         size=request.size,
         parameters=parameters,
-        status="rejected" if denied else "submitting",
+        status="rejected" if denied else ("pending" if queue else "submitting"),
         source_asset_id=plan.source_asset_id,
+        input_asset_id=plan.input_asset_id,
         parent_id=plan.parent.id if plan.parent else None,
         relation=request.relation if isinstance(request, DerivedRequest) else None,
     )
@@ -241,19 +278,73 @@ def _submit_and_run(
         )
     if denied:
         raise PolicyDenied(generation.id, denied)
+    if queue:
+        return generation
+    send(app, plan.backend, request, generation.id)
+    return run_job(app, generation.id, on_progress=on_progress)
+
+
+def request_for(
+    app: Reelvault, generation_id: str
+) -> tuple[Backend, GenerationRequest | DerivedRequest]:
+    """Rebuild the request a recorded (queued) generation stands for, from its row alone."""
+    with app.session() as session:
+        row = get_generation(session, generation_id)
+        sent_id = row.input_asset_id or row.source_asset_id  # a fitted still is what is sent
+        source = session.get(Asset, sent_id) if sent_id else None
+        parent = session.get(Generation, row.parent_id) if row.parent_id else None
+    backend = app.backend(row.backend)
+    image = app.store.root / source.stored_path if source else None
+    extra = {k: v for k, v in row.parameters.items() if k not in ("seconds", "size")}
+    if parent is None:
+        request: GenerationRequest | DerivedRequest = GenerationRequest(
+            model=row.model,
+            prompt=row.prompt,
+            seconds=row.seconds,
+            size=row.size,
+            input_image=image,
+            parameters=extra,
+        )
+    else:
+        if not parent.remote_job_id:
+            raise BackendError(f"{row.id}: its parent {parent.id} has no job id on record")
+        request = DerivedRequest(
+            relation=Relation(row.relation or Relation.REMIX_OF),
+            parent_job_id=parent.remote_job_id,
+            prompt=row.prompt,
+            model=row.model,
+            seconds=row.seconds,
+            size=row.size,
+            parent_input_image=image,
+            parameters=extra,
+        )
+    return backend, request
+
+
+def send(
+    app: Reelvault,
+    backend: Backend,
+    request: GenerationRequest | DerivedRequest,
+    generation_id: str,
+) -> JobStatus:
+    """Submit a request whose row (status ``submitting``) is already written.
+
+    The job id is recorded the moment the backend returns it; a failure to submit is
+    recorded on the row before it propagates, so no attempt is left dangling.
+    """
     try:
         if isinstance(request, DerivedRequest):
-            status = plan.backend.derive(request)
+            status = backend.derive(request)
         else:
-            status = plan.backend.submit(request)
+            status = backend.submit(request)
     except ReelvaultError as exc:
-        _record_failure(app, generation.id, getattr(exc, "code", None) or "submit_failed", str(exc))
+        record_failure(app, generation_id, getattr(exc, "code", None) or "submit_failed", str(exc))
         raise
     except Exception as exc:  # a backend bug: keep the record honest, then let it show
-        _record_failure(app, generation.id, "backend_crashed", f"{type(exc).__name__}: {exc}")
+        record_failure(app, generation_id, "backend_crashed", f"{type(exc).__name__}: {exc}")
         raise
-    _record_status(app, generation.id, status)
-    return run_job(app, generation.id, on_progress=on_progress)
+    _record_status(app, generation_id, status)
+    return status
 
 
 def _reasons(decisions: list[PolicyDecision]) -> str:
@@ -289,14 +380,30 @@ def run_job(
     )
     status = _poll_until_done(app, generation, backend, limit, on_progress)
     if status.state == JobState.FAILED:
-        return _record_failure(
+        return record_failure(
             app,
             generation.id,
             status.error_code or "failed",
             status.error_message or "the backend reported a failure without a reason",
             details=status.details,
+            refused_by=backend.name if status.refused else None,
         )
+    if status.expires_at is not None and status.expires_at <= time.time():
+        return _record_expired(app, generation.id, status)
     return _finish(app, generation, backend, info, status)
+
+
+def _record_expired(app: Reelvault, generation_id: str, status: JobStatus) -> Generation:
+    """Outputs past ``expires_at`` are gone for good: say so, not "download failed"."""
+    when = datetime.fromtimestamp(status.expires_at or 0, UTC).isoformat(timespec="seconds")
+    return record_failure(
+        app,
+        generation_id,
+        "expired",
+        f"the outputs of {status.job_id} expired at {when} before they were downloaded; "
+        "they can no longer be fetched (generate or remix again)",
+        details=status.details,
+    )
 
 
 def _poll_until_done(
@@ -349,17 +456,24 @@ def _record_status(app: Reelvault, generation_id: str, status: JobStatus) -> Non
         )
 
 
-def _record_failure(
+def record_failure(
     app: Reelvault,
     generation_id: str,
     code: str,
     message: str,
     details: Mapping[str, Any] | None = None,
+    refused_by: str | None = None,
 ) -> Generation:
+    """Mark an attempt failed, once: a job that already ended keeps its first outcome.
+
+    ``refused_by`` names a backend whose service declined the content (a moderation
+    refusal); that is recorded as a deny decision of the backend as well, so policy
+    records show every refusal, whoever made it.
+    """
     with app.session() as session:
         generation = lock_generation(session, generation_id)
         assert generation is not None
-        if generation.status == "completed":
+        if generation.status in ("completed", "failed"):
             return generation
         touch(
             generation,
@@ -369,6 +483,16 @@ def _record_failure(
             completed_at=utcnow(),
             details=dict(details or {}) or generation.details,
         )
+        if refused_by is not None:
+            session.add(
+                PolicyDecisionRecord(
+                    generation_id=generation_id,
+                    plugin=refused_by,
+                    rule_id=code,
+                    outcome=Outcome.DENY,
+                    reason=message,
+                )
+            )
         return generation
 
 
@@ -376,12 +500,17 @@ def _finish(
     app: Reelvault, generation: Generation, backend: Backend, info: ModelInfo, status: JobStatus
 ) -> Generation:
     assets: dict[Variant, Asset] = {}
-    for variant in info.variants:
-        assets[variant] = _download_variant(app, generation, backend, variant, status)
+    try:
+        for variant in info.variants:
+            assets[variant] = _download_variant(app, generation, backend, variant, status)
+    except BackendError as exc:
+        if exc.code != "expired":
+            raise  # the job stays in flight: `reelvault resume` tries the download again
+        return record_failure(app, generation.id, "expired", str(exc), details=status.details)
     with app.session() as session:
         row = lock_generation(session, generation.id)
         assert row is not None
-        if row.status == "completed":  # someone else finished it meanwhile
+        if row.status in ("completed", "failed"):  # someone else finished it meanwhile
             return row
         touch(
             row,
@@ -407,12 +536,12 @@ def _download_variant(
 ) -> Asset:
     kind = VARIANT_KINDS[variant]
     with _scratch_file(app, f"{generation.id}-{variant}") as tmp:
-        with tmp.open("wb") as fh:
-            backend.download(status.job_id, variant, fh)
+        _fetch(backend, status.job_id, variant, tmp)
         info = probe_video(tmp) if kind == "video" else probe_image(tmp)
         to_store = tmp
         if kind == "video":
-            signed = sign(app.host, tmp, info.mime, _claims(app, generation), app.settings)
+            claims = _claims(app, generation, status)
+            signed = sign(app.host, tmp, info.mime, claims, app.settings)
             to_store = signed or tmp
         try:
             stored = app.store.put_file(to_store)
@@ -420,6 +549,23 @@ def _download_variant(
             if to_store != tmp:
                 to_store.unlink(missing_ok=True)
     return _catalog_asset(app, kind, stored, info, original_name=None)
+
+
+def _fetch(backend: Backend, job_id: str, variant: Variant, path: Path) -> None:
+    """Download one variant into ``path``, starting over after a transient failure.
+
+    A download that broke off part-way cannot be continued in the same file (a backend
+    writes forward only), so each attempt truncates it and starts from the first byte.
+    """
+    for attempt in range(DOWNLOAD_ATTEMPTS):
+        try:
+            with path.open("wb") as fh:
+                backend.download(job_id, variant, fh)
+            return
+        except BackendError as exc:
+            if not exc.transient or attempt == DOWNLOAD_ATTEMPTS - 1:
+                raise
+            time.sleep(min(DOWNLOAD_BACKOFF * 2**attempt, MAX_POLL_INTERVAL))
 
 
 @contextlib.contextmanager
@@ -435,8 +581,12 @@ def _scratch_file(app: Reelvault, stem: str) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def _claims(app: Reelvault, generation: Generation) -> dict[str, Any]:
-    """What a signer binds into the output's credentials."""
+def _claims(app: Reelvault, generation: Generation, status: JobStatus) -> dict[str, Any]:
+    """What a signer binds into the output's credentials.
+
+    ``details`` is what the backend reported for the finished job (the local backend's
+    motion plan); ``parent`` names the parent clip's generation as well as its video.
+    """
     with app.session() as session:
         source = (
             session.get(Asset, generation.source_asset_id) if generation.source_asset_id else None
@@ -454,20 +604,24 @@ def _claims(app: Reelvault, generation: Generation) -> dict[str, Any]:
         "prompt": generation.prompt,
         "parameters": dict(generation.parameters),
         "relation": generation.relation,
+        "details": dict(status.details),
         "source": _asset_claim(app, source),
-        "parent": _asset_claim(app, parent_video),
+        "parent": _asset_claim(app, parent_video, generation_id=generation.parent_id),
     }
 
 
-def _asset_claim(app: Reelvault, asset: Asset | None) -> dict[str, Any] | None:
+def _asset_claim(
+    app: Reelvault, asset: Asset | None, generation_id: str | None = None
+) -> dict[str, Any] | None:
     if asset is None:
         return None
-    return {
+    claim = {
         "id": asset.id,
         "sha256": asset.sha256,
         "mime": asset.mime,
-        "path": str(app.store.root / asset.stored_path),
+        "path": str(app.store.root / asset.stored_path) if asset.stored_path else None,
     }
+    return {**claim, "generation_id": generation_id} if generation_id else claim
 
 
 def clip_view(app: Reelvault, session: Session, generation: Generation) -> ClipView:
@@ -512,10 +666,13 @@ def resume(
     """Finish every interrupted job, polling the job id on record; never submits anew.
 
     Returns each job with ``None`` when it was finished, or the reason it could not be.
-    One job's failure does not stop the others.
+    One job's failure does not stop the others. Queued work and jobs under a worker's
+    lease are left to the workers.
     """
     outcomes: list[tuple[Generation, str | None]] = []
     for generation in in_flight(app):
+        if generation.status in ("pending", "claimed") or generation.lease_owner:
+            continue
         if not generation.remote_job_id:
             outcomes.append((generation, "never reached the backend: no job id on record"))
             continue

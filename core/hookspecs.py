@@ -11,8 +11,9 @@ Built-in plugins are registered the same way, through the same entry-point group
 
 Hook implementations may accept any subset of a hook's arguments, by name, so hooks
 can gain arguments without breaking existing plugins. Plugins import only the public
-modules :mod:`core.hookspecs`, :mod:`core.types`, :mod:`core.errors` and
-:mod:`core.config`, never the catalog or other plugins.
+modules :mod:`core.hookspecs`, :mod:`core.types`, :mod:`core.errors`,
+:mod:`core.config` and :mod:`core.providers` (provider profiles and keys for services
+that speak the OpenAI Videos API), never the catalog or other plugins.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         ClipView,
         DerivedRequest,
         GenerationRequest,
+        PolicyContext,
         PolicyDecision,
         VerificationResult,
     )
@@ -56,12 +58,18 @@ def register_backends(register: Callable[[Backend], None], settings: Settings) -
 
 @hookspec
 def check_request(
-    request: GenerationRequest | DerivedRequest, backend: str, settings: Settings
+    request: GenerationRequest | DerivedRequest,
+    backend: str,
+    settings: Settings,
+    context: PolicyContext,
 ) -> PolicyDecision | list[PolicyDecision] | None:
     """Judge a generation request before anything is submitted or spent.
 
     ``backend`` names the backend the request is for (model names may repeat across
-    backends). Plugins run in plugin-name order, so the record reads the same every time.
+    backends). ``context`` (a :class:`core.types.PolicyContext`) offers the model's
+    ``ModelInfo``, what the host read from the input still (type, size, SHA-256) and a
+    consent lookup, so a rule needs neither the catalog nor its own image probe.
+    Plugins run in plugin-name order, so the record reads the same every time.
 
     Called for every request (generate and remix) in every policy plugin, each on its
     own: a plugin that raises is recorded as a deny (fail closed) and the others still
@@ -75,10 +83,12 @@ def check_request(
 def verify_asset(path: Path, mime: str, settings: Settings) -> VerificationResult | None:
     """Check an asset's provenance (e.g. its C2PA Content Credentials).
 
-    Called for every asset that enters the catalog. Return a
-    :class:`core.types.VerificationResult`, or ``None`` when this verifier does not handle
-    the file's type. Raising is recorded as an ``unreadable`` result by this verifier,
-    never a crash of the caller.
+    Called for every asset that enters the catalog, and again by ``reelvault verify`` and
+    ``reelvault audit``. Return a :class:`core.types.VerificationResult`, or ``None`` when
+    this verifier does not handle the file's type. Raising is recorded as an
+    ``unreadable`` result by this verifier, never a crash of the caller. A verifier that
+    reads a manifest puts it, normalised, in ``details["manifest"]``; lineage is only
+    taken from ``trusted`` or ``valid`` results.
     """
 
 
@@ -86,8 +96,9 @@ def verify_asset(path: Path, mime: str, settings: Settings) -> VerificationResul
 def sign_output(path: Path, mime: str, claims: dict[str, Any], settings: Settings) -> Path | None:
     """Sign a freshly made output and return the path of the signed copy.
 
-    ``claims`` describes the generation (prompt, model, parameters, source and parent
-    assets) for the signer to bind into the credentials. Sign into a *new* file and
+    ``claims`` describes the generation (prompt, model, parameters, the backend's
+    ``details`` such as a motion plan, source and parent assets with their files) for the
+    signer to bind into the credentials. Sign into a *new* file and
     return its path; never rewrite ``path`` in place. The first signer that returns a
     path wins; return ``None`` to decline.
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 CLIP_PREFIX = "clip_"
+CONSENT_PREFIX = "consent_"
 ASSET_PREFIXES = {
     "image": "img_",
     "video": "vid_",
@@ -22,6 +23,10 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32: no i, l, o, 
 
 def new_clip_id() -> str:
     return CLIP_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(12))
+
+
+def new_consent_id() -> str:
+    return CONSENT_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(12))
 
 
 def asset_id(kind: str, sha256: str) -> str:

@@ -6,13 +6,14 @@ fully decode is refused before anything is stored or submitted.
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import RequestError
 
@@ -91,3 +92,27 @@ def probe_video(path: Path) -> MediaInfo:
             )
     except (av.FFmpegError, IndexError) as exc:
         raise RequestError(f"{path}: not a video reelvault can read ({exc})") from None
+
+
+FIT_MODES = ("cover", "contain")
+
+
+def fit_image(path: Path, width: int, height: int, mode: str) -> bytes:
+    """The still fitted to exactly ``width`` x ``height``, as PNG bytes.
+
+    ``cover`` scales it to fill the frame and crops the overflow evenly; ``contain``
+    scales it to fit inside and pads with black. The photo's EXIF orientation is applied
+    first, so what is sent is what the user sees. PNG, because it is lossless and every
+    backend that takes stills reads it.
+    """
+    if mode not in FIT_MODES:
+        raise RequestError(f"fit must be one of {', '.join(FIT_MODES)}, not {mode!r}")
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+    if mode == "cover":
+        fitted = ImageOps.fit(upright, (width, height), Image.Resampling.LANCZOS)
+    else:
+        fitted = ImageOps.pad(upright, (width, height), Image.Resampling.LANCZOS, color="black")
+    out = io.BytesIO()
+    fitted.save(out, "PNG")
+    return out.getvalue()

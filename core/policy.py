@@ -12,7 +12,13 @@ from collections.abc import Sequence
 
 from core.config import Settings
 from core.plugins import PluginHost, call_each
-from core.types import DerivedRequest, GenerationRequest, Outcome, PolicyDecision
+from core.types import (
+    DerivedRequest,
+    GenerationRequest,
+    Outcome,
+    PolicyContext,
+    PolicyDecision,
+)
 
 
 def run_checks(
@@ -20,10 +26,16 @@ def run_checks(
     request: GenerationRequest | DerivedRequest,
     backend: str,
     settings: Settings,
+    context: PolicyContext,
 ) -> list[PolicyDecision]:
     decisions: list[PolicyDecision] = []
     for plugin, result, error in call_each(
-        host, "check_request", request=request, backend=backend, settings=settings
+        host,
+        "check_request",
+        request=request,
+        backend=backend,
+        settings=settings,
+        context=context,
     ):
         if error is not None:
             decisions.append(
@@ -43,6 +55,13 @@ def run_checks(
 
 def denials(decisions: Sequence[PolicyDecision]) -> list[PolicyDecision]:
     return [d for d in decisions if d.outcome == Outcome.DENY]
+
+
+def warnings(decisions: Sequence[PolicyDecision]) -> list[str]:
+    """Warn decisions as lines for the user: they do not block, but must not go unseen."""
+    return [
+        f"policy {d.plugin}/{d.rule_id}: {d.reason}" for d in decisions if d.outcome == Outcome.WARN
+    ]
 
 
 def _as_list(result: object) -> list[object]:

@@ -39,9 +39,12 @@ def asset_dict(asset: Asset, store: MediaStore) -> dict[str, Any]:
         "duration": asset.duration,
         "fps": asset.fps,
         "frame_count": asset.frame_count,
-        "path": str(store.root / asset.stored_path),
+        "path": str(store.root / asset.stored_path) if asset.stored_path else None,
         "original_name": asset.original_name,
         "created_at": _time(asset.created_at),
+        "manifest_label": asset.manifest_label,
+        # known only from another file's credentials, until the file itself is imported
+        "placeholder": asset.placeholder_info if asset.is_placeholder else None,
     }
 
 
@@ -56,6 +59,9 @@ def generation_summary(generation: Generation) -> dict[str, Any]:
         "seconds": generation.seconds,
         "size": generation.size,
         "source_asset_id": generation.source_asset_id,
+        "input_asset_id": generation.input_asset_id,
+        "output_asset_id": generation.output_asset_id,
+        "thumbnail_asset_id": generation.thumbnail_asset_id,
         "parent_id": generation.parent_id,
         "relation": generation.relation,
         "created_at": _time(generation.created_at),
@@ -68,6 +74,7 @@ def generation_dict(session: Session, generation: Generation, store: MediaStore)
         session,
         [
             generation.source_asset_id,
+            generation.input_asset_id,
             generation.output_asset_id,
             generation.thumbnail_asset_id,
             generation.spritesheet_asset_id,
@@ -104,6 +111,7 @@ def generation_dict(session: Session, generation: Generation, store: MediaStore)
         "updated_at": _time(generation.updated_at),
         "completed_at": _time(generation.completed_at),
         "source": asset_of(generation.source_asset_id),
+        "input": asset_of(generation.input_asset_id),  # the fitted still, if one was sent
         "video": asset_of(generation.output_asset_id),
         "thumbnail": asset_of(generation.thumbnail_asset_id),
         "spritesheet": asset_of(generation.spritesheet_asset_id),

@@ -7,8 +7,9 @@ frozen dataclass so a plugin can build one without knowing how the catalog store
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -74,6 +75,10 @@ class ModelInfo:
     ``status`` is a short lifecycle note (``"available"``, ``"retired at api.openai.com
     since 2026-09-24"``) shown by ``reelvault models``. Sizes are written ``WIDTHxHEIGHT``;
     the host normalises what a user types (``640X360``) to that form before validating.
+    ``fits_input_image`` declares that the backend itself fits a still of any size to the
+    requested size (as its description says); without it, a still must match the size
+    or the request must ask for a fit (``parameters["fit"]``), so nothing is cropped
+    that the user did not ask for.
     """
 
     name: str
@@ -83,6 +88,7 @@ class ModelInfo:
     default_size: str
     accepts_input_image: bool = True
     requires_input_image: bool = False
+    fits_input_image: bool = False
     supports_remix: bool = False
     supports_edit: bool = False
     supports_extension: bool = False
@@ -169,7 +175,9 @@ class JobStatus:
     backend's reading of the request (the local backend explains its motion plan).
     ``progress`` is a percentage, 0 to 100. ``poll_after`` is the backend's hint, in
     seconds, for the next poll; ``expires_at`` is when the outputs stop being
-    downloadable, in Unix seconds.
+    downloadable, in Unix seconds. ``refused`` marks a ``FAILED`` job the service
+    declined on policy grounds (a moderation refusal): the host records it also as a
+    deny decision by the backend.
     """
 
     job_id: str
@@ -180,6 +188,25 @@ class JobStatus:
     poll_after: float | None = None
     expires_at: int | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    refused: bool = False
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """One job as a backend's service lists it (``reelvault sync`` imports these).
+
+    A backend that can list its account's jobs offers ``list_jobs(scope)`` returning
+    these; ``parent_job_id`` is the job it was remixed from, when the service says so.
+    """
+
+    status: JobStatus
+    model: str
+    prompt: str
+    seconds: int
+    size: str
+    created_at: int
+    completed_at: int | None = None
+    parent_job_id: str | None = None
 
 
 @runtime_checkable
@@ -229,6 +256,54 @@ class PolicyDecision:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the host found when it read a request's still, so rules need not re-probe it.
+
+    ``path`` is read-only. ``problem`` says why the file is not an image reelvault can
+    decode (then ``mime``, ``width`` and ``height`` are ``None``); only the ``reelvault
+    policy check`` dry run gets that far, since ``generate`` refuses such a file first.
+    """
+
+    path: Path
+    sha256: str
+    bytes: int
+    mime: str | None = None
+    width: int | None = None
+    height: int | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentGrant:
+    """A person's recorded consent to the use of their likeness in particular images."""
+
+    id: str
+    subject: str
+    granted_at: datetime
+    expires_at: datetime | None = None
+
+
+def _no_consent(image_sha256: str) -> ConsentGrant | None:
+    return None
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What a policy rule may know beyond the request itself, without opening the catalog.
+
+    ``model`` is the requested model, or ``None`` when no loaded backend offers it (only
+    the dry run gets that far). ``image`` describes the still the request uses: its
+    ``input_image``, or a derived request's ``parent_input_image``. ``consent_for(sha256)``
+    returns a consent that covers those bytes right now (granted, neither revoked nor
+    expired), or ``None``.
+    """
+
+    model: ModelInfo | None
+    image: ImageFacts | None = None
+    consent_for: Callable[[str], ConsentGrant | None] = _no_consent
+
+
 class VerificationState(enum.StrEnum):
     TRUSTED = "trusted"
     VALID = "valid"
@@ -237,9 +312,21 @@ class VerificationState(enum.StrEnum):
     UNREADABLE = "unreadable"
 
 
+GENERATION_ASSERTION = "org.reelvault.generation"
+"""Label of the hash-bound C2PA assertion in which reelvault records how it made a clip."""
+
+
 @dataclass(frozen=True)
 class VerificationResult:
-    """A verifier's finding about one file; ``details`` is kept as JSON."""
+    """A verifier's finding about one file; ``details`` is kept as JSON.
+
+    A verifier that reads embedded credentials puts the active manifest, normalised, under
+    ``details["manifest"]``: ``label``, ``claim_generator``, ``signer``, ``issuer``,
+    ``signed_at``, ``actions``, ``digital_source_type``, ``generation`` (the
+    :data:`GENERATION_ASSERTION`'s data, if any) and ``ingredients``, each with ``title``,
+    ``format``, ``relationship`` and its own normalised ``manifest`` (or ``None``). The
+    catalog links files to their ingredients and rebuilds lineage from it.
+    """
 
     state: VerificationState
     codes: tuple[str, ...] = ()

@@ -96,6 +96,7 @@ MODEL = ModelInfo(
     default_size="1280x720",
     accepts_input_image=True,
     requires_input_image=True,
+    fits_input_image=True,  # it cover-crops the still to the size, by design
     supports_remix=True,
     variants=(Variant.VIDEO, Variant.THUMBNAIL),
     status="available",

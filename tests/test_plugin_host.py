@@ -70,9 +70,8 @@ def test_check_request_decisions_are_recorded_and_a_deny_blocks(home: Path, stil
     with app.session() as s:
         from catalog.queries import decisions_for
 
-        assert [(d.plugin, d.outcome) for d in decisions_for(s, allowed.id)] == [
-            ("denier", "allow")
-        ]
+        mine = [d for d in decisions_for(s, allowed.id) if d.plugin == "denier"]
+        assert [(d.plugin, d.outcome) for d in mine] == [("denier", "allow")]
     with pytest.raises(PolicyDenied, match="denier/no-forbidden") as denied:
         quick(app, still, "a forbidden move")
     with app.session() as s:
@@ -93,6 +92,7 @@ def test_a_crashing_policy_plugin_denies_without_silencing_the_others(home: Path
         from catalog.queries import decisions_for
 
         recorded = decisions_for(s, denied.value.generation_id)
+    recorded = [d for d in recorded if d.plugin in ("crasher", "denier")]  # not the built-ins
     assert [(d.plugin, d.outcome) for d in recorded] == [("crasher", "deny"), ("denier", "allow")]
     assert "rule file unreadable" in recorded[0].reason
 
@@ -119,6 +119,9 @@ def test_verify_asset_results_are_stored_per_asset(home: Path, still: Path):
 
         video = verifications_for(s, clip.output_asset_id)
         source = verifications_for(s, clip.source_asset_id)
+    ours = ("verifier", "broken")  # not the built-in c2pa_verifier
+    video = [v for v in video if v.verifier in ours]
+    source = [v for v in source if v.verifier in ours]
     assert {(v.verifier, v.state) for v in video} == {
         ("verifier", "absent"),
         ("broken", "unreadable"),

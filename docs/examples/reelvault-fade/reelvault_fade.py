@@ -45,6 +45,7 @@ MODEL = ModelInfo(
     default_seconds=4,
     default_size="1280x720",
     requires_input_image=True,
+    fits_input_image=True,  # submit cover-crops the still to the size (ImageOps.fit)
     description="Fades the still in from black, then holds it.",
 )
 
