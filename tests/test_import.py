@@ -1,0 +1,233 @@
+"""``reelvault import``: cataloging existing files and rebuilding lineage from credentials."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from catalog.models import Asset, Generation
+from catalog.queries import get_generation
+from core.app import Reelvault
+from core.errors import RequestError
+from core.importer import IMPORTED, import_paths
+from core.report import lineage_dict
+from tests.conftest import textured_image
+from tests.test_provenance_support import (
+    SignedLibrary,
+    normalized_lineage,
+    quick_clip,
+    signed_library,
+    stored_path,
+)
+
+__all__ = ["signed_library"]  # a fixture, used by name
+
+
+def row_counts(app: Reelvault) -> dict[str, int]:
+    with app.engine.connect() as conn:
+        return {
+            table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("assets", "generations", "verifications")
+        }
+
+
+def remix_lineage(app: Reelvault, remix_id: str) -> dict:
+    with app.session() as session:
+        return normalized_lineage(
+            lineage_dict(session, get_generation(session, remix_id), app.store)
+        )
+
+
+def placeholders(app: Reelvault) -> list[Asset]:
+    with app.session() as session:
+        return list(session.exec(select(Asset).where(col(Asset.is_placeholder).is_(True))))
+
+
+def test_three_signed_files_rebuild_the_original_lineage(
+    app: Reelvault, signed_library: SignedLibrary
+):
+    report = import_paths(app, [signed_library.folder], recursive=True)
+
+    # clip.mp4 comes first: its credentials make the still a placeholder, still.png fills it
+    assert [(o.path.name, o.status) for o in report.outcomes] == [
+        ("clip.mp4", "imported"),
+        ("remix.mp4", "imported"),
+        ("still.png", "filled"),
+    ]
+    assert remix_lineage(app, signed_library.remix_id) == signed_library.lineage
+    assert placeholders(app) == []
+    with app.session() as session:
+        remix = get_generation(session, signed_library.remix_id)
+        clip = get_generation(session, signed_library.clip_id)
+    assert remix.status == clip.status == IMPORTED
+    assert (remix.relation, remix.parent_id) == ("remix_of", clip.id)
+    assert clip.parameters["seed"] == 7 and clip.details["motion_plan"][0]["clause"] == "pan right"
+
+
+def test_an_ingredient_without_its_file_is_a_placeholder_until_the_file_turns_up(
+    app: Reelvault, signed_library: SignedLibrary, run
+):
+    (only,) = import_paths(app, [signed_library.remix]).outcomes
+    assert only.status == "imported" and only.generation_id == signed_library.remix_id
+
+    # The whole family is already known from the remix's credentials alone.
+    known = remix_lineage(app, signed_library.remix_id)
+    assert known["clips"] == signed_library.lineage["clips"]
+    assert known["source"]["id"] == signed_library.lineage["source"]["id"]
+    assert known["source"]["width"] is None  # not known until the file itself is imported
+    missing = {p.kind: p for p in placeholders(app)}
+    assert set(missing) == {"image", "video"}
+    assert missing["video"].placeholder_info["claim_generator"].startswith("reelvault")
+    assert missing["image"].placeholder_info["claim_generator"] == "test-camera 1.0"
+    assert missing["image"].stored_path is None and missing["image"].manifest_label
+    tree = json.loads(run("lineage", signed_library.remix_id, "--json").stdout)
+    assert tree["source"]["placeholder"]["signer"].startswith("reelvault development signer")
+    assert "placeholder" in run("lineage", signed_library.remix_id).output
+    assert "placeholder" in run("show", signed_library.clip_id).output
+
+    outcomes = import_paths(app, [signed_library.still, signed_library.clip]).outcomes
+    assert [o.status for o in outcomes] == ["filled", "filled"]
+    assert placeholders(app) == []
+    assert remix_lineage(app, signed_library.remix_id) == signed_library.lineage
+    with app.session() as session:
+        still = session.get(Asset, outcomes[0].asset_id)
+    assert still.original_name == "still.png" and still.width == 640
+    assert stored_path(app, still.id).read_bytes() == signed_library.still.read_bytes()
+
+
+def test_importing_twice_changes_nothing(app: Reelvault, signed_library: SignedLibrary, run):
+    run("import", "--recursive", signed_library.folder)
+    before = row_counts(app)
+    again = json.loads(run("import", "-r", signed_library.folder, "--json").stdout)
+    assert again["counts"] == {"already": 3}
+    assert row_counts(app) == before
+
+
+def test_files_already_in_the_catalog_keep_their_lineage(
+    app: Reelvault, still: Path, tmp_path: Path
+):
+    from core.signing import init_signing
+
+    init_signing(app.settings)
+    clip = quick_clip(app, still)
+    export = tmp_path / "export.mp4"
+    shutil.copy(stored_path(app, clip.output_asset_id), export)
+    before = row_counts(app)
+
+    (outcome,) = import_paths(app, [export, still]).outcomes[:1]
+    assert outcome.status == "already" and outcome.generation_id == clip.id
+    assert row_counts(app)["generations"] == before["generations"]
+    with app.session() as session:
+        assert get_generation(session, clip.id).status == "completed"
+
+
+def test_a_corrupt_or_empty_file_never_crashes_import(
+    run, app: Reelvault, signed_library: SignedLibrary, tmp_path: Path
+):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "garbage.mp4").write_bytes(b"\x00\x01not a video" * 100)
+    (folder / "notes.txt").write_text("hello")
+    data = signed_library.still.read_bytes()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 3])
+    clip = signed_library.clip.read_bytes()
+    (folder / "cut.mp4").write_bytes(clip[: len(clip) // 2])
+    shutil.copy(signed_library.clip, folder / "good.mp4")
+
+    result = run("import", "-r", folder, expect=1)
+
+    assert "Error: 4 of 6 file(s) could not be imported" in result.output
+    assert "empty.mp4: the file is empty" not in result.output  # the path is shown once
+    for name in ("empty.mp4", "garbage.mp4", "notes.txt", "truncated.png"):
+        assert f"failed   {folder / name}" in result.output
+    # Cut in half, the clip still has readable headers: it is cataloged, with its broken
+    # credentials on record (and no lineage taken from them).
+    assert f"imported {folder / 'cut.mp4'}" in result.output
+    assert "c2pa_verifier: invalid" in result.output
+    with app.session() as session:
+        assets = list(session.exec(select(Asset).where(col(Asset.is_placeholder).is_(False))))
+        made = list(session.exec(select(Generation)))
+    assert sorted(a.original_name for a in assets) == ["cut.mp4", "good.mp4"]
+    assert [g.output_asset_id for g in made] == [
+        a.id for a in assets if a.original_name == "good.mp4"
+    ]
+    assert list((app.store.root / "tmp").iterdir()) == []
+
+
+def test_import_checks_every_argument_before_importing_anything(
+    run, app: Reelvault, signed_library: SignedLibrary, tmp_path: Path
+):
+    out = run("import", signed_library.still, signed_library.folder, expect=2).output
+    assert "is a folder: add --recursive" in out
+    run("import", signed_library.still, tmp_path / "nope.png", expect=2)
+    assert row_counts(app)["assets"] == 0
+
+
+def test_plain_files_are_cataloged_without_lineage(app: Reelvault, tmp_path: Path):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    textured_image(folder / "a.jpg", 320, 180, seed=5)
+    textured_image(folder / "sub" / "b.png", 320, 180, seed=6)
+    textured_image(folder / ".hidden.png", 320, 180, seed=7)
+
+    report = import_paths(app, [folder], recursive=True)
+
+    assert sorted(o.path.name for o in report.outcomes) == ["a.jpg", "b.png"]
+    assert all(o.status == "imported" and o.generation_id is None for o in report.outcomes)
+    assert all(o.states == ("c2pa_verifier: absent",) for o in report.outcomes)
+    assert row_counts(app)["generations"] == 0
+
+
+def test_an_unknown_file_type_is_one_clear_error(app: Reelvault, tmp_path: Path):
+    (tmp_path / "doc.txt").write_text("hello")
+    (outcome,) = import_paths(app, [tmp_path / "doc.txt"]).outcomes
+    assert outcome.status == "failed"
+    assert outcome.message.startswith("not an image or video reelvault can read")
+    with pytest.raises(RequestError, match="no such file"):
+        import_paths(app, [tmp_path / "missing.jpg"])
+
+
+def test_imported_clips_list_and_cannot_be_remixed(
+    app: Reelvault, signed_library: SignedLibrary, run
+):
+    import_paths(app, [signed_library.clip])
+    listed = json.loads(run("list", "--status", IMPORTED, "--json").stdout)
+    assert [c["id"] for c in listed] == [signed_library.clip_id]
+    out = run("remix", signed_library.clip_id, "--prompt", "zoom", expect=2).output
+    assert "only a completed clip can be derived" in out
+    with app.session() as session:
+        gen = session.exec(select(Generation)).one()
+    assert gen.details["imported_from"]["signer"].startswith("reelvault development signer")
+
+
+def test_a_placeholder_merged_into_a_clip_with_its_own_generation_gives_way(app: Reelvault):
+    from core.importer import merge_assets
+
+    def clip(clip_id: str, **fields: object) -> Generation:
+        values = {"backend": "local", "model": "m", "prompt": "p", "seconds": 1, "size": "1x1"}
+        return Generation(id=clip_id, **{**values, **fields})
+
+    with app.session() as session:
+        real = Asset(id="vid_" + "a" * 64, sha256="a" * 64, kind="video", mime="video/mp4",
+                     bytes=1, stored_path="aa/" + "a" * 64)  # fmt: skip
+        stand_in = Asset(id="vid_ph_x", kind="video", mime="video/mp4", is_placeholder=True,
+                         manifest_label="urn:c2pa:x")  # fmt: skip
+        session.add_all([real, stand_in])
+        session.flush()
+        session.add(clip("clip_real", status="completed", output_asset_id=real.id))
+        session.add(clip("clip_stand_in", status=IMPORTED, output_asset_id=stand_in.id))
+        session.flush()
+        session.add(clip("clip_child", status=IMPORTED, parent_id="clip_stand_in"))
+        session.flush()
+        merge_assets(session, stand_in, real)
+    with app.session() as session:
+        assert session.get(Asset, "vid_ph_x") is None
+        assert session.get(Generation, "clip_stand_in") is None
+        assert session.get(Generation, "clip_child").parent_id == "clip_real"
+        assert session.get(Generation, "clip_real").output_asset_id == "vid_" + "a" * 64
