@@ -1,0 +1,112 @@
+"""`reelvault sync`: the account's videos the catalog lacks come in, with remix lineage."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.videos_api_server import VideosAPIServer
+from tests import sora_support
+from tests.sora_support import write_config
+
+KEY = sora_support.KEY
+api = sora_support.api
+still_720p = sora_support.still_720p
+
+
+def made_elsewhere(server: VideosAPIServer, prompt: str, remix_of: str | None = None) -> str:
+    """A video created straight through the API, as another tool would."""
+    with httpx.Client(
+        base_url=server.base_url + "/", headers={"Authorization": f"Bearer {KEY}"}
+    ) as c:
+        if remix_of:
+            response = c.post(f"videos/{remix_of}/remix", json={"prompt": prompt})
+        else:
+            fields = {"prompt": prompt, "model": "sora-2-pro", "size": "1792x1024", "seconds": "8"}
+            response = c.post("videos", files={k: (None, v) for k, v in fields.items()})
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+
+def settle(server: VideosAPIServer, *video_ids: str) -> None:
+    server.wait_for(lambda: all(server.video(v)["status"] != "queued" for v in video_ids))
+    time.sleep(server.render_seconds)
+
+
+def test_sync_imports_what_the_catalog_lacks_with_lineage(run, home: Path, api: VideosAPIServer):
+    write_config(home, "[plugins.sora]\npage_size = 2\n")  # several pages
+    parent = made_elsewhere(api, "a lighthouse")
+    settle(api, parent)
+    remix = made_elsewhere(api, "a lighthouse in fog", remix_of=parent)
+    api.fail_next("moderation_blocked", "Blocked by moderation.")
+    failed = made_elsewhere(api, "something refused")
+    settle(api, remix, failed)
+    api.hold = True
+    running = made_elsewhere(api, "still rendering")
+
+    report = json.loads(run("sync", "--json").stdout)
+    assert report["listed"] == 4 and report["downloaded"] == [] and report["problems"] == []
+    by_video = {i["job"].split("@")[0]: i for i in report["imported"]}
+    assert by_video[parent]["status"] == by_video[remix]["status"] == "remote"
+    assert by_video[failed]["status"] == "failed" and by_video[running]["status"] == "in_progress"
+
+    child = json.loads(run("show", by_video[remix]["id"], "--json").stdout)
+    assert child["parent_id"] == by_video[parent]["id"] and child["relation"] == "remix_of"
+    assert (child["model"], child["seconds"], child["size"]) == ("sora-2-pro", 8, "1792x1024")
+    assert child["video"] is None and child["details"]["imported"] is True
+    refused = json.loads(run("show", by_video[failed]["id"], "--json").stdout)
+    assert refused["error"] == {"code": "moderation_blocked", "message": "Blocked by moderation."}
+    (in_flight,) = json.loads(run("jobs", "--json").stdout)
+    assert in_flight["remote_job_id"] == by_video[running]["job"]
+
+    again = json.loads(run("sync", "--json").stdout)
+    assert again["listed"] == 4 and again["imported"] == []  # nothing twice
+
+
+def test_sync_download_fetches_finished_videos_and_reports_expired_ones(run, api: VideosAPIServer):
+    kept, lost = made_elsewhere(api, "kept"), made_elsewhere(api, "lost")
+    settle(api, kept, lost)
+    first = json.loads(run("sync", "--json").stdout)
+    api.expire(lost)
+    result = run("sync", "--download", "--json", expect=1)
+    report = json.loads(result.stdout)
+    assert report["imported"] == [] and len(report["downloaded"]) == 1
+    assert "1 videos could not be downloaded" in result.output
+    (problem,) = report["problems"]
+    assert lost in problem and "expired" in problem
+    ids = {i["job"].split("@")[0]: i["id"] for i in first["imported"]}
+    done = json.loads(run("show", ids[kept], "--json").stdout)
+    assert done["status"] == "completed" and done["video"]["width"] == 1792
+    gone = json.loads(run("show", ids[lost], "--json").stdout)
+    assert gone["status"] == "failed" and gone["error"]["code"] == "expired"
+
+
+def test_sync_skips_clips_reelvault_made_and_finds_a_create_whose_answer_was_lost(
+    run, api: VideosAPIServer, still_720p: Path
+):
+    args = ("generate", still_720p, "-p", "a harbour", "-m", "sora-2", "--size", "1280x720")
+    made = json.loads(run(*args, "--json").stdout)
+    api.inject("POST", "/videos", 500, when="after")
+    lost = run(*args, expect=1)
+    assert "not sent again" in lost.output
+    api.wait_for(lambda: all(api.video(v)["status"] == "completed" for v in api.video_ids()))
+    report = json.loads(run("sync", "--json").stdout)
+    assert report["listed"] == 2
+    (orphan,) = report["imported"]  # the create that failed on the wire, found again
+    assert orphan["job"] != made["remote_job_id"] and orphan["status"] == "remote"
+    assert api.count("POST", "/videos") == 2
+
+
+def test_sync_needs_a_backend_that_can_list(run):
+    result = run("sync", "--backend", "local", expect=2)
+    assert "backend local cannot list its jobs" in result.output
+
+
+@pytest.mark.parametrize("provider", ["nope"])
+def test_sync_names_unknown_providers(run, api: VideosAPIServer, provider: str):
+    result = run("sync", "--provider", provider, expect=2)
+    assert f"no provider profile named '{provider}'" in result.output

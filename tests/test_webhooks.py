@@ -1,0 +1,258 @@
+"""Standard Webhooks verification, and the receiver that finishes jobs exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from sqlmodel import select
+
+from catalog.models import Generation
+from core.app import Reelvault
+from core.config import Settings
+from core.errors import BackendError
+from core.generate import generate
+from core.hookspecs import hookimpl
+from core.plugins import load_host
+from core.types import ClipView
+from core.videos_api_server import VideosAPIServer, new_webhook_secret
+from core.webhooks import WebhookReceiver, WebhookRejected, finish_from_event, sign, verify
+from tests import sora_support
+from tests.conftest import REPO
+from tests.sora_support import write_config
+
+KEY = sora_support.KEY
+api = sora_support.api
+still_720p = sora_support.still_720p
+SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
+BODY = b'{"id":"evt_1","object":"event","created_at":1,"type":"video.completed","data":{"id":"v"}}'
+
+
+def headers(body: bytes = BODY, secret: str = SECRET, stamp: int | None = None) -> dict[str, str]:
+    stamp = int(time.time()) if stamp is None else stamp
+    return {
+        "Webhook-Id": "wh_1",
+        "Webhook-Timestamp": str(stamp),
+        "Webhook-Signature": sign(secret, "wh_1", stamp, body),
+    }
+
+
+def test_a_signed_delivery_verifies_and_the_sdk_agrees():
+    event = verify(SECRET, BODY, headers())
+    assert event["type"] == "video.completed" and event["data"] == {"id": "v"}
+    client = openai.OpenAI(api_key="unused", webhook_secret=SECRET)
+    client.webhooks.verify_signature(BODY, headers())  # the official check passes too
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+@pytest.mark.parametrize(
+    ("delivery", "reason"),
+    [  # built when the test runs: a timestamp made at collection time would age
+        (lambda: (BODY.replace(b'"v"', b'"w"'), headers()), "no signature matches"),
+        (lambda: (BODY, headers(secret=new_webhook_secret())), "no signature matches"),
+        (lambda: (BODY, headers(stamp=_now() - 301)), "older than 300 s"),
+        (lambda: (BODY, headers(stamp=_now() + 301)), "in the future"),
+        (lambda: (BODY, {k: v for k, v in headers().items() if k != "Webhook-Id"}), "webhook-id"),
+        (lambda: (b"not json", headers(b"not json")), "not JSON"),
+    ],
+    ids=["tampered", "forged", "stale", "future", "incomplete", "not-json"],
+)
+def test_tampered_forged_stale_or_incomplete_deliveries_are_refused(delivery, reason):
+    body, hdrs = delivery()
+    with pytest.raises(WebhookRejected, match=reason):
+        verify(SECRET, body, hdrs)
+
+
+def test_any_of_several_signatures_may_match_and_raw_secrets_work():
+    good = headers()["Webhook-Signature"]
+    mixed = {**headers(), "Webhook-Signature": f"v1,AAAA {good}"}
+    assert verify(SECRET, BODY, mixed)["id"] == "evt_1"
+    raw = headers(secret="plain-secret")
+    assert verify("plain-secret", BODY, raw)["id"] == "evt_1"
+
+
+class Announcements:
+    """A clip_cataloged plugin that counts how often each clip is announced."""
+
+    def __init__(self) -> None:
+        self.clips: list[str] = []
+
+    @hookimpl
+    def clip_cataloged(self, clip: ClipView) -> None:
+        self.clips.append(clip.id)
+
+
+@pytest.fixture
+def announced() -> Announcements:
+    return Announcements()
+
+
+@pytest.fixture
+def hooked_app(
+    home: Path, api: VideosAPIServer, announced: Announcements, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Reelvault]:
+    secret = new_webhook_secret()
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", secret)
+    api.webhook_secret = secret
+    host = load_host()
+    host.register(announced, "announcements", "test")
+    app = Reelvault(Settings.load(home=home), host=host)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def receiver(hooked_app: Reelvault, api: VideosAPIServer) -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(hooked_app) as running:
+        api.webhook_url = running.url
+        yield running
+
+
+def only_generation(app: Reelvault) -> Generation:
+    with app.session() as session:
+        (row,) = session.exec(select(Generation)).all()
+        return row
+
+
+def test_a_webhook_finishes_a_job_nobody_is_polling(
+    hooked_app: Reelvault,
+    receiver: WebhookReceiver,
+    api: VideosAPIServer,
+    announced: Announcements,
+    still_720p: Path,
+    home: Path,
+):
+    write_config(home, "poll_timeout = 0.2\n")
+    app = Reelvault(Settings.load(home=home), host=hooked_app.host)  # reads the timeout
+    api.hold = True
+    with pytest.raises(BackendError, match="resume"):
+        generate(app, still_720p, "a harbour", model="sora-2", size="1280x720")
+    waiting = only_generation(app)
+    assert waiting.status == "in_progress" and announced.clips == []
+    api.release()
+    api.wait_for(lambda: len(api.webhook_deliveries) == 1)
+    receiver.wait_idle()
+    done = only_generation(app)
+    assert done.status == "completed" and done.output_asset_id and done.spritesheet_asset_id
+    assert announced.clips == [done.id]
+    assert api.webhook_deliveries[0].status == 200
+    app.close()
+
+
+def test_polling_and_a_webhook_together_finish_a_job_once(
+    hooked_app: Reelvault,
+    receiver: WebhookReceiver,
+    api: VideosAPIServer,
+    announced: Announcements,
+    still_720p: Path,
+):
+    api.hold = True
+    results: list[Generation] = []
+    polling = threading.Thread(
+        target=lambda: results.append(
+            generate(hooked_app, still_720p, "a harbour", model="sora-2", size="1280x720")
+        )
+    )
+    polling.start()
+    api.wait_for(lambda: api.count("GET", "/videos/{id}") >= 2)
+    api.release()
+    polling.join(timeout=30)
+    api.wait_for(lambda: len(api.webhook_deliveries) == 1)
+    receiver.wait_idle()
+    (clip,) = results
+    assert clip.status == "completed"
+    assert announced.clips == [clip.id]  # announced once, whoever got there first
+    assert only_generation(hooked_app).output_asset_id == clip.output_asset_id
+
+
+def test_forged_stale_and_replayed_deliveries_are_refused(
+    hooked_app: Reelvault, receiver: WebhookReceiver, api: VideosAPIServer, still_720p: Path
+):
+    api.hold = True
+    api.webhook_url = None  # no automatic delivery: only the ones made here
+    write_config(hooked_app.settings.home, "poll_timeout = 0.2\n")
+    app = Reelvault(Settings.load(home=hooked_app.settings.home), host=hooked_app.host)
+    with pytest.raises(BackendError):
+        generate(app, still_720p, "a harbour", model="sora-2", size="1280x720")
+    video_id = only_generation(app).remote_job_id.split("@")[0]
+    api.release()
+    api.wait_for(lambda: api.video(video_id)["status"] == "completed")
+    assert api.deliver(video_id, url=receiver.url, secret=new_webhook_secret()) == 401
+    stale = int(time.time()) - 600
+    assert api.deliver(video_id, url=receiver.url, timestamp=stale) == 401
+    receiver.wait_idle()
+    assert only_generation(app).status == "in_progress"  # nothing forged got through
+
+    assert api.deliver(video_id, url=receiver.url, webhook_id="wh_once") == 200
+    assert api.deliver(video_id, url=receiver.url, webhook_id="wh_once") == 409
+    receiver.wait_idle()
+    assert only_generation(app).status == "completed"
+    messages = [d.message for d in receiver.deliveries]
+    assert sum("refused a delivery" in m for m in messages) == 2
+    assert any("refused a replayed delivery wh_once" in m for m in messages)
+    app.close()
+
+
+def test_events_about_unknown_videos_or_other_types_change_nothing(hooked_app: Reelvault):
+    unknown = {"type": "video.completed", "data": {"id": "video_nobody"}}
+    assert "not in the catalog" in finish_from_event(hooked_app, "openai", unknown)
+    other = {"type": "batch.completed", "data": {"id": "batch_1"}}
+    assert finish_from_event(hooked_app, "openai", other) == "ignored batch.completed event"
+
+
+def test_serving_without_a_webhook_secret_says_how_to_set_one(run, api: VideosAPIServer):
+    result = run("webhooks", "serve", "--port", "9", expect=1)
+    assert "no webhook secret for provider openai" in result.output
+    assert "reelvault keys set openai --webhook-secret" in result.output
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_the_webhooks_serve_command_finishes_a_job(
+    run, home: Path, api: VideosAPIServer, still_720p: Path, monkeypatch: pytest.MonkeyPatch
+):
+    secret = new_webhook_secret()
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", secret)
+    write_config(home, "poll_timeout = 0.2\n")
+    api.hold = True
+    run("generate", still_720p, "-p", "a harbour", "-m", "sora-2", "--size", "1280x720", expect=1)
+    (job,) = json.loads(run("jobs", "--json").stdout)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "core", "webhooks", "serve", "--port", str(port)],
+        cwd=REPO, env={**os.environ, "REELVAULT_HOME": str(home)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        api.webhook_url, api.webhook_secret = f"http://127.0.0.1:{port}/", secret
+        deadline = time.monotonic() + 60
+        while server.stderr and "listening on" not in server.stderr.readline():
+            assert time.monotonic() < deadline and server.poll() is None
+        api.release()
+        api.wait_for(lambda: api.webhook_deliveries and api.webhook_deliveries[0].status == 200)
+        api.wait_for(
+            lambda: json.loads(run("show", job["id"], "--json").stdout)["status"] == "completed",
+            timeout=60,
+        )
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, _ = server.communicate(timeout=30)
+    assert f"{job['id']} completed" in out
