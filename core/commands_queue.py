@@ -1,0 +1,81 @@
+"""Queued work: ``reelvault submit`` records a request, ``reelvault worker`` runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from core.cli import cli, echo_err, generation_options, get_app, print_json
+from core.generate import generate
+from core.report import generation_summary
+from core.worker import Worker
+
+
+@cli.command(name="submit")
+@generation_options
+@click.pass_context
+def submit_command(
+    ctx: click.Context,
+    image: Path,
+    prompt: str,
+    model: str | None,
+    backend: str | None,
+    seconds: int | None,
+    size: str | None,
+    as_json: bool,
+) -> None:
+    """Queue a clip for a worker: validated and policy-checked now, made later."""
+    app = get_app(ctx)
+    queued = generate(
+        app, image, prompt, model=model, backend=backend, seconds=seconds, size=size, queue=True
+    )
+    if as_json:
+        print_json(generation_summary(queued))
+    else:
+        click.echo(queued.id)
+
+
+@cli.command(name="worker")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Jobs run (and remote jobs polled) at once.",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds a job stays ours unrenewed: how long a dead worker's jobs wait.",
+)
+@click.option("--until-idle", is_flag=True, help="Stop once no queued work is left.")
+@click.option("--name", help="Worker name shown in `reelvault jobs` (default: host:pid:random).")
+@click.pass_context
+def worker_command(
+    ctx: click.Context, concurrency: int, lease: float, until_idle: bool, name: str | None
+) -> None:
+    """Take queued jobs from the catalog and run them; several workers may share it."""
+    worker = Worker(
+        get_app(ctx),
+        concurrency=concurrency,
+        lease_seconds=lease,
+        name=name,
+        on_event=echo_err,
+    )
+    echo_err(f"worker {worker.name} started (concurrency {concurrency})")
+    try:
+        report = worker.run(until_idle=until_idle)
+    except KeyboardInterrupt:
+        worker.stop.set()
+        echo_err("stopping: unfinished jobs go back to the queue when their leases run out")
+        raise SystemExit(130) from None
+    echo_err(
+        f"worker {worker.name} done: {len(report.completed)} completed, "
+        f"{len(report.failed)} failed, {len(report.lost)} taken over by others"
+    )
+    if report.failed:
+        raise SystemExit(1)
