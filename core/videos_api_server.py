@@ -200,6 +200,13 @@ class WebhookDelivery:
     status: int | None
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # A provider takes hundreds of connections at once; the stdlib default backlog of 5
+    # would reset a burst of concurrent clients before they were ever served.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class VideosAPIServer:
     """The Videos API on 127.0.0.1; use as a context manager or call start()/stop()."""
 
@@ -238,8 +245,7 @@ class VideosAPIServer:
         self._lock = threading.RLock()
         self._render_lock = threading.Lock()
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer(("127.0.0.1", port), _handler(self))
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle -----------------------------------------------------------------------

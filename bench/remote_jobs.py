@@ -1,0 +1,114 @@
+"""Many concurrent remote jobs against the loopback Videos API server.
+
+    python bench/remote_jobs.py [--jobs 500] [--render-seconds 3]
+
+The server runs in its own process, so only the client side's CPU is measured here.
+Figures, each against a baseline from the same run:
+
+- wall time for all jobs created and polled to completion at once, vs one job's own
+  length on the server (the floor: perfectly concurrent polling would take no longer);
+- client CPU per job for reelvault's sora backend (create + poll), vs the official
+  ``openai`` SDK's ``videos.create_and_poll`` on the same server (both threaded, both
+  honouring the server's poll hint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._common import ratio_line  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.types import GenerationRequest  # noqa: E402
+from plugins.sora_backend import SoraBackend  # noqa: E402
+
+KEY = "sk-bench-remote-jobs"
+SERVER = """
+import sys
+from core.videos_api_server import VideosAPIServer
+server = VideosAPIServer(api_key=sys.argv[1], render_seconds=float(sys.argv[2]),
+                         poll_after_ms=int(sys.argv[3])).start()
+print(server.base_url, flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+def start_server(render_seconds: float, poll_after_ms: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, KEY, str(render_seconds), str(poll_after_ms)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def reelvault_job(backend: SoraBackend, i: int) -> float:
+    start = time.monotonic()
+    status = backend.submit(
+        GenerationRequest(model="sora-2", prompt=f"bench {i}", seconds=4, size="1280x720")
+    )
+    while not status.state.is_terminal:
+        time.sleep(status.poll_after or 1.0)
+        status = backend.poll(status.job_id)
+    assert status.state == "completed", status
+    return time.monotonic() - start
+
+
+def sdk_job(client: object, i: int) -> float:
+    start = time.monotonic()
+    video = client.videos.create_and_poll(  # type: ignore[attr-defined]
+        prompt=f"bench {i}", model="sora-2", seconds="4", size="1280x720"
+    )
+    assert video.status == "completed", video
+    return time.monotonic() - start
+
+
+def run(jobs: int, job: object, target: object) -> tuple[float, float, list[float]]:
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    with ThreadPoolExecutor(jobs) as pool:
+        durations = list(pool.map(lambda i: job(target, i), range(jobs)))  # type: ignore[operator]
+    return time.monotonic() - wall0, time.process_time() - cpu0, durations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--render-seconds", type=float, default=3.0)
+    parser.add_argument("--poll-after-ms", type=int, default=250)
+    args = parser.parse_args()
+    from openai import OpenAI
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=__name__)
+
+    server, base_url = start_server(args.render_seconds, args.poll_after_ms)
+    try:
+        os.environ.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY=KEY)
+        with tempfile.TemporaryDirectory() as home:
+            backend = SoraBackend(Settings.load(home=home, db_url="sqlite://"))
+            wall, cpu, durations = run(args.jobs, reelvault_job, backend)
+        client = OpenAI(base_url=base_url, api_key=KEY, max_retries=5)
+        sdk_wall, sdk_cpu, sdk_durations = run(args.jobs, sdk_job, client)
+    finally:
+        server.communicate("", timeout=30)
+    print(f"{args.jobs} concurrent remote jobs, {args.render_seconds:g} s each on the server")
+    print(ratio_line("  reelvault sora backend: wall time", wall, args.render_seconds,
+                     "one job's length on the server"))  # fmt: skip
+    print(f"  (longest job seen by the client: {max(durations):.2f} s)")
+    print(ratio_line("  client CPU per job", cpu / args.jobs * 1000, sdk_cpu / args.jobs * 1000,
+                     "openai SDK create_and_poll", unit="ms"))  # fmt: skip
+    print(f"  (openai SDK: wall {sdk_wall:.2f} s, longest job {max(sdk_durations):.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
