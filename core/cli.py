@@ -8,12 +8,14 @@ exit; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -174,8 +176,39 @@ def request_parameters(
     return {**parameters, "provider": provider} if provider else parameters
 
 
+@dataclass(frozen=True)
+class ClipRequest:
+    """What the user asked for on the command line, as ``generate`` takes it."""
+
+    image: Path
+    prompt: str
+    model: str | None
+    backend: str | None
+    seconds: int | None
+    size: str | None
+    fit: str | None
+    provider: str | None
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`core.generate.generate` (and the policy dry run)."""
+        return {
+            "model": self.model,
+            "backend": self.backend,
+            "seconds": self.seconds,
+            "size": self.size,
+            "parameters": request_parameters(self.fit, self.provider, self.model, self.backend),
+        }
+
+
 def generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The arguments that describe a new clip, shared by ``generate`` and ``submit``."""
+    """The options that describe a new clip, shared by ``generate``, ``submit`` and
+    ``policy check``; the command receives them as one ``request: ClipRequest``."""
+
+    @functools.wraps(command)
+    def with_request(*args: Any, **kwargs: Any) -> Any:
+        fields = {name: kwargs.pop(name) for name in ClipRequest.__dataclass_fields__}
+        return command(*args, request=ClipRequest(**fields), **kwargs)
+
     options = (
         click.argument("image", type=click.Path(path_type=Path)),
         click.option(
@@ -185,44 +218,25 @@ def generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--backend", "-b", help="Backend name, when a model name is not unique."),
         seconds_option,
         size_option,
+        fit_option,
+        provider_option,
         json_option,
     )
+    wrapped: Callable[..., Any] = with_request
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped
 
 
 @cli.command(name="generate")
 @generation_options
-@fit_option
-@provider_option
 @click.pass_context
-def generate_command(
-    ctx: click.Context,
-    image: Path,
-    prompt: str,
-    model: str | None,
-    backend: str | None,
-    seconds: int | None,
-    size: str | None,
-    as_json: bool,
-    fit: str | None,
-    provider: str | None,
-) -> None:
+def generate_command(ctx: click.Context, request: ClipRequest, as_json: bool) -> None:
     """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
     app = get_app(ctx)
-    parameters = request_parameters(fit, provider, model, backend)
     with progress_bar("generating") as on_progress:
         generation = generate(
-            app,
-            image,
-            prompt,
-            model=model,
-            backend=backend,
-            seconds=seconds,
-            size=size,
-            parameters=parameters,
-            on_progress=on_progress,
+            app, request.image, request.prompt, on_progress=on_progress, **request.options()
         )
     _show_result(app, generation, as_json)
 
@@ -432,18 +446,36 @@ def _asset_line(asset: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+LINEAGE_FORMATS = ("tree", "json", "dot", "mermaid", "prov-json")
+
+
 @cli.command(name="lineage")
 @click.argument("identifier")
-@json_option
+@click.option("--format", "fmt", type=click.Choice(LINEAGE_FORMATS), default="tree",
+              show_default=True, help="tree for people; json, dot (Graphviz), mermaid or "
+              "prov-json (W3C PROV) for tools.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (same as --format json).")
 @click.pass_context
-def lineage_command(ctx: click.Context, identifier: str, as_json: bool) -> None:
+def lineage_command(ctx: click.Context, identifier: str, fmt: str, as_json: bool) -> None:
     """Where a clip came from and what was made from it (or from a still), as a tree."""
+    from core import exports, lineage_render  # prov and pydot load only for this command
+
+    if as_json and fmt not in ("tree", "json"):
+        raise RequestError(f"--json means --format json; it cannot go with --format {fmt}")
+    fmt = "json" if as_json else fmt
     app = get_app(ctx)
     with app.session() as session:
         target = resolve_id(session, identifier)
         data = lineage_dict(session, target, app.store)
-    if as_json:
+        if fmt == "prov-json":
+            click.echo(exports.prov_json(exports.lineage_prov(session, target)))
+            return
+    if fmt == "json":
         print_json(data)
+        return
+    if fmt in ("dot", "mermaid"):
+        render = lineage_render.to_dot if fmt == "dot" else lineage_render.to_mermaid
+        click.echo(render(data), nl=False)
         return
     source = data["source"]
     if source:
@@ -636,6 +668,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "core.commands_queue",
     "core.commands_provenance",
     "core.commands_remote",
+    "core.commands_web",
 )
 _attach_command_modules()
 default_host().hook.register_commands(cli=cli)

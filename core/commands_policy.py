@@ -9,17 +9,15 @@ import click
 from rich.table import Table
 
 from core.cli import (
+    ClipRequest,
     cli,
     clip_text,
     console,
     echo_err,
-    fit_option,
     generation_options,
     get_app,
     json_option,
     print_json,
-    provider_option,
-    request_parameters,
 )
 from core.consent import (
     add_consent,
@@ -39,36 +37,14 @@ def policy_group() -> None:
 
 @policy_group.command(name="check")
 @generation_options
-@fit_option
-@provider_option
 @click.pass_context
-def policy_check_command(
-    ctx: click.Context,
-    image: Path,
-    prompt: str,
-    model: str | None,
-    backend: str | None,
-    seconds: int | None,
-    size: str | None,
-    as_json: bool,
-    fit: str | None,
-    provider: str | None,
-) -> None:
+def policy_check_command(ctx: click.Context, request: ClipRequest, as_json: bool) -> None:
     """Run every policy check on a request as `generate` would, generating nothing.
 
     Takes the same arguments as `generate`. Prints each rule's decision; exits 0 when
     the request would be allowed (warnings included) and 1 when any rule denies it.
     """
-    report = check_policy(
-        get_app(ctx),
-        image,
-        prompt,
-        model=model,
-        backend=backend,
-        seconds=seconds,
-        size=size,
-        parameters=request_parameters(fit, provider, model, backend),
-    )
+    report = check_policy(get_app(ctx), request.image, request.prompt, **request.options())
     if as_json:
         print_json(report.as_dict())
     else:

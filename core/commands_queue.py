@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from core.cli import cli, echo_err, generation_options, get_app, print_json
+from core.cli import ClipRequest, cli, echo_err, generation_options, get_app, print_json
 from core.generate import generate
 from core.report import generation_summary
 from core.worker import Worker
@@ -15,21 +13,10 @@ from core.worker import Worker
 @cli.command(name="submit")
 @generation_options
 @click.pass_context
-def submit_command(
-    ctx: click.Context,
-    image: Path,
-    prompt: str,
-    model: str | None,
-    backend: str | None,
-    seconds: int | None,
-    size: str | None,
-    as_json: bool,
-) -> None:
+def submit_command(ctx: click.Context, request: ClipRequest, as_json: bool) -> None:
     """Queue a clip for a worker: validated and policy-checked now, made later."""
     app = get_app(ctx)
-    queued = generate(
-        app, image, prompt, model=model, backend=backend, seconds=seconds, size=size, queue=True
-    )
+    queued = generate(app, request.image, request.prompt, queue=True, **request.options())
     if as_json:
         print_json(generation_summary(queued))
     else:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,9 +16,11 @@ import sqlalchemy as sa
 
 from core.app import Reelvault
 from core.config import Settings
-from core.generate import generate
+from core.generate import derive, generate
 from core.plugins import load_host
-from tests import counting_backend
+from core.videos_api_server import VideosAPIServer
+from core.worker import Worker, WorkerReport
+from tests import counting_backend, sora_support
 from tests.conftest import REPO
 
 SUBMIT_ARGS = ("--seconds", "1", "--size", "640x360")
@@ -46,11 +49,7 @@ def test_submit_validates_before_queueing(run, still: Path):
 
 
 def test_a_queued_remix_runs_from_its_parent(run, app, still: Path):
-    from core.generate import derive, generate
-
     parent = generate(app, still, "pan left", seconds=1, size="640x360")
-    from core.worker import Worker
-
     queued = derive(app, parent.id, "tilt up", queue=True)
     assert queued.status == "pending" and queued.parent_id == parent.id
     report = Worker(app, concurrency=1, lease_seconds=30).run(until_idle=True)
@@ -121,3 +120,39 @@ def test_three_workers_twenty_jobs_one_killed_mid_job(home: Path, still: Path, t
     job_ids = [line.split()[1] for line in submits]
     assert len(job_ids) == 20 and len(set(job_ids)) == 20  # no job submitted twice
     assert sorted(job_ids) == sorted(r[1] for r in rows)
+
+
+api = sora_support.api
+still_720p = sora_support.still_720p
+
+
+def test_one_worker_polls_its_remote_jobs_concurrently(
+    app: Reelvault, api: VideosAPIServer, still_720p: Path
+):
+    """All jobs are created and held in progress at once before any may finish: a worker
+    that ran them one by one would never get past the first."""
+    api.hold = True
+    queued = [
+        generate(app, still_720p, f"harbour {i}", model="sora-2", size="1280x720", queue=True)
+        for i in range(5)
+    ]
+    worker = Worker(app, concurrency=5, lease_seconds=30)
+    result: list[WorkerReport] = []
+    thread = threading.Thread(target=lambda: result.append(worker.run(until_idle=True)))
+    thread.start()
+    try:
+        api.wait_for(lambda: api.count("POST", "/videos") == 5, timeout=30)
+        api.wait_for(lambda: all(api.video(v)["status"] == "in_progress" for v in api.video_ids()))
+        polls_before = api.count("GET", "/videos/{id}")
+        api.wait_for(lambda: api.count("GET", "/videos/{id}") >= polls_before + 10)
+        polled = {r.path.rsplit("/", 1)[-1] for r in api.requests[-10:] if r.method == "GET"}
+        assert len(polled) > 1  # the held jobs are polled side by side
+        api.release()
+        thread.join(60)
+    finally:
+        worker.stop.set()
+        api.release()
+        thread.join(60)
+    (report,) = result
+    assert sorted(report.completed) == sorted(g.id for g in queued)
+    assert api.count("POST", "/videos") == 5
