@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from catalog.models import Asset, Generation, PolicyDecisionRecord, VerificationRecord
 from core.errors import AmbiguousIdError, NotFoundError
 from core.ids import ASSET_PREFIXES, CLIP_PREFIX, short
+from core.types import VerificationState
 
 AMBIGUITY_SHOWN = 5
 _Row = TypeVar("_Row", Generation, Asset)
@@ -82,6 +83,8 @@ class ClipFilter:
 
 
 UNCHECKED = "unchecked"
+PROVENANCE_STATES = (*(state.value for state in VerificationState), UNCHECKED)
+"""What ``ClipFilter.provenance`` accepts."""
 
 
 def latest_state(asset_id: sa.ColumnElement[str | None]) -> sa.ScalarSelect[str]:

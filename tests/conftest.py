@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,19 @@ def textured_image(path: Path, width: int = 960, height: int = 540, seed: int = 
 @pytest.fixture
 def db_url(tmp_path: Path) -> Iterator[str]:
     """The catalog URL for this test: SQLite in the home, or a fresh PostgreSQL database."""
+    with fresh_catalog_url(tmp_path / "home") as url:
+        yield url
+
+
+@contextmanager
+def fresh_catalog_url(home: Path) -> Iterator[str]:
+    """An empty catalog's URL: SQLite in ``home``, or a new PostgreSQL database (then dropped).
+
+    Also for fixtures wider than one test, which cannot use the ``db_url`` fixture.
+    """
     admin_url = os.environ.get(PG_ENV)
     if not admin_url:
-        yield f"sqlite:///{tmp_path / 'home' / 'catalog.db'}"
+        yield f"sqlite:///{home / 'catalog.db'}"
         return
     name = f"rv_test_{uuid.uuid4().hex[:16]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")

@@ -1,0 +1,187 @@
+"""End to end: ``reelvault serve`` in a real process, pages in headless Chromium.
+
+Debian's Chromium (``/usr/bin/chromium``, installed by ``.ci/run``) is driven through
+Playwright's Python package, which brings its own driver but is never asked to download
+a browser. The checks are the ones a person makes by looking: the thumbnails show, the
+lineage picture shows its nodes with their pictures, and the video plays and seeks (which
+only works because the server answers Range requests with 206). Screenshots of both
+pages are saved in the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, Response, sync_playwright
+
+from tests.web_support import Library, open_library
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",  # without these, Chromium keeps dialling out
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+START_TIMEOUT = 60.0
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
+    with open_library(tmp_path_factory.mktemp("browser")) as lib:
+        yield lib
+
+
+@pytest.fixture
+def server(library: Library, tmp_path: Path) -> Iterator[str]:
+    """``reelvault serve --port 0`` as a user would start it; yields its address."""
+    log = (tmp_path / "server.log").open("w")
+    command = [sys.executable, "-m", "core", "--home", str(library.home), "--db",
+               library.db_url, "serve", "--port", "0"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ}
+    )
+    try:
+        first_line: list[str] = []
+        reader = threading.Thread(
+            target=lambda: first_line.append(process.stdout.readline()),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        reader.join(START_TIMEOUT)
+        assert first_line and first_line[0].startswith("serving http://127.0.0.1:"), (
+            first_line,
+            (tmp_path / "server.log").read_text(),
+        )
+        yield first_line[0].split()[1]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    assert CHROMIUM.is_file(), "Debian's chromium is missing: apt-get install chromium"
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh profile, removed with tmp_path
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def distinct_colours(png: bytes) -> int:
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)
+    return len(np.unique(pixels, axis=0))
+
+
+def test_library_and_clip_pages_render_play_and_seek(
+    server: str, page: Page, library: Library, tmp_path: Path
+):
+    media: list[tuple[str, int, str | None]] = []
+
+    def record(response: Response) -> None:
+        if "/media/" in response.url:
+            media.append((response.url, response.status, response.request.headers.get("range")))
+
+    page.on("response", record)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    # -- the library: every completed clip's thumbnail is decoded and drawn
+    page.goto(server, wait_until="load")
+    thumbs = page.eval_on_selector_all(
+        "img.thumb",
+        "imgs => imgs.map(i => ({src: i.src, done: i.complete, w: i.naturalWidth,"
+        " shown: i.getBoundingClientRect().width}))",
+    )
+    assert len(thumbs) == 4, thumbs
+    assert all(t["done"] and t["w"] == 640 and t["shown"] > 100 for t in thumbs), thumbs
+    assert page.locator("li.card").count() == 5
+    page.screenshot(path=str(tmp_path / "library.png"), full_page=True)
+
+    # -- a clip page, reached by clicking its card
+    remix = library.remix
+    page.click(f'li.card[data-id="{remix.id}"] a')
+    page.wait_for_url(f"**/clips/{remix.id}")
+    page.wait_for_load_state("load")
+
+    graph = page.locator("svg.lineage-graph")
+    nodes = graph.locator("a.node")
+    assert nodes.count() == 4  # still → first → remix → grandchild
+    hrefs = {nodes.nth(i).get_attribute("data-id") for i in range(nodes.count())}
+    assert hrefs == {remix.source_asset_id, library.first.id, remix.id, library.grandchild.id}
+    sizes = page.evaluate(
+        """async () => Promise.all(
+            [...document.querySelectorAll('svg.lineage-graph image')].map(async node => {
+                const img = new Image();
+                img.src = node.href.baseVal;
+                await img.decode();
+                return img.naturalWidth;
+            }))"""
+    )
+    assert sizes and all(w >= 640 for w in sizes), sizes
+    # the picture itself: thumbnails of textured stills make a colourful image, not a blank box
+    assert distinct_colours(graph.screenshot()) > 2000
+
+    playback = page.evaluate(
+        """async () => {
+            const v = document.querySelector('video#player');
+            v.muted = true;
+            if (v.readyState < 1) {
+                await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
+            }
+            await v.play();
+            await new Promise(r => setTimeout(r, 400));
+            const playedTo = v.currentTime;
+            v.pause();
+            const seeked = new Promise(r => v.addEventListener('seeked', r, {once: true}));
+            v.currentTime = 0.5;
+            await seeked;
+            if (v.readyState < 2) {
+                await new Promise(r => v.addEventListener('canplay', r, {once: true}));
+            }
+            return {duration: v.duration, playedTo, seekedTo: v.currentTime,
+                    readyState: v.readyState, width: v.videoWidth, error: v.error && v.error.code};
+        }"""
+    )
+    assert playback["error"] is None and playback["width"] == 640, playback
+    assert playback["duration"] == pytest.approx(1.0, abs=0.05), playback
+    assert playback["playedTo"] > 0.05, playback  # it played
+    assert playback["seekedTo"] == pytest.approx(0.5, abs=0.05), playback  # and seeked
+    assert playback["readyState"] >= 2, playback  # with the frame there to show
+
+    video_url = f"/media/{remix.output_asset_id}"
+    ranged = [(status, rng) for url, status, rng in media if url.endswith(video_url) and rng]
+    assert ranged and all(status == 206 for status, _ in ranged), media
+
+    page.screenshot(path=str(tmp_path / "clip.png"), full_page=True)
+    for shot in ("library.png", "clip.png"):
+        assert distinct_colours((tmp_path / shot).read_bytes()) > 2000
+    assert not problems, problems
