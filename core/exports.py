@@ -200,6 +200,17 @@ def write_jsonl(records: Iterable[Mapping[str, Any]], out: TextIO) -> int:
     return count
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (a prompt like ``=HYPERLINK(...)``) is
+    prefixed with an apostrophe, so opening an export never executes what a user typed."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(records: Iterable[Mapping[str, Any]], out: TextIO) -> int:
     """One row per clip, the columns a spreadsheet needs; JSONL has everything."""
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
@@ -211,18 +222,17 @@ def write_csv(records: Iterable[Mapping[str, Any]], out: TextIO) -> int:
         policy = "; ".join(
             f"{d['outcome']} {d['plugin']}/{d['rule_id']}" for d in record["policy_decisions"]
         )
-        writer.writerow(
-            {
-                **{key: record[key] for key in CSV_COLUMNS if key in record},
-                "source_sha256": source["sha256"] if source else None,
-                "video_asset_id": video["id"] if video else None,
-                "video_sha256": video["sha256"] if video else None,
-                "thumbnail_sha256": thumb["sha256"] if thumb else None,
-                "policy": policy,
-                "error_code": error.get("code"),
-                "error_message": error.get("message"),
-            }
-        )
+        row = {
+            **{key: record[key] for key in CSV_COLUMNS if key in record},
+            "source_sha256": source["sha256"] if source else None,
+            "video_asset_id": video["id"] if video else None,
+            "video_sha256": video["sha256"] if video else None,
+            "thumbnail_sha256": thumb["sha256"] if thumb else None,
+            "policy": policy,
+            "error_code": error.get("code"),
+            "error_message": error.get("message"),
+        }
+        writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
         count += 1
     return count
 

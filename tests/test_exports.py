@@ -394,3 +394,20 @@ def test_export_path_never_leaks_into_records(library: Library):
     (row,) = [r for r in jsonl(library) if r["id"] == library.first.id]
     assert str(library.home) not in json.dumps(row)
     assert datetime.fromisoformat(row["created_at"]) > datetime.now(UTC) - timedelta(hours=1)
+
+
+def test_csv_cells_never_start_a_spreadsheet_formula():
+    from core.exports import CSV_COLUMNS, spreadsheet_safe, write_csv
+
+    record = {key: None for key in CSV_COLUMNS}
+    record.update(id="clip_x", prompt="=cmd|' /C calc'!A0", seconds=4, policy_decisions=[],
+                  video=None, source=None, thumbnail=None, error=None)  # fmt: skip
+    out = io.StringIO()
+    assert write_csv([record], out) == 1
+    (row,) = csv.DictReader(io.StringIO(out.getvalue(), newline=""))
+    assert row["prompt"] == "'=cmd|' /C calc'!A0" and row["seconds"] == "4"
+    assert spreadsheet_safe('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert spreadsheet_safe("@SUM(A1)") == "'@SUM(A1)"
+    assert spreadsheet_safe("-2+3") == "'-2+3"
+    assert spreadsheet_safe("slow push in") == "slow push in"
+    assert spreadsheet_safe(4) == 4 and spreadsheet_safe(None) is None
