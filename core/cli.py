@@ -29,6 +29,7 @@ from rich.tree import Tree
 
 from catalog.models import Generation
 from catalog.queries import (
+    PROVENANCE_STATES,
     ClipFilter,
     asset_by_sha,
     get_asset,
@@ -303,44 +304,80 @@ def source_asset_id(app: Reelvault, text: str) -> str:
         return get_asset(session, text).id
 
 
+@dataclass(frozen=True)
+class FilterRequest:
+    """The ``list`` filters as typed on the command line, shared by every command that
+    takes a part of the catalog (``list``, ``export``)."""
+
+    model: str | None
+    backend: str | None
+    status: str | None
+    text: str | None
+    source: str | None
+    since: str | None
+    until: str | None
+    provenance: str | None
+
+    def to_filter(self, app: Reelvault, **extra: Any) -> ClipFilter:
+        return ClipFilter(
+            model=self.model,
+            backend=self.backend,
+            status=self.status,
+            text=self.text,
+            source_asset_id=source_asset_id(app, self.source) if self.source else None,
+            since=parse_when(self.since) if self.since else None,
+            until=parse_when(self.until) if self.until else None,
+            provenance=self.provenance,
+            **extra,
+        )
+
+
+def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the ``list`` filters; the command receives them as one ``filters: FilterRequest``."""
+
+    @functools.wraps(command)
+    def with_filters(*args: Any, **kwargs: Any) -> Any:
+        fields = {name: kwargs.pop(name) for name in FilterRequest.__dataclass_fields__}
+        return command(*args, filters=FilterRequest(**fields), **kwargs)
+
+    options = (
+        click.option("--model", "-m", help="Only this model."),
+        click.option("--backend", "-b", help="Only this backend."),
+        click.option("--status", "-s", help="Only this status (completed, failed, rejected, ...)."),
+        click.option("--text", "-t", help="Only prompts containing this text."),
+        click.option("--source", help="Only clips made from this image (asset id or file path)."),
+        click.option("--since", help="Created at or after: a date, a time, or an age like 7d."),
+        click.option("--until", help="Created before: a date, a time, or an age like 1h."),
+        click.option(
+            "--provenance",
+            type=click.Choice(PROVENANCE_STATES),
+            help="Only clips whose video's latest verification has this state.",
+        ),
+    )
+    wrapped: Callable[..., Any] = with_filters
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return wrapped
+
+
 @cli.command(name="list")
-@click.option("--model", "-m", help="Only this model.")
-@click.option("--backend", "-b", help="Only this backend.")
-@click.option("--status", "-s", help="Only this status (completed, failed, rejected, ...).")
-@click.option("--text", "-t", help="Only prompts containing this text.")
-@click.option("--source", help="Only clips made from this image (asset id or file path).")
-@click.option("--since", help="Created at or after: a date, a time, or an age like 7d.")
-@click.option("--until", help="Created before: a date, a time, or an age like 1h.")
-@click.option("-n", "limit", type=click.IntRange(min=0), default=50, show_default=True,
-              help="At most this many clips (0: no limit).")  # fmt: skip
+@clip_filter_options
+@click.option(
+    "-n",
+    "limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="At most this many clips (0: no limit).",
+)
 @json_option
 @click.pass_context
-def list_command(
-    ctx: click.Context,
-    model: str | None,
-    backend: str | None,
-    status: str | None,
-    text: str | None,
-    source: str | None,
-    since: str | None,
-    until: str | None,
-    limit: int,
-    as_json: bool,
-) -> None:
+def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json: bool) -> None:
     """List clips, newest first."""
     app = get_app(ctx)
-    filters = ClipFilter(
-        model=model,
-        backend=backend,
-        status=status,
-        text=text,
-        source_asset_id=source_asset_id(app, source) if source else None,
-        since=parse_when(since) if since else None,
-        until=parse_when(until) if until else None,
-        limit=limit or None,
-    )
+    clip_filter = filters.to_filter(app, limit=limit or None)
     with app.session() as session:
-        rows = [generation_summary(g) for g in list_generations(session, filters)]
+        rows = [generation_summary(g) for g in list_generations(session, clip_filter)]
     if as_json:
         print_json(rows)
         return

@@ -121,6 +121,9 @@ def test_list_filters_and_json(run, home: Path, still: Path, tmp_path: Path):
     assert json.loads(run("list", "--since", "1h", "-n", "1", "--json").stdout)[0]["id"] == b["id"]
     assert json.loads(run("list", "--until", "2000-01-01", "--json").stdout) == []
     assert json.loads(run("list", "--status", "failed", "--json").stdout) == []
+    unsigned = json.loads(run("list", "--provenance", "absent", "--json").stdout)
+    assert [c["id"] for c in unsigned] == [b["id"], a["id"]]  # no signing set up here
+    assert json.loads(run("list", "--provenance", "trusted", "--json").stdout) == []
     table = run("list").stdout
     assert a["id"] in table and "pan right over the harbor" in table
 
