@@ -34,7 +34,7 @@ from core.consent import request_context
 from core.errors import BackendError, ReelvaultError, RequestError
 from core.ids import new_clip_id
 from core.importer import catalog_file
-from core.media import FIT_MODES, MediaInfo, fit_image, probe_image, probe_video
+from core.media import MediaInfo, fit_image, probe_image, probe_video
 from core.plugins import call_each
 from core.policy import denials, run_checks
 from core.policy import warnings as policy_warnings
@@ -205,18 +205,11 @@ def _fit_input(
     requested size: a still of another size is refused unless the request asks for a
     fit, so nothing is cropped that the user did not ask for, and nothing is stored yet.
     """
-    fit = parameters.get("fit")
-    if fit is not None and fit not in FIT_MODES:
-        raise RequestError(f"fit must be one of {', '.join(FIT_MODES)}, not {fit!r}")
-    wanted = Size.parse(size)
-    if info.fits_input_image or (still.width, still.height) == (wanted.width, wanted.height):
-        return None
+    assert still.width is not None and still.height is not None
+    fit = info.still_fit(Size(still.width, still.height), size, parameters.get("fit"), image.name)
     if fit is None:
-        raise RequestError(
-            f"{image.name} is {still.width}x{still.height} but {info.name} needs a still of "
-            f"exactly {size}: pass --fit cover (crop to fill) or --fit contain (pad), "
-            "or a still of that size"
-        )
+        return None
+    wanted = Size.parse(size)
     return fit_image(image, wanted.width, wanted.height, fit)
 
 

@@ -16,6 +16,7 @@ import av
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import RequestError
+from core.types import FIT_MODES
 
 IMAGE_MIMES = {
     "JPEG": "image/jpeg",
@@ -26,6 +27,9 @@ IMAGE_MIMES = {
     "BMP": "image/bmp",
 }
 MAX_IMAGE_PIXELS = 100_000_000
+ORIENTATION_TAG = 0x0112
+SIDEWAYS = (5, 6, 7, 8)
+"""EXIF orientations that turn the picture by 90 degrees."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,10 @@ def probe_image(path: Path) -> MediaInfo:
                 im.load()  # decode fully: a truncated file fails here, not mid-render
                 fmt = im.format or ""
                 width, height = im.size
+                if im.getexif().get(ORIENTATION_TAG) in SIDEWAYS:
+                    # A phone photo stored sideways: report the size people see, the one
+                    # every renderer and fit works with after applying the rotation.
+                    width, height = height, width
     except UnidentifiedImageError:
         raise RequestError(f"{path}: not an image reelvault can read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
@@ -92,9 +100,6 @@ def probe_video(path: Path) -> MediaInfo:
             )
     except (av.FFmpegError, IndexError) as exc:
         raise RequestError(f"{path}: not a video reelvault can read ({exc})") from None
-
-
-FIT_MODES = ("cover", "contain")
 
 
 def fit_image(path: Path, width: int, height: int, mode: str) -> bytes:

@@ -66,6 +66,10 @@ class Size:
         return f"{self.width}x{self.height}"
 
 
+FIT_MODES = ("cover", "contain")
+"""How a still of another size is made to fit: crop to fill, or pad."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a backend's model accepts.
@@ -104,6 +108,27 @@ class ModelInfo:
                 raise ValueError(f"{self.name}: size {size!r} must be written WIDTHxHEIGHT")
         if self.default_seconds not in self.seconds or self.default_size not in self.sizes:
             raise ValueError(f"{self.name}: the defaults must be among the allowed values")
+
+    def still_fit(
+        self, still: Size, size: str, fit: str | None, name: str = "the still"
+    ) -> str | None:
+        """How a still of size ``still`` reaches this model when ``size`` is requested.
+
+        Returns ``None`` when it goes as it is (it matches, or the model fits stills
+        itself) and the fit mode to apply otherwise. A mismatch nobody asked to fit is
+        refused, so nothing is ever cropped that the user did not ask for.
+        """
+        if fit is not None and fit not in FIT_MODES:
+            raise RequestError(f"fit must be one of {', '.join(FIT_MODES)}, not {fit!r}")
+        wanted = Size.parse(size)
+        if still == wanted or self.fits_input_image:
+            return None
+        if fit is None:
+            raise RequestError(
+                f"{name} is {still} but model {self.name} needs exactly {wanted}: "
+                "pass --fit cover (crop to fill) or --fit contain (pad), or a still of that size"
+            )
+        return fit
 
     def supports(self, relation: Relation) -> bool:
         return {

@@ -38,7 +38,6 @@ from core.types import (
 )
 
 NAME = "request_fit"
-FIT_MODES = ("cover", "contain")
 
 
 @dataclass(frozen=True)
@@ -168,26 +167,17 @@ def _image(
 
 def _image_size(request: GenerationRequest, model: ModelInfo, actual: Size) -> PolicyDecision:
     """The still must match the size, or be fitted on purpose: never a surprise crop."""
-    fit = request.parameters.get("fit")
-    if fit is not None and fit not in FIT_MODES:
-        return _deny("fit.image_size", f"fit must be one of {', '.join(FIT_MODES)}, not {fit!r}")
     try:
-        wanted = Size.parse(request.size)
+        fit = model.still_fit(actual, request.size, request.parameters.get("fit"))
     except RequestError as exc:
         return _deny("fit.image_size", str(exc))
+    wanted = Size.parse(request.size)
     if actual == wanted:
         return _allow("fit.image_size", f"the still is {actual}, as requested")
     if fit is not None:
         return _allow(
             "fit.image_size", f"the {actual} still is fitted to {wanted} by {fit}, as asked"
         )
-    if model.fits_input_image:
-        return _allow(
-            "fit.image_size",
-            f"the {actual} still is fitted to {wanted} by model {model.name} itself",
-        )
-    return _deny(
-        "fit.image_size",
-        f"the still is {actual} but the request is {wanted}, and model {model.name} does not "
-        f"fit stills itself: resize it, or ask for a fit (--fit cover crops, --fit contain pads)",
+    return _allow(
+        "fit.image_size", f"the {actual} still is fitted to {wanted} by model {model.name} itself"
     )

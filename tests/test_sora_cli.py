@@ -86,9 +86,7 @@ def test_a_still_of_another_size_is_refused_unless_fitted(
     run, home: Path, db_url: str, api: VideosAPIServer, still: Path
 ):
     refused = make(run, still, expect=2)
-    assert "Error: still.jpg is 960x540 but sora-2 needs a still of exactly 1280x720" in (
-        refused.output
-    )
+    assert "Error: still.jpg is 960x540 but model sora-2 needs exactly 1280x720" in (refused.output)
     assert "--fit cover" in refused.output
     assert media_files(home) == [] and api.requests == []
     assert catalog_dump(db_url).get("generations", []) == []
