@@ -58,9 +58,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        if url.database and url.database != ":memory:":
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -163,10 +161,29 @@ def _migration_lock(engine: sa.Engine) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _use_wal(engine: sa.Engine) -> None:
+    """Put a SQLite catalog in WAL mode (readers never block the writer), once.
+
+    The mode is stored in the file, so it is set when the catalog is created, under the
+    migration lock: switching modes needs the database to itself, and two processes
+    opening a new catalog at the same moment must not both try.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    with _migration_lock(engine), engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        (mode,) = raw.execute("PRAGMA journal_mode").fetchone()
+        if mode.lower() != "wal":
+            raw.execute("PRAGMA journal_mode = WAL")
+
+
 def open_catalog(url: str) -> sa.Engine:
     """An engine for the catalog at ``url``, upgraded to the current schema."""
     engine = create_engine(url)
     try:
+        _use_wal(engine)
         upgrade(engine)
     except sa.exc.OperationalError as exc:
         engine.dispose()
