@@ -2,15 +2,17 @@
 
 Several reelvault processes may share one catalog at once (two ``generate`` runs, or
 workers on a shared PostgreSQL), so opening is safe under concurrency: the schema is
-upgraded by one process at a time, and SQLite write transactions start ``IMMEDIATE`` so
-two writers queue on the busy timeout instead of failing with "database is locked"
-when one of them tries to upgrade a read lock.
+upgraded by one process at a time, and every SQLite transaction starts ``IMMEDIATE``
+(a read-only session's too: the engine cannot tell them apart), so two writers queue on
+the busy timeout instead of failing with "database is locked" when one of them tries to
+upgrade a read lock; the price is that sessions take turns, reads included.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +48,23 @@ def create_engine(url: str) -> sa.Engine:
         ) from None
 
 
+SQLITE_LOWER = "rv_lower"
+"""The SQLite function behind :class:`catalog.queries.sql_lower` (SQLite's ``lower()`` changes
+ASCII letters only, so ``École`` would never match ``ÉCOLE``)."""
+
+
+def unicode_lower(text: str | None) -> str | None:
+    """Lowercase letter by letter, exactly as PostgreSQL's ``lower()`` does (checked against
+    it for every code point), so a text filter finds the same rows on either database:
+    ``str.lower`` without its two context rules, ``İ`` → ``i̇`` and a final ``Σ`` → ``ς``."""
+    return None if text is None else text.replace("İ", "i").replace("Σ", "σ").lower()
+
+
+def register_functions(dbapi_conn: sqlite3.Connection) -> None:
+    """Add reelvault's SQL functions to a new SQLite connection (every engine opening one)."""
+    dbapi_conn.create_function(SQLITE_LOWER, 1, unicode_lower, deterministic=True)
+
+
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +79,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
+        register_functions(dbapi_conn)
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]

@@ -125,6 +125,10 @@ class Generation(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=200)
     lease_expires_at: datetime | None = _time(default=None)
     attempts: int = 0
+    # ``remote_job_id`` again, for a job of a backend that lists its jobs (one job per
+    # create, which ``sync`` may import while ``send`` records it): unique, so such a job
+    # is one clip. Jobs that identical requests share (the local backend's) leave it NULL.
+    listed_job_id: str | None = Field(default=None, unique=True, index=True, max_length=200)
 
 
 class PolicyDecisionRecord(SQLModel, table=True):

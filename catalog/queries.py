@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
+from catalog.db import SQLITE_LOWER
 from catalog.models import Asset, Generation, PolicyDecisionRecord, VerificationRecord
+from catalog.statuses import ENDED, UNFINISHED
 from core.errors import AmbiguousIdError, NotFoundError
 from core.ids import ASSET_PREFIXES, CLIP_PREFIX, short
 from core.types import VerificationState
@@ -99,6 +104,33 @@ def latest_state(asset_id: sa.ColumnElement[str | None]) -> sa.ScalarSelect[str]
     )
 
 
+class sql_lower(FunctionElement[str]):  # named like sa.func's SQL functions
+    """``lower(text)`` with the same result on both databases: PostgreSQL's own ``lower()``,
+    and on SQLite, whose ``lower()`` changes ASCII letters only, the function
+    :func:`catalog.db.register_functions` adds (:func:`catalog.db.unicode_lower`). The
+    text filter lowers both sides in SQL, so each database compares its own lowercasing."""
+
+    type = sa.String()
+    name = "sql_lower"
+    inherit_cache = True
+
+
+@compiles(sql_lower)
+def _lower(element: sql_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(sql_lower, "sqlite")
+def _lower_sqlite(element: sql_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
+
+
+def _contains_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``/``) matching any text that contains ``text``."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
 def clip_conditions(filters: ClipFilter) -> list[sa.ColumnElement[bool]]:
     """The WHERE clauses of a filter (not its paging), for listings and exports alike."""
     where: list[sa.ColumnElement[bool]] = []
@@ -109,9 +141,8 @@ def clip_conditions(filters: ClipFilter) -> list[sa.ColumnElement[bool]]:
     if filters.status:
         where.append(col(Generation.status) == filters.status)
     if filters.text:
-        where.append(
-            sa.func.lower(Generation.prompt).contains(filters.text.lower(), autoescape=True)
-        )
+        pattern = sa.literal(_contains_pattern(filters.text), sa.String)
+        where.append(sql_lower(col(Generation.prompt)).like(sql_lower(pattern), escape="/"))
     if filters.source_asset_id:
         where.append(col(Generation.source_asset_id) == filters.source_asset_id)
     if filters.since:
@@ -203,10 +234,6 @@ def _nodes(session: Session, related: sa.Subquery) -> list[LineageNode]:
         .order_by(related.c.depth, col(Generation.created_at), col(Generation.id))
     )
     return [LineageNode(gen, depth) for gen, depth in session.exec(stmt)]
-
-
-UNFINISHED = ("pending", "claimed", "submitting", "queued", "in_progress")
-ENDED = ("completed", "failed", "rejected")
 
 
 def list_in_flight(session: Session) -> list[Generation]:

@@ -2,31 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel, col, select
 
 from catalog.models import Asset, Generation, utcnow
+from catalog.statuses import COMPLETED
+
+OUTCOME_FIELDS = (
+    "status",
+    "progress",
+    "output_asset_id",
+    "thumbnail_asset_id",
+    "spritesheet_asset_id",
+    "completed_at",
+    "error_code",
+    "error_message",
+)
+"""What a finished generation learned from its job: taken over with the job's id."""
 
 
-def ensure_asset(session: Session, asset: Asset) -> Asset:
-    """Insert an asset unless its bytes are already cataloged; return the stored row.
+def insert_or_ignore(session: Session, row: SQLModel) -> bool:
+    """Insert a row unless it conflicts with a unique key; says whether it went in.
 
-    Two processes may store the same bytes at the same moment (the same source image
-    in two ``generate`` runs), so this is an insert that ignores a conflict on the
-    hash rather than a check followed by an insert.
+    Two processes may write the same thing at the same moment (the same source image in
+    two ``generate`` runs, the same remote job in two ``sync`` runs), so this is an
+    insert that ignores the conflict rather than a check followed by an insert.
     """
-    values = asset.model_dump()
+    table = type(row)
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
-        existing = session.get(Asset, asset.id)
-        if existing is None:
-            session.add(asset)
-            session.flush()
-            return asset
-        return existing
-    session.execute(insert(Asset).values(**values).on_conflict_do_nothing())
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except sa.exc.IntegrityError:
+            return False
+        return True
+    keys = sa.inspect(table).primary_key
+    stmt = insert(table).values(**row.model_dump()).on_conflict_do_nothing().returning(*keys)
+    return session.execute(stmt).first() is not None  # rowcount is not reliable here
+
+
+def ensure_asset(session: Session, asset: Asset) -> Asset:
+    """Insert an asset unless its bytes are already cataloged; return the stored row."""
+    insert_or_ignore(session, asset)
     stored = session.get(Asset, asset.id)
     assert stored is not None, "asset vanished right after its insert"
     return stored
@@ -45,3 +67,52 @@ def lock_generation(session: Session, generation_id: str) -> Generation | None:
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     return session.execute(stmt).scalar_one_or_none()
+
+
+def adopt_job_id(
+    session: Session, generation: Generation, job_id: str, *, listed: bool
+) -> str | None:
+    """Record ``job_id`` on a locked generation; returns the id of a row taken over.
+
+    A ``listed`` job (its backend lists its jobs: one job per create) is one clip:
+    ``sync`` may have imported it between the moment its create returned and now. That
+    import is the same job, so it is folded into this row (the one with the request,
+    its policy decisions and its lineage), whatever points at it is pointed here, and it
+    is deleted, all in the caller's transaction. The unique ``listed_job_id`` makes a
+    concurrent import wait for this transaction and then find the job recorded.
+    """
+    other: Generation | None = None
+    if listed:
+        stmt = select(Generation).where(
+            Generation.listed_job_id == job_id, col(Generation.id) != generation.id
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        other = session.exec(stmt).first()
+    if other is not None:
+        if other.status == COMPLETED:
+            for name in OUTCOME_FIELDS:
+                setattr(generation, name, getattr(other, name))
+        generation.details = {**generation.details, "merged_import": other.id}
+        _point_references(session, other.id, generation.id)
+        other.remote_job_id = other.listed_job_id = None
+        session.add(other)
+        session.flush()
+        session.delete(other)
+    touch(generation, remote_job_id=job_id, listed_job_id=job_id if listed else None)
+    session.add(generation)
+    session.flush()
+    return other.id if other is not None else None
+
+
+def _point_references(session: Session, old_id: str, new_id: str) -> None:
+    """Repoint every foreign key to generation ``old_id`` (children, decisions, ...)."""
+    for table in SQLModel.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            if fk.column.table.name != Generation.__tablename__:
+                continue
+            values: dict[str, Any] = {fk.parent.name: new_id}
+            stmt = table.update().where(fk.parent == old_id)
+            if table.name == Generation.__tablename__:
+                stmt = stmt.where(table.c.id != new_id)
+            session.execute(stmt.values(values))

@@ -6,6 +6,7 @@ around a temporary home and call exactly what the CLI calls.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -32,6 +33,10 @@ class Reelvault:
         self.store = MediaStore(settings.media_dir)
         self.warnings: list[str] = []
         """Problems worth telling the user that did not stop the work (a notifier crashed)."""
+        # Worker and webhook threads share one application. From Python 3.12 on,
+        # cached_property no longer locks, so two threads could each open an engine or
+        # build a second set of backends (with their own connection pools).
+        self._build_lock = threading.RLock()
 
     @classmethod
     def load(cls, home: str | Path | None = None, db_url: str | None = None) -> Reelvault:
@@ -40,7 +45,10 @@ class Reelvault:
     @cached_property
     def engine(self) -> sa.Engine:
         """The catalog, opened (and upgraded) on first use only: ``plugins`` needs none."""
-        return open_catalog(self.settings.db_url)
+        with self._build_lock:
+            if "engine" not in self.__dict__:  # another thread may have opened it meanwhile
+                self.__dict__["engine"] = open_catalog(self.settings.db_url)
+            return self.__dict__["engine"]
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -48,12 +56,29 @@ class Reelvault:
             yield session
 
     def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.dispose()
-            del self.__dict__["engine"]
+        """Release the catalog's connections and every backend's (a backend's ``close()``)."""
+        with self._build_lock:
+            backends = self.__dict__.pop("backends", {})
+            engine = self.__dict__.pop("engine", None)
+        for backend in backends.values():
+            close = getattr(backend, "close", None)
+            if not callable(close):
+                continue
+            try:
+                close()
+            except Exception as exc:  # a plugin's bug must not keep the catalog open
+                self.warnings.append(f"backend {backend.name} failed to close: {exc}")
+        if engine is not None:
+            engine.dispose()
 
     @cached_property
     def backends(self) -> dict[str, Backend]:
+        with self._build_lock:
+            if "backends" not in self.__dict__:  # another thread may have built them
+                self.__dict__["backends"] = self._load_backends()
+            return self.__dict__["backends"]
+
+    def _load_backends(self) -> dict[str, Backend]:
         found: dict[str, Backend] = {}
 
         def register(backend: Backend) -> None:

@@ -130,11 +130,12 @@ def audit(
         records: list[VerificationRecord] = []
         labels: dict[str, str] = {}
         for asset in batch:
-            results = _check(app, report, asset, lineages.get(asset.id), previous)
-            if results is not None:
+            checked = _check(app, report, asset, lineages.get(asset.id), previous)
+            if checked is not None:
+                results, intact = checked
                 records += verification_records(asset.id, results)
                 manifest = manifest_of(results)
-                if manifest and not asset.manifest_label:
+                if intact and manifest and not asset.manifest_label:
                     labels[asset.id] = manifest["label"]
             if on_progress:
                 done = report.checked + report.placeholders
@@ -154,7 +155,14 @@ def _check(
     asset: Asset,
     lineage: _Lineage | None,
     previous: Mapping[tuple[str, str], str],
-) -> list[VerificationResult] | None:
+) -> tuple[list[VerificationResult], bool] | None:
+    """Check one asset: its results (``None`` when there is no file to verify) and whether
+    the file is still the one cataloged.
+
+    A file that no longer hashes to its SHA-256 is someone else's content: its credentials
+    are verified and recorded, but say nothing about the cataloged asset, so neither its
+    manifest label is learnt nor the catalog's lineage compared with its ingredients.
+    """
     if asset.is_placeholder or not asset.stored_path:
         report.placeholders += 1
         return None
@@ -173,7 +181,8 @@ def _check(
     except OSError as exc:
         find("missing", f"{path} cannot be read: {exc.strerror}")
         return None
-    if sha != asset.sha256:
+    intact = sha == asset.sha256
+    if not intact:
         find("changed", f"{path} changed on disk: SHA-256 {sha[:12]}…, {size:,} bytes")
     results = verify(app.host, path, asset.mime, app.settings)
     for result in results:
@@ -196,7 +205,7 @@ def _check(
                     generation_id,
                 )
             )
-    manifest = manifest_of(results)
+    manifest = manifest_of(results) if intact else None
     if lineage is not None and manifest is not None:
         for problem in compare_lineage(
             manifest,
@@ -209,7 +218,7 @@ def _check(
                 report.findings.append(finding)
             else:
                 report.notes.append(finding)
-    return results
+    return results, intact
 
 
 def _lineages(session: Session, asset_ids: list[str]) -> dict[str, _Lineage]:

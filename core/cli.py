@@ -25,6 +25,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from catalog.models import Generation
@@ -63,7 +64,9 @@ class ReelvaultGroup(click.Group):
 
 @cache
 def default_host() -> PluginHost:
-    """The plugins for this process, loaded once (they add commands at import time)."""
+    """The plugins whose commands this process offers, loaded once at import time, before
+    ``--home`` is parsed (so from the default home's ``disabled_plugins``). Only for
+    ``register_commands``: every command runs on its home's own host (:func:`get_app`)."""
     try:
         disabled = frozenset(Settings.load().config.get("disabled_plugins", []))
     except ReelvaultError:
@@ -72,12 +75,16 @@ def default_host() -> PluginHost:
 
 
 def get_app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
-    """The application for this invocation; tests may pass one in as ``obj``."""
+    """The application for this invocation; tests may pass one in as ``obj``.
+
+    Its plugins are loaded for the home the command works on: that home's
+    ``disabled_plugins`` apply, whatever ``$REELVAULT_HOME`` says.
+    """
     root = ctx.find_root()
     if not isinstance(root.obj, Reelvault):
         params = root.params
         settings = Settings.load(home=params.get("home"), db_url=params.get("db"))
-        root.obj = Reelvault(settings, host=default_host())
+        root.obj = Reelvault(settings)  # loads the host from these settings
         root.call_on_close(root.obj.close)
     app: Reelvault = root.obj
     if warn_failed_plugins:
@@ -87,10 +94,27 @@ def get_app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
 
 
 def console() -> Console:
+    """Standard output for tables and trees.
+
+    Markup and emoji codes are off: what is printed is mostly what users typed (prompts,
+    file names, consent subjects), and ``[/x]`` or ``:smile:`` in it must print as typed,
+    not be parsed (an unmatched closing tag would raise ``MarkupError``).
+    """
     terminal = sys.stdout.isatty()
     return Console(
-        file=sys.stdout, width=None if terminal else 10_000, highlight=False, soft_wrap=True
+        file=sys.stdout,
+        width=None if terminal else 10_000,
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+        emoji=False,
     )
+
+
+def plain(text: str) -> Text:
+    """Untrusted text for a rich table cell or tree label: shown exactly as it is, whatever
+    console it is printed on (a ``str`` label is parsed as markup by default)."""
+    return Text(text)
 
 
 def echo_err(message: str) -> None:
@@ -294,9 +318,10 @@ def parse_when(text: str) -> datetime:
 def source_asset_id(app: Reelvault, text: str) -> str:
     """A source given as an asset id prefix or as the path of the original file."""
     path = Path(text)
+    # Hashed before the session opens: reading a large file must not hold the catalog.
+    sha = hash_file(path)[0] if path.is_file() else None
     with app.session() as session:
-        if path.is_file():
-            sha, _ = hash_file(path)
+        if sha is not None:
             asset = asset_by_sha(session, sha)
             if asset is None:
                 raise RequestError(f"{text} has never been used as a source")
@@ -396,7 +421,7 @@ def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json
             str(row["seconds"]),
             row["size"],
             row["parent_id"] or "",
-            clip_text(row["prompt"], 60),
+            plain(clip_text(row["prompt"], 60)),
         )
     console().print(table)
 
@@ -520,7 +545,7 @@ def lineage_command(ctx: click.Context, identifier: str, fmt: str, as_json: bool
         label += "  (placeholder: file not imported)" if source.get("placeholder") else ""
     else:
         label = "(no source image)"
-    tree = Tree(label.rstrip())
+    tree = Tree(plain(label.rstrip()))
     _add_clips(tree, data["clips"], data["target"])
     console().print(tree)
 
@@ -541,7 +566,7 @@ def _add_clips(tree: Tree, clips: list[dict[str, Any]], target: str) -> None:
             f"{clip['id']}  {relation}{clip['status']}  {clip['backend']}/{clip['model']}  "
             f"{clip['prompt']!r}{sent}{marker}"
         )
-        _add_clips(tree.add(label), clip["children"], target)
+        _add_clips(tree.add(plain(label)), clip["children"], target)
 
 
 @cli.command(name="jobs")
@@ -589,7 +614,7 @@ def jobs_command(ctx: click.Context, ended: int, as_json: bool) -> None:
             f"{row['backend']}/{row['model']}",
             row["remote_job_id"] or "(none)",
             row["worker"] or "",
-            clip_text(row["prompt"], 50),
+            plain(clip_text(row["prompt"], 50)),
         )
     console().print(table)
 

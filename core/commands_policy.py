@@ -17,6 +17,7 @@ from core.cli import (
     generation_options,
     get_app,
     json_option,
+    plain,
     print_json,
 )
 from core.consent import (
@@ -125,11 +126,11 @@ def consent_list_command(ctx: click.Context, as_json: bool) -> None:
         table.add_row(
             r["id"],
             r["status"],
-            clip_text(r["subject"], 40),
+            plain(clip_text(r["subject"], 40)),
             _when(r["granted_at"]),
             _when(r["expires_at"]),
             _when(r["revoked_at"]),
-            _images(r["images"]),
+            plain(_images(r["images"])),
         )
     console().print(table)
 

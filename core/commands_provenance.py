@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from core.audit import audit, describe
@@ -31,13 +32,14 @@ from core.signing import init_signing, signing_status
 from core.trust import add_anchors, list_anchors, remove_anchor
 from core.types import VerificationResult, VerificationState
 
-STATE_TEXT = {
-    VerificationState.TRUSTED: "trusted: signed by a trusted signer, content matches",
-    VerificationState.VALID: "valid: signed, signer not trusted; content matches",
-    VerificationState.INVALID: "INVALID: the credentials do not match this file",
-    VerificationState.ABSENT: "absent: no Content Credentials",
-    VerificationState.UNREADABLE: "UNREADABLE: the file or its credentials could not be read",
-}
+ALARMING = (VerificationState.INVALID, VerificationState.UNREADABLE)
+"""States shown in capitals: something is wrong with the file, not merely unknown."""
+
+
+def state_text(state: VerificationState) -> str:
+    """``valid: signed, signer not trusted; content matches``: the state and what it means."""
+    name = state.value.upper() if state in ALARMING else state.value
+    return f"{name}: {state.summary}"
 
 
 # -- verify ----------------------------------------------------------------------------
@@ -98,7 +100,7 @@ def _print_verify(report: VerifyReport) -> None:
 def _print_result(result: VerificationResult) -> None:
     lines = [
         f"verifier  {result.verifier}",
-        f"state     {STATE_TEXT.get(result.state, result.state)}",
+        f"state     {state_text(result.state)}",
     ]
     if result.codes:
         lines.append(f"codes     {', '.join(result.codes)}")
@@ -107,9 +109,11 @@ def _print_result(result: VerificationResult) -> None:
     click.echo("\n".join(lines))
     manifest = result.details.get("manifest")
     if isinstance(manifest, dict):
-        tree = Tree(f"manifest  {_manifest_line(manifest)}")
+        # Every label is a Text: what a file's credentials say ("[/oops]" in a prompt or a
+        # title) is shown as it is, never parsed as rich markup.
+        tree = Tree(Text(f"manifest  {_manifest_line(manifest)}"))
         for line in _manifest_facts(manifest):
-            tree.add(line)
+            tree.add(Text(line))
         _add_ingredients(tree, manifest)
         console().print(tree)
 
@@ -145,12 +149,21 @@ def _add_ingredients(tree: Tree, manifest: dict[str, Any]) -> None:
         if ingredient.get("format"):
             label += f"  {ingredient['format']}"
         if isinstance(inner, dict):
-            branch = tree.add(f"{label}  {_manifest_line(inner)}")
+            branch = tree.add(Text(f"{label}  {_manifest_line(inner)}{_elided(inner)}"))
             for line in _manifest_facts(inner):
-                branch.add(line)
+                branch.add(Text(line))
             _add_ingredients(branch, inner)
         else:
-            tree.add(f"{label}  (no credentials)")
+            tree.add(Text(f"{label}  (no credentials)"))
+
+
+def _elided(manifest: dict[str, Any]) -> str:
+    """Why a node of the verifier's tree shows no ingredients of its own."""
+    if manifest.get("repeated"):
+        return "  (shown in full elsewhere in this tree)"
+    if manifest.get("truncated"):
+        return "  (not shown: the tree is too large)"
+    return "  (not in the file)" if manifest.get("missing") else ""
 
 
 # -- audit -----------------------------------------------------------------------------
@@ -173,8 +186,8 @@ def audit_command(ctx: click.Context, since: str | None, as_json: bool) -> None:
         table.add_column("count", justify="right")
         table.add_row("files checked", str(report.checked))
         table.add_row("placeholders (no file)", str(report.placeholders))
-        for state, count in sorted(report.states.items()):
-            table.add_row(f"credentials {state}", str(count))
+        for state, count in sorted(report.states.items()):  # a verifier's state: as it is
+            table.add_row(Text(f"credentials {state}"), str(count))
         for kind, count in report.counts().items():
             table.add_row(kind.replace("_", " "), str(count))
         console().print(table)
@@ -253,9 +266,10 @@ def trust_list_command(ctx: click.Context, as_json: bool) -> None:
     table = Table(box=None, pad_edge=False)
     for column in ("fingerprint", "subject", "expires", "from"):
         table.add_column(column)
-    for anchor in anchors:
+    for anchor in anchors:  # a certificate's subject is anyone's text: never markup
         origin = "trust folder" if anchor.managed else str(anchor.path)
-        table.add_row(anchor.short, anchor.subject, anchor.not_after.date().isoformat(), origin)
+        expires = anchor.not_after.date().isoformat()
+        table.add_row(anchor.short, Text(anchor.subject), expires, Text(origin))
     if anchors:
         console().print(table)
     for problem in problems:

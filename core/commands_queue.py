@@ -57,12 +57,13 @@ def worker_command(
     try:
         report = worker.run(until_idle=until_idle)
     except KeyboardInterrupt:
-        worker.stop.set()
-        echo_err("stopping: unfinished jobs go back to the queue when their leases run out")
+        # The worker said what it was handing back before it waited for its threads.
+        echo_err(f"worker {worker.name} stopped; its unfinished jobs are back in the queue")
         raise SystemExit(130) from None
     echo_err(
         f"worker {worker.name} done: {len(report.completed)} completed, "
-        f"{len(report.failed)} failed, {len(report.lost)} taken over by others"
+        f"{len(report.failed)} failed, {len(report.unfinished)} left unfinished, "
+        f"{len(report.lost)} taken over by others"
     )
-    if report.failed:
+    if report.failed or report.unfinished:
         raise SystemExit(1)

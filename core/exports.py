@@ -43,8 +43,7 @@ from catalog.queries import (
 from core.app import Reelvault
 from core.errors import RequestError
 from core.readonly import reading
-from core.report import asset_dict, generation_summary
-from core.store import MediaStore
+from core.report import ROLES, decision_dict, error_dict, files_dict, generation_summary
 
 FORMATS = ("jsonl", "csv", "prov-json")
 BATCH = 500
@@ -65,13 +64,6 @@ PROV_SECTIONS = (
     "used",
     "wasDerivedFrom",
     "wasAssociatedWith",
-)
-ROLES = (  # a generation's files: (record key, Generation column)
-    ("source", "source_asset_id"),
-    ("input", "input_asset_id"),
-    ("video", "output_asset_id"),
-    ("thumbnail", "thumbnail_asset_id"),
-    ("spritesheet", "spritesheet_asset_id"),
 )
 CSV_COLUMNS = (
     "id",
@@ -107,7 +99,7 @@ def export(app: Reelvault, fmt: str, filters: ClipFilter, out: TextIO) -> int:
     with reading(app) as session:
         if fmt == "prov-json":
             return write_prov_json(session, filters, out)
-        records = clip_records(session, app.store, filters)
+        records = clip_records(session, filters)
         return write_csv(records, out) if fmt == "csv" else write_jsonl(records, out)
 
 
@@ -126,10 +118,11 @@ def generation_batches(session: Session, filters: ClipFilter) -> Iterator[list[G
         yield list(batch)
 
 
-def clip_records(
-    session: Session, store: MediaStore, filters: ClipFilter
-) -> Iterator[dict[str, Any]]:
-    """One self-contained record per clip: request, outcome, files, decisions, provenance."""
+def clip_records(session: Session, filters: ClipFilter) -> Iterator[dict[str, Any]]:
+    """One self-contained record per clip: request, outcome, files, decisions, provenance.
+
+    Records are portable: they hold no path on this machine (``files_dict`` gets no store).
+    """
     for batch in generation_batches(session, filters):
         ids = [g.id for g in batch]
         asset_ids = [getattr(g, column) for g in batch for _, column in ROLES]
@@ -137,7 +130,7 @@ def clip_records(
         states = latest_states(session, asset_ids)
         decisions = decisions_by_generation(session, ids)
         for g in batch:
-            yield _record(g, assets, states, decisions.get(g.id, []), store)
+            yield _record(g, assets, states, decisions.get(g.id, []))
 
 
 def _record(
@@ -145,33 +138,17 @@ def _record(
     assets: Mapping[str, Asset],
     states: Mapping[str, str],
     decisions: Sequence[PolicyDecisionRecord],
-    store: MediaStore,
 ) -> dict[str, Any]:
-    def file(asset_id: str | None) -> dict[str, Any] | None:
-        asset = assets.get(asset_id or "")
-        if asset is None:
-            return None
-        data = asset_dict(asset, store)
-        del data["path"]  # where this machine keeps it says nothing about the file
-        return {**data, "provenance": states.get(asset.id)}
-
     return {
         **generation_summary(g),
         "parameters": g.parameters,
         "remote_job_id": g.remote_job_id,
-        "error": (
-            {"code": g.error_code, "message": g.error_message}
-            if g.error_code or g.error_message
-            else None
-        ),
+        "error": error_dict(g),
         "updated_at": g.updated_at.isoformat(),
         "completed_at": g.completed_at.isoformat() if g.completed_at else None,
         "provenance": states.get(g.output_asset_id or ""),
-        **{role: file(getattr(g, column)) for role, column in ROLES},
-        "policy_decisions": [
-            {"plugin": d.plugin, "rule_id": d.rule_id, "outcome": d.outcome, "reason": d.reason}
-            for d in decisions
-        ],
+        **files_dict(g, assets, None, lambda asset: {"provenance": states.get(asset.id)}),
+        "policy_decisions": [decision_dict(d) for d in decisions],
     }
 
 

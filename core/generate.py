@@ -16,19 +16,35 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import secrets
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from catalog.models import Asset, Generation, PolicyDecisionRecord, utcnow
 from catalog.queries import get_generation, list_in_flight
-from catalog.records import lock_generation, touch
+from catalog.queue import claim_finish, database_now, release, renew
+from catalog.records import adopt_job_id, lock_generation, touch
+from catalog.statuses import (
+    CLAIMED,
+    COMPLETED,
+    ENDED,
+    FAILED,
+    FINISHING,
+    IN_PROGRESS,
+    PENDING,
+    REJECTED,
+    SUBMITTING,
+)
 from core.app import Reelvault
 from core.consent import request_context
 from core.errors import BackendError, ReelvaultError, RequestError
@@ -47,6 +63,7 @@ from core.types import (
     GenerationRequest,
     JobState,
     JobStatus,
+    ListsJobs,
     ModelInfo,
     Outcome,
     PolicyDecision,
@@ -64,6 +81,13 @@ MAX_POLL_INTERVAL = 10.0
 PROGRESS_WRITE_INTERVAL = 1.0
 DOWNLOAD_ATTEMPTS = 4
 DOWNLOAD_BACKOFF = 0.5
+FINISH_CLAIM = timedelta(seconds=300)
+"""How long a finisher holds a job between signs of life (one per downloaded variant)."""
+FINISH_WAIT_INTERVAL = 0.2
+LAPSED = timedelta(seconds=1)
+"""How far in the past a lease is set that should be taken over at once."""
+SUBMIT_INTERRUPTED = "submit_interrupted"
+"""A worker found the job sent by another one that died before recording its id."""
 
 VARIANT_KINDS = {
     Variant.VIDEO: "video",
@@ -76,10 +100,19 @@ class PolicyDenied(ReelvaultError):
     """The request was refused by a policy; the attempt is cataloged as ``rejected``."""
 
     def __init__(self, generation_id: str, decisions: list[PolicyDecision]) -> None:
-        reasons = "; ".join(f"{d.plugin}/{d.rule_id}: {d.reason}" for d in decisions)
-        super().__init__(f"request denied by policy ({reasons}); recorded as {generation_id}")
+        super().__init__(
+            f"request denied by policy ({_reasons(decisions)}); recorded as {generation_id}"
+        )
         self.generation_id = generation_id
         self.decisions = decisions
+
+
+class JobStopped(ReelvaultError):
+    """The caller asked to stop (a worker shutting down) while the job was in flight.
+
+    Nothing is lost: the job keeps running at the backend, its id is on record, and the
+    next worker (or ``reelvault resume``) polls it from where it is.
+    """
 
 
 @dataclass(frozen=True)
@@ -161,14 +194,14 @@ def derive(
     if parent.status != JobState.COMPLETED or not parent.remote_job_id:
         raise RequestError(f"{parent.id} is {parent.status}; only a completed clip can be derived")
     backend_obj = app.backend(parent.backend)
-    info = next((m for m in backend_obj.models() if m.name == parent.model), None)
+    info = model_info(backend_obj, parent.model)
     if info is None:
         raise RequestError(f"backend {parent.backend} no longer offers model {parent.model}")
     if not info.supports(relation):
         kind = relation.value.removesuffix("_of")
         raise RequestError(f"model {info.name} does not support {kind}")
-    seconds = seconds if seconds is not None else parent.seconds
-    size = info.validate(seconds, size or parent.size)
+    seconds, size = _derived_shape(info, relation, parent, seconds, size)
+    size = info.validate(seconds, size)
     _check_prompt(prompt)
     request = DerivedRequest(
         relation=relation,
@@ -182,6 +215,38 @@ def derive(
     )
     plan = _Plan(backend_obj, info, request, parent.source_asset_id, parent)
     return _submit_and_run(app, plan, on_progress, queue)
+
+
+def model_info(backend: Backend, name: str) -> ModelInfo | None:
+    """The model a backend offers under ``name``, or ``None`` once it no longer does."""
+    return next((m for m in backend.models() if m.name == name), None)
+
+
+def _derived_shape(
+    info: ModelInfo, relation: Relation, parent: Generation, seconds: int | None, size: str | None
+) -> tuple[int, str]:
+    """The duration and size a derived clip will really have, refusing what cannot be had.
+
+    Where the model keeps the parent's duration or size for this relation (a sora remix
+    takes a prompt and nothing else), asking for another one would be silently ignored
+    by the service and then recorded in the catalog as if it had been honoured.
+    """
+    kind = relation.value.removesuffix("_of")
+    if relation in info.derive_keeps_seconds:
+        if seconds is not None and seconds != parent.seconds:
+            raise RequestError(
+                f"a {kind} with model {info.name} keeps the parent's {parent.seconds} seconds; "
+                "--seconds cannot change it"
+            )
+        seconds = parent.seconds
+    if relation in info.derive_keeps_size:
+        if size is not None and str(Size.parse(size)) != parent.size:
+            raise RequestError(
+                f"a {kind} with model {info.name} keeps the parent's size {parent.size}; "
+                "--size cannot change it"
+            )
+        size = parent.size
+    return (seconds if seconds is not None else parent.seconds), (size or parent.size)
 
 
 def _check_prompt(prompt: str) -> None:
@@ -248,7 +313,7 @@ def _submit_and_run(
         seconds=request.seconds,
         size=request.size,
         parameters=parameters,
-        status="rejected" if denied else ("pending" if queue else "submitting"),
+        status=REJECTED if denied else (PENDING if queue else SUBMITTING),
         source_asset_id=plan.source_asset_id,
         input_asset_id=plan.input_asset_id,
         parent_id=plan.parent.id if plan.parent else None,
@@ -319,11 +384,14 @@ def send(
     backend: Backend,
     request: GenerationRequest | DerivedRequest,
     generation_id: str,
+    *,
+    owner: str | None = None,
 ) -> JobStatus:
     """Submit a request whose row (status ``submitting``) is already written.
 
     The job id is recorded the moment the backend returns it; a failure to submit is
-    recorded on the row before it propagates, so no attempt is left dangling.
+    recorded on the row before it propagates, so no attempt is left dangling. ``owner``
+    is the worker sending it (see :func:`_record_sent`).
     """
     try:
         if isinstance(request, DerivedRequest):
@@ -336,11 +404,54 @@ def send(
     except Exception as exc:  # a backend bug: keep the record honest, then let it show
         record_failure(app, generation_id, "backend_crashed", f"{type(exc).__name__}: {exc}")
         raise
-    _record_status(app, generation_id, status)
+    _record_sent(app, generation_id, status, owner, listed=isinstance(backend, ListsJobs))
     return status
 
 
+def _record_sent(
+    app: Reelvault, generation_id: str, status: JobStatus, owner: str | None, *, listed: bool
+) -> None:
+    """Record a job id the backend just returned, whatever became of the row meanwhile.
+
+    The job exists and is paid for, so its id is always kept. A worker that lost its
+    lease while the create was in flight finds its row failed as ``submit_interrupted``
+    by the worker that took over (which could not know the create would succeed): the
+    row goes back in flight, under a lease that has run out, so that this worker or
+    any other one finishes it. A row ``sync`` imported for the same job meanwhile is
+    folded into this one (:func:`catalog.records.adopt_job_id`) when the backend lists
+    its jobs (``listed``): only then is a job id one create's alone.
+    """
+    attempts = 3
+    for attempt in range(attempts):
+        try:
+            with app.session() as session:
+                row = lock_generation(session, generation_id)
+                if row is None:
+                    return
+                if row.remote_job_id is None:
+                    adopt_job_id(session, row, status.job_id, listed=listed)
+                state = IN_PROGRESS if status.state.is_terminal else status.state.value
+                if row.status == FAILED and row.error_code == SUBMIT_INTERRUPTED:
+                    touch(row, status=state, error_code=None, error_message=None)
+                    row.completed_at = None
+                    if owner is not None:
+                        row.lease_owner = owner
+                        row.lease_expires_at = database_now(session) - LAPSED
+                elif row.status not in (*ENDED, FINISHING):
+                    touch(row, status=state, progress=status.progress)
+                if row.status not in ENDED:
+                    row.details = _merged(row.details, status.details)
+                session.add(row)
+            return
+        except sa.exc.IntegrityError:
+            # PostgreSQL: a concurrent ``sync`` committed a row with this id after our
+            # look-up; the next attempt sees it and takes it over.
+            if attempt == attempts - 1:
+                raise
+
+
 def _reasons(decisions: list[PolicyDecision]) -> str:
+    """The denials as one line, for the row's error message and for :class:`PolicyDenied`."""
     return "; ".join(f"{d.plugin}/{d.rule_id}: {d.reason}" for d in decisions)
 
 
@@ -350,20 +461,26 @@ def run_job(
     *,
     on_progress: ProgressCallback | None = None,
     timeout: float | None = None,
+    owner: str | None = None,
+    stop: threading.Event | None = None,
 ) -> Generation:
     """Poll a submitted job to its end, then download and catalog what it made.
 
     Safe to call again for a job an earlier process left unfinished: it polls the job id
-    already on record and never submits anything.
+    already on record and never submits anything. ``owner`` is the worker whose lease
+    covers the job; ``stop`` ends the polling early with :class:`JobStopped`.
+
+    Returns the row as it stands at the end: completed or failed, or still in flight
+    when another process holds the job (a worker's live lease) and will finish it.
     """
     with app.session() as session:
         generation = get_generation(session, generation_id)
-    if generation.status in ("completed", "failed", "rejected"):
+    if generation.status in ENDED:
         return generation
     if not generation.remote_job_id:
         raise BackendError(f"{generation.id} has no job id on record; it cannot be resumed")
     backend = app.backend(generation.backend)
-    info = next((m for m in backend.models() if m.name == generation.model), None)
+    info = model_info(backend, generation.model)
     if info is None:
         raise BackendError(f"backend {backend.name} no longer offers model {generation.model}")
     limit = (
@@ -371,7 +488,7 @@ def run_job(
         if timeout is not None
         else float(app.settings.config.get("poll_timeout", DEFAULT_POLL_TIMEOUT))
     )
-    status = _poll_until_done(app, generation, backend, limit, on_progress)
+    status = _poll_until_done(app, generation, backend, limit, on_progress, stop)
     if status.state == JobState.FAILED:
         return record_failure(
             app,
@@ -383,7 +500,7 @@ def run_job(
         )
     if status.expires_at is not None and status.expires_at <= time.time():
         return _record_expired(app, generation.id, status)
-    return _finish(app, generation, backend, info, status)
+    return _finish(app, generation, backend, info, status, owner, stop)
 
 
 def _record_expired(app: Reelvault, generation_id: str, status: JobStatus) -> Generation:
@@ -405,6 +522,7 @@ def _poll_until_done(
     backend: Backend,
     limit: float,
     on_progress: ProgressCallback | None,
+    stop: threading.Event | None = None,
 ) -> JobStatus:
     assert generation.remote_job_id is not None
     deadline = time.monotonic() + limit
@@ -419,7 +537,9 @@ def _poll_until_done(
         changed = (status.state, status.progress) != last_written
         if status.state.is_terminal:
             return status
-        if changed and (status.state != last_written[0] or now - last_write_time > 1.0):
+        if changed and (
+            status.state != last_written[0] or now - last_write_time >= PROGRESS_WRITE_INTERVAL
+        ):
             _record_status(app, generation.id, status)
             last_written, last_write_time = (status.state, status.progress), now
         if now >= deadline:
@@ -432,21 +552,38 @@ def _poll_until_done(
             wait = status.poll_after
         else:
             wait, interval = interval, min(interval * 2, MAX_POLL_INTERVAL)
-        time.sleep(max(MIN_POLL_INTERVAL, min(wait, deadline - now)))
+        _pause(max(MIN_POLL_INTERVAL, min(wait, deadline - now)), stop, generation.id)
+
+
+def _pause(seconds: float, stop: threading.Event | None, generation_id: str) -> None:
+    """Sleep between polls, or raise :class:`JobStopped` as soon as ``stop`` is set."""
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.is_set() or stop.wait(seconds):
+        raise JobStopped(
+            f"{generation_id} was left in flight on request; it keeps running remotely "
+            "and is picked up again by the next worker or `reelvault resume`"
+        )
 
 
 def _record_status(app: Reelvault, generation_id: str, status: JobStatus) -> None:
+    """Keep the row's state and progress up to date while the job runs."""
     with app.session() as session:
         generation = lock_generation(session, generation_id)
-        if generation is None or generation.status in ("completed", "failed"):
-            return
+        if generation is None or generation.status in (*ENDED, FINISHING):
+            return  # a finisher owns the row now; polling has nothing to add
         touch(
             generation,
-            remote_job_id=status.job_id,
             status=status.state.value if not status.state.is_terminal else generation.status,
             progress=status.progress,
-            details=dict(status.details) or generation.details,
+            details=_merged(generation.details, status.details),
         )
+
+
+def _merged(recorded: Mapping[str, Any], reported: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's details updated with what the backend reports now; nothing else is lost
+    (a note such as ``merged_import`` outlives every later poll)."""
+    return {**recorded, **reported}
 
 
 def record_failure(
@@ -466,15 +603,15 @@ def record_failure(
     with app.session() as session:
         generation = lock_generation(session, generation_id)
         assert generation is not None
-        if generation.status in ("completed", "failed"):
+        if generation.status in ENDED:
             return generation
         touch(
             generation,
-            status="failed",
+            status=FAILED,
             error_code=code,
             error_message=message,
             completed_at=utcnow(),
-            details=dict(details or {}) or generation.details,
+            details=_merged(generation.details, details or {}),
         )
         if refused_by is not None:
             session.add(
@@ -489,27 +626,66 @@ def record_failure(
         return generation
 
 
+def finisher_name() -> str:
+    """Who holds a finishing claim outside a worker: this process, once per job."""
+    return f"finishing:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class _ClaimLost(Exception):
+    """Another process took the finishing claim over (ours lapsed): drop our work."""
+
+
 def _finish(
-    app: Reelvault, generation: Generation, backend: Backend, info: ModelInfo, status: JobStatus
+    app: Reelvault,
+    generation: Generation,
+    backend: Backend,
+    info: ModelInfo,
+    status: JobStatus,
+    owner: str | None = None,
+    stop: threading.Event | None = None,
 ) -> Generation:
+    """Download, sign and catalog every variant, once, whoever else is finishing the job.
+
+    The work happens under a finishing claim taken before the first byte is fetched, so
+    a second finisher (a webhook next to a poll, a worker whose lease lapsed next to its
+    successor, ``resume`` next to a live ``generate``) waits for the first, or leaves
+    the job to the worker that holds it, instead of storing and signing a second copy.
+    """
+    finisher = owner or finisher_name()
+    claimed = _claim_finish(app, generation.id, finisher, stop)
+    if isinstance(claimed, Generation):
+        return claimed
     assets: dict[Variant, Asset] = {}
     try:
         for variant in info.variants:
-            assets[variant] = _download_variant(app, generation, backend, variant, status)
+            _keep_claim(app, generation.id, finisher, extend=owner is None)
+            assets[variant] = _download_variant(
+                app, generation, backend, variant, status, finisher, extend=owner is None
+            )
+    except _ClaimLost:
+        return _current(app, generation.id)
     except BackendError as exc:
         if exc.code != "expired":
-            raise  # the job stays in flight: `reelvault resume` tries the download again
-        return record_failure(app, generation.id, "expired", str(exc), details=status.details)
+            _give_back(app, generation.id, finisher, claimed, owned=owner is not None)
+            raise  # the job stays in flight: a worker or `reelvault resume` tries again
+        failed = record_failure(app, generation.id, "expired", str(exc), details=status.details)
+        if owner is None:
+            _release(app, finisher, generation.id)
+        return failed
+    except BaseException:
+        _give_back(app, generation.id, finisher, claimed, owned=owner is not None)
+        raise
     with app.session() as session:
         row = lock_generation(session, generation.id)
-        assert row is not None
-        if row.status in ("completed", "failed"):  # someone else finished it meanwhile
-            return row
+        if row is None or row.status != FINISHING or row.lease_owner != finisher:
+            return row or generation  # our claim lapsed and someone else took the job
+        if owner is None:  # a worker gives its lease back itself once the job is done
+            row.lease_owner, row.lease_expires_at = None, None
         touch(
             row,
-            status="completed",
+            status=COMPLETED,
             progress=100,
-            details=dict(status.details) or row.details,
+            details=_merged(row.details, status.details),
             output_asset_id=assets[Variant.VIDEO].id if Variant.VIDEO in assets else None,
             thumbnail_asset_id=assets[Variant.THUMBNAIL].id
             if Variant.THUMBNAIL in assets
@@ -524,8 +700,80 @@ def _finish(
     return finished
 
 
+def _claim_finish(
+    app: Reelvault, generation_id: str, finisher: str, stop: threading.Event | None
+) -> str | Generation:
+    """Take the finishing claim; returns the status it replaced, or the row to return.
+
+    While another process is finishing the job this waits for it (its claim is renewed
+    per variant, and taken over if it lapses), so a ``generate`` whose job a webhook
+    finished still returns the completed clip. A job held by a worker that is still
+    polling it is left to that worker.
+    """
+    while True:
+        with app.session() as session:
+            row = lock_generation(session, generation_id)
+            assert row is not None
+            if row.status in ENDED:
+                return row
+            before = row.status if row.status != FINISHING else IN_PROGRESS
+            if claim_finish(session, row, finisher, FINISH_CLAIM):
+                return before
+            if row.status != FINISHING:
+                return row
+        _pause(FINISH_WAIT_INTERVAL, stop, generation_id)
+
+
+def _keep_claim(app: Reelvault, generation_id: str, finisher: str, *, extend: bool) -> None:
+    """Check the finishing claim is still ours (and ``extend`` it), else :class:`_ClaimLost`.
+
+    A worker's claim is its lease, which its main thread renews at the lease's own pace;
+    anyone else extends the claim here, once per variant.
+    """
+    with app.session() as session:
+        row = lock_generation(session, generation_id)
+        if row is None or row.status != FINISHING or row.lease_owner != finisher:
+            raise _ClaimLost(generation_id)
+        if extend:
+            renew(session, finisher, [generation_id], FINISH_CLAIM)
+
+
+def _give_back(
+    app: Reelvault, generation_id: str, finisher: str, before: str, *, owned: bool
+) -> None:
+    """Undo a finishing claim whose work failed, so the job is tried again.
+
+    A worker keeps its lease and lets it run out (another worker retries after that);
+    anyone else lets go at once, as a ``generate`` always has: ``resume`` retries it.
+    """
+    with app.session() as session:
+        row = lock_generation(session, generation_id)
+        if row is None or row.status != FINISHING or row.lease_owner != finisher:
+            return
+        touch(row, status=before)
+        if not owned:
+            row.lease_owner, row.lease_expires_at = None, None
+
+
+def _release(app: Reelvault, finisher: str, generation_id: str) -> None:
+    with app.session() as session:
+        release(session, finisher, generation_id)
+
+
+def _current(app: Reelvault, generation_id: str) -> Generation:
+    with app.session() as session:
+        return get_generation(session, generation_id)
+
+
 def _download_variant(
-    app: Reelvault, generation: Generation, backend: Backend, variant: Variant, status: JobStatus
+    app: Reelvault,
+    generation: Generation,
+    backend: Backend,
+    variant: Variant,
+    status: JobStatus,
+    finisher: str,
+    *,
+    extend: bool,
 ) -> Asset:
     kind = VARIANT_KINDS[variant]
     with _scratch_file(app, f"{generation.id}-{variant}") as tmp:
@@ -533,6 +781,7 @@ def _download_variant(
         info = probe_video(tmp) if kind == "video" else probe_image(tmp)
         to_store = tmp
         if kind == "video":
+            _keep_claim(app, generation.id, finisher, extend=extend)  # never sign twice
             claims = _claims(app, generation, status)
             signed = sign(app.host, tmp, info.mime, claims, app.settings)
             to_store = signed or tmp
@@ -647,6 +896,12 @@ def _announce(app: Reelvault, generation: Generation) -> None:
             app.warnings.append(f"plugin {plugin} failed in clip_cataloged: {error}")
 
 
+def _held(generation: Generation, now: datetime) -> bool:
+    """Under a live lease or finishing claim (in the database's time): someone has it."""
+    expires = generation.lease_expires_at
+    return generation.lease_owner is not None and (expires is None or expires >= now)
+
+
 def in_flight(app: Reelvault) -> list[Generation]:
     """Generations that were started and have not reached an end, oldest first."""
     with app.session() as session:
@@ -659,18 +914,26 @@ def resume(
     """Finish every interrupted job, polling the job id on record; never submits anew.
 
     Returns each job with ``None`` when it was finished, or the reason it could not be.
-    One job's failure does not stop the others. Queued work and jobs under a worker's
-    lease are left to the workers.
+    One job's failure does not stop the others. Queued work and jobs under a live lease
+    (a worker's, or another process finishing them) are left alone; a lease that ran
+    out means its holder died, and the job is finished here.
     """
     outcomes: list[tuple[Generation, str | None]] = []
+    with app.session() as session:
+        now = database_now(session)
     for generation in in_flight(app):
-        if generation.status in ("pending", "claimed") or generation.lease_owner:
+        if generation.status in (PENDING, CLAIMED) or _held(generation, now):
             continue
         if not generation.remote_job_id:
             outcomes.append((generation, "never reached the backend: no job id on record"))
             continue
         try:
-            outcomes.append((run_job(app, generation.id, on_progress=on_progress), None))
+            result = run_job(app, generation.id, on_progress=on_progress)
         except ReelvaultError as exc:
             outcomes.append((generation, str(exc)))
+            continue
+        if result.status in ENDED:
+            outcomes.append((result, None))
+        else:
+            outcomes.append((result, f"taken over meanwhile by {result.lease_owner}"))
     return outcomes

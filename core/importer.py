@@ -2,8 +2,10 @@
 
 Every file the catalog takes in (a source still, a downloaded clip, an imported file)
 goes through :func:`catalog_file`: it is verified, stored once per content, and, when
-its manifest names it, it fills in the *placeholder* another file's credentials created
-for it. ``reelvault import`` adds the rest: for a clip whose manifest says how it was
+the evidence shows it is the file a *placeholder* stood for (the SHA-256 another file's
+credentials claimed for it, or trusted credentials with the label, signer and kind they
+named), it fills that placeholder in. A manifest label alone is never proof: any signer
+can write any label. ``reelvault import`` adds the rest: for a clip whose manifest says how it was
 made, a generation row (status ``imported``) linked to its source still and parent clip
 as its ingredients say, so ``reelvault lineage`` shows imported families like generated
 ones. An ingredient whose file is not on disk becomes a placeholder asset that records
@@ -34,14 +36,16 @@ from core.provenance import (
     INPUT_TO,
     PARENT_OF,
     claimed_sha256,
+    ingredient_kind,
     ingredient_label,
     ingredients,
     manifest_of,
+    same_signer,
     verification_records,
     verify,
 )
 from core.store import StoredFile
-from core.types import Relation, VerificationResult
+from core.types import Relation, VerificationResult, VerificationState
 
 IMPORTED = "imported"
 """The status of a generation rebuilt from a file's credentials rather than run here."""
@@ -74,6 +78,7 @@ def catalog_file(
     """
     results = verify(app.host, stored.path, info.mime, app.settings)
     manifest = manifest_of(results)
+    trusted = manifest_of(results, trusted=True)
     row = Asset(
         id=asset_id(kind, stored.sha256),
         sha256=stored.sha256,
@@ -92,7 +97,7 @@ def catalog_file(
     with app.session() as session:
         existing = asset_by_sha(session, stored.sha256)
         existed = existing is not None and not existing.is_placeholder
-        asset, filled = _settle(session, row, existing)
+        asset, filled = _settle(session, row, existing, trusted)
         records = verification_records(asset.id, results)
         if not record_unchanged:
             records = [r for r in records if _changed(session, r)]
@@ -100,33 +105,71 @@ def catalog_file(
     return CatalogedFile(asset, results, filled, existed)
 
 
-def _settle(session: Session, row: Asset, existing: Asset | None) -> tuple[Asset, bool]:
-    """The catalog row for these bytes: existing, a filled placeholder, or a new one."""
+def _settle(
+    session: Session, row: Asset, existing: Asset | None, trusted: Mapping[str, Any] | None
+) -> tuple[Asset, bool]:
+    """The catalog row for these bytes: existing, a filled placeholder, or a new one.
+
+    A placeholder is taken to be this file only on evidence, since a manifest label is
+    whatever its signer chose to write: the SHA-256 its referrer claimed for it (found as
+    ``existing``), or, for a placeholder known by label alone, ``trusted`` credentials
+    (the file's manifest, when it verified as trusted) with that label from the same
+    signer and issuer, on a file of the same kind.
+    """
     filled = False
     if existing is None:
         asset = ensure_asset(session, row)
     elif existing.is_placeholder:
-        for name in ("mime", "bytes", "width", "height", "duration", "fps", "frame_count",
-                     "stored_path", "original_name"):  # fmt: skip
-            setattr(existing, name, getattr(row, name))
-        existing.is_placeholder = False
-        asset, filled = existing, True
+        asset, filled = _fill(session, existing, row), True
     else:
         asset = existing
-    if row.manifest_label:
-        asset.manifest_label = asset.manifest_label or row.manifest_label
+    if row.manifest_label and not asset.manifest_label:
+        asset.manifest_label = row.manifest_label
         session.add(asset)
         session.flush()
-        stand_ins = select(Asset).where(
-            Asset.manifest_label == row.manifest_label,
-            col(Asset.is_placeholder).is_(True),
-            Asset.id != asset.id,
-        )
-        for placeholder in list(session.exec(stand_ins)):
-            merge_assets(session, placeholder, asset)
-            session.refresh(asset)  # usable after the session, like any returned row
-            filled = True
+    for placeholder in _stand_ins(session, asset, trusted) if trusted else []:
+        merge_assets(session, placeholder, asset)
+        session.refresh(asset)  # usable after the session, like any returned row
+        filled = True
     return asset, filled
+
+
+def _fill(session: Session, placeholder: Asset, row: Asset) -> Asset:
+    """The file whose bytes a placeholder claimed takes its place.
+
+    The bytes decide what the file is: when the referrer's credentials said another kind
+    (a ``vid_`` placeholder for what is a JPEG), the file's own row replaces the
+    placeholder and every reference moves to it.
+    """
+    if placeholder.id != row.id:
+        placeholder.sha256 = None  # the hash belongs to the real row from now on
+        session.add(placeholder)
+        session.flush()
+        asset = ensure_asset(session, row)
+        merge_assets(session, placeholder, asset)
+        session.refresh(asset)
+        return asset
+    for name in ("mime", "bytes", "width", "height", "duration", "fps", "frame_count",
+                 "stored_path", "original_name"):  # fmt: skip
+        setattr(placeholder, name, getattr(row, name))
+    placeholder.manifest_label = row.manifest_label or placeholder.manifest_label
+    placeholder.is_placeholder = False
+    session.add(placeholder)
+    session.flush()
+    return placeholder
+
+
+def _stand_ins(session: Session, asset: Asset, trusted: Mapping[str, Any]) -> list[Asset]:
+    """Placeholders known only by the label of ``asset``'s trusted manifest that its
+    credentials vouch for: same kind, same signer and issuer, no other hash claimed."""
+    stmt = select(Asset).where(
+        Asset.manifest_label == trusted["label"],
+        col(Asset.is_placeholder).is_(True),
+        col(Asset.sha256).is_(None),
+        Asset.kind == asset.kind,
+        Asset.id != asset.id,
+    )
+    return [p for p in session.exec(stmt) if same_signer(p.placeholder_info or {}, trusted)]
 
 
 def _changed(session: Session, record: VerificationRecord) -> bool:
@@ -252,34 +295,42 @@ def ingredient_asset(
 ) -> Asset | None:
     """The catalog asset an ingredient stands for, made a placeholder if not yet known.
 
-    Known by its manifest label (credentials name each other) or by the SHA-256 that
-    reelvault's generation assertion recorded; with neither, nothing can be linked.
+    The SHA-256 that reelvault's generation assertion recorded is decisive. A manifest
+    label is not (any signer can write any label), so it names only an asset of the
+    ingredient's kind whose hash does not contradict the claim, and then only with the
+    same signer and issuer: a placeholder made from the same claim, or a file whose own
+    latest credentials carry that label and verified as trusted. With neither hash nor
+    label, nothing can be linked.
     """
+    if claimed_sha and (found := asset_by_sha(session, claimed_sha)) is not None:
+        return found
     label = ingredient_label(ingredient)
+    if not label and not claimed_sha:
+        return None
+    manifest = ingredient.get("manifest")
+    manifest = manifest if isinstance(manifest, Mapping) else {}
+    kind = ingredient_kind(ingredient)
     if label:
         stmt = (
             select(Asset)
-            .where(Asset.manifest_label == label)
+            .where(Asset.manifest_label == label, Asset.kind == kind)
             .order_by(col(Asset.is_placeholder), col(Asset.id))
-            .limit(1)
         )
-        if (found := session.exec(stmt).first()) is not None:
-            return found
-    if claimed_sha and (found := asset_by_sha(session, claimed_sha)) is not None:
-        return found
-    if not label and not claimed_sha:
-        return None
-    mime = str(ingredient.get("format") or "application/octet-stream")
-    kind = "video" if mime.startswith("video/") else "image"
+        for candidate in list(session.exec(stmt)):
+            if _stands_for(session, candidate, manifest, claimed_sha):
+                return candidate
     if claimed_sha:
         placeholder_id = asset_id(kind, claimed_sha)
-    else:
-        digest = hashlib.sha256(str(label).encode()).hexdigest()[:40]
+    else:  # one placeholder per label *and signer*: two signers' claims are two things
+        identity = "\n".join(
+            str(v) for v in (label, manifest.get("signer"), manifest.get("issuer"))
+        )
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:40]
         placeholder_id = f"{ASSET_PREFIXES[kind]}{PLACEHOLDER_MARK}{digest}"
     existing = session.get(Asset, placeholder_id)
     if existing is not None:
         return existing
-    manifest = ingredient.get("manifest") or {}
+    mime = str(ingredient.get("format") or "application/octet-stream")
     placeholder = Asset(
         id=placeholder_id,
         sha256=claimed_sha,
@@ -305,6 +356,37 @@ def ingredient_asset(
     session.add(placeholder)
     session.flush()
     return placeholder
+
+
+def _stands_for(
+    session: Session, candidate: Asset, manifest: Mapping[str, Any], claimed_sha: str | None
+) -> bool:
+    """Whether an asset with the ingredient's label and kind is the ingredient's file."""
+    if claimed_sha and candidate.sha256:
+        return False  # its bytes are known, and they are not the ones claimed
+    if candidate.is_placeholder:
+        return same_signer(candidate.placeholder_info or {}, manifest)
+    own = _latest_credentials(session, candidate.id)
+    return (
+        own is not None
+        and own[0] == VerificationState.TRUSTED
+        and own[1].get("label") == candidate.manifest_label
+        and same_signer(own[1], manifest)
+    )
+
+
+def _latest_credentials(session: Session, asset_id_: str) -> tuple[str, Mapping[str, Any]] | None:
+    """The state and manifest of an asset's most recent verification that read one."""
+    stmt = (
+        select(VerificationRecord)
+        .where(VerificationRecord.asset_id == asset_id_)
+        .order_by(col(VerificationRecord.checked_at).desc(), col(VerificationRecord.id).desc())
+    )
+    for record in session.exec(stmt):
+        manifest = (record.details or {}).get("manifest")
+        if isinstance(manifest, Mapping) and manifest.get("label"):
+            return record.state, manifest
+    return None
 
 
 def _free_clip_id(session: Session, claimed: object) -> str:
@@ -411,6 +493,8 @@ def import_paths(
             outcome = import_file(app, path)
         except ReelvaultError as exc:
             outcome = ImportOutcome(path, "failed", str(exc).removeprefix(f"{path}: "))
+        except OSError as exc:  # no permission, a disk error: this file fails, not the run
+            outcome = ImportOutcome(path, "failed", _os_error(exc, path))
         report.outcomes.append(outcome)
         if on_progress:
             on_progress(f"{number}/{len(files)}", number * 100 // max(len(files), 1))
@@ -426,6 +510,8 @@ def _expand(paths: Sequence[Path], recursive: bool) -> Iterator[Path]:
             raise RequestError(f"{path} is a folder: add --recursive to import what is in it")
     seen: set[Path] = set()
     for path in paths:
+        # A file named on its own is imported even if hidden: only what a folder holds
+        # is filtered, the way the user would not have picked it.
         found: Iterable[Path] = [path] if path.is_file() else sorted(path.rglob("*"))
         for file in found:
             if file.is_file() and not _hidden(file, path) and file.resolve() not in seen:
@@ -434,8 +520,14 @@ def _expand(paths: Sequence[Path], recursive: bool) -> Iterator[Path]:
 
 
 def _hidden(file: Path, root: Path) -> bool:
-    relative = file.relative_to(root) if file != root else Path(file.name)
-    return any(part.startswith(".") for part in relative.parts)
+    """Whether ``file`` is hidden below the folder ``root`` (a dotfile or in a dot-folder)."""
+    return file != root and any(part.startswith(".") for part in file.relative_to(root).parts)
+
+
+def _os_error(exc: OSError, path: Path) -> str:
+    """An OS error as one line: what went wrong, and where when not the file itself."""
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return f"{exc.strerror or exc}{where}"
 
 
 def import_file(app: Reelvault, path: Path) -> ImportOutcome:

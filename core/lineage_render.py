@@ -177,27 +177,41 @@ def _text_label(node: _Node) -> str:
     return f"{node.id}\n{_caption(node)}\n{prompt}"
 
 
+def _dot_string(text: str) -> str:
+    """``text`` as a quoted DOT string, each line a centred line of the label.
+
+    pydot quotes a value by escaping ``"`` only, so a backslash (a still named
+    ``photo\\``, a prompt ending in one) would escape the closing quote and break the
+    file; and a value that already looks quoted or like ``<html>`` it passes on as is. A
+    string quoted here, backslashes first, is one pydot leaves alone.
+    """
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "\\n".join(escaped.splitlines()) + '"'
+
+
 def to_dot(data: Mapping[str, Any]) -> str:
     """Graphviz DOT text of a lineage; ``dot -Tsvg`` draws it."""
     graph = pydot.Dot("lineage", graph_type="digraph", rankdir="TB")
     graph.set_node_defaults(shape="box", fontname="Helvetica", fontsize="10")
     for parent, node in _walk(_tree(data)):
-        attrs: dict[str, str] = {"label": _text_label(node)}
+        attrs: dict[str, str] = {"label": _dot_string(_text_label(node))}
         if node.kind == "still":
             attrs["shape"] = "note"
         if node.id == data["target"]:
             attrs["penwidth"] = "3"
         graph.add_node(pydot.Node(node.id, **attrs))
         if parent is not None:
-            graph.add_edge(pydot.Edge(parent.id, node.id, label=node.relation or "source"))
+            relation = _dot_string(node.relation or "source")
+            graph.add_edge(pydot.Edge(parent.id, node.id, label=relation))
     return graph.to_string()
 
 
-_MERMAID_ESCAPES = {ord(c): f"#{ord(c)};" for c in '#"<>`|'}
+_MERMAID_ESCAPES = {ord(c): f"#{ord(c)};" for c in '#&"<>`|'}
 
 
 def _mermaid_text(text: str) -> str:
-    """Mermaid quoted-label text: its own entity codes for the characters it would parse."""
+    """Mermaid quoted-label text on one line: its own entity codes for the characters it
+    would parse, ``&`` included, so text that looks like an HTML entity shows as typed."""
     return " ".join(text.split()).translate(_MERMAID_ESCAPES)
 
 

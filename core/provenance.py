@@ -71,17 +71,19 @@ GOOD_STATES = (VerificationState.TRUSTED, VerificationState.VALID)
 
 
 def manifest_of(
-    results: Sequence[VerificationResult], *, intact: bool = True
+    results: Sequence[VerificationResult], *, intact: bool = True, trusted: bool = False
 ) -> dict[str, Any] | None:
     """The first verifier's normalised active manifest, if any verifier read one.
 
     With ``intact`` (the default) only credentials that verified (trusted or valid)
     count: a manifest that does not match its file says nothing reliable about where the
-    file came from, so no lineage is taken from it.
+    file came from, so no lineage is taken from it. With ``trusted``, only credentials
+    whose signer chains to a trust anchor count: the ones whose label may identify a file.
     """
+    wanted = (VerificationState.TRUSTED,) if trusted else GOOD_STATES
     for result in results:
         manifest = result.details.get("manifest")
-        if intact and result.state not in GOOD_STATES:
+        if (intact or trusted) and result.state not in wanted:
             continue
         if isinstance(manifest, Mapping) and manifest.get("label"):
             return dict(manifest)
@@ -110,20 +112,33 @@ def ingredient_label(ingredient: Mapping[str, Any]) -> str | None:
     return label if isinstance(label, str) else None
 
 
+def ingredient_kind(ingredient: Mapping[str, Any]) -> str:
+    """The asset kind an ingredient's declared format makes it: ``video`` or ``image``."""
+    return "video" if str(ingredient.get("format") or "").startswith("video/") else "image"
+
+
+def same_signer(known: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:
+    """Whether two records of credentials (a normalised manifest, a placeholder's info)
+    name the same signer and issuer, and name one at all."""
+    signer = (known.get("signer"), known.get("issuer"))
+    return any(signer) and signer == (manifest.get("signer"), manifest.get("issuer"))
+
+
 def ingredient_is(
     ingredient: Mapping[str, Any], asset: Asset, claimed_sha: str | None
 ) -> bool | None:
     """Whether the evidence says this ingredient is ``asset``; ``None`` when there is none.
 
-    An ingredient with credentials names its manifest, which is decisive when the asset's
-    own manifest label is known. An ingredient without credentials is identified only by
-    the SHA-256 reelvault's generation assertion recorded for its role.
+    The SHA-256 reelvault's generation assertion recorded for the ingredient's role is
+    decisive when there is one: it is about the bytes. Otherwise the manifest label the
+    ingredient names is compared with the asset's, and an asset of another kind than the
+    ingredient's format is never it, whatever label it carries.
     """
-    label = ingredient_label(ingredient)
-    if label and asset.manifest_label:
-        return label == asset.manifest_label
     if claimed_sha and asset.sha256:
         return claimed_sha == asset.sha256
+    label = ingredient_label(ingredient)
+    if label and asset.manifest_label:
+        return label == asset.manifest_label and ingredient_kind(ingredient) == asset.kind
     return None
 
 
@@ -269,7 +284,7 @@ def guess_mime(path: Path) -> str | None:
     for probe in (probe_image, probe_video):
         try:
             return probe(path).mime
-        except RequestError:
+        except (RequestError, OSError):  # unreadable here: the verifier reports it
             continue
     return mimetypes.guess_type(path.name)[0]
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from catalog.db import SQLITE_BUSY_TIMEOUT_MS
+from catalog.db import SQLITE_BUSY_TIMEOUT_MS, register_functions
 from core.app import Reelvault
 
 
@@ -57,6 +57,7 @@ def _sqlite_reader(url: sa.URL) -> sa.Engine:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA query_only = ON")
         cursor.close()
+        register_functions(dbapi_conn)  # the text filter's lower()
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]

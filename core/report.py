@@ -1,17 +1,21 @@
 """Turning catalog rows into the dictionaries that ``--json`` prints and text views use.
 
 One function per kind of record, so the JSON a script reads and the text a person
-reads can never disagree about what a clip is.
+reads can never disagree about what a clip is, and so the records that leave this
+machine (web pages, exports) are built by the same functions as the ones the CLI shows.
+Those get no ``store``: where this machine keeps a file (a path under the user's home)
+says nothing about the file and is nobody else's business.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
-from catalog.models import Asset, Generation
+from catalog.models import Asset, Generation, PolicyDecisionRecord
 from catalog.queries import (
     LineageNode,
     assets_by_id,
@@ -27,8 +31,24 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def asset_dict(asset: Asset, store: MediaStore) -> dict[str, Any]:
-    return {
+ROLES = (  # a generation's files: (record key, Generation column)
+    ("source", "source_asset_id"),
+    ("input", "input_asset_id"),  # the fitted still, if one was sent
+    ("video", "output_asset_id"),
+    ("thumbnail", "thumbnail_asset_id"),
+    ("spritesheet", "spritesheet_asset_id"),
+)
+
+
+def asset_dict(asset: Asset, store: MediaStore | None = None) -> dict[str, Any]:
+    """An asset's facts; with a ``store``, also ``path``, where this machine keeps the file.
+
+    The path is ``store.root / stored_path``, the row's record of where the file was put.
+    The web app serves files another way on purpose: by the row's SHA-256 through
+    :meth:`~core.store.MediaStore.path_for`, so no column's text ever becomes a path it
+    opens.
+    """
+    data = {
         "id": asset.id,
         "kind": asset.kind,
         "sha256": asset.sha256,
@@ -39,12 +59,45 @@ def asset_dict(asset: Asset, store: MediaStore) -> dict[str, Any]:
         "duration": asset.duration,
         "fps": asset.fps,
         "frame_count": asset.frame_count,
-        "path": str(store.root / asset.stored_path) if asset.stored_path else None,
         "original_name": asset.original_name,
         "created_at": _time(asset.created_at),
         "manifest_label": asset.manifest_label,
         # known only from another file's credentials, until the file itself is imported
         "placeholder": asset.placeholder_info if asset.is_placeholder else None,
+    }
+    if store is not None:
+        data["path"] = str(store.root / asset.stored_path) if asset.stored_path else None
+    return data
+
+
+def files_dict(
+    generation: Generation,
+    assets: Mapping[str, Asset],
+    store: MediaStore | None,
+    more: Callable[[Asset], Mapping[str, Any]],
+) -> dict[str, dict[str, Any] | None]:
+    """A generation's files by role (:data:`ROLES`), each with what ``more`` adds about it
+    (its verifications, its latest state); ``None`` where it has none."""
+
+    def file(asset_id: str | None) -> dict[str, Any] | None:
+        asset = assets.get(asset_id or "")
+        return None if asset is None else {**asset_dict(asset, store), **more(asset)}
+
+    return {role: file(getattr(generation, column)) for role, column in ROLES}
+
+
+def error_dict(generation: Generation) -> dict[str, Any] | None:
+    if not (generation.error_code or generation.error_message):
+        return None
+    return {"code": generation.error_code, "message": generation.error_message}
+
+
+def decision_dict(decision: PolicyDecisionRecord) -> dict[str, Any]:
+    return {
+        "plugin": decision.plugin,
+        "rule_id": decision.rule_id,
+        "outcome": decision.outcome,
+        "reason": decision.reason,
     }
 
 
@@ -68,34 +121,26 @@ def generation_summary(generation: Generation) -> dict[str, Any]:
     }
 
 
-def generation_dict(session: Session, generation: Generation, store: MediaStore) -> dict[str, Any]:
+def generation_dict(
+    session: Session, generation: Generation, store: MediaStore | None = None
+) -> dict[str, Any]:
     """Everything known about one clip: request, result, assets, decisions, checks."""
-    assets = assets_by_id(
-        session,
-        [
-            generation.source_asset_id,
-            generation.input_asset_id,
-            generation.output_asset_id,
-            generation.thumbnail_asset_id,
-            generation.spritesheet_asset_id,
-        ],
-    )
+    assets = assets_by_id(session, [getattr(generation, column) for _, column in ROLES])
 
-    def asset_of(asset_id: str | None) -> dict[str, Any] | None:
-        if not asset_id or asset_id not in assets:
-            return None
-        data = asset_dict(assets[asset_id], store)
-        data["verifications"] = [
-            {
-                "verifier": v.verifier,
-                "state": v.state,
-                "codes": v.codes,
-                "details": v.details,
-                "checked_at": _time(v.checked_at),
-            }
-            for v in verifications_for(session, asset_id)
-        ]
-        return data
+    def verifications(asset: Asset) -> dict[str, Any]:
+        checks = verifications_for(session, asset.id)
+        return {
+            "verifications": [
+                {
+                    "verifier": v.verifier,
+                    "state": v.state,
+                    "codes": v.codes,
+                    "details": v.details,
+                    "checked_at": _time(v.checked_at),
+                }
+                for v in checks
+            ]
+        }
 
     return {
         **generation_summary(generation),
@@ -103,26 +148,17 @@ def generation_dict(session: Session, generation: Generation, store: MediaStore)
         "progress": generation.progress,
         "remote_job_id": generation.remote_job_id,
         "details": generation.details,
-        "error": (
-            {"code": generation.error_code, "message": generation.error_message}
-            if generation.error_code or generation.error_message
-            else None
-        ),
+        "error": error_dict(generation),
         "updated_at": _time(generation.updated_at),
         "completed_at": _time(generation.completed_at),
-        "source": asset_of(generation.source_asset_id),
-        "input": asset_of(generation.input_asset_id),  # the fitted still, if one was sent
-        "video": asset_of(generation.output_asset_id),
-        "thumbnail": asset_of(generation.thumbnail_asset_id),
-        "spritesheet": asset_of(generation.spritesheet_asset_id),
-        "policy_decisions": [
-            {"plugin": d.plugin, "rule_id": d.rule_id, "outcome": d.outcome, "reason": d.reason}
-            for d in decisions_for(session, generation.id)
-        ],
+        **files_dict(generation, assets, store, verifications),
+        "policy_decisions": [decision_dict(d) for d in decisions_for(session, generation.id)],
     }
 
 
-def lineage_dict(session: Session, target: Generation | Asset, store: MediaStore) -> dict[str, Any]:
+def lineage_dict(
+    session: Session, target: Generation | Asset, store: MediaStore | None = None
+) -> dict[str, Any]:
     """A clip's (or a still's) family as nested JSON: source image, then clips, then remixes.
 
     For a clip: its chain of ancestors down to it, and everything derived from it.

@@ -217,12 +217,7 @@ def signing_status(settings: Settings) -> SigningStatus:
     except RequestError as exc:
         return replace(base, problem=str(exc))
     leaf = certs[0]
-    pem = settings.trust_anchors_pem().encode()
-    anchors = x509.load_pem_x509_certificates(pem) if pem else []
-    known = {fingerprint(c) for c in anchors}
-    trusted = any(fingerprint(c) in known for c in certs) or any(
-        _issued_by(certs[-1], a) for a in anchors
-    )
+    trusted = chains_to_anchor(certs, settings.trust_anchor_certificates())
     now = datetime.now(UTC)
     expired = not (leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc)
     return replace(
@@ -234,6 +229,23 @@ def signing_status(settings: Settings) -> SigningStatus:
         trusted_here=trusted,
         problem="the signing certificate is outside its validity period" if expired else None,
     )
+
+
+def chains_to_anchor(chain: list[x509.Certificate], anchors: list[x509.Certificate]) -> bool:
+    """Whether the signing certificate (``chain[0]``) reaches an anchor link by link.
+
+    Each certificate must be signed by the next one in the chain until one of them is an
+    anchor or is signed by one; an anchor elsewhere in the file proves nothing about a
+    leaf that does not chain to it. (Validity periods and key usages are c2pa's to judge.)
+    """
+    known = {fingerprint(a) for a in anchors}
+    for position, cert in enumerate(chain):
+        if fingerprint(cert) in known or any(_issued_by(cert, a) for a in anchors):
+            return True
+        following = chain[position + 1] if position + 1 < len(chain) else None
+        if following is None or not _issued_by(cert, following):
+            return False
+    return False
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

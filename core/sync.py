@@ -18,28 +18,19 @@ What an imported video becomes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
 
 from catalog.models import Generation
 from catalog.queries import generations_by_job_ids
+from catalog.records import insert_or_ignore
+from catalog.statuses import COMPLETED, ENDED, REMOTE
 from core.app import Reelvault
 from core.errors import ReelvaultError, RequestError
 from core.generate import run_job
 from core.ids import new_clip_id
-from core.types import JobState, Relation, RemoteJob
-
-REMOTE = "remote"
-"""Status of an imported video that finished at the provider and was not downloaded."""
-
-
-@runtime_checkable
-class ListsJobs(Protocol):
-    """A backend that can list its account's jobs (the sora backend can)."""
-
-    def list_jobs(self, scope: str | None = None) -> Iterable[RemoteJob]: ...
+from core.types import JobState, ListsJobs, Relation, RemoteJob
 
 
 @dataclass
@@ -71,10 +62,13 @@ def sync(
             if job.status.job_id in known:
                 continue
             row = _generation(backend, job, known.get(job.parent_job_id or ""), provider)
-            session.add(row)
-            session.flush()
-            known[job.status.job_id] = row
-            report.imported.append(row)
+            # Another sync, or a create recording its id, may have written this job's
+            # row since the look-up: the unique job id makes that an ignored insert.
+            if insert_or_ignore(session, row):
+                report.imported.append(row)
+                known[job.status.job_id] = row
+            else:
+                known.update(generations_by_job_ids(session, [job.status.job_id]))
     if download:
         for job in jobs:
             row = known[job.status.job_id]
@@ -85,8 +79,12 @@ def sync(
             except ReelvaultError as exc:
                 report.problems.append(f"{row.id} ({job.status.job_id}): {exc}")
                 continue
-            if finished.status == "completed":
+            if finished.status == COMPLETED:
                 report.downloaded.append(finished)
+            elif finished.status not in ENDED:
+                report.problems.append(
+                    f"{row.id} ({job.status.job_id}): being finished by {finished.lease_owner}"
+                )
             else:
                 report.problems.append(
                     f"{row.id} ({job.status.job_id}): {finished.error_code}: "
@@ -119,6 +117,7 @@ def _generation(
         status=state,
         progress=status.progress,
         remote_job_id=status.job_id,
+        listed_job_id=status.job_id,
         parent_id=parent.id if parent else None,
         relation=Relation.REMIX_OF if parent else None,
         details=details,

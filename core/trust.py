@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from core.config import PEM_SUFFIXES, Settings
+from core.config import PEM_SUFFIXES, Settings, parse_pem_certificates, read_pem_file
 from core.errors import AmbiguousIdError, NotFoundError, RequestError
 
 FINGERPRINT_SHOWN = 16
@@ -82,34 +82,34 @@ def _anchor(cert: x509.Certificate, path: Path, managed: bool) -> Anchor:
 
 
 def read_certificates(path: Path) -> list[x509.Certificate]:
-    """Every certificate in a PEM file; anything unreadable is the user's input to fix."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RequestError(f"{path}: cannot read it ({exc.strerror})") from None
-    try:
-        return x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise RequestError(f"{path}: no PEM certificate in it") from None
+    """Every certificate in a PEM file the user hands over (to trust, or to sign with).
+
+    Anything damaged in it is the user's input to fix, so it is refused whole, naming the
+    first problem, rather than taken in part.
+    """
+    pem_file = read_pem_file(path)
+    if pem_file.problems:
+        raise RequestError(f"{path}: {pem_file.problems[0]}")
+    return pem_file.certificates
 
 
 def list_anchors(settings: Settings) -> tuple[list[Anchor], list[TrustProblem]]:
-    """Every trust anchor in use, and every configured source that yields none."""
+    """Every trust anchor in use, and every problem with where they come from.
+
+    The anchors are exactly the certificates c2pa is given
+    (:meth:`Settings.trust_anchor_certificates`): a damaged block in a file is one problem
+    and does not hide the good certificates next to it.
+    """
     anchors: dict[str, Anchor] = {}
     problems: list[TrustProblem] = []
-    files = settings.trust_anchor_files()
     for source in settings.trust_anchor_sources()[1:]:
         if not source.exists():
             problems.append(TrustProblem(source, "configured in config.toml but missing"))
-    for path in files:
-        managed = path.parent == settings.trust_dir
-        try:
-            certs = read_certificates(path)
-        except RequestError as exc:
-            problems.append(TrustProblem(path, str(exc).removeprefix(f"{path}: ")))
-            continue
-        for cert in certs:
-            anchors.setdefault(fingerprint(cert), _anchor(cert, path, managed))
+    for pem_file in settings.trust_anchor_pem_files():
+        managed = pem_file.path.parent == settings.trust_dir
+        problems += [TrustProblem(pem_file.path, problem) for problem in pem_file.problems]
+        for cert in pem_file.certificates:
+            anchors.setdefault(fingerprint(cert), _anchor(cert, pem_file.path, managed))
     return sorted(anchors.values(), key=lambda a: (a.subject, a.fingerprint)), problems
 
 
@@ -158,13 +158,29 @@ def remove_anchor(settings: Settings, ident: str) -> Anchor:
             f"{anchor.short} comes from {anchor.path}, configured under [trust] in "
             f"{settings.config_path}; remove it there"
         )
-    remaining = [c for c in read_certificates(anchor.path) if fingerprint(c) != anchor.fingerprint]
-    if remaining:
-        data = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in remaining)
-        write_atomic(anchor.path, data, 0o644)
-    else:
-        anchor.path.unlink()
+    for pem_file in settings.trust_anchor_pem_files():  # every copy in the trust folder
+        held = {fingerprint(c) for c in pem_file.certificates}
+        if pem_file.path.parent == settings.trust_dir and anchor.fingerprint in held:
+            _cut_certificate(pem_file.path, anchor.fingerprint)
     return anchor
+
+
+def _cut_certificate(path: Path, fingerprint_: str) -> None:
+    """Remove one certificate's blocks from a trust file, leaving every other byte as it
+    was (a damaged block stays, still reported); a file left without a block goes."""
+    data = path.read_bytes()
+    blocks = parse_pem_certificates(data)
+    cut = [
+        b
+        for b in blocks
+        if b.certificate is not None and fingerprint(b.certificate) == fingerprint_
+    ]
+    for block in reversed(cut):
+        data = data[: block.start] + data[block.end :].lstrip(b"\r\n")
+    if len(cut) == len(blocks):
+        path.unlink()
+    else:
+        write_atomic(path, data, 0o644)
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:

@@ -7,7 +7,7 @@ frozen dataclass so a plugin can build one without knowing how the catalog store
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -82,7 +82,10 @@ class ModelInfo:
     ``fits_input_image`` declares that the backend itself fits a still of any size to the
     requested size (as its description says); without it, a still must match the size
     or the request must ask for a fit (``parameters["fit"]``), so nothing is cropped
-    that the user did not ask for.
+    that the user did not ask for. ``derive_keeps_seconds`` and ``derive_keeps_size``
+    name the relations whose result always has the parent's duration or size (a service
+    whose remix takes only a prompt): the host refuses a request for another one there,
+    rather than record a value the clip does not have.
     """
 
     name: str
@@ -97,6 +100,8 @@ class ModelInfo:
     supports_edit: bool = False
     supports_extension: bool = False
     variants: tuple[Variant, ...] = (Variant.VIDEO,)
+    derive_keeps_seconds: tuple[Relation, ...] = ()
+    derive_keeps_size: tuple[Relation, ...] = ()
     status: str = "available"
     description: str = ""
 
@@ -235,6 +240,19 @@ class RemoteJob:
 
 
 @runtime_checkable
+class ListsJobs(Protocol):
+    """A backend that can list its account's jobs, for ``reelvault sync`` (sora can).
+
+    Listing implies that every create is a job of its own, with an id of its own (a
+    provider's video), so the catalog keeps one clip per such job. A backend whose job
+    ids name their inputs, so that identical requests share one job (the local backend),
+    does not list its jobs.
+    """
+
+    def list_jobs(self, scope: str | None = None) -> Iterable[RemoteJob]: ...
+
+
+@runtime_checkable
 class Backend(Protocol):
     """A generator backend. Register instances through ``register_backends``.
 
@@ -249,6 +267,10 @@ class Backend(Protocol):
     variant the job does not have, or a job that is not finished; the host records the
     message. ``download`` writes into ``dest`` and must not close it. ``derive`` is
     only called for relations the model ``supports``.
+
+    A backend that holds resources (connection pools, files) may also define
+    ``close() -> None``: it is optional, not part of this protocol's checks, and the host
+    calls it when the application closes (:meth:`core.app.Reelvault.close`).
     """
 
     name: str
@@ -336,6 +358,19 @@ class VerificationState(enum.StrEnum):
     ABSENT = "absent"
     UNREADABLE = "unreadable"
 
+    @property
+    def summary(self) -> str:
+        """What the state means, in the words every report and stored result uses."""
+        return _VERIFICATION_SUMMARIES[self]
+
+
+_VERIFICATION_SUMMARIES = {
+    VerificationState.TRUSTED: "signed by a trusted signer; content matches",
+    VerificationState.VALID: "signed, signer not trusted; content matches",
+    VerificationState.INVALID: "credentials do not match this file",
+    VerificationState.ABSENT: "no Content Credentials",
+    VerificationState.UNREADABLE: "the file or its credentials could not be read",
+}
 
 GENERATION_ASSERTION = "org.reelvault.generation"
 """Label of the hash-bound C2PA assertion in which reelvault records how it made a clip."""
@@ -350,7 +385,12 @@ class VerificationResult:
     ``signed_at``, ``actions``, ``digital_source_type``, ``generation`` (the
     :data:`GENERATION_ASSERTION`'s data, if any) and ``ingredients``, each with ``title``,
     ``format``, ``relationship`` and its own normalised ``manifest`` (or ``None``). The
-    catalog links files to their ingredients and rebuilds lineage from it.
+    catalog links files to their ingredients and rebuilds lineage from it. A manifest
+    named again elsewhere in the tree is given in full once (at its shallowest place);
+    its other places carry only what identifies it (label, title, signer, issuer, claim
+    generator, ...) with ``"repeated": true``, and a tree past the verifier's limit ends in
+    ``{"label": ..., "truncated": true}`` nodes, so a file cannot make it grow without
+    bound.
     """
 
     state: VerificationState

@@ -9,7 +9,11 @@ Safety, by construction rather than by care:
 
 - files are served only by asset id, through the catalog row's SHA-256 and
   :meth:`core.store.MediaStore.path_for`; no part of a request ever becomes a path, so
-  nothing outside the content store (nor a half-written file in it) can be read;
+  nothing outside the content store (nor a half-written file in it) can be read (the
+  row's ``stored_path``, which :func:`core.report.asset_dict` shows the CLI, is not used
+  here on purpose: the hash alone decides which file is opened);
+- pages and their JSON twins never say where a file lies on this machine (a path under
+  the user's home): the :mod:`core.report` functions are called without the store;
 - the catalog is opened read-only (:mod:`core.readonly`) and only GET/HEAD routes exist;
 - the server binds to loopback unless told otherwise, and then only answers requests
   addressed to a loopback name, which stops DNS-rebinding pages from reading it;
@@ -141,8 +145,8 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
     def clip(request: Request) -> Response:
         with reader.session() as session:
             generation = get_generation(session, request.path_params["clip_id"])
-            data = generation_dict(session, generation, app.store)
-            family = lineage_dict(session, generation, app.store)
+            data = generation_dict(session, generation)
+            family = lineage_dict(session, generation)
         data["lineage"] = family
         data["urls"] = _clip_urls(request, data)
         svg = _lineage_svg(templates.env, request, family)
@@ -151,9 +155,9 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
     def still(request: Request) -> Response:
         with reader.session() as session:
             asset = get_asset(session, request.path_params["asset_id"])
-            family = lineage_dict(session, asset, app.store)
+            family = lineage_dict(session, asset)
         data = {
-            "asset": asset_dict(asset, app.store),
+            "asset": asset_dict(asset),
             "url": _media_url(request, asset.id) if _servable(asset) else None,
             "lineage": family,
         }
@@ -170,7 +174,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
             if fmt == "prov-json":
                 document = prov_json(lineage_prov(session, target))
                 return Response(document, media_type=LINEAGE_FORMATS[fmt])
-            family = lineage_dict(session, target, app.store)
+            family = lineage_dict(session, target)
         if fmt == "json":
             return JSONResponse(family)
         render: Callable[[Mapping[str, Any]], str] = {

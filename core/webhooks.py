@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import hmac
 import json
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -32,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from catalog.queries import generations_by_job_ids
+from catalog.statuses import ENDED
 from core.app import Reelvault
 from core.errors import ReelvaultError
 from core.generate import run_job
@@ -39,6 +42,8 @@ from core.providers import Secret, get_profile, job_id, key_source, webhook_secr
 
 TOLERANCE_SECONDS = 300
 MAX_BODY_BYTES = 1 << 20
+DELIVERIES_KEPT = 1000
+"""How many recent deliveries a receiver remembers (for tests and diagnostics)."""
 VIDEO_EVENTS = ("video.completed", "video.failed")
 
 
@@ -91,9 +96,11 @@ def verify(
         raise WebhookRejected(f"the delivery is older than {tolerance} s")
     if timestamp - current > tolerance:
         raise WebhookRejected("the delivery is timestamped in the future")
-    expected = sign(secret, webhook_id, timestamp, body).removeprefix("v1,")
+    expected = sign(secret, webhook_id, timestamp, body).removeprefix("v1,").encode()
     offered = [
-        part.removeprefix("v1,") for part in lower["webhook-signature"].split() if "," in part
+        part.removeprefix("v1,").encode()
+        for part in lower["webhook-signature"].split()
+        if "," in part and part.isascii()  # base64 is ASCII; anything else cannot match
     ]
     if not any(hmac.compare_digest(expected, sig) for sig in offered):
         raise WebhookRejected("no signature matches")
@@ -139,12 +146,14 @@ def finish_from_event(app: Reelvault, provider: str, event: Mapping[str, Any]) -
         generation = generations_by_job_ids(session, [remote]).get(remote)
     if generation is None:
         return f"{video_id}: not in the catalog (`reelvault sync` imports it)"
-    if generation.status in ("completed", "failed", "rejected"):
+    if generation.status in ENDED:
         return f"{video_id}: {generation.id} was already {generation.status}"
     try:
         finished = run_job(app, generation.id)
     except ReelvaultError as exc:
         return f"{video_id}: {generation.id} could not be finished: {exc}"
+    if finished.status not in ENDED:
+        return f"{video_id}: {generation.id} is being finished by {finished.lease_owner}"
     outcome = finished.status
     if finished.error_code:
         outcome += f" ({finished.error_code}: {finished.error_message})"
@@ -177,12 +186,26 @@ class WebhookReceiver:
         if secret is None:
             where = key_source(app.settings, self.profile, "webhook_secret")
             raise ReelvaultError(f"no webhook secret for provider {self.profile.name}: {where}")
+        try:
+            secret_bytes(secret.reveal())
+        except WebhookRejected:
+            where = key_source(app.settings, self.profile, "webhook_secret")
+            raise ReelvaultError(
+                f"the webhook secret for provider {self.profile.name} ({where}) is not valid: "
+                "a whsec_ secret is base64 after its prefix; copy it again from the provider"
+            ) from None
         self._secret: Secret = secret
         self._guard = ReplayGuard()
         self._events: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
         self._say = on_message or (lambda _line: None)
-        self.deliveries: list[Delivery] = []
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
+        try:
+            self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        except OSError as exc:
+            raise ReelvaultError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                + (" (another program uses that port)" if exc.errno == errno.EADDRINUSE else "")
+            ) from None
         self._server.daemon_threads = True
         self._threads: list[threading.Thread] = []
 
@@ -266,8 +289,14 @@ class WebhookReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                text = (self.headers.get("Content-Length") or "0").strip()
+                if not (text.isascii() and text.isdigit()):
+                    self.close_connection = True  # the body's end is unknown: no keep-alive
+                    self._answer(Delivery(HTTPStatus.BAD_REQUEST, "bad Content-Length"))
+                    return
+                length = int(text)
                 if length > MAX_BODY_BYTES:
+                    self.close_connection = True  # the unread body must not be parsed
                     self._answer(Delivery(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large"))
                     return
                 body = self.rfile.read(length)
@@ -278,6 +307,8 @@ class WebhookReceiver:
                 self.send_response(delivery.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(payload)
 

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import Settings
+from core.config import Settings, c2pa_settings
 from core.errors import PluginError
 from core.hookspecs import hookimpl
 from core.types import GENERATION_ASSERTION
@@ -165,14 +165,7 @@ def _generator_info() -> dict[str, str]:
 def _context(settings: Settings) -> c2pa.Context:
     import c2pa
 
-    config: dict[str, Any] = {
-        "builder": {"thumbnail": {"enabled": False}},
-        "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
-    }
-    anchors = settings.trust_anchors_pem()
-    if anchors:  # ingredients' validation results are frozen with these trust settings
-        config["trust"] = {"user_anchors": anchors}
-    return c2pa.Context.from_dict(config)
+    return c2pa.Context.from_dict(c2pa_settings(settings.trust_anchors_pem()))
 
 
 def _signer_factory(

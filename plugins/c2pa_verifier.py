@@ -10,7 +10,10 @@ manifest it cannot decode) is ``unreadable``, never an exception for the caller.
 validation delta. Note that a good file verified without trust anchors still lists
 ``signingCredential.untrusted``: the state, not an empty list, is the verdict.
 ``details["manifest"]`` is the active manifest normalised as :mod:`core.types` describes,
-with the whole ingredient tree, so the catalog can rebuild lineage from it.
+with the whole ingredient tree, so the catalog can rebuild lineage from it. A manifest
+store is a graph (one manifest may be an ingredient many times over), so the tree
+expands each manifest once and stops at :data:`MAX_MANIFESTS` nodes: a small file
+cannot make the stored result grow exponentially.
 
 Nothing is fetched from the network: remote manifests and OCSP are switched off.
 """
@@ -18,11 +21,12 @@ Nothing is fetched from the network: remote manifests and OCSP are switched off.
 from __future__ import annotations
 
 import json
+from collections import deque
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import Settings
+from core.config import Settings, c2pa_settings
 from core.hookspecs import hookimpl
 from core.types import GENERATION_ASSERTION, VerificationResult, VerificationState
 
@@ -34,16 +38,20 @@ STATES = {
     "Valid": VerificationState.VALID,
     "Invalid": VerificationState.INVALID,
 }
-SUMMARIES = {
-    VerificationState.TRUSTED: "signed by a trusted signer; content matches",
-    VerificationState.VALID: "signed, signer not trusted; content matches",
-    VerificationState.INVALID: "credentials do not match this file",
-    VerificationState.ABSENT: "no Content Credentials",
-    VerificationState.UNREADABLE: "the file or its credentials could not be read",
-}
 ACTIONS_LABELS = ("c2pa.actions.v2", "c2pa.actions")
-MAX_DEPTH = 64
-"""Ingredient chains deeper than this are cut off (a manifest store could loop)."""
+MAX_MANIFESTS = 256
+"""Manifest nodes in one normalised tree, at most; the rest are marked ``truncated``."""
+IDENTITY = (
+    "label",
+    "title",
+    "instance_id",
+    "claim_generator",
+    "signer",
+    "issuer",
+    "signed_at",
+    "digital_source_type",
+)
+"""What a repeated manifest's node keeps: enough to identify it, never its contents."""
 
 
 @cache
@@ -58,10 +66,7 @@ def _context(anchors: str) -> c2pa.Context:
     """One reading context per set of anchors; contexts may be shared between readers."""
     import c2pa
 
-    settings: dict[str, Any] = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
-    if anchors:
-        settings["trust"] = {"user_anchors": anchors}
-    return c2pa.Context.from_dict(settings)
+    return c2pa.Context.from_dict(c2pa_settings(anchors))
 
 
 @hookimpl
@@ -102,12 +107,12 @@ def read_credentials(path: Path, mime: str, anchors: str) -> VerificationResult:
         validation_state=state_text,
         trust_anchors=anchors.count("BEGIN CERTIFICATE"),
         failures=failures,
-        manifest=_manifest(store, label, frozenset()) if label else None,
+        manifest=manifest_tree(store, label) if label else None,
     )
 
 
 def _result(state: VerificationState, codes: tuple[str, ...], **details: Any) -> VerificationResult:
-    return VerificationResult(state, codes, {"summary": SUMMARIES[state], **details})
+    return VerificationResult(state, codes, {"summary": state.summary, **details})
 
 
 def _failures(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -124,13 +129,63 @@ def _entry(item: dict[str, Any]) -> dict[str, Any]:
     return {k: item.get(k) for k in ("code", "explanation", "url")}
 
 
-def _manifest(store: dict[str, Any], label: str, seen: frozenset[str]) -> dict[str, Any]:
-    """One manifest of the store, normalised, with its ingredients' manifests inside."""
-    manifest = (store.get("manifests") or {}).get(label)
-    if manifest is None or label in seen or len(seen) >= MAX_DEPTH:
-        return {"label": label, "missing": manifest is None, "ingredients": []}
-    seen = seen | {label}
-    assertions = {a.get("label"): a.get("data") for a in manifest.get("assertions") or []}
+def manifest_tree(store: dict[str, Any], label: str) -> dict[str, Any]:
+    """The manifest ``label`` of a store (c2pa's JSON), normalised, with its ingredient tree.
+
+    Walked breadth first with one set of expanded labels for the whole walk: a manifest is
+    expanded at its shallowest place, which for lineage is the one that matters (a
+    remix's own still, not the copy inside its parent), and is only identified at every
+    other place. Past :data:`MAX_MANIFESTS` nodes the tree is cut off.
+    """
+    manifests = store.get("manifests") or {}
+    expanded: set[str] = set()
+    count = 0
+
+    def node(label: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A manifest's node, and the manifest when its ingredients are still to be walked."""
+        nonlocal count
+        count += 1
+        manifest = manifests.get(label)
+        if not isinstance(manifest, dict):
+            return {"label": label, "missing": True, "ingredients": []}, None
+        if count > MAX_MANIFESTS:
+            return {"label": label, "truncated": True, "ingredients": []}, None
+        facts = _facts(label, manifest)
+        if label in expanded:
+            return {**{k: facts[k] for k in IDENTITY}, "repeated": True, "ingredients": []}, None
+        expanded.add(label)
+        return facts, manifest
+
+    root, manifest = node(label)
+    queue = deque([(root, manifest)] if manifest is not None else [])
+    while queue:
+        parent, manifest = queue.popleft()
+        for ingredient in manifest.get("ingredients") or []:
+            if not isinstance(ingredient, dict):
+                continue
+            entry = {
+                "title": ingredient.get("title"),
+                "format": ingredient.get("format"),
+                "relationship": ingredient.get("relationship"),
+                "instance_id": ingredient.get("instance_id"),
+                "manifest": None,
+            }
+            child_label = ingredient.get("active_manifest")
+            if isinstance(child_label, str) and child_label:
+                entry["manifest"], child = node(child_label)
+                if child is not None:
+                    queue.append((entry["manifest"], child))
+            parent["ingredients"].append(entry)
+    return root
+
+
+def _facts(label: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """One manifest's own facts, normalised; its ingredients are added by the walk."""
+    assertions = {
+        a.get("label"): a.get("data")
+        for a in manifest.get("assertions") or []
+        if isinstance(a, dict)
+    }
     actions = [
         action
         for key in ACTIONS_LABELS
@@ -155,22 +210,7 @@ def _manifest(store: dict[str, Any], label: str, seen: frozenset[str]) -> dict[s
             (a["digitalSourceType"] for a in actions if a.get("digitalSourceType")), None
         ),
         "generation": assertions.get(GENERATION_ASSERTION),
-        "ingredients": [
-            _ingredient(store, ingredient, seen) for ingredient in manifest.get("ingredients") or []
-        ],
-    }
-
-
-def _ingredient(
-    store: dict[str, Any], ingredient: dict[str, Any], seen: frozenset[str]
-) -> dict[str, Any]:
-    label = ingredient.get("active_manifest")
-    return {
-        "title": ingredient.get("title"),
-        "format": ingredient.get("format"),
-        "relationship": ingredient.get("relationship"),
-        "instance_id": ingredient.get("instance_id"),
-        "manifest": _manifest(store, label, seen) if label else None,
+        "ingredients": [],
     }
 
 

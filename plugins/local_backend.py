@@ -22,8 +22,8 @@ import math
 import os
 import re
 import shutil
+import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -76,7 +76,6 @@ X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
 MUX_OPTIONS = {"movflags": "+faststart", "fflags": "+bitexact"}
 
 POLL_AFTER = 0.1
-STALE_PARTIAL_SECONDS = 300.0
 
 MODEL = ModelInfo(
     name="local-motion",
@@ -787,9 +786,17 @@ def _read_error(job_dir: Path) -> tuple[str, str] | None:
     return error["code"], error["message"]
 
 
+_HOST = socket.gethostname().replace(".", "_")
+
+
 def _partial(path: Path) -> Path:
-    """A temporary name unique to this thread, so concurrent renders never share a file."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    """A temporary name unique to this thread, so concurrent renders never share a file.
+
+    The name says who writes it (host, process, thread), which is how a later render
+    tells a crashed writer's leftovers from a live one's work in progress.
+    """
+    writer = f"{_HOST}-{os.getpid()}-{threading.get_ident()}"
+    return path.with_name(f".{path.name}.{writer}.partial")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -799,12 +806,39 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _remove_stale_partials(job_dir: Path) -> None:
-    """Drop temporaries left by a crashed render; a live render touches its own often."""
-    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    """Drop temporaries whose writer is gone (a crashed render), never a live one's.
+
+    Age says nothing: a render writes its thumbnail once, at mid-clip, and then leaves
+    it untouched for as long as the rest of a long clip takes to encode.
+    """
     for path in job_dir.glob(".*.partial"):
-        with contextlib.suppress(FileNotFoundError):  # another render may clean up too
-            if path.stat().st_mtime < cutoff:
+        if _writer_gone(path.name):
+            with contextlib.suppress(FileNotFoundError):  # another render may clean up too
                 path.unlink()
+
+
+def _writer_gone(name: str) -> bool:
+    """Whether the process (or, in this one, the thread) that names ``name`` has ended.
+
+    A partial from another machine sharing the folder, or named some other way, is kept:
+    nothing here can tell whether its writer still runs.
+    """
+    parts = name.removesuffix(".partial").rsplit(".", 1)[-1].rsplit("-", 2)
+    if len(parts) != 3:
+        return False
+    host, pid_text, thread_text = parts
+    if host != _HOST or not pid_text.isdigit() or not thread_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return int(thread_text) not in {t.ident for t in threading.enumerate()}
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
 
 
 @hookimpl

@@ -2,9 +2,13 @@
 
 Terms are matched as whole words, ignoring case and accents, so ``Beyonce``,
 ``BEYONCÉ`` and ``beyoncé`` are one name, and a multi-word name matches across any
-spacing or punctuation (``Mickey  Mouse``, ``Mickey-Mouse``). An allow-list entry
-overrides a match it contains: with ``Jordan`` protected and ``Jordan River`` allowed,
-"a boat on the Jordan River" passes and "Jordan dunks" does not.
+spacing or punctuation, or none (``Mickey  Mouse``, ``Mickey-Mouse``, ``MickeyMouse``).
+Characters that draw nothing (a zero-width space or a soft hyphen inside a word) are
+ignored, and the commonest Cyrillic and Greek look-alikes of Latin letters (see
+:data:`LOOKALIKES`) match the letters they look like, so neither an invisible character
+nor a Cyrillic ``с`` in "Miсkey" hides a name. An allow-list entry overrides a match it
+contains: with ``Jordan`` protected and ``Jordan River`` allowed, "a boat on the Jordan
+River" passes and "Jordan dunks" does not.
 
 The list ships empty; ``examples/protected-names.example.toml`` shows one. Configure it
 in ``config.toml``, inline or in a file of its own (a relative path is read from the
@@ -36,11 +40,76 @@ RULE = "names.protected"
 _WORD = re.compile(r"\w+")
 
 
+LOOKALIKES = {
+    "a": "аαɑ",
+    "b": "вβ",
+    "c": "с",
+    "e": "еε",
+    "g": "ɡ",
+    "h": "нһη",
+    "i": "іιıӏ",
+    "j": "ј",
+    "k": "кκ",
+    "l": "ӏ",
+    "m": "мμ",
+    "n": "ν",
+    "o": "оο",
+    "p": "рρ",
+    "q": "ԛ",
+    "s": "ѕ",
+    "t": "тτ",
+    "u": "υ",
+    "v": "ν",
+    "w": "ԝ",
+    "x": "хχ",
+    "y": "уүυ",
+    "z": "ζ",
+}
+"""Letters that read as a Latin letter, by that letter (all case-folded, as text is
+compared): the Cyrillic and Greek letters drawn like Latin ones in either case (Cyrillic
+``с``, ``Н``, Greek ``Ρ``, ``ν``...) and a few Latin variants (dotless ``ı``, ``ɑ``,
+``ɡ``). A small, explicit subset of Unicode's confusables (TR39) rather than all of it,
+whose digit and letter-pair mappings (``0``/``O``, ``rn``/``m``) would match names that
+are not there. Fullwidth and mathematical letters need no entry: NFKD folds them. A term
+letter matches any of its look-alikes (and a look-alike in a term matches the letters
+it could stand for), so ``Мiсkеу`` names Mickey while case still never matters."""
+
+
+def _lookalike_groups() -> dict[str, frozenset[str]]:
+    """Each letter of :data:`LOOKALIKES`, Latin or not, with every letter it may be read as
+    (``ν`` is both an ``n`` and a ``v``)."""
+    groups: dict[str, set[str]] = {}
+    for latin, others in LOOKALIKES.items():
+        for letter in (latin, *others):
+            groups.setdefault(letter, set()).update(latin, others)
+    return {letter: frozenset(group) for letter, group in groups.items()}
+
+
+_LOOKS_LIKE = _lookalike_groups()
+
+_DRAWS_NOTHING = {"Cf", "Mn", "Me"}
+"""Format controls (zero-width spaces and joiners, soft hyphen, direction marks) and
+marks (accents once NFKD has split them off, variation selectors)."""
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers: letters drawn blank
+
+
 def normalize(text: str) -> str:
-    """Case- and accent-free text: NFKD, combining marks dropped, casefolded."""
+    """The text as it reads: NFKD, what draws nothing dropped, casefolded, NFKC."""
     decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return unicodedata.normalize("NFKC", stripped.casefold())
+    visible = "".join(
+        c
+        for c in decomposed
+        if not unicodedata.combining(c)
+        and unicodedata.category(c) not in _DRAWS_NOTHING
+        and c not in _FILLERS
+    )
+    return unicodedata.normalize("NFKC", visible.casefold())
+
+
+def _letter_pattern(letter: str) -> str:
+    """A normalized letter, or any of its look-alikes."""
+    same = _LOOKS_LIKE.get(letter)
+    return f"[{re.escape(''.join(sorted(same)))}]" if same else re.escape(letter)
 
 
 @dataclass(frozen=True)
@@ -55,7 +124,8 @@ class Term:
         words = _WORD.findall(normalize(text))
         if not words:
             return None
-        body = r"[\W_]+".join(re.escape(w) for w in words)
+        spelled = ("".join(map(_letter_pattern, word)) for word in words)
+        body = r"[\W_]*".join(spelled)  # "MickeyMouse" names him too
         return cls(text.strip(), re.compile(rf"(?<!\w){body}(?!\w)"))
 
     def spans(self, normalized: str) -> list[tuple[int, int]]:

@@ -89,6 +89,7 @@ DEFAULT_PAGE_SIZE = 100  # the most GET /videos returns at once
 DEFAULT_MAX_RETRY_WAIT = 120.0
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+MAX_REDIRECTS = 5
 CHUNK = 1 << 16
 MESSAGE_LIMIT = 300
 
@@ -149,6 +150,10 @@ class SoraBackend:
                 supports_edit=True,
                 supports_extension=True,
                 variants=VARIANTS,
+                # A remix or edit takes a prompt only; an extension adds seconds at the
+                # parent's size. Other values would be ignored by the service.
+                derive_keeps_seconds=(Relation.REMIX_OF, Relation.EDIT_OF),
+                derive_keeps_size=(Relation.REMIX_OF, Relation.EDIT_OF, Relation.EXTENSION_OF),
                 status=status,
                 description=description,
             )
@@ -299,6 +304,13 @@ class SoraBackend:
                 return
             after = page.get("last_id") or videos[-1].get("id")
 
+    def close(self) -> None:
+        """Close the connection pools (the host calls this when the application closes)."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
     # --- helpers -------------------------------------------------------------------------
 
     def _model_sizes(self, model: str) -> tuple[str, ...]:
@@ -326,7 +338,7 @@ class SoraBackend:
                 client = httpx.Client(
                     base_url=profile.api_root + "/",
                     timeout=self.timeout,
-                    follow_redirects=True,
+                    follow_redirects=False,  # followed by _send, which guards the key
                     headers={"User-Agent": "reelvault-sora/0.1"},
                     transport=self._transport,
                 )
@@ -364,7 +376,7 @@ class SoraBackend:
                 **content,
             )
             try:
-                response = client.send(request, stream=stream)
+                response = _send(client, request, stream, profile.auth_headers(key))
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 raise _Transient(self._network_error(profile, exc)) from None
             except httpx.TransportError as exc:
@@ -380,8 +392,9 @@ class SoraBackend:
                 return response
             response.read()
             response.close()
-            error = self._error(profile, key, response, video_id, create)
-            if not _should_retry(response, create):
+            retry = _should_retry(response, create)
+            error = self._error(profile, key, response, video_id, create, retry)
+            if not retry:
                 raise error
             hint = _retry_after(response.headers)
             if hint is not None and hint > self.max_retry_wait:
@@ -428,8 +441,13 @@ class SoraBackend:
         response: httpx.Response,
         video_id: str | None,
         create: bool,
+        retried: bool = False,
     ) -> BackendError:
-        """One clear line for an error answer; never the key, nor the service's echo of it."""
+        """One clear line for an error answer; never the key, nor the service's echo of it.
+
+        ``retried`` says the call is being repeated (a create only when the service says
+        ``x-should-retry: true``), so the message must not claim it was sent once.
+        """
         status = response.status_code
         code, message, param = _error_fields(response, key)
         request_id = response.headers.get("x-request-id")
@@ -469,12 +487,17 @@ class SoraBackend:
                 code="rate_limited",
                 transient=True,
             )
-        maybe = (
-            "; the job may or may not have been created, so it was not sent again "
-            "(`reelvault sync` imports it if it was)"
-            if create
-            else ""
-        )
+        maybe = ""
+        if create and retried:
+            maybe = (
+                "; it was sent again as the service asked (x-should-retry), and any attempt "
+                "may have created a job (`reelvault sync` imports those that did)"
+            )
+        elif create:
+            maybe = (
+                "; the job may or may not have been created, so it was not sent again "
+                "(`reelvault sync` imports it if it was)"
+            )
         return BackendError(
             f"{profile.name} failed (HTTP {status}): {message}{maybe}{ref}",
             code="server_error" if status >= 500 else f"http_{status}",
@@ -635,6 +658,50 @@ def _redact(text: str, key: Secret | None = None) -> str:
         text = text.replace(key.reveal(), "[key]")
     text = _SECRETISH.sub("[redacted]", text)
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def _send(
+    client: httpx.Client, request: httpx.Request, stream: bool, auth: Mapping[str, str]
+) -> httpx.Response:
+    """Send ``request``, following redirects without handing the key to another origin.
+
+    httpx drops only ``Authorization`` on a cross-origin redirect, so Azure's ``api-key``
+    would travel to wherever a ``Location`` pointed (a CDN, or anyone who can forge an
+    answer). Every header the profile authenticates with is dropped once the origin
+    (scheme, host, port) changes, and never put back by a later hop.
+    """
+    origin = _origin(request.url)
+    for _hop in range(MAX_REDIRECTS + 1):
+        response = client.send(request, stream=stream)
+        if not response.has_redirect_location:
+            return response
+        response.read()
+        response.close()
+        target = request.url.join(response.headers["location"])
+        method = request.method
+        if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+            method = "GET"  # what browsers and httpx do; 307/308 repeat the request
+        headers = httpx.Headers(request.headers)
+        headers["Host"] = target.netloc.decode("ascii")
+        if _origin(target) != origin:
+            for name in auth:
+                headers.pop(name, None)
+        body: httpx.SyncByteStream | None = request.stream  # type: ignore[assignment]
+        if method != request.method:
+            for name in ("content-length", "content-type", "transfer-encoding"):
+                headers.pop(name, None)
+            body = None
+        request = httpx.Request(
+            method, target, headers=headers, stream=body, extensions=request.extensions
+        )
+    raise BackendError(
+        f"more than {MAX_REDIRECTS} redirects from {origin[1]}; not followed further",
+        code="redirects",
+    )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
 
 
 def _should_retry(response: httpx.Response, create: bool) -> bool:

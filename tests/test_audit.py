@@ -182,3 +182,22 @@ def test_audit_notices_credentials_stripped_from_a_file(app: Reelvault, family):
     path = stored_path(app, clip.output_asset_id)
     rewrite(path, remux(path.read_bytes()))
     assert kinds(audit(app)) == {"changed", "credentials_removed"}
+
+
+def test_a_changed_file_teaches_the_catalog_nothing(app: Reelvault, family):
+    clip, remix, _ = family
+    with app.session() as session:  # as for a file cataloged before labels were kept
+        session.execute(
+            sa.update(Asset).where(Asset.id == clip.output_asset_id).values(manifest_label=None)
+        )
+    # The clip's file is replaced by another intact, trusted file: the remix.
+    rewrite(
+        stored_path(app, clip.output_asset_id), stored_path(app, remix.output_asset_id).read_bytes()
+    )
+
+    report = audit(app)
+
+    assert kinds(report) == {"changed"}  # not a lineage finding from someone else's manifest
+    with app.session() as session:
+        assert session.get(Asset, clip.output_asset_id).manifest_label is None
+        assert verifications_for(session, clip.output_asset_id)[-1].state == "trusted"

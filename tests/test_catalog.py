@@ -5,11 +5,19 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
-from catalog.db import current_revisions, head_revisions, open_catalog, session_scope
+from catalog.db import (
+    _alembic_config,
+    create_engine,
+    current_revisions,
+    head_revisions,
+    open_catalog,
+    session_scope,
+)
 from catalog.models import Asset, Generation
 from catalog.queries import (
     ClipFilter,
@@ -213,3 +221,67 @@ def test_ensure_asset_is_idempotent(engine: sa.Engine) -> None:
     assert first.id == again.id
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM assets")).scalar_one() == 1
+
+
+def test_one_row_per_listed_job_and_older_duplicates_are_separated(db_url: str) -> None:
+    """Catalogs written before the unique index may hold two rows for one sora job (two
+    syncs at once): the upgrade keeps every row, and the job id on the one with the clip.
+    Jobs that identical requests share (the local backend's) stay shared."""
+    raw = create_engine(db_url)
+    with raw.begin() as conn:
+        for branch in ("0002", "0003", "0004", "0005"):  # every head before 0006
+            command.upgrade(_alembic_config(conn), branch)
+    rows = sa.table(
+        "generations",
+        *(sa.column(name) for name in ("id", "backend", "model", "prompt", "seconds", "size",
+                                       "status", "progress", "remote_job_id", "output_asset_id",
+                                       "created_at", "updated_at", "error_code", "attempts")),
+        sa.column("parameters", sa.JSON),
+        sa.column("details", sa.JSON),
+    )  # fmt: skip
+    assets = sa.table("assets", *(sa.column(n) for n in ("id", "kind", "mime", "created_at")))
+    with raw.begin() as conn:
+        conn.execute(assets.insert().values(id="vid_1", kind="video", mime="video/mp4",
+                                            created_at=T0))  # fmt: skip
+        for minutes, (clip_id, backend, job, status, output, imported) in enumerate([
+            ("clip_import", "sora", "video_1@openai", "in_progress", None, True),  # still polled
+            ("clip_failed", "sora", "video_1@openai", "failed", None, False),
+            ("clip_made", "sora", "video_1@openai", "completed", "vid_1", False),  # has the clip
+            ("clip_other", "sora", "video_2@openai", "completed", None, False),
+            ("clip_local1", "local", "local_abc", "completed", None, False),  # the same request
+            ("clip_local2", "local", "local_abc", "completed", None, False),  # made twice
+        ]):  # fmt: skip
+            conn.execute(rows.insert().values(
+                id=clip_id, backend=backend, model="m", prompt="p", seconds=4, size="1280x720",
+                status=status, progress=0, remote_job_id=job, output_asset_id=output,
+                created_at=T0 + timedelta(minutes=minutes), updated_at=T0,
+                error_code="x" if status == "failed" else None, attempts=0,
+                parameters={"imported": True} if imported else {}, details={},
+            ))  # fmt: skip
+    raw.dispose()
+    engine = open_catalog(db_url)
+    try:
+        with session_scope(engine) as s:
+            found = {g.id: g for g in s.exec(select(Generation))}
+            jobs = {i: (g.remote_job_id, g.listed_job_id) for i, g in found.items()}
+            assert jobs == {
+                "clip_made": ("video_1@openai", "video_1@openai"),
+                "clip_import": (None, None),
+                "clip_failed": (None, None),
+                "clip_other": ("video_2@openai", "video_2@openai"),
+                "clip_local1": ("local_abc", None),
+                "clip_local2": ("local_abc", None),
+            }
+            imported = found["clip_import"]
+            assert (imported.status, imported.error_code) == ("failed", "duplicate_job")
+            assert "clip_made" in imported.error_message
+            assert (found["clip_failed"].status, found["clip_failed"].error_code) == ("failed", "x")
+        with pytest.raises(sa.exc.IntegrityError), session_scope(engine) as s:
+            job = "video_1@openai"
+            add_clip(s, "clip_again", remote_job_id=job, listed_job_id=job)
+        with session_scope(engine) as s:  # unlisted jobs may be shared; NULLs are many
+            add_clip(s, "clip_local3", remote_job_id="local_abc")
+            add_clip(s, "clip_n1")
+            add_clip(s, "clip_n2")
+    finally:
+        engine.dispose()

@@ -266,3 +266,63 @@ def test_an_interrupted_job_is_listed_and_resumed_without_resubmitting(run, app,
     shown = json.loads(run("show", jobs[0]["id"], "--json").stdout)
     assert shown["status"] == "completed" and shown["video"]["frame_count"] == 24
     assert "nothing to resume" in run("resume").stderr
+
+
+def test_text_that_looks_like_markup_prints_as_typed(run, still: Path, tmp_path: Path):
+    """Prompts and file names are the user's words: rich must neither parse them as markup
+    (an unmatched ``[/oops]`` used to crash ``list``) nor turn ``:smile:`` into an emoji."""
+    odd = textured_image(tmp_path / "[bold]harbor.png", 640, 360)
+    prompt = "pan right [/oops] [red]x :smile:"
+    clip = generate(run, odd, prompt=prompt)
+    assert prompt in run("list").stdout
+    tree = run("lineage", clip["id"]).stdout
+    assert repr(prompt) in tree and "[bold]harbor.png" in tree
+    assert prompt in run("jobs", "--ended", "1").stdout
+
+
+def test_text_filter_ignores_case_beyond_ascii_alike_on_every_database(run, app, home: Path):
+    """SQLite's own lower() folds ASCII only; the filter must find what PostgreSQL finds."""
+    from catalog.models import Generation
+
+    prompts = {
+        "clip_ecole": "ÉCOLE at dawn",
+        "clip_odos": "ΟΔΟΣ by night",
+        "clip_istanbul": "İSTANBUL skyline",
+        "clip_plain": "harbor at 100% _x_",
+    }
+    with app.session() as session:
+        for clip_id, prompt in prompts.items():
+            session.add(
+                Generation(id=clip_id, backend="local", model="local-motion", prompt=prompt,
+                           seconds=1, size="640x360", status="completed")
+            )  # fmt: skip
+
+    def found(text: str) -> set[str]:
+        return {c["id"] for c in json.loads(run("list", "-t", text, "--json").stdout)}
+
+    assert found("école") == found("École") == found("ÉCOLE") == {"clip_ecole"}
+    assert found("οδοσ") == found("ΟΔΟΣ") == {"clip_odos"}
+    assert found("istanbul") == {"clip_istanbul"}
+    assert found("100%") == found("_X_") == {"clip_plain"}
+    assert found("0%_") == found("/") == set()  # LIKE's wildcards are matched as typed
+    exported = run("export", "--format", "jsonl", "--text", "école").stdout  # a read-only engine
+    assert [json.loads(line)["id"] for line in exported.splitlines()] == ["clip_ecole"]
+
+
+def test_home_option_brings_that_homes_disabled_plugins(run, home: Path, still: Path, tmp_path):
+    """``--home B`` with ``$REELVAULT_HOME`` = A: B's ``disabled_plugins`` apply, not A's."""
+    names = '[plugins.protected_names]\nterms = ["Mickey Mouse"]\n'
+    other = tmp_path / "other-home"
+    for folder, disabled in ((home, "[]"), (other, '["protected_names"]')):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.toml").write_text(f"disabled_plugins = {disabled}\n{names}")
+    check = ("policy", "check", still, "-p", "Mickey Mouse waves", "--json")
+
+    def plugins(result) -> set[str]:
+        return {d["plugin"] for d in json.loads(result.stdout)["decisions"]}
+
+    assert "protected_names" not in plugins(run("--home", other, *check))
+    assert "protected_names" in plugins(run(*check, expect=1))  # A's own rules still apply
+    (home / "config.toml").write_text(f'disabled_plugins = ["protected_names"]\n{names}')
+    (other / "config.toml").write_text(names)
+    assert "protected_names" in plugins(run("--home", other, *check, expect=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -387,6 +388,58 @@ def test_mermaid_and_dot_escape_what_they_would_parse():
     )
     label = graph.get_node("clip_a")[0].get_label()
     assert 'say \\"hi\\"' in label
+
+
+def dot_text(value: str) -> str:
+    """A quoted DOT string read back as the text it stands for (``\\n`` a line break)."""
+    assert value[0] == value[-1] == '"', value
+    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], value[1:-1], flags=re.S)
+
+
+@PYDOT_PARSER
+def test_dot_keeps_backslashes_quotes_and_line_breaks_as_typed():
+    tricky = family(
+        clip("clip_a", clip("clip_b", prompt='say "hi" \\n not a break\\', relation="remix_of"),
+             prompt="pan right \\"),
+    )  # fmt: skip
+    tricky["source"]["original_name"] = 'photo\\\nsecond "line"\\'
+    text = lineage_render.to_dot(tricky)
+    (graph,) = pydot.graph_from_dot_data(text)
+    labels = {n.get_name(): dot_text(n.get_label()) for n in graph.get_nodes() if n.get_label()}
+    still = tricky["source"]["id"]
+    assert labels[still].split("\n")[1:] == ["photo\\", 'second "line"\\']
+    assert labels["clip_a"].split("\n")[-1] == "pan right \\"
+    assert labels["clip_b"].split("\n")[-1] == 'say "hi" \\n not a break\\'
+    (edge,) = [e for e in graph.get_edges() if e.get_destination() == "clip_b"]
+    assert dot_text(edge.get_label()) == "remix_of"
+
+
+def test_mermaid_keeps_brackets_backslashes_and_entities_inside_its_labels():
+    prompt = 'a [b] (c) {d} \\ &lt;x& "q"\nz'
+    text = lineage_render.to_mermaid(family(clip("clip_a", prompt=prompt)))
+    (line,) = [line for line in text.splitlines() if "clip_a" in line]
+    label = line.split('["', 1)[1].removesuffix('"]')
+    assert '"' not in label and "&" not in label and "\n" not in label
+    assert label.endswith("<br/>a [b] (c) {d} \\ #38;lt;x#38; #34;q#34; z")
+
+
+def test_a_clip_reads_the_same_in_show_the_web_and_an_export(library: Library):
+    """One function per part of a record: decisions, errors and files cannot drift apart."""
+    from starlette.testclient import TestClient
+
+    from core.web import create_app
+
+    clip_id = library.rejected_id
+    shown = json.loads(library.cli("show", clip_id, "--json").stdout)
+    (exported,) = [r for r in jsonl(library, "--status", "rejected") if r["id"] == clip_id]
+    with TestClient(create_app(library.app), base_url="http://127.0.0.1") as client:
+        twin = client.get(f"/clips/{clip_id}?format=json").json()
+    for key in ("policy_decisions", "error"):
+        assert shown[key] == exported[key] == twin[key], key
+    assert shown["error"]["code"] == "policy_denied"
+    source = {k: v for k, v in shown["source"].items() if k not in ("path", "verifications")}
+    assert {k: v for k, v in exported["source"].items() if k != "provenance"} == source
+    assert {k: v for k, v in twin["source"].items() if k != "verifications"} == source
 
 
 def test_export_path_never_leaks_into_records(library: Library):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -13,14 +14,19 @@ from sqlmodel import col, select
 from catalog.models import Asset, Generation
 from catalog.queries import get_generation
 from core.app import Reelvault
+from core.config import Settings
 from core.errors import RequestError
 from core.importer import IMPORTED, import_paths
 from core.report import lineage_dict
 from tests.conftest import textured_image
 from tests.test_provenance_support import (
     SignedLibrary,
+    active_label,
     normalized_lineage,
+    other_signer,
     quick_clip,
+    remux,
+    sign_image,
     signed_library,
     stored_path,
 )
@@ -231,3 +237,182 @@ def test_a_placeholder_merged_into_a_clip_with_its_own_generation_gives_way(app:
         assert session.get(Generation, "clip_stand_in") is None
         assert session.get(Generation, "clip_child").parent_id == "clip_real"
         assert session.get(Generation, "clip_real").output_asset_id == "vid_" + "a" * 64
+
+
+# -- who may take a placeholder's place -------------------------------------------------
+
+
+def test_a_file_signed_with_another_clips_label_does_not_take_its_place(
+    app: Reelvault, signed_library: SignedLibrary, tmp_path: Path
+):
+    import_paths(app, [signed_library.remix])
+    with app.session() as session:
+        stand_in = session.get(
+            Asset, get_generation(session, signed_library.clip_id).output_asset_id
+        )
+    assert stand_in.is_placeholder and stand_in.kind == "video" and stand_in.manifest_label
+    # Anyone can sign a photo with that label: it verifies, as signed by an unknown signer.
+    raw = textured_image(tmp_path / "raw.jpg", 320, 180, seed=21)
+    harbor = sign_image(
+        signed_library.settings,
+        raw,
+        tmp_path / "harbor.jpg",
+        "image/jpeg",
+        label=stand_in.manifest_label,
+    )
+
+    (outcome,) = import_paths(app, [harbor]).outcomes
+
+    assert outcome.status == "imported" and outcome.states == ("c2pa_verifier: valid",)
+    with app.session() as session:
+        clip = get_generation(session, signed_library.clip_id)
+        assert clip.output_asset_id == stand_in.id
+        assert session.get(Asset, stand_in.id).is_placeholder
+    assert remix_lineage(app, signed_library.remix_id)["clips"] == signed_library.lineage["clips"]
+
+
+def test_a_label_never_links_an_ingredient_to_a_file_of_another_kind(
+    app: Reelvault, signed_library: SignedLibrary, tmp_path: Path
+):
+    raw = textured_image(tmp_path / "raw.jpg", 320, 180, seed=22)
+    harbor = sign_image(
+        signed_library.settings,
+        raw,
+        tmp_path / "harbor.jpg",
+        "image/jpeg",
+        label=active_label(signed_library.clip),
+    )
+    import_paths(app, [harbor])  # a JPEG now carries the clip's label
+
+    import_paths(app, [signed_library.remix])
+
+    lineage = remix_lineage(app, signed_library.remix_id)
+    assert lineage["clips"] == signed_library.lineage["clips"]
+    with app.session() as session:
+        clip = get_generation(session, signed_library.clip_id)
+        assert session.get(Asset, clip.output_asset_id).kind == "video"
+
+
+def test_filling_a_placeholder_gives_it_the_files_kind_and_id(app: Reelvault, tmp_path: Path):
+    photo = textured_image(tmp_path / "photo.jpg", 320, 180, seed=4)
+    sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+    with app.session() as session:  # credentials claimed these bytes were a video
+        session.add(
+            Asset(
+                id=f"vid_{sha}",
+                sha256=sha,
+                kind="video",
+                mime="video/mp4",
+                is_placeholder=True,
+                manifest_label="urn:c2pa:claimed",
+            )
+        )
+        session.flush()
+        session.add(
+            Generation(
+                id="clip_made",
+                backend="import",
+                model="m",
+                prompt="p",
+                seconds=1,
+                size="1x1",
+                status=IMPORTED,
+                source_asset_id=f"vid_{sha}",
+            )
+        )
+
+    (outcome,) = import_paths(app, [photo]).outcomes
+
+    assert (outcome.status, outcome.asset_id, outcome.kind) == ("filled", f"img_{sha}", "image")
+    with app.session() as session:
+        assert session.get(Asset, f"vid_{sha}") is None
+        asset = session.get(Asset, f"img_{sha}")
+        assert (asset.kind, asset.mime, asset.is_placeholder) == ("image", "image/jpeg", False)
+        assert session.get(Generation, "clip_made").source_asset_id == asset.id
+    assert stored_path(app, asset.id).read_bytes() == photo.read_bytes()
+
+
+def test_a_placeholder_known_by_label_alone_is_filled_only_by_trusted_credentials_of_its_signer(
+    app: Reelvault, signed_library: SignedLibrary, tmp_path: Path
+):
+    from core.signing import init_signing
+    from core.trust import add_anchors
+
+    init_signing(app.settings)  # this home trusts its own development CA
+    still = sign_image(
+        app.settings, textured_image(tmp_path / "raw.png", 320, 180, seed=8), tmp_path / "a.png"
+    )
+    label = active_label(still, "image/png")
+    # A video from another C2PA tool: the still is an ingredient, no reelvault assertion,
+    # so the still is known by its manifest label alone.
+    (tmp_path / "plain.mp4").write_bytes(remux(signed_library.clip.read_bytes()))
+    made = sign_image(
+        app.settings,
+        tmp_path / "plain.mp4",
+        tmp_path / "made.mp4",
+        "video/mp4",
+        ingredients=[(still, "image/png", "inputTo")],
+    )
+    (imported,) = import_paths(app, [made]).outcomes
+    with app.session() as session:
+        source_id = session.get(Generation, imported.generation_id).source_asset_id
+        assert source_id.startswith("img_ph_") and session.get(Asset, source_id).sha256 is None
+
+    raw = textured_image(tmp_path / "raw2.png", 320, 180, seed=9)
+    partner = Settings.load(home=tmp_path / "partner")  # another signer, trusted here too
+    add_anchors(app.settings, init_signing(partner).anchor.path)
+    forgeries = [  # the same label, but signed by: someone untrusted; a trusted other signer;
+        # this home's own signer, on a video
+        sign_image(app.settings, raw, tmp_path / "f1.png", label=label,
+                   signer=other_signer(tmp_path / "other")),
+        sign_image(partner, raw, tmp_path / "f2.png", label=label),
+        sign_image(app.settings, tmp_path / "plain.mp4", tmp_path / "f3.mp4", "video/mp4",
+                   label=label),
+    ]  # fmt: skip
+    outcomes = import_paths(app, forgeries).outcomes
+    assert [o.status for o in outcomes] == ["imported"] * 3
+    assert [o.states[0].split(": ")[1] for o in outcomes] == ["valid", "trusted", "trusted"]
+    with app.session() as session:
+        assert session.get(Generation, imported.generation_id).source_asset_id == source_id
+        assert session.get(Asset, source_id).is_placeholder
+
+    (filled,) = import_paths(app, [still]).outcomes
+
+    assert filled.status == "filled" and filled.states == ("c2pa_verifier: trusted",)
+    with app.session() as session:
+        assert session.get(Generation, imported.generation_id).source_asset_id == filled.asset_id
+        assert session.get(Asset, source_id) is None
+
+
+# -- import edge cases --------------------------------------------------------------------
+
+
+def test_a_hidden_file_named_on_its_own_is_imported(run, app: Reelvault, tmp_path: Path):
+    textured_image(tmp_path / ".hidden.jpg", 320, 180, seed=5)
+    assert "imported " in run("import", tmp_path / ".hidden.jpg").output
+    assert row_counts(app)["assets"] == 1
+
+
+def test_a_file_the_system_refuses_fails_alone(
+    app: Reelvault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    textured_image(folder / "a.jpg", 320, 180, seed=5)
+    textured_image(folder / "b.jpg", 320, 180, seed=6)
+    put_file = app.store.put_file
+
+    def refuse_b(path: Path):
+        if path.name == "b.jpg":
+            raise PermissionError(13, "Permission denied", str(path))
+        return put_file(path)
+
+    monkeypatch.setattr(app.store, "put_file", refuse_b)
+    report = import_paths(app, [folder], recursive=True)
+
+    assert [(o.path.name, o.status) for o in report.outcomes] == [
+        ("a.jpg", "imported"),
+        ("b.jpg", "failed"),
+    ]
+    assert report.outcomes[1].message == "Permission denied"
+    assert row_counts(app)["assets"] == 1

@@ -9,6 +9,10 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import os
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +47,7 @@ from plugins.local_backend import (
     parse_motion,
     render_clip,
 )
+from tests.conftest import REPO
 
 SMALL = "640x360"
 
@@ -419,3 +424,56 @@ def test_large_stills_render_at_the_requested_size(tmp_path: Path) -> None:
     frames = render(big, "pull out", tmp_path)
     assert frames[0].shape == (360, 640)
     assert hashlib.sha256(big.read_bytes()).hexdigest() == digest  # input left untouched
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from plugins.local_backend import _partial
+partial = _partial(Path(sys.argv[1]) / "thumbnail.jpg")
+partial.write_bytes(b"half a render")
+print(partial, flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def partial_from_process(job_dir: Path, lives_for: float) -> tuple[subprocess.Popen, Path]:
+    """A render's temporary file written by another process, which then lives on (or not)."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(job_dir), str(lives_for)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert writer.stdout is not None
+    return writer, Path(writer.stdout.readline().strip())
+
+
+def test_cleanup_removes_partials_of_dead_writers_only_however_old(tmp_path: Path) -> None:
+    """Another process's live render wrote its thumbnail at mid-clip long ago; a render of
+    the same job starting now must not delete it (the old one would fail at the end)."""
+    job_dir = tmp_path / "local_job"
+    job_dir.mkdir()
+    live, live_partial = partial_from_process(job_dir, lives_for=60)
+    dead, dead_partial = partial_from_process(job_dir, lives_for=0)
+    dead.wait(30)
+    finished_thread: list[Path] = []
+    name_it = local_backend._partial  # named by whichever thread calls it
+    helper = threading.Thread(target=lambda: finished_thread.append(name_it(job_dir / "v.mp4")))
+    helper.start()
+    helper.join()
+    finished_thread[0].write_bytes(b"left by a thread that is gone")
+    ours = local_backend._partial(job_dir / "video.mp4")
+    ours.write_bytes(b"this thread's own work")
+    foreign = job_dir / ".video.mp4.otherhost-1-2.partial"  # another machine's: unknowable
+    foreign.write_bytes(b"?")
+    an_hour_ago = time.time() - 3600
+    for path in (live_partial, dead_partial, finished_thread[0], ours, foreign):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    try:
+        local_backend._remove_stale_partials(job_dir)
+        assert live_partial.exists() and ours.exists() and foreign.exists()
+        assert not dead_partial.exists() and not finished_thread[0].exists()
+    finally:
+        live.kill()
+        live.wait(30)
+    local_backend._remove_stale_partials(job_dir)
+    assert not live_partial.exists()  # its writer is gone now

@@ -97,6 +97,36 @@ def test_a_crashing_policy_plugin_denies_without_silencing_the_others(home: Path
     assert "rule file unreadable" in recorded[0].reason
 
 
+class Sloppy:
+    """Decides with outcomes that are not :class:`Outcome` values (and one that is, as text)."""
+
+    @hookimpl
+    def check_request(self, request):
+        return [
+            PolicyDecision("DENY", "shouting", "upper case"),  # type: ignore[arg-type]
+            PolicyDecision("block", "other-word", "not an outcome"),  # type: ignore[arg-type]
+            PolicyDecision("allow", "as-text", "a plain string of a real outcome"),  # type: ignore[arg-type]
+        ]
+
+
+def test_an_outcome_that_is_not_an_outcome_is_a_deny(home: Path, still: Path):
+    app = make_app(home, ("sloppy", Sloppy()))
+    with pytest.raises(PolicyDenied) as denied:
+        quick(app, still)
+    reasons = [d.reason for d in denied.value.decisions]
+    assert [(d.plugin, d.rule_id) for d in denied.value.decisions] == [
+        ("sloppy", "plugin-error"),
+        ("sloppy", "plugin-error"),
+    ]
+    assert "'shouting' decided 'DENY', not one of allow, warn, deny" in reasons[0]
+    assert "'other-word' decided 'block'" in reasons[1]
+    with app.session() as s:
+        from catalog.queries import decisions_for
+
+        recorded = [d for d in decisions_for(s, denied.value.generation_id) if d.plugin == "sloppy"]
+    assert [d.outcome for d in recorded] == ["deny", "deny", "allow"]
+
+
 class Verifier:
     @hookimpl
     def verify_asset(self, path, mime):
@@ -230,6 +260,7 @@ def test_register_backends_rejects_duplicates_and_non_backends(home: Path):
 
 
 def test_a_plugin_that_fails_to_import_is_reported_not_fatal(tmp_path: Path, home: Path):
+    """Listing plugins and models still works; requests are denied until it is fixed (below)."""
     (tmp_path / "broken_plugin.py").write_text("import does_not_exist\n")
     env = {
         **os.environ,
@@ -251,6 +282,35 @@ def test_a_plugin_that_fails_to_import_is_reported_not_fatal(tmp_path: Path, hom
     )
     assert models.returncode == 0 and "local-motion" in models.stdout
     assert "plugin broken_plugin failed to load" in models.stderr
+
+
+def test_a_plugin_that_fails_to_load_denies_until_fixed_or_disabled(
+    tmp_path: Path, home: Path, still: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """It might have been a policy plugin: running without it would skip its checks."""
+    (tmp_path / "broken_plugin.py").write_text("import does_not_exist\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("REELVAULT_PLUGINS", "broken_plugin")
+    app = Reelvault(Settings.load(home=home))
+    with pytest.raises(PolicyDenied, match="broken_plugin/plugin-load-failed") as denied:
+        quick(app, still)
+    (decision,) = [d for d in denied.value.decisions if d.plugin == "broken_plugin"]
+    assert "does_not_exist" in decision.reason and "disabled_plugins" in decision.reason
+    with app.session() as s:
+        from catalog.queries import get_generation
+
+        assert get_generation(s, denied.value.generation_id).status == "rejected"
+    result = CliRunner().invoke(cli, ["policy", "check", str(still), "-p", "pan right"], obj=app)
+    assert result.exit_code == 1
+    assert "deny   broken_plugin/plugin-load-failed: plugin 'broken_plugin' failed" in (
+        result.stdout
+    )
+    app.close()
+
+    (home / "config.toml").write_text('disabled_plugins = ["broken_plugin"]\n')
+    switched_off = Reelvault(Settings.load(home=home))
+    assert quick(switched_off, still).status == "completed"
+    switched_off.close()
 
 
 def _hookspec_names() -> list[str]:

@@ -243,6 +243,8 @@ def test_protected_names_ship_empty(rv: Invoke, still: Path):
         ("beyonce on stage, push in", "Beyoncé"),
         ("BEYONCÉ on stage", "Beyoncé"),
         ("Jordan dunks while the jordan river flows", "Jordan"),
+        ("Mic\u200bkey Mouse waves", "Mickey Mouse"),  # a zero-width space hides nothing
+        ("Мiсkеу Mouse waves", "Mickey Mouse"),  # nor do Cyrillic М, с, е, у
     ],
 )
 def test_a_protected_name_in_the_prompt_is_denied(
@@ -441,6 +443,16 @@ def test_consent_commands_refuse_bad_input_and_record_nothing(
     assert json.loads(rv("consent", "list", "--json").stdout) == []
     assert "no consents recorded" in rv("consent", "list").stderr
     rv("consent", "revoke", "consent_nothing", expect=1)
+
+
+def test_consent_subjects_and_names_that_look_like_markup_print_as_typed(
+    rv: Invoke, still: Path, tmp_path: Path
+):
+    odd = tmp_path / "[bold]still.jpg"
+    odd.write_bytes(still.read_bytes())
+    add_consent(rv, "-s", "[/x] [red]Ann :smile:", "-i", odd)
+    listed = rv("consent", "list").stdout
+    assert "[/x] [red]Ann :smile:" in listed and "[bold]still.jpg" in listed
 
 
 def test_consent_ids_resolve_by_prefix_and_revoke_once(rv: Invoke, face: Path, still: Path):

@@ -39,6 +39,34 @@ def test_normalize_drops_case_accents_and_compatibility_forms(text: str, normal:
     assert normalize(text) == normal
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "Mic\u200bkey Mouse",  # zero-width space
+        "Mic\u00adkey Mouse",  # soft hyphen
+        "Mic\u200dkey\u2060 Mou\ufeffse",  # zero-width joiner, word joiner, BOM
+        "Mi\u200ecke\u202ey Mouse",  # direction marks
+        "Mic\ufe0fkey Mouse",  # a variation selector
+        "Mic\u3164key Mouse",  # a Hangul filler
+        "Мiсkеу Моusе",  # Cyrillic М, с, е, у, о, ѕ
+        "МІСКЕУ МОUЅЕ",  # Cyrillic capitals only: a whole-script look-alike
+        "ΜΙCΚΕΥ Μouse",  # Greek capitals Μ, Ι, Κ, Ε, Υ
+        "Mıckey Mouse",  # dotless i
+        "MickeyMouse",  # no separator at all
+        "Mickey\u200bMouse",  # an invisible one
+    ],
+)
+def test_invisible_characters_and_look_alike_letters_hide_no_name(spelling: str):
+    assert lists(["Mickey Mouse"]).matches(f"{spelling} waves") == ["Mickey Mouse"]
+
+
+def test_look_alikes_keep_matching_case_free_and_whole_words():
+    assert lists(["Путин"]).matches("ПУТИН and Пyтин (with a Latin y)") == ["Путин"]
+    assert lists(["Nike", "Vader"]).matches("ΝΙΚΕ shoes") == ["Nike"]  # Greek Nu as N
+    assert lists(["Nike", "Vader"]).matches("darth νader") == ["Vader"]  # and as v
+    assert lists(["Mickey Mouse"]).matches("Mickeys Mouse, a mouse named Miсkey") == []
+
+
 def lists(terms: list[str], allow: list[str] = ()) -> Lists:  # type: ignore[assignment]
     settings = Settings(home=Path("/nonexistent"), db_url="sqlite://", config={
         "plugins": {"protected_names": {"terms": terms, "allow": list(allow)}}

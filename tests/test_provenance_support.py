@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,18 +28,33 @@ from core.app import Reelvault
 from core.config import Settings
 from core.generate import derive, generate
 from core.report import lineage_dict
-from core.signing import init_signing
+from core.signing import init_signing, make_dev_chain
 from tests.conftest import textured_image
 
 KMS_KEY_ENV = "REELVAULT_TEST_KMS_KEY"
 
 
-def sign_image(settings: Settings, source: Path, dest: Path, mime: str = "image/png") -> Path:
-    """Sign a still with the home's development chain, as a capture device would."""
-    chain_path, key_path = settings.signing_paths()
-    manifest = {
+def sign_image(
+    settings: Settings,
+    source: Path,
+    dest: Path,
+    mime: str = "image/png",
+    *,
+    label: str | None = None,
+    title: str | None = None,
+    ingredients: Sequence[tuple[Path, str, str]] = (),
+    signer: tuple[Path, Path] | None = None,
+) -> Path:
+    """Sign a file as a capture device or another C2PA tool would (no reelvault assertion).
+
+    By default with the home's development chain; ``signer`` is another (chain, key) pair.
+    ``label`` is the manifest label the signer chooses (C2PA lets it), ``ingredients``
+    are (path, mime, relationship) triples embedded with their own credentials.
+    """
+    chain_path, key_path = signer or settings.signing_paths()
+    manifest: dict[str, Any] = {
         "claim_generator_info": [{"name": "test-camera", "version": "1.0"}],
-        "title": source.name,
+        "title": title or source.name,
         "assertions": [
             {
                 "label": "c2pa.actions.v2",
@@ -55,18 +70,34 @@ def sign_image(settings: Settings, source: Path, dest: Path, mime: str = "image/
             }
         ],
     }
+    if label:
+        manifest["label"] = label
     context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}}})
     info = c2pa.C2paSignerInfo(
         c2pa.C2paSigningAlg.ES256, chain_path.read_bytes(), key_path.read_bytes(), None
     )
-    with (
-        c2pa.Builder(manifest, context) as builder,
-        c2pa.Signer.from_info(info) as signer,
-        source.open("rb") as src,
-        dest.open("w+b") as dst,
-    ):
-        builder.sign(signer, mime, src, dst)
+    with c2pa.Builder(manifest, context) as builder, c2pa.Signer.from_info(info) as signer_:
+        for path, ingredient_mime, relationship in ingredients:
+            with path.open("rb") as fh:
+                builder.add_ingredient(
+                    {"title": path.name, "relationship": relationship}, ingredient_mime, fh
+                )
+        with source.open("rb") as src, dest.open("w+b") as dst:
+            builder.sign(signer_, mime, src, dst)
     return dest
+
+
+def other_signer(folder: Path) -> tuple[Path, Path]:
+    """A development chain nobody here trusts, as (chain, key) files in ``folder``."""
+    chain = make_dev_chain()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "chain.pem").write_bytes(chain.chain_pem)
+    (folder / "key.pem").write_bytes(chain.key_pem)
+    return folder / "chain.pem", folder / "key.pem"
+
+
+def active_label(path: Path, mime: str = "video/mp4") -> str:
+    return manifest_json(path.read_bytes(), mime)["active_manifest"]
 
 
 def kms_sign(data: bytes) -> bytes:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+import time_machine
 
 from catalog.db import open_catalog, session_scope
 from catalog.models import Generation, utcnow
-from catalog.queue import claim_next, release, renew
+from catalog.queue import (
+    begin_submit,
+    claim_finish,
+    claim_next,
+    database_now,
+    hand_back,
+    release,
+    renew,
+)
+from catalog.records import lock_generation
 
 LEASE = timedelta(seconds=30)
 
@@ -90,4 +101,114 @@ def test_an_expired_lease_is_taken_over_and_renewal_reports_the_loss(db_url: str
         row = s.get(Generation, job_id)
         assert row.lease_owner is None and row.lease_expires_at is None
         assert claim_next(s, "other", LEASE) is None  # running, no lease: not claimable
+    engine.dispose()
+
+
+def test_leases_follow_the_database_clock_not_the_machines(db_url: str):
+    """A worker whose clock runs an hour fast must not see live leases as run out, and
+    one whose clock runs an hour slow must still take over a lease that did run out."""
+    engine = open_catalog(db_url)
+    live, lapsed = add_jobs(engine, 2)
+    with session_scope(engine) as s:
+        assert claim_next(s, "w1", LEASE).id == live
+        assert claim_next(s, "w1", timedelta(seconds=0.3)).id == lapsed
+    time.sleep(0.5)  # the second lease runs out in the database's time
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=1), tick=True):
+        with session_scope(engine) as s:
+            taken = claim_next(s, "fast", LEASE)
+            assert taken is not None and taken.id == lapsed  # never the live one
+        with session_scope(engine) as s:
+            assert claim_next(s, "fast", LEASE) is None
+            assert renew(s, "w1", [live], LEASE) == {live}
+            expires = s.get(Generation, live).lease_expires_at
+            now = database_now(s)
+    assert timedelta(seconds=25) < expires - now <= LEASE  # set in the database's time
+    with session_scope(engine) as s:
+        hand_back(s, "fast", lapsed)  # the fast worker stops: its job is free at once
+    slow_clock = time_machine.travel(datetime.now(UTC) - timedelta(hours=1), tick=True)
+    with slow_clock, session_scope(engine) as s:
+        slow = claim_next(s, "slow", LEASE)
+        assert slow is not None and slow.id == lapsed and slow.attempts == 3
+    engine.dispose()
+
+
+def test_the_database_time_is_utc_and_comparable_with_stored_times(db_url: str):
+    engine = open_catalog(db_url)
+    (job_id,) = add_jobs(engine, 1, status="in_progress")
+    with session_scope(engine) as s:
+        now = database_now(s)
+        row = s.get(Generation, job_id)
+        row.lease_owner, row.lease_expires_at = "w1", now + timedelta(milliseconds=400)
+    assert now.tzinfo is not None and abs(now - utcnow()) < timedelta(seconds=5)
+    with session_scope(engine) as s:
+        assert claim_next(s, "w2", LEASE) is None  # still live, with under a second to go
+    time.sleep(0.5)
+    with session_scope(engine) as s:
+        assert claim_next(s, "w2", LEASE).id == job_id
+    engine.dispose()
+
+
+def test_a_worker_sends_only_while_its_lease_holds(db_url: str):
+    engine = open_catalog(db_url)
+    ids = add_jobs(engine, 3)
+    with session_scope(engine) as s:
+        for _ in ids:
+            claim_next(s, "w1", LEASE)
+        s.get(Generation, ids[1]).lease_owner = "w2"  # taken over meanwhile
+        s.get(Generation, ids[2]).lease_expires_at = database_now(s) - timedelta(seconds=1)
+    with session_scope(engine) as s:
+        assert begin_submit(s, "w1", ids[0], LEASE)
+        assert not begin_submit(s, "w1", ids[1], LEASE)
+        assert not begin_submit(s, "w1", ids[2], LEASE)  # lapsed: another may hold it now
+    with session_scope(engine) as s:
+        assert [s.get(Generation, i).status for i in ids] == ["submitting", "claimed", "claimed"]
+    engine.dispose()
+
+
+def test_handing_back_frees_jobs_at_once_and_unsent_ones_are_pending_again(db_url: str):
+    engine = open_catalog(db_url)
+    unsent, sent = add_jobs(engine, 2)
+    with session_scope(engine) as s:
+        claim_next(s, "w1", LEASE)
+        claim_next(s, "w1", LEASE)
+        s.get(Generation, sent).status = "in_progress"
+    with session_scope(engine) as s:
+        hand_back(s, "w1", unsent)
+        hand_back(s, "w1", sent)
+        hand_back(s, "w2", sent)  # not w2's: changes nothing
+    with session_scope(engine) as s:
+        row = s.get(Generation, unsent)
+        assert (row.status, row.lease_owner) == ("pending", None)
+        assert s.get(Generation, sent).lease_owner == "w1"
+    with session_scope(engine) as s:
+        assert [claim_next(s, "w2", LEASE).id for _ in range(2)] == [unsent, sent]
+    engine.dispose()
+
+
+def test_one_finishing_claim_at_a_time_until_it_lapses(db_url: str):
+    engine = open_catalog(db_url)
+    (job_id,) = add_jobs(engine, 1, status="in_progress")
+    with session_scope(engine) as s:
+        row = lock_generation(s, job_id)
+        assert claim_finish(s, row, "poller", timedelta(seconds=0.3))
+        assert row.status == "finishing"
+    with session_scope(engine) as s:
+        row = lock_generation(s, job_id)
+        assert not claim_finish(s, row, "webhook", LEASE)
+        assert not claim_finish(s, row, "poller", LEASE)  # a second thread of the same one
+        row.lease_expires_at = database_now(s) - timedelta(seconds=1)  # the poller died
+    with session_scope(engine) as s:
+        assert claim_finish(s, lock_generation(s, job_id), "webhook", LEASE)
+        lock_generation(s, job_id).lease_expires_at = database_now(s) - timedelta(seconds=1)
+    with session_scope(engine) as s:
+        taken = claim_next(s, "worker", LEASE)  # a dead finisher's job: finishing starts over
+        assert (taken.id, taken.status, taken.lease_owner) == (job_id, "in_progress", "worker")
+    with session_scope(engine) as s:
+        assert not claim_finish(s, lock_generation(s, job_id), "webhook", LEASE)  # the worker's
+        assert claim_finish(s, lock_generation(s, job_id), "worker", LEASE)
+    with session_scope(engine) as s:
+        row = lock_generation(s, job_id)
+        row.status = "completed"
+    with session_scope(engine) as s:
+        assert not claim_finish(s, lock_generation(s, job_id), "late", LEASE)
     engine.dispose()

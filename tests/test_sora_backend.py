@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.app import Reelvault
 from core.config import Settings
 from core.errors import BackendError, RequestError
 from core.types import DerivedRequest, GenerationRequest, JobState, Relation, Variant
@@ -333,3 +334,83 @@ def test_list_jobs_follows_every_page(sora: SoraBackend, api: VideosAPIServer):
     assert [j.status.job_id for j in listed] == made
     assert api.count("GET", "/videos") == 3
     assert listed[0].seconds == 4 and listed[0].size == "1280x720" and listed[0].prompt == "clip 0"
+
+
+def test_a_create_retried_as_the_service_asked_does_not_claim_it_was_sent_once(
+    sora: SoraBackend, api: VideosAPIServer, sleeps: Sleeps
+):
+    api.inject("POST", "/videos", 500, times=99, headers={"x-should-retry": "true"})
+    with pytest.raises(BackendError) as failed:
+        sora.submit(request())
+    assert api.count("POST", "/videos") == sora.max_retries + 1
+    assert "not sent again" not in str(failed.value)
+    assert "sent again as the service asked (x-should-retry)" in str(failed.value)
+
+
+AZURE_KEY = "AZ-Zq8w3RkT0pLm5Vn1Xb7Yc4HdQe"
+
+
+@pytest.fixture
+def azure(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An Azure profile ``az``: its key travels in an ``api-key`` header, not Authorization."""
+    monkeypatch.setenv("AZ_KEY", AZURE_KEY)
+    write_config(
+        home,
+        '[providers.az]\nbase_url = "https://res.openai.azure.com"\nazure = true\n'
+        'key_env = "AZ_KEY"\n',
+    )  # fmt: skip
+    return home
+
+
+def redirected(home: Path, location: str, hops: int = 1) -> tuple[SoraBackend, list]:
+    """A backend whose downloads answer with ``hops`` redirects, and the requests it sent."""
+    seen: list[httpx.Request] = []
+
+    def answer(sent: httpx.Request) -> httpx.Response:
+        seen.append(sent)
+        if len(seen) <= hops:
+            return httpx.Response(302, headers={"location": location})
+        return httpx.Response(200, content=b"the video")
+
+    backend = SoraBackend(Settings.load(home=home), transport=httpx.MockTransport(answer))
+    return backend, seen
+
+
+def test_a_cross_origin_redirect_never_carries_the_key(azure: Path):
+    sora, seen = redirected(azure, "https://cdn.example.net/blob/v.mp4")
+    out = io.BytesIO()
+    sora.download("video_abc@az", Variant.VIDEO, out)
+    assert out.getvalue() == b"the video"
+    first, second = seen
+    assert first.headers["api-key"] == AZURE_KEY and first.url.host == "res.openai.azure.com"
+    assert second.url.host == "cdn.example.net" and second.headers["host"] == "cdn.example.net"
+    assert "api-key" not in second.headers and "authorization" not in second.headers
+    sora.close()
+
+
+def test_a_same_origin_redirect_keeps_the_key_and_loops_are_cut_short(azure: Path):
+    sora, seen = redirected(azure, "/openai/v1/files/v.mp4")
+    sora.download("video_abc@az", Variant.VIDEO, io.BytesIO())
+    assert [r.headers.get("api-key") for r in seen] == [AZURE_KEY, AZURE_KEY]
+    looping, _ = redirected(azure, "/again", hops=99)
+    with pytest.raises(BackendError, match="more than 5 redirects") as failed:
+        looping.download("video_abc@az", Variant.VIDEO, io.BytesIO())
+    assert AZURE_KEY not in str(failed.value)
+
+
+def test_closing_the_backend_closes_its_connections(sora: SoraBackend):
+    sora.poll(sora.submit(request()).job_id)
+    (client,) = sora._clients.values()
+    sora.close()
+    assert client.is_closed
+    sora.poll(sora.submit(request()).job_id)  # usable again: a new pool is opened
+
+
+def test_the_application_closes_its_backends(home: Path, api: VideosAPIServer):
+    app = Reelvault(Settings.load(home=home))
+    sora = app.backend("sora")
+    sora.submit(request())
+    (client,) = sora._clients.values()
+    app.close()
+    assert client.is_closed and app.backend("sora") is not sora
+    app.close()

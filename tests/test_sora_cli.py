@@ -129,6 +129,23 @@ def test_remix_edit_and_extend_record_their_relations(run, api: VideosAPIServer,
     assert {c["relation"] for c in whole} == {"remix_of", "extension_of"}
 
 
+def test_a_remix_cannot_ask_for_what_the_service_ignores(run, api: VideosAPIServer, still_720p):
+    """A sora remix takes a prompt only: another length or size would be ignored remotely
+    and then recorded as if honoured, so it is refused, and nothing is sent."""
+    root = make(run, still_720p, "--seconds", "8")
+    refused = run("remix", root["id"], "-p", "at dusk", "--seconds", "4", expect=2)
+    assert "keeps the parent's 8 seconds; --seconds cannot change it" in refused.output
+    refused = run("remix", root["id"], "-p", "at dusk", "--size", "720x1280", expect=2)
+    assert "keeps the parent's size 1280x720; --size cannot change it" in refused.output
+    assert api.count("POST", "/videos/{id}/remix") == 0
+    assert len(json.loads(run("list", "--json").stdout)) == 1  # nothing recorded either
+    same = derived(run, "remix", root["id"], "--seconds", "8", "--size", "1280X720", prompt="p")
+    assert (same["seconds"], same["size"]) == (8, "1280x720")
+    assert (same["video"]["duration"], same["video"]["width"]) == (pytest.approx(8, abs=0.3), 1280)
+    plain = derived(run, "remix", root["id"], prompt="at night")
+    assert (plain["seconds"], plain["size"]) == (8, "1280x720")
+
+
 def test_a_refusal_is_a_failure_and_a_policy_decision(run, api: VideosAPIServer, still_720p):
     api.fail_next("moderation_blocked", "Your request was blocked by our moderation system.")
     result = make(run, still_720p, expect=1)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+import core.sync
+from catalog.queries import decisions_for
+from core.app import Reelvault
+from core.config import Settings
+from core.generate import generate
+from core.sync import SyncReport, sync
+from core.types import GenerationRequest, JobStatus
 from core.videos_api_server import VideosAPIServer
 from tests import sora_support
 from tests.sora_support import write_config
@@ -110,3 +120,64 @@ def test_sync_needs_a_backend_that_can_list(run):
 def test_sync_names_unknown_providers(run, api: VideosAPIServer, provider: str):
     result = run("sync", "--provider", provider, expect=2)
     assert f"no provider profile named '{provider}'" in result.output
+
+
+def count_rows(app: Reelvault, sql: str) -> list[tuple]:
+    with app.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql))]
+
+
+def test_two_syncs_at_once_import_a_video_once(
+    home: Path, api: VideosAPIServer, monkeypatch: pytest.MonkeyPatch
+):
+    made = made_elsewhere(api, "made in the playground")
+    settle(api, made)
+    real_lookup = core.sync.generations_by_job_ids
+    both_looked = threading.Barrier(2, timeout=1.5)  # SQLite serialises: they never meet
+
+    def lookup_then_wait(session: object, ids: list[str]) -> dict:
+        found = real_lookup(session, ids)
+        if len(ids) > 1 or made in str(ids):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_looked.wait()  # each sync saw the catalog without the video
+        return found
+
+    monkeypatch.setattr(core.sync, "generations_by_job_ids", lookup_then_wait)
+    apps = [Reelvault(Settings.load(home=home)) for _ in range(2)]
+    for each in apps:
+        _ = each.engine
+    reports: list[SyncReport] = []
+    threads = [threading.Thread(target=lambda a=a: reports.append(sync(a))) for a in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(len(r.imported) for r in reports) == [0, 1]
+    assert count_rows(apps[0], "SELECT remote_job_id FROM generations") == [(f"{made}@openai",)]
+    for each in apps:
+        each.close()
+
+
+def test_a_sync_during_a_create_leaves_one_clip_for_the_job(
+    app: Reelvault, api: VideosAPIServer, still_720p: Path
+):
+    """The create returned, and before its id was recorded a sync listed the new video:
+    the generation takes the imported row over, so the catalog has one clip for the job."""
+    sora = app.backend("sora")
+    real_submit = sora.submit
+    imported: list[str] = []
+
+    def submit_then_sync(request: GenerationRequest) -> JobStatus:
+        status = real_submit(request)
+        imported.extend(g.id for g in sync(app).imported)
+        return status
+
+    sora.submit = submit_then_sync  # type: ignore[method-assign]
+    made = generate(app, still_720p, "a harbour", model="sora-2", size="1280x720")
+    assert len(imported) == 1 and imported[0] != made.id
+    assert made.status == "completed" and made.details["merged_import"] == imported[0]
+    rows = count_rows(app, "SELECT id, remote_job_id, source_asset_id FROM generations")
+    assert rows == [(made.id, made.remote_job_id, made.source_asset_id)]
+    assert sync(app).imported == []  # nothing new
+    with app.session() as session:
+        assert [d.generation_id for d in decisions_for(session, made.id)] != []

@@ -11,6 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -356,6 +357,36 @@ def test_only_loopback_names_are_answered_by_default(client: TestClient):
     assert client.get("/", headers={"host": "evil.example"}).status_code == 400
     assert client.get("/", headers={"host": "localhost:8000"}).status_code == 200
     assert client.get("/", headers={"host": "[::1]:8000"}).status_code == 200
+
+
+def test_a_prompt_full_of_markup_is_shown_and_never_run(app: Reelvault, still: Path):
+    from core.generate import generate
+
+    prompt = '</title><script>alert("x")</script> & <b>bold</b> pan right'
+    clip = generate(app, still, prompt, seconds=1, size="640x360")
+    with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+        picture = ET.fromstring(client.get(f"/lineage/{clip.id}").text)  # well-formed XML
+        page = client.get(f"/clips/{clip.id}").text
+    for svg in (picture, lineage_svg(page)):
+        assert not list(svg.iter(f"{SVG}script"))
+        assert prompt in [title.text for title in svg.iter(f"{SVG}title")]
+    assert "<script" not in page and "&lt;script&gt;" in page
+
+
+def test_json_twins_never_say_where_files_lie_on_this_machine(client: TestClient, library: Library):
+    """A page is for whoever can reach the server: no path under the user's home."""
+    still_id = library.first.source_asset_id
+    for url in (
+        f"/clips/{library.grandchild.id}?format=json",
+        f"/stills/{still_id}?format=json",
+        f"/lineage/{library.grandchild.id}?format=json",
+        "/?format=json",
+    ):
+        text = client.get(url).text
+        assert str(library.home) not in text and '"path"' not in text, url
+    twin = client.get(f"/clips/{library.grandchild.id}?format=json").json()
+    assert twin["video"]["sha256"] and twin["source"]["original_name"] == "harbor.jpg"
+    assert library.cli("show", library.grandchild.id, "--json").stdout.count('"path"') >= 3
 
 
 def test_no_secret_reaches_a_page(client: TestClient, library: Library):

@@ -12,21 +12,29 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import openai
 import pytest
 from sqlmodel import select
 
-from catalog.models import Generation
+from catalog.models import Asset, Generation
 from core.app import Reelvault
 from core.config import Settings
-from core.errors import BackendError
-from core.generate import generate
+from core.errors import BackendError, ReelvaultError
+from core.generate import generate, run_job
 from core.hookspecs import hookimpl
 from core.plugins import load_host
-from core.types import ClipView
+from core.types import ClipView, Variant
 from core.videos_api_server import VideosAPIServer, new_webhook_secret
-from core.webhooks import WebhookReceiver, WebhookRejected, finish_from_event, sign, verify
+from core.webhooks import (
+    DELIVERIES_KEPT,
+    WebhookReceiver,
+    WebhookRejected,
+    finish_from_event,
+    sign,
+    verify,
+)
 from tests import sora_support
 from tests.conftest import REPO
 from tests.sora_support import write_config
@@ -256,3 +264,103 @@ def test_the_webhooks_serve_command_finishes_a_job(
         server.send_signal(signal.SIGINT)
         out, _ = server.communicate(timeout=30)
     assert f"{job['id']} completed" in out
+
+
+# --- finishing once, and a receiver that fails cleanly ----------------------------------
+
+
+def test_two_finishers_download_and_sign_a_job_once(
+    hooked_app: Reelvault,
+    api: VideosAPIServer,
+    announced: Announcements,
+    still_720p: Path,
+    home: Path,
+):
+    """A poller and a webhook (or a worker whose lease lapsed and its successor) finishing
+    one job at the same moment: the second waits for the first instead of fetching,
+    signing and cataloging a second copy."""
+    write_config(home, "poll_timeout = 0.2\n")
+    app = Reelvault(Settings.load(home=home), host=hooked_app.host)
+    api.hold = True
+    with pytest.raises(BackendError, match="resume"):
+        generate(app, still_720p, "a harbour", model="sora-2", size="1280x720")
+    job = only_generation(app)
+    api.release()
+    api.wait_for(lambda: api.video(job.remote_job_id.split("@")[0])["status"] == "completed")
+    sora = app.backend("sora")
+    fetched: list[str] = []
+    real_download = sora.download
+
+    def slow_download(job_id: str, variant: Variant, dest: BinaryIO) -> None:
+        fetched.append(variant.value)
+        time.sleep(0.2)  # both finishers are past polling before either is done
+        real_download(job_id, variant, dest)
+
+    sora.download = slow_download  # type: ignore[method-assign]
+    results: list[Generation] = []
+    finishers = [
+        threading.Thread(target=lambda: results.append(run_job(app, job.id))) for _ in range(2)
+    ]
+    for thread in finishers:
+        thread.start()
+    for thread in finishers:
+        thread.join(60)
+    assert sorted(fetched) == ["spritesheet", "thumbnail", "video"]  # once each
+    assert [r.status for r in results] == ["completed", "completed"]
+    assert results[0].output_asset_id == results[1].output_asset_id
+    assert announced.clips == [job.id]
+    with app.session() as session:
+        videos = session.exec(select(Asset).where(Asset.kind == "video")).all()
+    assert [v.id for v in videos] == [results[0].output_asset_id]  # no orphan signed copy
+    row = only_generation(app)
+    assert (row.status, row.lease_owner, row.lease_expires_at) == ("completed", None, None)
+    app.close()
+
+
+def test_a_port_in_use_is_one_clear_error(
+    run, hooked_app: Reelvault, monkeypatch: pytest.MonkeyPatch
+):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ReelvaultError, match=f"cannot listen on 127.0.0.1:{port}"):
+            WebhookReceiver(hooked_app, port=port)
+        result = run("webhooks", "serve", "--port", port, expect=1)
+    assert f"Error: cannot listen on 127.0.0.1:{port}" in result.output
+    assert "another program uses that port" in result.output
+
+
+def test_a_malformed_whsec_secret_is_refused_at_startup(
+    app: Reelvault, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", "whsec_not*base64!")
+    with pytest.raises(ReelvaultError, match="webhook secret for provider openai") as refused:
+        WebhookReceiver(app)
+    assert "not*base64" not in str(refused.value)  # the message names where, never what
+
+
+def test_a_non_ascii_signature_is_a_rejection_not_a_crash():
+    with pytest.raises(WebhookRejected, match="no signature matches"):
+        verify(SECRET, BODY, {**headers(), "Webhook-Signature": "v1,sïgnature"})
+
+
+def raw_post(url: str, head: str) -> bytes:
+    """A request the way a broken or hostile client might send it, answer included."""
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(f"POST / HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode())
+        return conn.recv(4096)
+
+
+@pytest.mark.parametrize("length", ["12abc", "-5", "１２"], ids=["garbage", "negative", "wide"])
+def test_a_bad_content_length_is_a_400(receiver: WebhookReceiver, length: str):
+    answer = raw_post(receiver.url, f"Content-Length: {length}\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert raw_post(receiver.url, "Content-Length: 2\r\n\r\n{}").startswith(b"HTTP/1.1 401")
+
+
+def test_the_receiver_remembers_recent_deliveries_only(receiver: WebhookReceiver):
+    for _ in range(DELIVERIES_KEPT + 5):
+        receiver.receive(BODY, {})
+    assert len(receiver.deliveries) == DELIVERIES_KEPT

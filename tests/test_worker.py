@@ -5,23 +5,35 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+import core.generate
+import core.worker
+from catalog.models import Generation
+from catalog.queue import claim_next, database_now
 from core.app import Reelvault
 from core.config import Settings
-from core.generate import derive, generate
+from core.generate import derive, generate, resume
+from core.hookspecs import hookimpl
 from core.plugins import load_host
+from core.types import GenerationRequest, JobState, JobStatus
 from core.videos_api_server import VideosAPIServer
 from core.worker import Worker, WorkerReport
+from plugins.local_backend import LocalBackend
 from tests import counting_backend, sora_support
 from tests.conftest import REPO
+from tests.sora_support import write_config
 
 SUBMIT_ARGS = ("--seconds", "1", "--size", "640x360")
 
@@ -156,3 +168,275 @@ def test_one_worker_polls_its_remote_jobs_concurrently(
     (report,) = result
     assert sorted(report.completed) == sorted(g.id for g in queued)
     assert api.count("POST", "/videos") == 5
+
+
+# --- leases, stopping and failures ------------------------------------------------------
+
+
+def row_of(app: Reelvault, generation_id: str) -> Generation:
+    with app.session() as session:
+        row = session.get(Generation, generation_id)
+        assert row is not None
+        return row
+
+
+def lapse_lease(app: Reelvault, generation_id: str) -> None:
+    """What another worker sees when this one's main thread stalls past its lease."""
+    with app.session() as session:
+        row = session.get(Generation, generation_id)
+        row.lease_expires_at = database_now(session) - timedelta(seconds=1)
+
+
+class SlowCreate(LocalBackend):
+    """The local backend whose create blocks until released (a create retried for long)."""
+
+    name = "local"
+
+    def __init__(self, work_dir: Path) -> None:
+        super().__init__(work_dir)
+        self.entered = threading.Event()
+        self.proceed = threading.Event()
+        self.creates = 0
+
+    def submit(self, request: GenerationRequest) -> JobStatus:
+        self.creates += 1
+        self.entered.set()
+        assert self.proceed.wait(30)
+        return super().submit(request)
+
+
+def test_a_create_that_outlives_its_lease_keeps_its_job_and_is_finished(app, still: Path):
+    slow = SlowCreate(app.settings.work_dir / "local")
+    app.backends["local"] = slow
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    first = Worker(app, concurrency=1, lease_seconds=30, name="A", idle_wait=0.05)
+    result: list[WorkerReport] = []
+    thread = threading.Thread(target=lambda: result.append(first.run(until_idle=True)))
+    thread.start()
+    try:
+        assert slow.entered.wait(30)
+        lapse_lease(app, queued.id)
+        second = Worker(app, concurrency=1, lease_seconds=30, name="B").run(until_idle=True)
+        assert second.failed[queued.id].startswith("interrupted while submitting")
+        slow.proceed.set()  # A's create succeeds after all: the job exists and is paid for
+        thread.join(60)
+        deadline = time.monotonic() + 30
+        while row_of(app, queued.id).status != "completed" and time.monotonic() < deadline:
+            Worker(app, concurrency=1, lease_seconds=30, name="C").run(until_idle=True)
+            time.sleep(0.1)
+    finally:
+        slow.proceed.set()
+        first.stop.set()
+        thread.join(60)
+    row = row_of(app, queued.id)
+    assert row.status == "completed" and row.remote_job_id and row.error_code is None
+    assert slow.creates == 1 and row.output_asset_id
+
+
+def test_stopping_hands_running_jobs_back_at_once(
+    app: Reelvault, api: VideosAPIServer, still_720p: Path
+):
+    """A worker told to stop leaves its polls at once: it neither waits for remote jobs to
+    end nor lets its leases lapse meanwhile, and says so before it waits for anything."""
+    api.hold = True
+    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    events: list[str] = []
+    worker = Worker(app, concurrency=2, lease_seconds=30, name="w1", on_event=events.append)
+    result: list[WorkerReport] = []
+    thread = threading.Thread(target=lambda: result.append(worker.run()))
+    thread.start()
+    try:
+        api.wait_for(lambda: row_of(app, queued.id).status == "in_progress", timeout=30)
+        started = time.monotonic()
+        worker.stop.set()
+        thread.join(10)
+        assert not thread.is_alive() and time.monotonic() - started < 5
+    finally:
+        worker.stop.set()
+        api.release()
+        thread.join(60)
+    (report,) = result
+    assert list(report.unfinished) == [queued.id] and not report.failed
+    stopping = next(i for i, e in enumerate(events) if e.startswith("stopping: handing back 1"))
+    assert stopping < next(i for i, e in enumerate(events) if "handed back" in e)
+    with app.session() as session:
+        taken = claim_next(session, "w2", timedelta(seconds=30))  # free for others at once
+        assert taken is not None and taken.id == queued.id and taken.remote_job_id
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_worker_command_hands_back_at_once(
+    home: Path, app: Reelvault, api: VideosAPIServer, still_720p: Path
+):
+    api.hold = True
+    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "core", "worker", "--lease", "30", "--name", "w1"],
+        cwd=REPO, env={**os.environ, "REELVAULT_HOME": str(home)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        api.wait_for(lambda: row_of(app, queued.id).status == "in_progress", timeout=60)
+        worker.send_signal(signal.SIGINT)
+        _out, err = worker.communicate(timeout=20)  # not "when the remote job ends"
+    finally:
+        worker.kill()
+        api.release()
+    assert worker.returncode == 130, err
+    assert "stopping: handing back 1 running job(s)" in err and "Traceback" not in err
+    assert err.index("stopping:") < err.index(f"{queued.id} handed back")
+    with app.session() as session:
+        assert claim_next(session, "w2", timedelta(seconds=30)).id == queued.id
+
+
+def test_a_job_that_cannot_be_sent_from_here_fails_and_is_not_left_submitting(
+    app: Reelvault, still: Path
+):
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    with app.session() as session:
+        session.get(Generation, queued.id).backend = "not-installed-here"
+    report = Worker(app, concurrency=1, lease_seconds=30).run(until_idle=True)
+    assert "unknown backend 'not-installed-here'" in report.failed[queued.id]
+    row = row_of(app, queued.id)
+    assert (row.status, row.error_code, row.lease_owner) == ("failed", "not_sent", None)
+    assert resume(app) == []  # nothing dangling for resume to complain about
+
+
+def test_a_job_left_in_flight_is_retried_by_another_worker_once_its_lease_lapses(
+    home: Path, api: VideosAPIServer, still_720p: Path
+):
+    write_config(home, "poll_timeout = 0.3\n")
+    app = Reelvault(Settings.load(home=home))
+    api.hold = True
+    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    first = Worker(app, concurrency=1, lease_seconds=1.0, name="w1").run(until_idle=True)
+    assert "still in_progress" in first.unfinished[queued.id]
+    row = row_of(app, queued.id)
+    assert (row.status, row.lease_owner) == ("in_progress", "w1") and row.remote_job_id
+    api.release()
+    time.sleep(1.1)  # w1's lease lapses: it kept the owner, so the job is claimable now
+    second = Worker(app, concurrency=1, lease_seconds=30, name="w2").run(until_idle=True)
+    assert second.completed == [queued.id]
+    row = row_of(app, queued.id)
+    assert (row.status, row.attempts, row.lease_owner) == ("completed", 2, None)
+    assert api.count("POST", "/videos") == 1
+    app.close()
+
+
+def test_a_job_that_ends_just_before_a_renewal_is_reported_completed_not_lost(
+    app: Reelvault, still: Path
+):
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    worker = Worker(app, concurrency=1, lease_seconds=30, name="w1")
+    with app.session() as session:
+        claim_next(session, worker.name, worker.lease)
+    finished: Future = Future()
+    finished.set_result(worker._run_one(queued.id))  # the job's thread ran to its end...
+    report = WorkerReport()
+    worker._renew({queued.id: finished}, report)  # ...just as the main thread renewed
+    assert report.lost == [] and report.completed == [queued.id]
+    assert row_of(app, queued.id).lease_owner is None
+
+
+def locked(_statement: str = "SELECT") -> sa.exc.OperationalError:
+    return sa.exc.OperationalError(_statement, {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_a_database_error_is_waited_out_not_fatal(
+    run, app: Reelvault, still: Path, monkeypatch: pytest.MonkeyPatch
+):
+    queued = [
+        generate(app, still, f"pan right {i}", seconds=1, size="640x360", queue=True).id
+        for i in range(2)
+    ]
+    real_claim, real_renew = core.worker.claim_next, core.worker.renew
+    failures = {"claim": 2, "renew": 1}
+
+    def flaky(name: str, real: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object) -> object:
+            if failures[name]:
+                failures[name] -= 1
+                raise locked()
+            return real(*args)
+
+        return call
+
+    monkeypatch.setattr(core.worker, "claim_next", flaky("claim", real_claim))
+    monkeypatch.setattr(core.worker, "renew", flaky("renew", real_renew))
+    monkeypatch.setattr(core.worker, "DB_RETRY_FIRST", 0.01)
+    events: list[str] = []
+    worker = Worker(app, lease_seconds=0.3, on_event=events.append)  # renews every 0.1 s
+    report = worker.run(until_idle=True)
+    assert sorted(report.completed) == sorted(queued)
+    assert sum("catalog unavailable (database is locked)" in e for e in events) == 3
+    failures["claim"] = 1
+    result = run("worker", "--until-idle")  # the CLI: a line, no traceback, and on it goes
+    assert "catalog unavailable (database is locked); retry in" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_threads_share_one_set_of_backends(app: Reelvault):
+    calls: list[int] = []
+
+    class Counting:
+        @hookimpl
+        def register_backends(self, register: Callable[[object], None], settings: object) -> None:
+            calls.append(1)
+            time.sleep(0.05)  # long enough for every thread to arrive while it builds
+
+    app.host.register(Counting(), "counting-registrations")
+    barrier = threading.Barrier(6)
+    seen: list[dict] = []
+
+    def touch() -> None:
+        barrier.wait()
+        seen.append(app.backends)
+
+    threads = [threading.Thread(target=touch) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert calls == [1] and all(found is seen[0] for found in seen)
+
+
+def test_progress_is_written_as_often_as_the_interval_allows(
+    app: Reelvault, monkeypatch: pytest.MonkeyPatch
+):
+    class Counting:
+        """Reports 1%, 2%, ... 20% on successive polls, as fast as it is asked."""
+
+        polls = 0
+
+        def poll(self, job_id: str) -> JobStatus:
+            self.polls += 1
+            state = JobState.IN_PROGRESS if self.polls <= 20 else JobState.COMPLETED
+            return JobStatus(job_id, state, progress=self.polls, poll_after=0)
+
+    row = Generation(id="clip_progress", backend="x", model="m", prompt="p", seconds=1,
+                     size="640x360", status="in_progress", remote_job_id="job_1")  # fmt: skip
+    with app.session() as session:
+        session.add(row)
+    writes: list[int] = []
+    monkeypatch.setattr(
+        core.generate, "_record_status", lambda _app, _id, status: writes.append(status.progress)
+    )
+    monkeypatch.setattr(core.generate, "MIN_POLL_INTERVAL", 0.001)
+    monkeypatch.setattr(core.generate, "PROGRESS_WRITE_INTERVAL", 0.0)
+    core.generate._poll_until_done(app, row, Counting(), 30, None)  # type: ignore[arg-type]
+    assert writes == list(range(1, 21))  # every change, none skipped
+    writes.clear()
+    monkeypatch.setattr(core.generate, "PROGRESS_WRITE_INTERVAL", 3600.0)
+    queued = row.model_copy(update={"status": "queued"})
+    core.generate._poll_until_done(app, queued, Counting(), 30, None)  # type: ignore[arg-type]
+    assert writes == [1]  # the change of state only: the interval never passed again
+
+
+def test_identical_local_requests_stay_two_clips_of_one_shared_job(app: Reelvault, still: Path):
+    """The local backend's job ids name their inputs, so a request made twice shares its
+    job: unlike a provider's video, that is two clips, never merged into one."""
+    first = generate(app, still, "pan right", seconds=1, size="640x360")
+    second = generate(app, still, "pan right", seconds=1, size="640x360")
+    assert first.id != second.id and first.remote_job_id == second.remote_job_id
+    assert {row_of(app, g.id).status for g in (first, second)} == {"completed"}
+    assert row_of(app, first.id).listed_job_id is None
