@@ -225,32 +225,48 @@ class ClipRequest:
         }
 
 
+def _bundled(
+    command: Callable[..., Any],
+    name: str,
+    bundle: type[Any],
+    options: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...],
+) -> Callable[..., Any]:
+    """Add click ``options`` whose values reach ``command`` as one dataclass ``bundle``,
+    passed as keyword ``name``, so commands sharing options share their handling too."""
+
+    @functools.wraps(command)
+    def with_bundle(*args: Any, **kwargs: Any) -> Any:
+        fields = {field: kwargs.pop(field) for field in bundle.__dataclass_fields__}
+        return command(*args, **{name: bundle(**fields)}, **kwargs)
+
+    wrapped: Callable[..., Any] = with_bundle
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return wrapped
+
+
 def generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that describe a new clip, shared by ``generate``, ``submit`` and
     ``policy check``; the command receives them as one ``request: ClipRequest``."""
 
-    @functools.wraps(command)
-    def with_request(*args: Any, **kwargs: Any) -> Any:
-        fields = {name: kwargs.pop(name) for name in ClipRequest.__dataclass_fields__}
-        return command(*args, request=ClipRequest(**fields), **kwargs)
-
-    options = (
-        click.argument("image", type=click.Path(path_type=Path)),
-        click.option(
-            "--prompt", "-p", required=True, help="What happens; camera verbs steer motion."
+    return _bundled(
+        command,
+        "request",
+        ClipRequest,
+        (
+            click.argument("image", type=click.Path(path_type=Path)),
+            click.option(
+                "--prompt", "-p", required=True, help="What happens; camera verbs steer motion."
+            ),
+            click.option("--model", "-m", help="Model name (default: the local backend's model)."),
+            click.option("--backend", "-b", help="Backend name, when a model name is not unique."),
+            seconds_option,
+            size_option,
+            fit_option,
+            provider_option,
+            json_option,
         ),
-        click.option("--model", "-m", help="Model name (default: the local backend's model)."),
-        click.option("--backend", "-b", help="Backend name, when a model name is not unique."),
-        seconds_option,
-        size_option,
-        fit_option,
-        provider_option,
-        json_option,
     )
-    wrapped: Callable[..., Any] = with_request
-    for option in reversed(options):
-        wrapped = option(wrapped)
-    return wrapped
 
 
 @cli.command(name="generate")
@@ -360,29 +376,29 @@ class FilterRequest:
 def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the ``list`` filters; the command receives them as one ``filters: FilterRequest``."""
 
-    @functools.wraps(command)
-    def with_filters(*args: Any, **kwargs: Any) -> Any:
-        fields = {name: kwargs.pop(name) for name in FilterRequest.__dataclass_fields__}
-        return command(*args, filters=FilterRequest(**fields), **kwargs)
-
-    options = (
-        click.option("--model", "-m", help="Only this model."),
-        click.option("--backend", "-b", help="Only this backend."),
-        click.option("--status", "-s", help="Only this status (completed, failed, rejected, ...)."),
-        click.option("--text", "-t", help="Only prompts containing this text."),
-        click.option("--source", help="Only clips made from this image (asset id or file path)."),
-        click.option("--since", help="Created at or after: a date, a time, or an age like 7d."),
-        click.option("--until", help="Created before: a date, a time, or an age like 1h."),
-        click.option(
-            "--provenance",
-            type=click.Choice(PROVENANCE_STATES),
-            help="Only clips whose video's latest verification has this state.",
+    return _bundled(
+        command,
+        "filters",
+        FilterRequest,
+        (
+            click.option("--model", "-m", help="Only this model."),
+            click.option("--backend", "-b", help="Only this backend."),
+            click.option(
+                "--status", "-s", help="Only this status (completed, failed, rejected, ...)."
+            ),
+            click.option("--text", "-t", help="Only prompts containing this text."),
+            click.option(
+                "--source", help="Only clips made from this image (asset id or file path)."
+            ),
+            click.option("--since", help="Created at or after: a date, a time, or an age like 7d."),
+            click.option("--until", help="Created before: a date, a time, or an age like 1h."),
+            click.option(
+                "--provenance",
+                type=click.Choice(PROVENANCE_STATES),
+                help="Only clips whose video's latest verification has this state.",
+            ),
         ),
     )
-    wrapped: Callable[..., Any] = with_filters
-    for option in reversed(options):
-        wrapped = option(wrapped)
-    return wrapped
 
 
 @cli.command(name="list")
