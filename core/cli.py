@@ -174,9 +174,6 @@ def _show_result(app: Reelvault, generation: Generation, as_json: bool) -> None:
         )
 
 
-show_result = _show_result
-"""Print a finished generation (text or JSON); a clip that did not complete exits non-zero."""
-
 seconds_option = click.option("--seconds", type=click.IntRange(min=1), help="Clip length.")
 size_option = click.option("--size", help="WIDTHxHEIGHT, e.g. 1280x720.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -298,13 +295,30 @@ def remix_command(
     as_json: bool,
 ) -> None:
     """Make a new clip from CLIP with a new prompt; lineage records the parent."""
+    derive_and_show(
+        ctx, clip, prompt, Relation.REMIX_OF, as_json=as_json, seconds=seconds, size=size
+    )
+
+
+def derive_and_show(
+    ctx: click.Context,
+    clip: str,
+    prompt: str,
+    relation: Relation,
+    *,
+    as_json: bool,
+    seconds: int | None = None,
+    size: str | None = None,
+) -> None:
+    """The body of ``remix``, ``edit`` and ``extend``: derive with a progress bar, print."""
     app = get_app(ctx)
-    with progress_bar("remixing") as on_progress:
+    label = {Relation.REMIX_OF: "remixing", Relation.EDIT_OF: "editing"}.get(relation, "extending")
+    with progress_bar(label) as on_progress:
         generation = derive(
             app,
             clip,
             prompt,
-            relation=Relation.REMIX_OF,
+            relation=relation,
             seconds=seconds,
             size=size,
             on_progress=on_progress,

@@ -11,16 +11,14 @@ from rich.table import Table
 from core.cli import (
     cli,
     console,
+    derive_and_show,
     echo_err,
     get_app,
     json_option,
     print_json,
-    progress_bar,
-    show_result,
 )
 from core.config import Settings
 from core.errors import ReelvaultError
-from core.generate import derive
 from core.providers import (
     API_KEY,
     WEBHOOK_SECRET,
@@ -181,10 +179,7 @@ def keys_remove(ctx: click.Context, name: str, webhook_secret: bool) -> None:
 @click.pass_context
 def edit_command(ctx: click.Context, clip: str, prompt: str, as_json: bool) -> None:
     """Make an edited copy of CLIP; lineage records it as edit_of its parent."""
-    app = get_app(ctx)
-    with progress_bar("editing") as on_progress:
-        generation = derive(app, clip, prompt, relation=Relation.EDIT_OF, on_progress=on_progress)
-    show_result(app, generation, as_json)
+    derive_and_show(ctx, clip, prompt, Relation.EDIT_OF, as_json=as_json)
 
 
 @cli.command(name="extend")
@@ -195,17 +190,7 @@ def edit_command(ctx: click.Context, clip: str, prompt: str, as_json: bool) -> N
 @click.pass_context
 def extend_command(ctx: click.Context, clip: str, prompt: str, seconds: int, as_json: bool) -> None:
     """Continue CLIP by SECONDS more; lineage records it as extension_of its parent."""
-    app = get_app(ctx)
-    with progress_bar("extending") as on_progress:
-        generation = derive(
-            app,
-            clip,
-            prompt,
-            relation=Relation.EXTENSION_OF,
-            seconds=seconds,
-            on_progress=on_progress,
-        )
-    show_result(app, generation, as_json)
+    derive_and_show(ctx, clip, prompt, Relation.EXTENSION_OF, as_json=as_json, seconds=seconds)
 
 
 # --- webhooks and sync -------------------------------------------------------------------
