@@ -35,10 +35,10 @@ if mode == "raw":
             digest.update(chunk)
     result = digest.hexdigest()
 elif mode == "hash_file":
-    from core.store import hash_file
+    from core.media.store import hash_file
     result = hash_file(path)[0]
 else:
-    from core.store import MediaStore
+    from core.media.store import MediaStore
     result = MediaStore(path.parent / "media").put_file(path).sha256
 elapsed = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -70,7 +70,9 @@ def main() -> None:
         stored = run("store", path)
     assert raw["sha256"] == hashed["sha256"] == stored["sha256"]
     print(f"content hashing of a {args.mib:,} MiB file (page cache warm)")
-    print(ratio_line("  core.store.hash_file", hashed["seconds"], raw["seconds"], "raw hashlib"))
+    print(
+        ratio_line("  core.media.store.hash_file", hashed["seconds"], raw["seconds"], "raw hashlib")
+    )
     print(ratio_line("  MediaStore.put_file (hash + copy + fsync)", stored["seconds"],
                      raw["seconds"], "raw hashlib"))  # fmt: skip
     print(ratio_line("  peak RSS of put_file", stored["peak_mib"], raw["peak_mib"],

@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import ratio_line  # noqa: E402
-from core.config import Settings  # noqa: E402
-from core.types import GenerationRequest  # noqa: E402
+from core.api.settings import Settings  # noqa: E402
+from core.api.types import GenerationRequest  # noqa: E402
 from plugins.sora_backend import SoraBackend  # noqa: E402
 
 KEY = "sk-bench-remote-jobs"
 SERVER = """
 import sys
-from core.videos_api_server import VideosAPIServer
+from core.testing.videos_api import VideosAPIServer
 server = VideosAPIServer(api_key=sys.argv[1], render_seconds=float(sys.argv[2]),
                          poll_after_ms=int(sys.argv[3])).start()
 print(server.base_url, flush=True)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import best_of  # noqa: E402
-from core.types import Size  # noqa: E402
+from core.api.types import Size  # noqa: E402
 from plugins.local_backend import load_still, parse_motion, render_clip  # noqa: E402
 
 PROMPTS = ("slow push in for 2s, then pan right", "pan left", "pull out slowly")

@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 from catalog.db import SQLITE_LOWER
 from catalog.models import Asset, Generation, PolicyDecisionRecord, VerificationRecord
 from catalog.statuses import ENDED, UNFINISHED
-from core.errors import AmbiguousIdError, NotFoundError
-from core.ids import ASSET_PREFIXES, CLIP_PREFIX, short
-from core.types import VerificationState
+from core.api.errors import AmbiguousIdError, NotFoundError
+from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, short
+from core.api.types import VerificationState
 
 AMBIGUITY_SHOWN = 5
 _Row = TypeVar("_Row", Generation, Asset)

@@ -9,7 +9,7 @@ manifest it cannot decode) is ``unreadable``, never an exception for the caller.
 ``codes`` are the failure codes of the active manifest and of every ingredient's
 validation delta. Note that a good file verified without trust anchors still lists
 ``signingCredential.untrusted``: the state, not an empty list, is the verdict.
-``details["manifest"]`` is the active manifest normalised as :mod:`core.types` describes,
+``details["manifest"]`` is the active manifest normalised as :mod:`core.api.types` describes,
 with the whole ingredient tree, so the catalog can rebuild lineage from it. A manifest
 store is a graph (one manifest may be an ingredient many times over), so the tree
 expands each manifest once and stops at :data:`MAX_MANIFESTS` nodes: a small file
@@ -26,9 +26,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import Settings, c2pa_settings
-from core.hookspecs import hookimpl
-from core.types import GENERATION_ASSERTION, VerificationResult, VerificationState
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings, c2pa_settings
+from core.api.types import GENERATION_ASSERTION, VerificationResult, VerificationState
 
 if TYPE_CHECKING:
     import c2pa

@@ -34,9 +34,9 @@ import av
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from PIL import Image, ImageOps
 
-from core.errors import BackendError, RequestError
-from core.hookspecs import hookimpl
-from core.types import (
+from core.api.errors import BackendError, RequestError
+from core.api.hookspecs import hookimpl
+from core.api.types import (
     Backend,
     DerivedRequest,
     GenerationRequest,
@@ -49,7 +49,7 @@ from core.types import (
 )
 
 if TYPE_CHECKING:
-    from core.config import Settings
+    from core.api.settings import Settings
 
 RENDERER = "reelvault-local-motion/1"
 """Part of every job id: bump it whenever a change alters the rendered bytes."""

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.config import Settings
-from core.errors import PluginError
-from core.hookspecs import hookimpl
-from core.types import ImageFacts, Outcome, PolicyContext, PolicyDecision
+from core.api.errors import PluginError
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings
+from core.api.types import ImageFacts, Outcome, PolicyContext, PolicyDecision
 
 if TYPE_CHECKING:
     import cv2

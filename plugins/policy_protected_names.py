@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings
-from core.errors import PluginError
-from core.hookspecs import hookimpl
-from core.types import DerivedRequest, GenerationRequest, Outcome, PolicyDecision
+from core.api.errors import PluginError
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings
+from core.api.types import DerivedRequest, GenerationRequest, Outcome, PolicyDecision
 
 NAME = "protected_names"
 RULE = "names.protected"

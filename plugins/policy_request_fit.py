@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.config import Settings
-from core.errors import PluginError, RequestError
-from core.hookspecs import hookimpl
-from core.types import (
+from core.api.errors import PluginError, RequestError
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings
+from core.api.types import (
     DerivedRequest,
     GenerationRequest,
     ImageFacts,

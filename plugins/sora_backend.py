@@ -1,6 +1,6 @@
 """The sora backend: sora-2 and sora-2-pro over the OpenAI Videos API.
 
-One backend, ``sora``, serves every provider profile (:mod:`core.providers`): the
+One backend, ``sora``, serves every provider profile (:mod:`core.api.providers`): the
 request's ``parameters["provider"]`` (``--provider``) picks one, else the configured
 default. The job id recorded in the catalog is ``VIDEO_ID@PROVIDER``, so any later process
 polls, downloads and derives from the provider that holds the video.
@@ -35,10 +35,9 @@ import httpx
 import tenacity
 from PIL import Image, UnidentifiedImageError
 
-from core.config import Settings
-from core.errors import BackendError, ReelvaultError, RequestError
-from core.hookspecs import hookimpl
-from core.providers import (
+from core.api.errors import BackendError, ReelvaultError, RequestError
+from core.api.hookspecs import hookimpl
+from core.api.providers import (
     KNOWN_PROVIDERS,
     RETIREMENTS,
     ProviderProfile,
@@ -50,7 +49,8 @@ from core.providers import (
     load_profiles,
     split_job_id,
 )
-from core.types import (
+from core.api.settings import Settings
+from core.api.types import (
     Backend,
     DerivedRequest,
     GenerationRequest,

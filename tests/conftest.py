@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from core.app import Reelvault
+from core.api.settings import Settings
 from core.cli import cli
-from core.config import Settings
+from core.host.app import Reelvault
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ENV = "REELVAULT_TEST_PG"

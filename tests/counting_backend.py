@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.hookspecs import hookimpl
-from core.types import GenerationRequest, JobStatus
+from core.api.hookspecs import hookimpl
+from core.api.types import GenerationRequest, JobStatus
 from plugins.local_backend import LocalBackend
 
 LOG_ENV = "REELVAULT_TEST_SUBMIT_LOG"

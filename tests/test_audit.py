@@ -13,12 +13,12 @@ from sqlmodel import select
 
 from catalog.models import Asset, Generation
 from catalog.queries import verifications_for
-from core.app import Reelvault
-from core.audit import audit
-from core.generate import derive
-from core.importer import import_paths
-from core.signing import init_signing
-from core.trust import add_anchors
+from core.generation.generate import derive
+from core.host.app import Reelvault
+from core.provenance.audit import audit
+from core.provenance.importer import import_paths
+from core.provenance.signing import init_signing
+from core.provenance.trust import add_anchors
 from tests.conftest import textured_image
 from tests.test_provenance_support import (
     TAMPERS,

@@ -28,7 +28,7 @@ from catalog.queries import (
     resolve,
 )
 from catalog.records import ensure_asset
-from core.errors import AmbiguousIdError, NotFoundError
+from core.api.errors import AmbiguousIdError, NotFoundError
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from core.config import Settings
+from core.api.settings import Settings
 from tests.conftest import textured_image
 
 
@@ -236,7 +236,7 @@ class Interrupt(KeyboardInterrupt):
 
 
 def test_an_interrupted_job_is_listed_and_resumed_without_resubmitting(run, app, still: Path):
-    from core.generate import generate as generate_clip
+    from core.generation.generate import generate as generate_clip
     from plugins.local_backend import LocalBackend
 
     submits: list[str] = []

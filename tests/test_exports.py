@@ -28,8 +28,9 @@ from sqlmodel import select
 
 from catalog.models import Asset, Generation
 from catalog.queries import ClipFilter, latest_states
-from core import exports, lineage_render
-from core.store import hash_file
+from core.media.store import hash_file
+from core.views import exports
+from core.views import lineage as lineage_render
 from tests.web_support import FAKE_SECRET, FIRST_PROMPT, OTHER_PROMPT, Library, open_library
 
 PYDOT_PARSER = pytest.mark.filterwarnings("ignore:'setParseAction' deprecated")
@@ -427,7 +428,7 @@ def test_a_clip_reads_the_same_in_show_the_web_and_an_export(library: Library):
     """One function per part of a record: decisions, errors and files cannot drift apart."""
     from starlette.testclient import TestClient
 
-    from core.web import create_app
+    from core.web.app import create_app
 
     clip_id = library.rejected_id
     shown = json.loads(library.cli("show", clip_id, "--json").stdout)
@@ -450,7 +451,7 @@ def test_export_path_never_leaks_into_records(library: Library):
 
 
 def test_csv_cells_never_start_a_spreadsheet_formula():
-    from core.exports import CSV_COLUMNS, spreadsheet_safe, write_csv
+    from core.views.exports import CSV_COLUMNS, spreadsheet_safe, write_csv
 
     record = {key: None for key in CSV_COLUMNS}
     record.update(id="clip_x", prompt="=cmd|' /C calc'!A0", seconds=4, policy_decisions=[],

@@ -13,11 +13,11 @@ from sqlmodel import col, select
 
 from catalog.models import Asset, Generation
 from catalog.queries import get_generation
-from core.app import Reelvault
-from core.config import Settings
-from core.errors import RequestError
-from core.importer import IMPORTED, import_paths
-from core.report import lineage_dict
+from core.api.errors import RequestError
+from core.api.settings import Settings
+from core.host.app import Reelvault
+from core.provenance.importer import IMPORTED, import_paths
+from core.views.report import lineage_dict
 from tests.conftest import textured_image
 from tests.test_provenance_support import (
     SignedLibrary,
@@ -117,7 +117,7 @@ def test_importing_twice_changes_nothing(app: Reelvault, signed_library: SignedL
 def test_files_already_in_the_catalog_keep_their_lineage(
     app: Reelvault, still: Path, tmp_path: Path
 ):
-    from core.signing import init_signing
+    from core.provenance.signing import init_signing
 
     init_signing(app.settings)
     clip = quick_clip(app, still)
@@ -213,7 +213,7 @@ def test_imported_clips_list_and_cannot_be_remixed(
 
 
 def test_a_placeholder_merged_into_a_clip_with_its_own_generation_gives_way(app: Reelvault):
-    from core.importer import merge_assets
+    from core.provenance.importer import merge_assets
 
     def clip(clip_id: str, **fields: object) -> Generation:
         values = {"backend": "local", "model": "m", "prompt": "p", "seconds": 1, "size": "1x1"}
@@ -335,8 +335,8 @@ def test_filling_a_placeholder_gives_it_the_files_kind_and_id(app: Reelvault, tm
 def test_a_placeholder_known_by_label_alone_is_filled_only_by_trusted_credentials_of_its_signer(
     app: Reelvault, signed_library: SignedLibrary, tmp_path: Path
 ):
-    from core.signing import init_signing
-    from core.trust import add_anchors
+    from core.provenance.signing import init_signing
+    from core.provenance.trust import add_anchors
 
     init_signing(app.settings)  # this home trusts its own development CA
     still = sign_image(

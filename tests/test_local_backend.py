@@ -22,10 +22,10 @@ import pluggy
 import pytest
 from PIL import Image
 
-from core import hookspecs
-from core.config import Settings
-from core.errors import BackendError, RequestError
-from core.types import (
+from core.api import hookspecs
+from core.api.errors import BackendError, RequestError
+from core.api.settings import Settings
+from core.api.types import (
     Backend,
     DerivedRequest,
     GenerationRequest,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from core.media import ORIENTATION_TAG, fit_image, probe_image
+from core.media.probe import ORIENTATION_TAG, fit_image, probe_image
 
 
 def sideways_photo(path: Path) -> Path:

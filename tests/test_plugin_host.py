@@ -14,21 +14,21 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from core import hookspecs
-from core.app import Reelvault
-from core.cli import cli
-from core.config import Settings
-from core.errors import PluginError
-from core.generate import PolicyDenied, generate
-from core.hookspecs import hookimpl
-from core.plugins import PluginHost, load_host
-from core.types import (
+from core.api import hookspecs
+from core.api.errors import PluginError
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings
+from core.api.types import (
     ClipView,
     Outcome,
     PolicyDecision,
     VerificationResult,
     VerificationState,
 )
+from core.cli import cli
+from core.generation.generate import PolicyDenied, generate
+from core.host.app import Reelvault
+from core.host.plugins import PluginHost, load_host
 from tests.conftest import REPO
 
 

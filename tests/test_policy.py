@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from core.app import Reelvault
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings
+from core.api.types import Outcome, PolicyContext, PolicyDecision
 from core.cli import cli
-from core.config import Settings
-from core.hookspecs import hookimpl
-from core.types import Outcome, PolicyContext, PolicyDecision
+from core.host.app import Reelvault
 from plugins.local_backend import MODEL, LocalBackend
 from tests.conftest import REPO, textured_image
 
@@ -213,7 +213,7 @@ def test_a_still_of_another_size_is_never_cropped_unasked(rv: Invoke, still: Pat
 
 
 def test_an_unknown_fit_mode_is_denied(app: Reelvault, still: Path):
-    from core.consent import check_policy
+    from core.generation.consent import check_policy
 
     report = check_policy(app, still, "pan right", parameters={"fit": "stretch"})
     (deny,) = [d for d in report.decisions if d.outcome == Outcome.DENY]

@@ -10,11 +10,11 @@ import pluggy
 import pytest
 from PIL import Image
 
-from core import hookspecs
-from core.app import Reelvault
-from core.config import Settings
-from core.consent import active_consent, add_consent, parse_expiry, revoke_consent
-from core.errors import PluginError, RequestError
+from core.api import hookspecs
+from core.api.errors import PluginError, RequestError
+from core.api.settings import Settings
+from core.generation.consent import active_consent, add_consent, parse_expiry, revoke_consent
+from core.host.app import Reelvault
 from plugins import policy_likeness, policy_protected_names, policy_request_fit
 from plugins.policy_likeness import Options, count_faces
 from plugins.policy_protected_names import Lists, normalize

@@ -18,14 +18,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from catalog.models import Asset
 from catalog.queries import verifications_for
-from core.app import Reelvault
-from core.config import Settings
-from core.errors import NotFoundError, PluginError, ReelvaultError, RequestError
-from core.generate import derive
-from core.provenance import verify, verify_target
-from core.signing import DOCUMENT_SIGNING, init_signing, signing_status
-from core.trust import add_anchors, fingerprint, list_anchors, remove_anchor
-from core.types import VerificationResult, VerificationState
+from core.api.errors import NotFoundError, PluginError, ReelvaultError, RequestError
+from core.api.settings import Settings
+from core.api.types import VerificationResult, VerificationState
+from core.generation.generate import derive
+from core.host.app import Reelvault
+from core.provenance.credentials import verify, verify_target
+from core.provenance.signing import DOCUMENT_SIGNING, init_signing, signing_status
+from core.provenance.trust import add_anchors, fingerprint, list_anchors, remove_anchor
 from plugins.c2pa_verifier import MAX_MANIFESTS, manifest_tree, read_credentials
 from tests.conftest import textured_image
 from tests.test_provenance_support import (
@@ -288,8 +288,8 @@ def test_a_broken_signing_setup_fails_the_clip_instead_of_skipping_signing(home:
 def test_an_expired_signing_certificate_is_refused(app: Reelvault, still: Path):
     from datetime import UTC, datetime, timedelta
 
-    from core.signing import make_dev_chain
-    from core.trust import write_atomic
+    from core.provenance.signing import make_dev_chain
+    from core.provenance.trust import write_atomic
 
     chain = make_dev_chain(now=datetime.now(UTC) - timedelta(days=30), leaf_days=1)
     write_atomic(app.settings.signing_dir / "chain.pem", chain.chain_pem, 0o644)
@@ -418,8 +418,8 @@ def test_untrusted_text_prints_as_it_is_never_as_markup(
 
     from rich.console import Console
 
-    import core.commands_provenance as commands
-    from core.signing import make_dev_chain
+    import core.cli.provenance as commands
+    from core.provenance.signing import make_dev_chain
 
     # The strictest console, with markup on: what is printed must not depend on it being off.
     monkeypatch.setattr(commands, "console", lambda: Console(file=sys.stdout, width=10_000))
@@ -443,7 +443,7 @@ def test_untrusted_text_prints_as_it_is_never_as_markup(
 
 
 def test_every_report_uses_one_text_per_state(app: Reelvault, still: Path, run):
-    from core.commands_provenance import state_text
+    from core.cli.provenance import state_text
 
     for state in VerificationState:
         name, _, meaning = state_text(state).partition(": ")
@@ -460,7 +460,7 @@ def test_every_c2pa_context_is_built_from_the_same_settings(
 ):
     import c2pa
 
-    from core.config import c2pa_settings
+    from core.api.settings import c2pa_settings
     from plugins import c2pa_verifier
 
     made: list[dict] = []
@@ -487,7 +487,7 @@ def damaged(pem: bytes) -> bytes:
 def test_a_damaged_certificate_spoils_only_itself_everywhere(
     run, app: Reelvault, still: Path, tmp_path: Path
 ):
-    from core.signing import make_dev_chain
+    from core.provenance.signing import make_dev_chain
 
     setup = init_signing(app.settings)
     ca = setup.anchor.path
@@ -518,8 +518,8 @@ def test_a_damaged_certificate_spoils_only_itself_everywhere(
 
 
 def test_a_pem_block_without_an_end_line_does_not_swallow_the_next(tmp_path: Path):
-    from core.config import read_pem_file
-    from core.signing import make_dev_chain
+    from core.api.settings import read_pem_file
+    from core.provenance.signing import make_dev_chain
 
     good = make_dev_chain().ca_pem
     path = tmp_path / "anchors.pem"
@@ -534,8 +534,8 @@ def test_a_pem_block_without_an_end_line_does_not_swallow_the_next(tmp_path: Pat
 def test_signing_status_checks_the_signing_certificate_itself_chains_to_an_anchor(
     app: Reelvault,
 ):
-    from core.signing import make_dev_chain
-    from core.trust import write_atomic
+    from core.provenance.signing import make_dev_chain
+    from core.provenance.trust import write_atomic
 
     trusted_ca = init_signing(app.settings).anchor.path.read_bytes()
     stranger = make_dev_chain()  # a leaf nobody here trusts, followed by the trusted CA
@@ -580,12 +580,12 @@ def test_a_config_toml_that_is_a_folder_is_one_clear_error(run, home: Path):
 def test_verify_a_file_reelvault_cannot_probe(
     app: Reelvault, signed_library: SignedLibrary, monkeypatch: pytest.MonkeyPatch
 ):
-    import core.provenance
+    import core.provenance.credentials
 
     def denied(path: Path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(core.provenance, "probe_image", denied)
-    monkeypatch.setattr(core.provenance, "probe_video", denied)
+    monkeypatch.setattr(core.provenance.credentials, "probe_image", denied)
+    monkeypatch.setattr(core.provenance.credentials, "probe_video", denied)
     report = verify_target(app, str(signed_library.still))
     assert report.mime == "image/png" and report.results[0].state == VerificationState.VALID

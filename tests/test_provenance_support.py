@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from catalog.models import Asset
-from core.app import Reelvault
-from core.config import Settings
-from core.generate import derive, generate
-from core.report import lineage_dict
-from core.signing import init_signing, make_dev_chain
+from core.api.settings import Settings
+from core.generation.generate import derive, generate
+from core.host.app import Reelvault
+from core.provenance.signing import init_signing, make_dev_chain
+from core.views.report import lineage_dict
 from tests.conftest import textured_image
 
 KMS_KEY_ENV = "REELVAULT_TEST_KMS_KEY"

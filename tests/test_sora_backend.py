@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.app import Reelvault
-from core.config import Settings
-from core.errors import BackendError, RequestError
-from core.types import DerivedRequest, GenerationRequest, JobState, Relation, Variant
-from core.videos_api_server import VideosAPIServer
+from core.api.errors import BackendError, RequestError
+from core.api.settings import Settings
+from core.api.types import DerivedRequest, GenerationRequest, JobState, Relation, Variant
+from core.host.app import Reelvault
+from core.testing.videos_api import VideosAPIServer
 from plugins.sora_backend import SoraBackend
 from tests import sora_support
 from tests.conftest import textured_image

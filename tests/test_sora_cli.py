@@ -18,9 +18,9 @@ from PIL import Image
 from sqlmodel import select
 
 from catalog.models import Generation
-from core.app import Reelvault
-from core.generate import generate
-from core.videos_api_server import VideosAPIServer
+from core.generation.generate import generate
+from core.host.app import Reelvault
+from core.testing.videos_api import VideosAPIServer
 from tests import sora_support
 from tests.conftest import REPO
 from tests.sora_support import catalog_dump, write_config

@@ -1,4 +1,4 @@
-"""Provider profiles, keys and remote job ids (core.providers, public to plugins)."""
+"""Provider profiles, keys and remote job ids (core.api.providers, public to plugins)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings
-from core.errors import ReelvaultError, RequestError
-from core.providers import (
+from core.api.errors import ReelvaultError, RequestError
+from core.api.providers import (
     ProviderProfile,
     Secret,
     add_profile,
@@ -24,6 +23,7 @@ from core.providers import (
     split_job_id,
     webhook_secret,
 )
+from core.api.settings import Settings
 from tests.sora_support import write_config
 
 

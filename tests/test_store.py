@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import MediaStore, hash_file
+from core.media.store import MediaStore, hash_file
 
 
 def test_put_file_names_the_file_by_its_hash_and_stores_it_once(tmp_path: Path) -> None:

@@ -12,14 +12,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-import core.sync
+import core.remote.sync
 from catalog.queries import decisions_for
-from core.app import Reelvault
-from core.config import Settings
-from core.generate import generate
-from core.sync import SyncReport, sync
-from core.types import GenerationRequest, JobStatus
-from core.videos_api_server import VideosAPIServer
+from core.api.settings import Settings
+from core.api.types import GenerationRequest, JobStatus
+from core.generation.generate import generate
+from core.host.app import Reelvault
+from core.remote.sync import SyncReport, sync
+from core.testing.videos_api import VideosAPIServer
 from tests import sora_support
 from tests.sora_support import write_config
 
@@ -132,7 +132,7 @@ def test_two_syncs_at_once_import_a_video_once(
 ):
     made = made_elsewhere(api, "made in the playground")
     settle(api, made)
-    real_lookup = core.sync.generations_by_job_ids
+    real_lookup = core.remote.sync.generations_by_job_ids
     both_looked = threading.Barrier(2, timeout=1.5)  # SQLite serialises: they never meet
 
     def lookup_then_wait(session: object, ids: list[str]) -> dict:
@@ -142,7 +142,7 @@ def test_two_syncs_at_once_import_a_video_once(
                 both_looked.wait()  # each sync saw the catalog without the video
         return found
 
-    monkeypatch.setattr(core.sync, "generations_by_job_ids", lookup_then_wait)
+    monkeypatch.setattr(core.remote.sync, "generations_by_job_ids", lookup_then_wait)
     apps = [Reelvault(Settings.load(home=home)) for _ in range(2)]
     for each in apps:
         _ = each.engine

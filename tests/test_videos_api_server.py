@@ -19,7 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
-from core.videos_api_server import VideosAPIServer, new_webhook_secret
+from core.testing.videos_api import VideosAPIServer, new_webhook_secret
 from tests import sora_support
 from tests.conftest import textured_image
 

@@ -20,10 +20,10 @@ from prov.model import ProvActivity, ProvDocument
 from starlette.testclient import TestClient
 
 from catalog.models import Asset, Generation, VerificationRecord, utcnow
-from core.app import Reelvault
-from core.errors import RequestError
-from core.readonly import CatalogReader
-from core.web import create_app, is_loopback, serve
+from catalog.readonly import CatalogReader
+from core.api.errors import RequestError
+from core.host.app import Reelvault
+from core.web.app import create_app, is_loopback, serve
 from tests.web_support import FIRST_PROMPT, Library, open_library
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -317,7 +317,7 @@ def test_the_app_is_read_only(client: TestClient, library: Library):
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         assert client.request(method, "/").status_code == 405
         assert client.request(method, f"/media/{library.first.output_asset_id}").status_code == 405
-    reader = CatalogReader(library.app)
+    reader = CatalogReader(library.app.engine)
     try:
         with reader.session() as session, pytest.raises(sa.exc.DBAPIError):
             session.execute(sa.text("UPDATE generations SET progress = 0"))
@@ -326,7 +326,7 @@ def test_the_app_is_read_only(client: TestClient, library: Library):
 
 
 def test_reading_never_blocks_a_writer(library: Library):
-    reader = CatalogReader(library.app)
+    reader = CatalogReader(library.app.engine)
     done = threading.Event()
     try:
         with reader.session() as session:
@@ -360,7 +360,7 @@ def test_only_loopback_names_are_answered_by_default(client: TestClient):
 
 
 def test_a_prompt_full_of_markup_is_shown_and_never_run(app: Reelvault, still: Path):
-    from core.generate import generate
+    from core.generation.generate import generate
 
     prompt = '</title><script>alert("x")</script> & <b>bold</b> pan right'
     clip = generate(app, still, prompt, seconds=1, size="640x360")

@@ -19,15 +19,14 @@ import pytest
 from sqlmodel import select
 
 from catalog.models import Asset, Generation
-from core.app import Reelvault
-from core.config import Settings
-from core.errors import BackendError, ReelvaultError
-from core.generate import generate, run_job
-from core.hookspecs import hookimpl
-from core.plugins import load_host
-from core.types import ClipView, Variant
-from core.videos_api_server import VideosAPIServer, new_webhook_secret
-from core.webhooks import (
+from core.api.errors import BackendError, ReelvaultError
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings
+from core.api.types import ClipView, Variant
+from core.generation.generate import generate, run_job
+from core.host.app import Reelvault
+from core.host.plugins import load_host
+from core.remote.webhooks import (
     DELIVERIES_KEPT,
     WebhookReceiver,
     WebhookRejected,
@@ -35,6 +34,7 @@ from core.webhooks import (
     sign,
     verify,
 )
+from core.testing.videos_api import VideosAPIServer, new_webhook_secret
 from tests import sora_support
 from tests.conftest import REPO
 from tests.sora_support import write_config

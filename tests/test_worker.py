@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import core.generate
-import core.worker
+import core.generation.generate
+import core.generation.worker
 from catalog.models import Generation
 from catalog.queue import claim_next, database_now
-from core.app import Reelvault
-from core.config import Settings
-from core.generate import derive, generate, resume
-from core.hookspecs import hookimpl
-from core.plugins import load_host
-from core.types import GenerationRequest, JobState, JobStatus
-from core.videos_api_server import VideosAPIServer
-from core.worker import Worker, WorkerReport
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings
+from core.api.types import GenerationRequest, JobState, JobStatus
+from core.generation.generate import derive, generate, resume
+from core.generation.worker import Worker, WorkerReport
+from core.host.app import Reelvault
+from core.host.plugins import load_host
+from core.testing.videos_api import VideosAPIServer
 from plugins.local_backend import LocalBackend
 from tests import counting_backend, sora_support
 from tests.conftest import REPO
@@ -349,7 +349,7 @@ def test_a_database_error_is_waited_out_not_fatal(
         generate(app, still, f"pan right {i}", seconds=1, size="640x360", queue=True).id
         for i in range(2)
     ]
-    real_claim, real_renew = core.worker.claim_next, core.worker.renew
+    real_claim, real_renew = core.generation.worker.claim_next, core.generation.worker.renew
     failures = {"claim": 2, "renew": 1}
 
     def flaky(name: str, real: Callable[..., object]) -> Callable[..., object]:
@@ -361,9 +361,9 @@ def test_a_database_error_is_waited_out_not_fatal(
 
         return call
 
-    monkeypatch.setattr(core.worker, "claim_next", flaky("claim", real_claim))
-    monkeypatch.setattr(core.worker, "renew", flaky("renew", real_renew))
-    monkeypatch.setattr(core.worker, "DB_RETRY_FIRST", 0.01)
+    monkeypatch.setattr(core.generation.worker, "claim_next", flaky("claim", real_claim))
+    monkeypatch.setattr(core.generation.worker, "renew", flaky("renew", real_renew))
+    monkeypatch.setattr(core.generation.worker, "DB_RETRY_FIRST", 0.01)
     events: list[str] = []
     worker = Worker(app, lease_seconds=0.3, on_event=events.append)  # renews every 0.1 s
     report = worker.run(until_idle=True)
@@ -419,16 +419,18 @@ def test_progress_is_written_as_often_as_the_interval_allows(
         session.add(row)
     writes: list[int] = []
     monkeypatch.setattr(
-        core.generate, "_record_status", lambda _app, _id, status: writes.append(status.progress)
+        core.generation.generate,
+        "_record_status",
+        lambda _app, _id, status: writes.append(status.progress),
     )
-    monkeypatch.setattr(core.generate, "MIN_POLL_INTERVAL", 0.001)
-    monkeypatch.setattr(core.generate, "PROGRESS_WRITE_INTERVAL", 0.0)
-    core.generate._poll_until_done(app, row, Counting(), 30, None)  # type: ignore[arg-type]
+    monkeypatch.setattr(core.generation.generate, "MIN_POLL_INTERVAL", 0.001)
+    monkeypatch.setattr(core.generation.generate, "PROGRESS_WRITE_INTERVAL", 0.0)
+    core.generation.generate._poll_until_done(app, row, Counting(), 30, None)  # type: ignore[arg-type]
     assert writes == list(range(1, 21))  # every change, none skipped
     writes.clear()
-    monkeypatch.setattr(core.generate, "PROGRESS_WRITE_INTERVAL", 3600.0)
+    monkeypatch.setattr(core.generation.generate, "PROGRESS_WRITE_INTERVAL", 3600.0)
     queued = row.model_copy(update={"status": "queued"})
-    core.generate._poll_until_done(app, queued, Counting(), 30, None)  # type: ignore[arg-type]
+    core.generation.generate._poll_until_done(app, queued, Counting(), 30, None)  # type: ignore[arg-type]
     assert writes == [1]  # the change of state only: the interval never passed again
 
 

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from catalog.models import Generation
-from core.app import Reelvault
+from core.api.settings import Settings
 from core.cli import cli
-from core.config import Settings
-from core.generate import PolicyDenied, derive, generate
-from core.signing import init_signing
+from core.generation.generate import PolicyDenied, derive, generate
+from core.host.app import Reelvault
+from core.provenance.signing import init_signing
 from tests.conftest import fresh_catalog_url, textured_image
 
 FAKE_SECRET = "sk-test-DO-NOT-EXPORT-5f0c1e9a7b"

@@ -22,10 +22,10 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.config import Settings
-from core.errors import BackendError, RequestError
-from core.hookspecs import hookimpl
-from core.types import (
+from core.api.errors import BackendError, RequestError
+from core.api.hookspecs import hookimpl
+from core.api.settings import Settings
+from core.api.types import (
     Backend,
     DerivedRequest,
     GenerationRequest,

@@ -1,0 +1,122 @@
+"""The reelvault plugin API: every hook a plugin can implement.
+
+A plugin is a module (or object) with functions decorated by :data:`hookimpl` and named
+after the hooks below. Install it with an entry point in the ``reelvault`` group::
+
+    [project.entry-points.reelvault]
+    my_backend = "my_package.my_module"
+
+or, for quick experiments, list the module in ``REELVAULT_PLUGINS=pkg.mod,other.mod``.
+Built-in plugins are registered the same way, through the same entry-point group.
+
+Hook implementations may accept any subset of a hook's arguments, by name, so hooks
+can gain arguments without breaking existing plugins. Plugins import only the public
+modules :mod:`core.api.hookspecs`, :mod:`core.api.types`, :mod:`core.api.errors`,
+:mod:`core.api.settings` and :mod:`core.api.providers` (provider profiles and keys for services
+that speak the OpenAI Videos API), never the catalog or other plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from core.api.settings import Settings
+    from core.api.types import (
+        Backend,
+        ClipView,
+        DerivedRequest,
+        GenerationRequest,
+        PolicyContext,
+        PolicyDecision,
+        VerificationResult,
+    )
+
+PROJECT = "reelvault"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_backends(register: Callable[[Backend], None], settings: Settings) -> None:
+    """Register generator backends by calling ``register(backend)`` once per backend.
+
+    A backend is any object satisfying :class:`core.api.types.Backend`: a unique ``name``,
+    a ``description``, ``models()`` listing each model's allowed seconds and sizes, and
+    the job methods ``submit``, ``poll``, ``download`` and ``derive``. ``settings`` says
+    where the backend may keep working files (``settings.work_dir / backend.name``) and
+    holds the user's configuration. Registering two backends with one name is an error.
+    """
+
+
+@hookspec
+def check_request(
+    request: GenerationRequest | DerivedRequest,
+    backend: str,
+    settings: Settings,
+    context: PolicyContext,
+) -> PolicyDecision | list[PolicyDecision] | None:
+    """Judge a generation request before anything is submitted or spent.
+
+    ``backend`` names the backend the request is for (model names may repeat across
+    backends). ``context`` (a :class:`core.api.types.PolicyContext`) offers the model's
+    ``ModelInfo``, what the host read from the input still (type, size, SHA-256) and a
+    consent lookup, so a rule needs neither the catalog nor its own image probe.
+    Plugins run in plugin-name order, so the record reads the same every time.
+
+    Called for every request (generate and remix) in every policy plugin, each on its
+    own: a plugin that raises is recorded as a deny (fail closed) and the others still
+    run. Return a :class:`core.api.types.PolicyDecision`, a list of them, or ``None`` when
+    the plugin has nothing to say. Any deny blocks the request; every decision is kept
+    in the catalog with the attempt.
+    """
+
+
+@hookspec
+def verify_asset(path: Path, mime: str, settings: Settings) -> VerificationResult | None:
+    """Check an asset's provenance (e.g. its C2PA Content Credentials).
+
+    Called for every asset that enters the catalog, and again by ``reelvault verify`` and
+    ``reelvault audit``. Return a :class:`core.api.types.VerificationResult`, or ``None`` when
+    this verifier does not handle the file's type. Raising is recorded as an
+    ``unreadable`` result by this verifier, never a crash of the caller. A verifier that
+    reads a manifest puts it, normalised, in ``details["manifest"]``; lineage is only
+    taken from ``trusted`` or ``valid`` results.
+    """
+
+
+@hookspec(firstresult=True)
+def sign_output(path: Path, mime: str, claims: dict[str, Any], settings: Settings) -> Path | None:
+    """Sign a freshly made output and return the path of the signed copy.
+
+    ``claims`` describes the generation (prompt, model, parameters, the backend's
+    ``details`` such as a motion plan, source and parent assets with their files) for the
+    signer to bind into the credentials. Sign into a *new* file and
+    return its path; never rewrite ``path`` in place. The first signer that returns a
+    path wins; return ``None`` to decline.
+    """
+
+
+@hookspec
+def clip_cataloged(clip: ClipView, settings: Settings) -> None:
+    """Be told that a generation finished and its clip is in the catalog.
+
+    ``clip`` is a read-only :class:`core.api.types.ClipView`. Use this for notifications,
+    indexing or syncing elsewhere; an exception here is reported but does not undo the
+    catalog entry.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``reelvault`` CLI, e.g. ``@cli.command()``.
+
+    Keep commands thin: a command should call a library function that tests can call too.
+    """

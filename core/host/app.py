@@ -1,0 +1,127 @@
+"""The application object: settings, plugins, catalog and store in one place.
+
+Library functions and CLI commands take a :class:`Reelvault` so tests can build one
+around a temporary home and call exactly what the CLI calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from catalog.db import open_catalog, session_scope
+from core.api.errors import PluginError, RequestError
+from core.api.settings import Settings
+from core.api.types import Backend, ModelInfo
+from core.host.plugins import PluginHost, load_host
+from core.media.store import MediaStore
+
+DEFAULT_BACKEND = "local"
+
+
+class Reelvault:
+    def __init__(self, settings: Settings, host: PluginHost | None = None) -> None:
+        self.settings = settings
+        disabled = frozenset(settings.config.get("disabled_plugins", []))
+        self.host = host if host is not None else load_host(disabled)
+        self.store = MediaStore(settings.media_dir)
+        self.warnings: list[str] = []
+        """Problems worth telling the user that did not stop the work (a notifier crashed)."""
+        # Worker and webhook threads share one application. From Python 3.12 on,
+        # cached_property no longer locks, so two threads could each open an engine or
+        # build a second set of backends (with their own connection pools).
+        self._build_lock = threading.RLock()
+
+    @classmethod
+    def load(cls, home: str | Path | None = None, db_url: str | None = None) -> Reelvault:
+        return cls(Settings.load(home=home, db_url=db_url))
+
+    @cached_property
+    def engine(self) -> sa.Engine:
+        """The catalog, opened (and upgraded) on first use only: ``plugins`` needs none."""
+        with self._build_lock:
+            if "engine" not in self.__dict__:  # another thread may have opened it meanwhile
+                self.__dict__["engine"] = open_catalog(self.settings.db_url)
+            return self.__dict__["engine"]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.engine) as session:
+            yield session
+
+    def close(self) -> None:
+        """Release the catalog's connections and every backend's (a backend's ``close()``)."""
+        with self._build_lock:
+            backends = self.__dict__.pop("backends", {})
+            engine = self.__dict__.pop("engine", None)
+        for backend in backends.values():
+            close = getattr(backend, "close", None)
+            if not callable(close):
+                continue
+            try:
+                close()
+            except Exception as exc:  # a plugin's bug must not keep the catalog open
+                self.warnings.append(f"backend {backend.name} failed to close: {exc}")
+        if engine is not None:
+            engine.dispose()
+
+    @cached_property
+    def backends(self) -> dict[str, Backend]:
+        with self._build_lock:
+            if "backends" not in self.__dict__:  # another thread may have built them
+                self.__dict__["backends"] = self._load_backends()
+            return self.__dict__["backends"]
+
+    def _load_backends(self) -> dict[str, Backend]:
+        found: dict[str, Backend] = {}
+
+        def register(backend: Backend) -> None:
+            if not isinstance(backend, Backend):
+                raise PluginError(f"{backend!r} is not a backend (see core.api.types.Backend)")
+            if backend.name in found:
+                raise PluginError(f"two plugins register a backend named {backend.name!r}")
+            found[backend.name] = backend
+
+        self.host.hook.register_backends(register=register, settings=self.settings)
+        return found
+
+    def backend(self, name: str) -> Backend:
+        try:
+            return self.backends[name]
+        except KeyError:
+            known = ", ".join(sorted(self.backends)) or "none"
+            raise RequestError(f"unknown backend {name!r} (loaded: {known})") from None
+
+    def resolve_model(
+        self, model: str | None = None, backend: str | None = None
+    ) -> tuple[Backend, ModelInfo]:
+        """Find the backend and model a request means.
+
+        With neither given, the offline local backend's default model: reelvault must
+        work with no key and no network. A model name alone is enough when exactly one
+        backend offers it.
+        """
+        if backend is None and model is None:
+            backend = DEFAULT_BACKEND
+        candidates = [self.backend(backend)] if backend else list(self.backends.values())
+        matches = [
+            (b, info)
+            for b in candidates
+            for info in b.models()
+            if model is None or info.name == model
+        ]
+        if not matches:
+            where = f"backend {backend!r}" if backend else "any loaded backend"
+            raise RequestError(f"unknown model {model!r} in {where}; `reelvault models` lists them")
+        if model is None:
+            return matches[0]
+        if len(matches) > 1:
+            names = ", ".join(b.name for b, _ in matches)
+            raise RequestError(f"model {model!r} is offered by {names}; choose one with --backend")
+        return matches[0]

@@ -1,0 +1,268 @@
+"""Auditing the whole catalog: files, credentials and lineage, checked against each other.
+
+For every stored file: is it still there, does it still hash to the SHA-256 on record,
+do its Content Credentials still verify, and does the lineage the catalog holds for the
+clip it belongs to agree with the ingredients its manifest names? Each disagreement is
+a :class:`Finding`; a clean audit has none.
+
+The catalog is walked in batches by id, each in a short session, and files are hashed
+in chunks, so memory stays flat however large the library is (c2pa-rs holds one file at
+a time while validating it). New verification results join each asset's history.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from catalog.models import Asset, Generation, VerificationRecord
+from catalog.queries import assets_by_id
+from core.api.ids import short
+from core.api.types import VerificationResult, VerificationState
+from core.host.app import Reelvault
+from core.media.store import hash_file
+from core.provenance.credentials import compare_lineage, manifest_of, verification_records, verify
+
+BATCH = 200
+FINDING_KINDS = (
+    "missing",
+    "changed",
+    "invalid",
+    "unreadable",
+    "credentials_removed",
+    "lineage_missing",
+    "lineage_contradiction",
+)
+"""Every kind of finding, in the order the summary lists them."""
+SIGNED = {VerificationState.TRUSTED, VerificationState.VALID, VerificationState.INVALID}
+
+AuditProgress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    asset_id: str
+    message: str
+    generation_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "asset_id": self.asset_id,
+            "generation_id": self.generation_id,
+            "message": self.message,
+        }
+
+
+@dataclass
+class AuditReport:
+    checked: int = 0
+    placeholders: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
+    """Worth knowing, not wrong: lineage nothing confirms, a signer no longer trusted."""
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(f.kind for f in self.findings)
+        return {kind: found.get(kind, 0) for kind in FINDING_KINDS}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "checked": self.checked,
+            "placeholders": self.placeholders,
+            "verification_states": dict(sorted(self.states.items())),
+            "counts": self.counts(),
+            "findings": [f.to_json() for f in self.findings],
+            "notes": [n.to_json() for n in self.notes],
+        }
+
+
+@dataclass(frozen=True)
+class _Lineage:
+    """What the catalog says made one stored clip, loaded batch by batch."""
+
+    generation: Generation
+    source: Asset | None
+    parent: Asset | None
+
+
+def audit(
+    app: Reelvault,
+    *,
+    since: datetime | None = None,
+    on_progress: AuditProgress | None = None,
+    batch_size: int = BATCH,
+) -> AuditReport:
+    """Check every asset (added at or after ``since``, if given); see the module doc."""
+    report = AuditReport()
+    where = [Asset.created_at >= since] if since else []
+    with app.session() as session:
+        total = session.exec(select(sa.func.count()).select_from(Asset).where(*where)).one()
+    last_id = ""
+    while True:
+        with app.session() as session:
+            batch = list(
+                session.exec(
+                    select(Asset)
+                    .where(Asset.id > last_id, *where)
+                    .order_by(col(Asset.id))
+                    .limit(batch_size)
+                )
+            )
+            if not batch:
+                break
+            lineages = _lineages(session, [a.id for a in batch])
+            previous = _last_states(session, [a.id for a in batch])
+        last_id = batch[-1].id
+        records: list[VerificationRecord] = []
+        labels: dict[str, str] = {}
+        for asset in batch:
+            checked = _check(app, report, asset, lineages.get(asset.id), previous)
+            if checked is not None:
+                results, intact = checked
+                records += verification_records(asset.id, results)
+                manifest = manifest_of(results)
+                if intact and manifest and not asset.manifest_label:
+                    labels[asset.id] = manifest["label"]
+            if on_progress:
+                done = report.checked + report.placeholders
+                on_progress(f"{done}/{total}", done * 100 // max(total, 1))
+        with app.session() as session:
+            session.add_all(records)
+            for asset_id_, label in labels.items():  # learnt from files cataloged before
+                session.execute(
+                    sa.update(Asset).where(col(Asset.id) == asset_id_).values(manifest_label=label)
+                )
+    return report
+
+
+def _check(
+    app: Reelvault,
+    report: AuditReport,
+    asset: Asset,
+    lineage: _Lineage | None,
+    previous: Mapping[tuple[str, str], str],
+) -> tuple[list[VerificationResult], bool] | None:
+    """Check one asset: its results (``None`` when there is no file to verify) and whether
+    the file is still the one cataloged.
+
+    A file that no longer hashes to its SHA-256 is someone else's content: its credentials
+    are verified and recorded, but say nothing about the cataloged asset, so neither its
+    manifest label is learnt nor the catalog's lineage compared with its ingredients.
+    """
+    if asset.is_placeholder or not asset.stored_path:
+        report.placeholders += 1
+        return None
+    report.checked += 1
+    generation_id = lineage.generation.id if lineage else None
+
+    def find(kind: str, message: str) -> None:
+        report.findings.append(Finding(kind, asset.id, message, generation_id))
+
+    path = app.store.root / asset.stored_path
+    try:
+        sha, size = hash_file(path)
+    except FileNotFoundError:
+        find("missing", f"{path} is gone from the store")
+        return None
+    except OSError as exc:
+        find("missing", f"{path} cannot be read: {exc.strerror}")
+        return None
+    intact = sha == asset.sha256
+    if not intact:
+        find("changed", f"{path} changed on disk: SHA-256 {sha[:12]}…, {size:,} bytes")
+    results = verify(app.host, path, asset.mime, app.settings)
+    for result in results:
+        report.states[result.state] += 1
+        before = previous.get((asset.id, result.verifier))
+        codes = ", ".join(result.codes) or "no codes"
+        if result.state == VerificationState.INVALID:
+            find("invalid", f"{result.verifier}: credentials do not match the file ({codes})")
+        elif result.state == VerificationState.UNREADABLE:
+            error = result.details.get("error") or codes
+            find("unreadable", f"{result.verifier}: {error}")
+        elif result.state == VerificationState.ABSENT and before in SIGNED:
+            find("credentials_removed", f"{result.verifier}: was {before}, now has no manifest")
+        elif result.state == VerificationState.VALID and before == VerificationState.TRUSTED:
+            report.notes.append(
+                Finding(
+                    "trust_changed",
+                    asset.id,
+                    f"{result.verifier}: the signer was trusted, now is not (trust anchors?)",
+                    generation_id,
+                )
+            )
+    manifest = manifest_of(results) if intact else None
+    if lineage is not None and manifest is not None:
+        for problem in compare_lineage(
+            manifest,
+            source=lineage.source,
+            parent=lineage.parent,
+            derived=lineage.generation.parent_id is not None,
+        ):
+            finding = Finding(problem.kind, asset.id, problem.message, generation_id)
+            if problem.kind in FINDING_KINDS:
+                report.findings.append(finding)
+            else:
+                report.notes.append(finding)
+    return results, intact
+
+
+def _lineages(session: Session, asset_ids: list[str]) -> dict[str, _Lineage]:
+    """For each asset in the batch that is a clip's video, what made it, in three queries."""
+    made = list(
+        session.exec(select(Generation).where(col(Generation.output_asset_id).in_(asset_ids)))
+    )
+    parent_ids = {g.parent_id for g in made if g.parent_id}
+    parents = (
+        {
+            g.id: g
+            for g in session.exec(select(Generation).where(col(Generation.id).in_(parent_ids)))
+        }
+        if parent_ids
+        else {}
+    )
+    wanted = [g.source_asset_id for g in made] + [p.output_asset_id for p in parents.values()]
+    assets = assets_by_id(session, wanted)
+    lineages: dict[str, _Lineage] = {}
+    for generation in made:
+        parent = parents.get(generation.parent_id or "")
+        lineages[generation.output_asset_id or ""] = _Lineage(
+            generation,
+            assets.get(generation.source_asset_id or ""),
+            assets.get(parent.output_asset_id or "") if parent else None,
+        )
+    return lineages
+
+
+def _last_states(session: Session, asset_ids: list[str]) -> dict[tuple[str, str], str]:
+    """Each (asset, verifier)'s most recent recorded state (the history can be long)."""
+    latest = (
+        select(sa.func.max(VerificationRecord.id))
+        .where(col(VerificationRecord.asset_id).in_(asset_ids))
+        .group_by(col(VerificationRecord.asset_id), col(VerificationRecord.verifier))
+    )
+    stmt = select(
+        VerificationRecord.asset_id, VerificationRecord.verifier, VerificationRecord.state
+    ).where(col(VerificationRecord.id).in_(latest))
+    return {(a, v): s for a, v, s in session.exec(stmt)}
+
+
+def describe(finding: Finding) -> str:
+    where = f"{short(finding.asset_id)}" + (
+        f" ({finding.generation_id})" if finding.generation_id else ""
+    )
+    return f"{finding.kind:<22} {where}: {finding.message}"

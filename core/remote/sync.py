@@ -1,0 +1,132 @@
+"""Importing a provider account's videos that the catalog does not know yet.
+
+Videos made outside reelvault (the provider's playground, another tool, or a create whose
+answer was lost) are still part of the library's history. ``sync`` lists the account's
+videos (``GET /videos``, every page), catalogs each one it lacks with its state, and
+links remixes to their parents through ``remixed_from_video_id``.
+
+What an imported video becomes:
+
+- ``queued`` / ``in_progress``: in flight, so ``reelvault jobs`` shows it and
+  ``reelvault resume`` finishes it like any interrupted job;
+- ``failed``: failed, with the service's error code and message;
+- ``completed``: ``remote`` (finished there, not downloaded) unless ``download`` is set,
+  in which case it is finished through :func:`core.generation.generate.run_job` (poll, download,
+  catalog) before its outputs expire. A later ``sync --download`` fetches earlier
+  ``remote`` imports too, while they last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from catalog.models import Generation
+from catalog.queries import generations_by_job_ids
+from catalog.records import insert_or_ignore
+from catalog.statuses import COMPLETED, ENDED, REMOTE
+from core.api.errors import ReelvaultError, RequestError
+from core.api.ids import new_clip_id
+from core.api.types import JobState, ListsJobs, Relation, RemoteJob
+from core.generation.generate import run_job
+from core.host.app import Reelvault
+
+
+@dataclass
+class SyncReport:
+    listed: int = 0
+    imported: list[Generation] = field(default_factory=list)
+    downloaded: list[Generation] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def sync(
+    app: Reelvault,
+    *,
+    backend: str = "sora",
+    provider: str | None = None,
+    download: bool = False,
+    on_message: Callable[[str], None] | None = None,
+) -> SyncReport:
+    """Import what the provider lists and the catalog lacks; optionally download it."""
+    backend_obj = app.backend(backend)
+    if not isinstance(backend_obj, ListsJobs):
+        raise RequestError(f"backend {backend} cannot list its jobs, so there is nothing to sync")
+    jobs = sorted(backend_obj.list_jobs(provider), key=lambda job: job.created_at)
+    report = SyncReport(listed=len(jobs))
+    ids = [job.status.job_id for job in jobs] + [j.parent_job_id for j in jobs if j.parent_job_id]
+    with app.session() as session:
+        known = generations_by_job_ids(session, ids)
+        for job in jobs:  # oldest first, so a parent is cataloged before its remixes
+            if job.status.job_id in known:
+                continue
+            row = _generation(backend, job, known.get(job.parent_job_id or ""), provider)
+            # Another sync, or a create recording its id, may have written this job's
+            # row since the look-up: the unique job id makes that an ignored insert.
+            if insert_or_ignore(session, row):
+                report.imported.append(row)
+                known[job.status.job_id] = row
+            else:
+                known.update(generations_by_job_ids(session, [job.status.job_id]))
+    if download:
+        for job in jobs:
+            row = known[job.status.job_id]
+            if row.status != REMOTE:
+                continue
+            try:
+                finished = run_job(app, row.id)
+            except ReelvaultError as exc:
+                report.problems.append(f"{row.id} ({job.status.job_id}): {exc}")
+                continue
+            if finished.status == COMPLETED:
+                report.downloaded.append(finished)
+            elif finished.status not in ENDED:
+                report.problems.append(
+                    f"{row.id} ({job.status.job_id}): being finished by {finished.lease_owner}"
+                )
+            else:
+                report.problems.append(
+                    f"{row.id} ({job.status.job_id}): {finished.error_code}: "
+                    f"{finished.error_message}"
+                )
+            if on_message:
+                on_message(f"{row.id} {finished.status}")
+    return report
+
+
+def _generation(
+    backend: str, job: RemoteJob, parent: Generation | None, provider: str | None
+) -> Generation:
+    status = job.status
+    state = {JobState.COMPLETED: REMOTE}.get(status.state, status.state.value)
+    details = {**status.details, "imported": True}
+    if job.parent_job_id and parent is None:
+        details["parent_not_in_catalog"] = job.parent_job_id
+    parameters: dict[str, object] = {"seconds": job.seconds, "size": job.size, "imported": True}
+    if provider:
+        parameters["provider"] = provider
+    return Generation(
+        id=new_clip_id(),
+        backend=backend,
+        model=job.model,
+        prompt=job.prompt,
+        seconds=job.seconds,
+        size=job.size,
+        parameters=parameters,
+        status=state,
+        progress=status.progress,
+        remote_job_id=status.job_id,
+        listed_job_id=status.job_id,
+        parent_id=parent.id if parent else None,
+        relation=Relation.REMIX_OF if parent else None,
+        details=details,
+        error_code=status.error_code,
+        error_message=status.error_message,
+        created_at=_time(job.created_at) or datetime.now(UTC),
+        completed_at=_time(job.completed_at),
+    )
+
+
+def _time(unix: int | None) -> datetime | None:
+    return datetime.fromtimestamp(unix, UTC) if unix else None

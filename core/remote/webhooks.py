@@ -1,0 +1,318 @@
+"""Webhooks from the Videos API: Standard Webhooks signatures, and a receiver that finishes jobs.
+
+The service announces ``video.completed`` and ``video.failed`` with only the video's id,
+signed the Standard Webhooks way: HMAC-SHA256 over ``"{webhook-id}.{timestamp}.{body}"``
+with the ``whsec_`` secret, base64, in a ``webhook-signature`` list of ``v1,<sig>``
+entries. A delivery is trusted only if a signature matches, its timestamp is within five
+minutes, and its ``webhook-id`` has not been seen before (a replay).
+
+A trusted event finishes its job through :func:`core.generation.generate.run_job`, the same path
+polling and ``resume`` take, so a job announced by a webhook while a ``generate`` is still
+polling it is finished once: whoever gets there second finds it completed.
+
+The receiver answers at once and does the work (poll, download, catalog) on a worker
+thread, because senders time out and retry slow endpoints. It speaks plain HTTP: put it
+behind a TLS-terminating proxy when the service must reach it over the internet.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hashlib
+import hmac
+import json
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from catalog.queries import generations_by_job_ids
+from catalog.statuses import ENDED
+from core.api.errors import ReelvaultError
+from core.api.providers import Secret, get_profile, job_id, key_source, webhook_secret
+from core.generation.generate import run_job
+from core.host.app import Reelvault
+
+TOLERANCE_SECONDS = 300
+MAX_BODY_BYTES = 1 << 20
+DELIVERIES_KEPT = 1000
+"""How many recent deliveries a receiver remembers (for tests and diagnostics)."""
+VIDEO_EVENTS = ("video.completed", "video.failed")
+
+
+class WebhookRejected(ReelvaultError):
+    """A delivery that is not trusted: bad or missing signature, stale, or replayed."""
+
+
+# --- signatures --------------------------------------------------------------------------
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key: a ``whsec_`` secret is base64 after its prefix, anything else raw UTF-8."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            raise WebhookRejected("the webhook secret is not valid whsec_ base64") from None
+    return secret.encode()
+
+
+def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``v1,<base64>`` signature of one delivery (used by the test server, too)."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: float | None = None,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> dict[str, Any]:
+    """Check one delivery and return its event; raise :class:`WebhookRejected` otherwise."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    missing = [
+        h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if h not in lower
+    ]
+    if missing:
+        raise WebhookRejected(f"missing header {', '.join(missing)}")
+    webhook_id = lower["webhook-id"]
+    try:
+        timestamp = int(lower["webhook-timestamp"])
+    except ValueError:
+        raise WebhookRejected("webhook-timestamp is not a number") from None
+    current = time.time() if now is None else now
+    if current - timestamp > tolerance:
+        raise WebhookRejected(f"the delivery is older than {tolerance} s")
+    if timestamp - current > tolerance:
+        raise WebhookRejected("the delivery is timestamped in the future")
+    expected = sign(secret, webhook_id, timestamp, body).removeprefix("v1,").encode()
+    offered = [
+        part.removeprefix("v1,").encode()
+        for part in lower["webhook-signature"].split()
+        if "," in part and part.isascii()  # base64 is ASCII; anything else cannot match
+    ]
+    if not any(hmac.compare_digest(expected, sig) for sig in offered):
+        raise WebhookRejected("no signature matches")
+    try:
+        event = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WebhookRejected("the body is not JSON") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise WebhookRejected("the body is not an event")
+    return event
+
+
+class ReplayGuard:
+    """Remembers delivery ids for as long as their timestamps would still be accepted."""
+
+    def __init__(self, window: float = 2 * TOLERANCE_SECONDS) -> None:
+        self._window = window
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first_time(self, webhook_id: str, now: float | None = None) -> bool:
+        current = time.time() if now is None else now
+        with self._lock:
+            self._seen = {k: t for k, t in self._seen.items() if current - t < self._window}
+            if webhook_id in self._seen:
+                return False
+            self._seen[webhook_id] = current
+            return True
+
+
+# --- finishing jobs ----------------------------------------------------------------------
+
+
+def finish_from_event(app: Reelvault, provider: str, event: Mapping[str, Any]) -> str:
+    """Finish the job a video event is about; returns a line saying what happened."""
+    kind = event.get("type")
+    data = event.get("data")
+    video_id = data.get("id") if isinstance(data, Mapping) else None
+    if kind not in VIDEO_EVENTS or not isinstance(video_id, str):
+        return f"ignored {kind} event"
+    remote = job_id(video_id, provider)
+    with app.session() as session:
+        generation = generations_by_job_ids(session, [remote]).get(remote)
+    if generation is None:
+        return f"{video_id}: not in the catalog (`reelvault sync` imports it)"
+    if generation.status in ENDED:
+        return f"{video_id}: {generation.id} was already {generation.status}"
+    try:
+        finished = run_job(app, generation.id)
+    except ReelvaultError as exc:
+        return f"{video_id}: {generation.id} could not be finished: {exc}"
+    if finished.status not in ENDED:
+        return f"{video_id}: {generation.id} is being finished by {finished.lease_owner}"
+    outcome = finished.status
+    if finished.error_code:
+        outcome += f" ({finished.error_code}: {finished.error_message})"
+    return f"{video_id}: {generation.id} {outcome}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the receiver made of one request, for the log and for tests."""
+
+    status: int
+    message: str
+
+
+class WebhookReceiver:
+    """An HTTP endpoint for one provider profile's webhook deliveries."""
+
+    def __init__(
+        self,
+        app: Reelvault,
+        provider: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_message: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.profile = get_profile(app.settings, provider)
+        secret = webhook_secret(app.settings, self.profile)
+        if secret is None:
+            where = key_source(app.settings, self.profile, "webhook_secret")
+            raise ReelvaultError(f"no webhook secret for provider {self.profile.name}: {where}")
+        try:
+            secret_bytes(secret.reveal())
+        except WebhookRejected:
+            where = key_source(app.settings, self.profile, "webhook_secret")
+            raise ReelvaultError(
+                f"the webhook secret for provider {self.profile.name} ({where}) is not valid: "
+                "a whsec_ secret is base64 after its prefix; copy it again from the provider"
+            ) from None
+        self._secret: Secret = secret
+        self._guard = ReplayGuard()
+        self._events: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
+        self._say = on_message or (lambda _line: None)
+        self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
+        try:
+            self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        except OSError as exc:
+            raise ReelvaultError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                + (" (another program uses that port)" if exc.errno == errno.EADDRINUSE else "")
+            ) from None
+        self._server.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> WebhookReceiver:
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True),
+            threading.Thread(target=self._work, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Run until interrupted (Ctrl-C), finishing what was already accepted first."""
+        self.start()
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._events.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Block until every accepted event has been handled (tests use this)."""
+        deadline = time.monotonic() + timeout
+        while self._events.unfinished_tasks:
+            if time.monotonic() > deadline:
+                raise TimeoutError("webhook events still being handled")
+            time.sleep(0.01)
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def receive(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        """Judge one delivery; a trusted one is queued for the worker."""
+        try:
+            event = verify(self._secret.reveal(), body, headers)
+        except WebhookRejected as exc:
+            delivery = Delivery(HTTPStatus.UNAUTHORIZED, f"refused a delivery: {exc}")
+        else:
+            webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
+            if not self._guard.first_time(webhook_id):
+                delivery = Delivery(
+                    HTTPStatus.CONFLICT, f"refused a replayed delivery {webhook_id}"
+                )
+            else:
+                self._events.put(event)
+                delivery = Delivery(HTTPStatus.OK, f"accepted {event['type']} ({webhook_id})")
+        self.deliveries.append(delivery)
+        self._say(delivery.message)
+        return delivery
+
+    def _work(self) -> None:
+        while (event := self._events.get()) is not None:
+            try:
+                self._say(finish_from_event(self.app, self.profile.name, event))
+            except Exception as exc:  # a bug must not stop the receiver; it is reported
+                self._say(f"error handling {event.get('type')}: {type(exc).__name__}: {exc}")
+            finally:
+                self._events.task_done()
+        self._events.task_done()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                text = (self.headers.get("Content-Length") or "0").strip()
+                if not (text.isascii() and text.isdigit()):
+                    self.close_connection = True  # the body's end is unknown: no keep-alive
+                    self._answer(Delivery(HTTPStatus.BAD_REQUEST, "bad Content-Length"))
+                    return
+                length = int(text)
+                if length > MAX_BODY_BYTES:
+                    self.close_connection = True  # the unread body must not be parsed
+                    self._answer(Delivery(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large"))
+                    return
+                body = self.rfile.read(length)
+                self._answer(receiver.receive(body, dict(self.headers.items())))
+
+            def _answer(self, delivery: Delivery) -> None:
+                payload = json.dumps({"message": delivery.message}).encode()
+                self.send_response(delivery.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # deliveries are reported through on_message
+
+        return Handler

@@ -1,0 +1,189 @@
+"""Turning catalog rows into the dictionaries that ``--json`` prints and text views use.
+
+One function per kind of record, so the JSON a script reads and the text a person
+reads can never disagree about what a clip is, and so the records that leave this
+machine (web pages, exports) are built by the same functions as the ones the CLI shows.
+Those get no ``store``: where this machine keeps a file (a path under the user's home)
+says nothing about the file and is nobody else's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from catalog.models import Asset, Generation, PolicyDecisionRecord
+from catalog.queries import (
+    LineageNode,
+    assets_by_id,
+    clips_from_source,
+    decisions_for,
+    lineage,
+    verifications_for,
+)
+from core.media.store import MediaStore
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+ROLES = (  # a generation's files: (record key, Generation column)
+    ("source", "source_asset_id"),
+    ("input", "input_asset_id"),  # the fitted still, if one was sent
+    ("video", "output_asset_id"),
+    ("thumbnail", "thumbnail_asset_id"),
+    ("spritesheet", "spritesheet_asset_id"),
+)
+
+
+def asset_dict(asset: Asset, store: MediaStore | None = None) -> dict[str, Any]:
+    """An asset's facts; with a ``store``, also ``path``, where this machine keeps the file.
+
+    The path is ``store.root / stored_path``, the row's record of where the file was put.
+    The web app serves files another way on purpose: by the row's SHA-256 through
+    :meth:`~core.media.store.MediaStore.path_for`, so no column's text ever becomes a path it
+    opens.
+    """
+    data = {
+        "id": asset.id,
+        "kind": asset.kind,
+        "sha256": asset.sha256,
+        "mime": asset.mime,
+        "bytes": asset.bytes,
+        "width": asset.width,
+        "height": asset.height,
+        "duration": asset.duration,
+        "fps": asset.fps,
+        "frame_count": asset.frame_count,
+        "original_name": asset.original_name,
+        "created_at": _time(asset.created_at),
+        "manifest_label": asset.manifest_label,
+        # known only from another file's credentials, until the file itself is imported
+        "placeholder": asset.placeholder_info if asset.is_placeholder else None,
+    }
+    if store is not None:
+        data["path"] = str(store.root / asset.stored_path) if asset.stored_path else None
+    return data
+
+
+def files_dict(
+    generation: Generation,
+    assets: Mapping[str, Asset],
+    store: MediaStore | None,
+    more: Callable[[Asset], Mapping[str, Any]],
+) -> dict[str, dict[str, Any] | None]:
+    """A generation's files by role (:data:`ROLES`), each with what ``more`` adds about it
+    (its verifications, its latest state); ``None`` where it has none."""
+
+    def file(asset_id: str | None) -> dict[str, Any] | None:
+        asset = assets.get(asset_id or "")
+        return None if asset is None else {**asset_dict(asset, store), **more(asset)}
+
+    return {role: file(getattr(generation, column)) for role, column in ROLES}
+
+
+def error_dict(generation: Generation) -> dict[str, Any] | None:
+    if not (generation.error_code or generation.error_message):
+        return None
+    return {"code": generation.error_code, "message": generation.error_message}
+
+
+def decision_dict(decision: PolicyDecisionRecord) -> dict[str, Any]:
+    return {
+        "plugin": decision.plugin,
+        "rule_id": decision.rule_id,
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+    }
+
+
+def generation_summary(generation: Generation) -> dict[str, Any]:
+    """The fields a listing shows; cheap, no joins."""
+    return {
+        "id": generation.id,
+        "status": generation.status,
+        "backend": generation.backend,
+        "model": generation.model,
+        "prompt": generation.prompt,
+        "seconds": generation.seconds,
+        "size": generation.size,
+        "source_asset_id": generation.source_asset_id,
+        "input_asset_id": generation.input_asset_id,
+        "output_asset_id": generation.output_asset_id,
+        "thumbnail_asset_id": generation.thumbnail_asset_id,
+        "parent_id": generation.parent_id,
+        "relation": generation.relation,
+        "created_at": _time(generation.created_at),
+    }
+
+
+def generation_dict(
+    session: Session, generation: Generation, store: MediaStore | None = None
+) -> dict[str, Any]:
+    """Everything known about one clip: request, result, assets, decisions, checks."""
+    assets = assets_by_id(session, [getattr(generation, column) for _, column in ROLES])
+
+    def verifications(asset: Asset) -> dict[str, Any]:
+        checks = verifications_for(session, asset.id)
+        return {
+            "verifications": [
+                {
+                    "verifier": v.verifier,
+                    "state": v.state,
+                    "codes": v.codes,
+                    "details": v.details,
+                    "checked_at": _time(v.checked_at),
+                }
+                for v in checks
+            ]
+        }
+
+    return {
+        **generation_summary(generation),
+        "parameters": generation.parameters,
+        "progress": generation.progress,
+        "remote_job_id": generation.remote_job_id,
+        "details": generation.details,
+        "error": error_dict(generation),
+        "updated_at": _time(generation.updated_at),
+        "completed_at": _time(generation.completed_at),
+        **files_dict(generation, assets, store, verifications),
+        "policy_decisions": [decision_dict(d) for d in decisions_for(session, generation.id)],
+    }
+
+
+def lineage_dict(
+    session: Session, target: Generation | Asset, store: MediaStore | None = None
+) -> dict[str, Any]:
+    """A clip's (or a still's) family as nested JSON: source image, then clips, then remixes.
+
+    For a clip: its chain of ancestors down to it, and everything derived from it.
+    For a still: every clip made from it and everything derived from those.
+    """
+    if isinstance(target, Asset):
+        nodes = clips_from_source(session, target.id)
+        source: Asset | None = target
+    else:
+        nodes = lineage(session, target.id)
+        root = nodes[0].generation
+        source = session.get(Asset, root.source_asset_id) if root.source_asset_id else None
+    return {
+        "target": target.id,
+        "source": asset_dict(source, store) if source else None,
+        "clips": _nest(nodes),
+    }
+
+
+def _nest(nodes: list[LineageNode]) -> list[dict[str, Any]]:
+    by_id: dict[str, dict[str, Any]] = {}
+    roots: list[dict[str, Any]] = []
+    for node in nodes:  # ordered by depth, so a parent always comes before its children
+        entry = {**generation_summary(node.generation), "depth": node.depth, "children": []}
+        by_id[node.generation.id] = entry
+        parent = by_id.get(node.generation.parent_id or "")
+        (parent["children"] if parent else roots).append(entry)
+    return roots
