@@ -34,10 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.api.errors import PluginError
-from core.api.hookspecs import hookimpl
-from core.api.settings import Settings, c2pa_settings
-from core.api.types import GENERATION_ASSERTION
+from core.api import GENERATION_ASSERTION, PluginError, Settings, c2pa_settings, hookimpl
 
 if TYPE_CHECKING:
     import c2pa

@@ -26,9 +26,14 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.api.hookspecs import hookimpl
-from core.api.settings import Settings, c2pa_settings
-from core.api.types import GENERATION_ASSERTION, VerificationResult, VerificationState
+from core.api import (
+    GENERATION_ASSERTION,
+    Settings,
+    VerificationResult,
+    VerificationState,
+    c2pa_settings,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     import c2pa

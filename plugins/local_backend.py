@@ -34,18 +34,19 @@ import av
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from PIL import Image, ImageOps
 
-from core.api.errors import BackendError, RequestError
-from core.api.hookspecs import hookimpl
-from core.api.types import (
+from core.api import (
     Backend,
+    BackendError,
     DerivedRequest,
     GenerationRequest,
     JobState,
     JobStatus,
     ModelInfo,
     Relation,
+    RequestError,
     Size,
     Variant,
+    hookimpl,
 )
 
 if TYPE_CHECKING:

@@ -30,10 +30,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.api.errors import PluginError
-from core.api.hookspecs import hookimpl
-from core.api.settings import Settings
-from core.api.types import ImageFacts, Outcome, PolicyContext, PolicyDecision
+from core.api import (
+    ImageFacts,
+    Outcome,
+    PluginError,
+    PolicyContext,
+    PolicyDecision,
+    Settings,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     import cv2

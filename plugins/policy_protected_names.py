@@ -30,10 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.api.errors import PluginError
-from core.api.hookspecs import hookimpl
-from core.api.settings import Settings
-from core.api.types import DerivedRequest, GenerationRequest, Outcome, PolicyDecision
+from core.api import (
+    DerivedRequest,
+    GenerationRequest,
+    Outcome,
+    PluginError,
+    PolicyDecision,
+    Settings,
+    hookimpl,
+)
 
 NAME = "protected_names"
 RULE = "names.protected"

@@ -23,18 +23,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.api.errors import PluginError, RequestError
-from core.api.hookspecs import hookimpl
-from core.api.settings import Settings
-from core.api.types import (
+from core.api import (
     DerivedRequest,
     GenerationRequest,
     ImageFacts,
     ModelInfo,
     Outcome,
+    PluginError,
     PolicyContext,
     PolicyDecision,
+    RequestError,
+    Settings,
     Size,
+    hookimpl,
 )
 
 NAME = "request_fit"

@@ -35,8 +35,23 @@ import httpx
 import tenacity
 from PIL import Image, UnidentifiedImageError
 
-from core.api.errors import BackendError, ReelvaultError, RequestError
-from core.api.hookspecs import hookimpl
+from core.api import (
+    Backend,
+    BackendError,
+    DerivedRequest,
+    GenerationRequest,
+    JobState,
+    JobStatus,
+    ModelInfo,
+    ReelvaultError,
+    Relation,
+    RemoteJob,
+    RequestError,
+    Settings,
+    Size,
+    Variant,
+    hookimpl,
+)
 from core.api.providers import (
     KNOWN_PROVIDERS,
     RETIREMENTS,
@@ -48,19 +63,6 @@ from core.api.providers import (
     key_source,
     load_profiles,
     split_job_id,
-)
-from core.api.settings import Settings
-from core.api.types import (
-    Backend,
-    DerivedRequest,
-    GenerationRequest,
-    JobState,
-    JobStatus,
-    ModelInfo,
-    Relation,
-    RemoteJob,
-    Size,
-    Variant,
 )
 
 NAME = "sora"

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.api.hookspecs import hookimpl
-from core.api.types import GenerationRequest, JobStatus
+from core.api import GenerationRequest, JobStatus, hookimpl
 from plugins.local_backend import LocalBackend
 
 LOG_ENV = "REELVAULT_TEST_SUBMIT_LOG"

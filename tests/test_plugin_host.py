@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.api import hookspecs
-from core.api.errors import PluginError
+from core.api.errors import PluginError, PolicyDenied
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import (
@@ -26,7 +26,7 @@ from core.api.types import (
     VerificationState,
 )
 from core.cli import cli
-from core.generation.generate import PolicyDenied, generate
+from core.generation.generate import generate
 from core.host.app import Reelvault
 from core.host.plugins import PluginHost, load_host
 from tests.conftest import REPO

@@ -12,18 +12,17 @@ from core.api.errors import ReelvaultError, RequestError
 from core.api.providers import (
     ProviderProfile,
     Secret,
-    add_profile,
     api_key,
     describe_profiles,
     get_profile,
     job_id,
     key_source,
     load_profiles,
-    set_key,
     split_job_id,
     webhook_secret,
 )
 from core.api.settings import Settings
+from core.remote.profiles import add_profile, set_key
 from tests.sora_support import write_config
 
 

@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import select
 
 from catalog.models import Asset, Generation
-from core.api.errors import BackendError, ReelvaultError
+from core.api.errors import BackendError, ReelvaultError, WebhookRejected
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import ClipView, Variant
@@ -29,7 +29,6 @@ from core.host.plugins import load_host
 from core.remote.webhooks import (
     DELIVERIES_KEPT,
     WebhookReceiver,
-    WebhookRejected,
     finish_from_event,
     sign,
     verify,

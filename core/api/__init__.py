@@ -1,0 +1,109 @@
+"""The public plugin API: the one package plugins (and the catalog) import.
+
+``from core.api import hookimpl, Backend, ModelInfo, RequestError`` is all a backend
+needs; the submodules say more:
+
+- :mod:`core.api.hookspecs`: every hook, with its docstring as the reference;
+- :mod:`core.api.types`: the dataclasses and protocols hooks take and return;
+- :mod:`core.api.errors`: the whole exception tree;
+- :mod:`core.api.settings`: the read side of a home's settings;
+- :mod:`core.api.ids`: catalog identifiers as users type them;
+- :mod:`core.api.providers`: provider profiles and keys, for remote backends.
+
+Everything else under ``core`` is the host's own business and may change without notice;
+a test holds plugins and the catalog to this package.
+"""
+
+from __future__ import annotations
+
+from core.api import providers
+from core.api.errors import (
+    AmbiguousIdError,
+    BackendError,
+    JobStopped,
+    NotFoundError,
+    PluginError,
+    PolicyDenied,
+    ReelvaultError,
+    RequestError,
+    WebhookRejected,
+)
+from core.api.hookspecs import (
+    PROJECT,
+    hookimpl,
+)
+from core.api.ids import (
+    ASSET_PREFIXES,
+    CLIP_PREFIX,
+    asset_id,
+    short,
+)
+from core.api.settings import (
+    Settings,
+    c2pa_settings,
+)
+from core.api.types import (
+    FIT_MODES,
+    GENERATION_ASSERTION,
+    Backend,
+    ClipView,
+    ConsentGrant,
+    DerivedRequest,
+    GenerationRequest,
+    ImageFacts,
+    JobState,
+    JobStatus,
+    ListsJobs,
+    ModelInfo,
+    Outcome,
+    PolicyContext,
+    PolicyDecision,
+    Relation,
+    RemoteJob,
+    Size,
+    Variant,
+    VerificationResult,
+    VerificationState,
+)
+
+__all__ = [
+    "ASSET_PREFIXES",
+    "CLIP_PREFIX",
+    "FIT_MODES",
+    "GENERATION_ASSERTION",
+    "PROJECT",
+    "AmbiguousIdError",
+    "Backend",
+    "BackendError",
+    "ClipView",
+    "ConsentGrant",
+    "DerivedRequest",
+    "GenerationRequest",
+    "ImageFacts",
+    "JobState",
+    "JobStatus",
+    "JobStopped",
+    "ListsJobs",
+    "ModelInfo",
+    "NotFoundError",
+    "Outcome",
+    "PluginError",
+    "PolicyContext",
+    "PolicyDecision",
+    "PolicyDenied",
+    "ReelvaultError",
+    "Relation",
+    "RemoteJob",
+    "RequestError",
+    "Settings",
+    "Size",
+    "Variant",
+    "VerificationResult",
+    "VerificationState",
+    "WebhookRejected",
+    "asset_id",
+    "c2pa_settings",
+    "hookimpl",
+    "providers",
+    "short",
+]

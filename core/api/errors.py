@@ -1,10 +1,42 @@
-"""Exception types. Each one is an expected failure with a message fit for a user.
+"""Every exception reelvault raises on purpose, in one place.
 
-Anything raised that is *not* a :class:`ReelvaultError` is a bug (a crash), and the CLI
-lets it show a traceback; everything here becomes one clear line and a non-zero exit.
+Each one is an expected failure with a message fit for a user. Anything raised that is
+*not* a :class:`ReelvaultError` is a bug (a crash), and the CLI lets it show a traceback;
+everything here becomes one clear line and a non-zero exit (:attr:`ReelvaultError.exit_code`).
+A policy *denial* (:class:`PolicyDenied`) is an answer, not a crash: the attempt is kept.
+
+::
+
+    ReelvaultError                 exit 1: expected failure, one line for the user
+    ├── RequestError               exit 2: the request itself is wrong
+    ├── NotFoundError              no catalog entry matches an identifier
+    ├── AmbiguousIdError           an identifier prefix matches several entries
+    ├── BackendError               a backend could not do it (``transient`` may retry)
+    ├── PluginError                a plugin is missing, misconfigured or broke its contract
+    ├── PolicyDenied               a policy refused the request; kept as ``rejected``
+    ├── JobStopped                 a worker stopped polling; the job goes on remotely
+    └── WebhookRejected            a delivery that is not trusted
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.api.types import PolicyDecision
+
+__all__ = [
+    "AmbiguousIdError",
+    "BackendError",
+    "JobStopped",
+    "NotFoundError",
+    "PluginError",
+    "PolicyDenied",
+    "ReelvaultError",
+    "RequestError",
+    "WebhookRejected",
+]
 
 
 class ReelvaultError(Exception):
@@ -42,3 +74,31 @@ class BackendError(ReelvaultError):
 
 class PluginError(ReelvaultError):
     """A plugin is missing, misconfigured or broke its contract."""
+
+
+class PolicyDenied(ReelvaultError):
+    """The request was refused by a policy; the attempt is cataloged as ``rejected``."""
+
+    def __init__(self, generation_id: str, decisions: Sequence[PolicyDecision]) -> None:
+        super().__init__(
+            f"request denied by policy ({self.summary(decisions)}); recorded as {generation_id}"
+        )
+        self.generation_id = generation_id
+        self.decisions = list(decisions)
+
+    @staticmethod
+    def summary(decisions: Sequence[PolicyDecision]) -> str:
+        """The denials as one line: the row's error message says the same as the exception."""
+        return "; ".join(f"{d.plugin}/{d.rule_id}: {d.reason}" for d in decisions)
+
+
+class JobStopped(ReelvaultError):
+    """The caller asked to stop (a worker shutting down) while the job was in flight.
+
+    Nothing is lost: the job keeps running at the backend, its id is on record, and the
+    next worker (or ``reelvault resume``) polls it from where it is.
+    """
+
+
+class WebhookRejected(ReelvaultError):
+    """A delivery that is not trusted: bad or missing signature, stale, or replayed."""

@@ -11,9 +11,8 @@ Built-in plugins are registered the same way, through the same entry-point group
 
 Hook implementations may accept any subset of a hook's arguments, by name, so hooks
 can gain arguments without breaking existing plugins. Plugins import only the public
-modules :mod:`core.api.hookspecs`, :mod:`core.api.types`, :mod:`core.api.errors`,
-:mod:`core.api.settings` and :mod:`core.api.providers` (provider profiles and keys for services
-that speak the OpenAI Videos API), never the catalog or other plugins.
+package :mod:`core.api` (this module, types, errors, settings, ids and provider
+profiles), never the catalog, the host's internals or other plugins.
 """
 
 from __future__ import annotations
@@ -37,6 +36,12 @@ if TYPE_CHECKING:
         PolicyDecision,
         VerificationResult,
     )
+
+__all__ = [
+    "PROJECT",
+    "hookimpl",
+    "hookspec",
+]
 
 PROJECT = "reelvault"
 

@@ -9,6 +9,17 @@ from __future__ import annotations
 
 import secrets
 
+__all__ = [
+    "ASSET_PREFIXES",
+    "CLIP_PREFIX",
+    "CONSENT_PREFIX",
+    "SHORT_HEX",
+    "asset_id",
+    "new_clip_id",
+    "new_consent_id",
+    "short",
+]
+
 CLIP_PREFIX = "clip_"
 CONSENT_PREFIX = "consent_"
 ASSET_PREFIXES = {

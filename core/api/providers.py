@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -35,6 +34,38 @@ import tomlkit
 
 from core.api.errors import ReelvaultError, RequestError
 from core.api.settings import Settings
+
+__all__ = [
+    "API_KEY",
+    "AZURE_API_ROOT",
+    "DEFAULT_AZURE_API_VERSION",
+    "ENV_PATTERN",
+    "KEYS_FILE",
+    "KNOWN_PROVIDERS",
+    "NAME_PATTERN",
+    "OPENAI",
+    "OPENAI_BASE_URL",
+    "RETIREMENTS",
+    "WEBHOOK_SECRET",
+    "ProviderProfile",
+    "Secret",
+    "api_key",
+    "check_name",
+    "check_url",
+    "default_provider",
+    "describe_profiles",
+    "get_profile",
+    "job_id",
+    "key_source",
+    "keys_path",
+    "load_document",
+    "load_profiles",
+    "openai_profile",
+    "read_keys",
+    "split_job_id",
+    "stored_key_names",
+    "webhook_secret",
+]
 
 OPENAI = "openai"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -55,8 +86,8 @@ KNOWN_PROVIDERS: Mapping[str, str] = {
 }
 """Compatible providers known to serve the same routes, as the command that adds each."""
 
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+ENV_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,150}$")
 
 
@@ -176,7 +207,7 @@ def _profile_from_config(settings: Settings, name: str, entry: object) -> Provid
         check_name(name)
         return ProviderProfile(
             name=name,
-            base_url=_check_url(entry["base_url"]),
+            base_url=check_url(entry["base_url"]),
             key_env=_optional_str(entry, "key_env"),
             azure=bool(entry.get("azure", False)),
             api_version=_optional_str(entry, "api_version"),
@@ -226,7 +257,7 @@ def key_source(settings: Settings, profile: ProviderProfile, kind: str = API_KEY
     env = profile.key_env if kind == API_KEY else profile.webhook_secret_env
     if env and os.environ.get(env):
         return f"${env}"
-    if _read_keys(settings).get(profile.name, {}).get(kind):
+    if read_keys(settings).get(profile.name, {}).get(kind):
         return f"{settings.home / KEYS_FILE} [{profile.name}]"
     where = f"${env} or " if env else ""
     option = " --webhook-secret" if kind == WEBHOOK_SECRET else ""
@@ -238,7 +269,7 @@ def _secret(
 ) -> Secret | None:
     if env and (value := os.environ.get(env, "").strip()):
         return Secret(value)
-    stored = _read_keys(settings).get(profile.name, {}).get(kind)
+    stored = read_keys(settings).get(profile.name, {}).get(kind)
     return Secret(stored) if isinstance(stored, str) and stored else None
 
 
@@ -246,7 +277,7 @@ def keys_path(settings: Settings) -> Path:
     return settings.home / KEYS_FILE
 
 
-def _read_keys(settings: Settings) -> dict[str, dict[str, str]]:
+def read_keys(settings: Settings) -> dict[str, dict[str, str]]:
     path = keys_path(settings)
     try:
         mode = path.stat().st_mode
@@ -256,13 +287,13 @@ def _read_keys(settings: Settings) -> dict[str, dict[str, str]]:
         raise ReelvaultError(
             f"{path} can be read by other users, so its keys are not used; run `chmod 600 {path}`"
         )
-    data = _load_document(path).unwrap()
+    data = load_document(path).unwrap()
     return {k: dict(v) for k, v in data.items() if isinstance(v, Mapping)}
 
 
 def stored_key_names(settings: Settings) -> dict[str, list[str]]:
     """Which secrets the keys file holds, per profile: names only, never values."""
-    return {name: sorted(kinds) for name, kinds in sorted(_read_keys(settings).items())}
+    return {name: sorted(kinds) for name, kinds in sorted(read_keys(settings).items())}
 
 
 def describe_profiles(settings: Settings, today: date) -> list[dict[str, Any]]:
@@ -301,92 +332,13 @@ def split_job_id(value: str) -> tuple[str, str]:
     The id comes back from the catalog and ends up in URLs, so it is checked first.
     """
     video_id, sep, provider = value.rpartition("@")
-    if not sep or not _VIDEO_ID.match(video_id) or not _NAME.match(provider):
+    if not sep or not _VIDEO_ID.match(video_id) or not NAME_PATTERN.match(provider):
         raise RequestError(f"{value!r} is not a remote job id (VIDEO_ID@PROVIDER)")
     return video_id, provider
 
 
-# --- writing -----------------------------------------------------------------------------
-
-
-def add_profile(settings: Settings, profile: ProviderProfile, *, make_default: bool) -> None:
-    """Add or replace a profile in config.toml, keeping the rest of the file as it was."""
-    check_name(profile.name)
-    if profile.name == OPENAI:
-        raise RequestError(
-            "the openai profile is built in: configure it with OPENAI_BASE_URL and "
-            "OPENAI_API_KEY, or add a profile under another name"
-        )
-    _check_url(profile.base_url)
-    for env in (profile.key_env, profile.webhook_secret_env):
-        if env is not None and not _ENV.match(env):
-            raise RequestError(f"{env!r} is not an environment variable name")
-    if profile.api_version is not None and not profile.azure:
-        raise RequestError("--api-version applies to Azure OpenAI profiles (--azure) only")
-    doc = _load_document(settings.config_path)
-    providers = doc.setdefault("providers", tomlkit.table(is_super_table=True))
-    entry = tomlkit.table()
-    entry["base_url"] = profile.base_url
-    for key in ("key_env", "api_version", "webhook_secret_env"):
-        if (value := getattr(profile, key)) is not None:
-            entry[key] = value
-    if profile.azure:
-        entry["azure"] = True
-    providers[profile.name] = entry
-    if make_default:
-        doc["default_provider"] = profile.name
-    _write_atomic(settings.config_path, tomlkit.dumps(doc))
-
-
-def remove_profile(settings: Settings, name: str) -> None:
-    if name == OPENAI:
-        raise RequestError("the openai profile is built in and cannot be removed")
-    doc = _load_document(settings.config_path)
-    providers = doc.get("providers", {})
-    if name not in providers:
-        raise RequestError(f"no provider profile named {name!r}")
-    del providers[name]
-    if doc.get("default_provider") == name:
-        del doc["default_provider"]
-    _write_atomic(settings.config_path, tomlkit.dumps(doc))
-
-
-def set_default(settings: Settings, name: str) -> None:
-    get_profile(settings, name)  # refuses an unknown name
-    doc = _load_document(settings.config_path)
-    doc["default_provider"] = name
-    _write_atomic(settings.config_path, tomlkit.dumps(doc))
-
-
-def set_key(settings: Settings, name: str, value: str, kind: str = API_KEY) -> None:
-    """Store a key in the keys file (mode 0600), replacing any earlier one."""
-    check_name(name)
-    value = value.strip()
-    if not value:
-        raise RequestError("the key is empty")
-    if any(c.isspace() for c in value) or not value.isprintable():
-        raise RequestError("the key contains spaces or control characters; paste it alone")
-    path = keys_path(settings)
-    _read_keys(settings)  # refuses a keys file others can read before adding to it
-    doc = _load_document(path)
-    table = doc.setdefault(name, tomlkit.table())
-    table[kind] = value
-    _write_atomic(path, tomlkit.dumps(doc), mode=0o600)
-
-
-def remove_key(settings: Settings, name: str, kind: str = API_KEY) -> None:
-    path = keys_path(settings)
-    if kind not in _read_keys(settings).get(name, {}):
-        raise RequestError(f"the keys file holds no {kind.replace('_', ' ')} for {name!r}")
-    doc = _load_document(path)
-    del doc[name][kind]
-    if not doc[name]:
-        del doc[name]
-    _write_atomic(path, tomlkit.dumps(doc), mode=0o600)
-
-
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise RequestError(
             f"{name!r} is not a profile name: lowercase letters, digits, - and _, "
             "starting with a letter"
@@ -394,7 +346,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def _check_url(url: str) -> str:
+def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RequestError(f"{url!r} is not an http(s) URL")
@@ -403,7 +355,7 @@ def _check_url(url: str) -> str:
     return url
 
 
-def _load_document(path: Path) -> tomlkit.TOMLDocument:
+def load_document(path: Path) -> tomlkit.TOMLDocument:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -412,28 +364,3 @@ def _load_document(path: Path) -> tomlkit.TOMLDocument:
         return tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as exc:
         raise ReelvaultError(f"{path}: not valid TOML: {exc}") from None
-
-
-def _write_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Replace ``path`` whole; the temporary file has its final mode from the start.
-
-    A keys file must never exist, even for a moment, with looser permissions. Without
-    ``mode`` the file keeps the mode it had (0644 when new).
-    """
-    if mode is None:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = 0o644
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -21,6 +21,19 @@ from cryptography.hazmat.primitives import serialization
 
 from core.api.errors import ReelvaultError
 
+__all__ = [
+    "DB_ENV",
+    "HOME_ENV",
+    "NEWLINE",
+    "PEM_SUFFIXES",
+    "PemBlock",
+    "PemFile",
+    "Settings",
+    "c2pa_settings",
+    "parse_pem_certificates",
+    "read_pem_file",
+]
+
 HOME_ENV = "REELVAULT_HOME"
 DB_ENV = "REELVAULT_DB"
 PEM_SUFFIXES = (".pem", ".crt", ".cer")

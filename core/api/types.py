@@ -15,6 +15,30 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from core.api.errors import RequestError
 
+__all__ = [
+    "FIT_MODES",
+    "GENERATION_ASSERTION",
+    "Backend",
+    "ClipView",
+    "ConsentGrant",
+    "DerivedRequest",
+    "GenerationRequest",
+    "ImageFacts",
+    "JobState",
+    "JobStatus",
+    "ListsJobs",
+    "ModelInfo",
+    "Outcome",
+    "PolicyContext",
+    "PolicyDecision",
+    "Relation",
+    "RemoteJob",
+    "Size",
+    "Variant",
+    "VerificationResult",
+    "VerificationState",
+]
+
 
 class JobState(enum.StrEnum):
     """Where a generation stands. The remote states mirror the Videos API's ``status``."""

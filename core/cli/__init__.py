@@ -9,6 +9,9 @@ from core.cli.base import cli, default_host
 __all__ = ["cli", "main"]
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "core.cli.clips",
+    "core.cli.library",
+    "core.cli.plugins",
     "core.cli.policy",
     "core.cli.queue",
     "core.cli.provenance",

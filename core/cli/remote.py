@@ -13,13 +13,8 @@ from core.api.providers import (
     API_KEY,
     WEBHOOK_SECRET,
     ProviderProfile,
-    add_profile,
     check_name,
     describe_profiles,
-    remove_key,
-    remove_profile,
-    set_default,
-    set_key,
     stored_key_names,
 )
 from core.api.settings import Settings
@@ -27,12 +22,13 @@ from core.api.types import Relation
 from core.cli.base import (
     cli,
     console,
-    derive_and_show,
     echo_err,
     get_app,
     json_option,
     print_json,
 )
+from core.cli.clips import derive_and_show
+from core.remote.profiles import add_profile, remove_key, remove_profile, set_default, set_key
 from core.remote.sync import sync
 from core.remote.webhooks import WebhookReceiver
 

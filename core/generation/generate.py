@@ -45,7 +45,7 @@ from catalog.statuses import (
     REJECTED,
     SUBMITTING,
 )
-from core.api.errors import BackendError, ReelvaultError, RequestError
+from core.api.errors import BackendError, JobStopped, PolicyDenied, ReelvaultError, RequestError
 from core.api.ids import new_clip_id
 from core.api.types import (
     Backend,
@@ -57,7 +57,6 @@ from core.api.types import (
     ListsJobs,
     ModelInfo,
     Outcome,
-    PolicyDecision,
     Relation,
     Size,
     Variant,
@@ -94,25 +93,6 @@ VARIANT_KINDS = {
     Variant.THUMBNAIL: "thumbnail",
     Variant.SPRITESHEET: "spritesheet",
 }
-
-
-class PolicyDenied(ReelvaultError):
-    """The request was refused by a policy; the attempt is cataloged as ``rejected``."""
-
-    def __init__(self, generation_id: str, decisions: list[PolicyDecision]) -> None:
-        super().__init__(
-            f"request denied by policy ({_reasons(decisions)}); recorded as {generation_id}"
-        )
-        self.generation_id = generation_id
-        self.decisions = decisions
-
-
-class JobStopped(ReelvaultError):
-    """The caller asked to stop (a worker shutting down) while the job was in flight.
-
-    Nothing is lost: the job keeps running at the backend, its id is on record, and the
-    next worker (or ``reelvault resume``) polls it from where it is.
-    """
 
 
 @dataclass(frozen=True)
@@ -320,7 +300,7 @@ def _submit_and_run(
         relation=request.relation if isinstance(request, DerivedRequest) else None,
     )
     if denied:
-        touch(generation, error_code="policy_denied", error_message=_reasons(denied))
+        touch(generation, error_code="policy_denied", error_message=PolicyDenied.summary(denied))
     with app.session() as session:
         session.add(generation)
         session.flush()
@@ -448,11 +428,6 @@ def _record_sent(
             # look-up; the next attempt sees it and takes it over.
             if attempt == attempts - 1:
                 raise
-
-
-def _reasons(decisions: list[PolicyDecision]) -> str:
-    """The denials as one line, for the row's error message and for :class:`PolicyDenied`."""
-    return "; ".join(f"{d.plugin}/{d.rule_id}: {d.reason}" for d in decisions)
 
 
 def run_job(

@@ -32,10 +32,9 @@ import sqlalchemy as sa
 from catalog.queue import begin_submit, claim_next, hand_back, release, renew
 from catalog.records import lock_generation
 from catalog.statuses import CLAIMED, COMPLETED, ENDED, SUBMITTING
-from core.api.errors import ReelvaultError
+from core.api.errors import JobStopped, ReelvaultError
 from core.generation.generate import (
     SUBMIT_INTERRUPTED,
-    JobStopped,
     record_failure,
     request_for,
     run_job,

@@ -35,7 +35,7 @@ from typing import Any
 
 from catalog.queries import generations_by_job_ids
 from catalog.statuses import ENDED
-from core.api.errors import ReelvaultError
+from core.api.errors import ReelvaultError, WebhookRejected
 from core.api.providers import Secret, get_profile, job_id, key_source, webhook_secret
 from core.generation.generate import run_job
 from core.host.app import Reelvault
@@ -45,10 +45,6 @@ MAX_BODY_BYTES = 1 << 20
 DELIVERIES_KEPT = 1000
 """How many recent deliveries a receiver remembers (for tests and diagnostics)."""
 VIDEO_EVENTS = ("video.completed", "video.failed")
-
-
-class WebhookRejected(ReelvaultError):
-    """A delivery that is not trusted: bad or missing signature, stale, or replayed."""
 
 
 # --- signatures --------------------------------------------------------------------------

@@ -22,18 +22,19 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.api.errors import BackendError, RequestError
-from core.api.hookspecs import hookimpl
-from core.api.settings import Settings
-from core.api.types import (
+from core.api import (
     Backend,
+    BackendError,
     DerivedRequest,
     GenerationRequest,
     JobState,
     JobStatus,
     ModelInfo,
+    RequestError,
+    Settings,
     Size,
     Variant,
+    hookimpl,
 )
 
 FPS = 24

@@ -1,0 +1,177 @@
+"""Commands that make clips and finish them: ``generate``, ``remix``, ``jobs``, ``resume``."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from catalog.models import Generation
+from catalog.queries import list_ended
+from core.api.errors import ReelvaultError
+from core.api.types import Relation
+from core.cli.base import (
+    ClipRequest,
+    cli,
+    clip_text,
+    console,
+    echo_err,
+    generation_options,
+    get_app,
+    json_option,
+    plain,
+    print_json,
+    progress_bar,
+    seconds_option,
+    size_option,
+)
+from core.cli.library import print_generation
+from core.generation.generate import derive, generate, in_flight, resume
+from core.host.app import Reelvault
+from core.views.report import generation_dict, generation_summary
+
+
+def show_result(app: Reelvault, generation: Generation, as_json: bool) -> None:
+    with app.session() as session:
+        data = generation_dict(session, generation, app.store)
+    for warning in app.warnings:
+        echo_err(f"warning: {warning}")
+    if as_json:
+        print_json(data)
+    else:
+        print_generation(data)
+    if generation.status != "completed":
+        error = data["error"] or {}
+        raise ReelvaultError(
+            f"{generation.id} {generation.status}: {error.get('code')}: {error.get('message')}"
+        )
+
+
+@cli.command(name="generate")
+@generation_options
+@click.pass_context
+def generate_command(ctx: click.Context, request: ClipRequest, as_json: bool) -> None:
+    """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
+    app = get_app(ctx)
+    with progress_bar("generating") as on_progress:
+        generation = generate(
+            app, request.image, request.prompt, on_progress=on_progress, **request.options()
+        )
+    show_result(app, generation, as_json)
+
+
+@cli.command(name="remix")
+@click.argument("clip")
+@click.option("--prompt", "-p", required=True, help="The new prompt.")
+@seconds_option
+@size_option
+@json_option
+@click.pass_context
+def remix_command(
+    ctx: click.Context,
+    clip: str,
+    prompt: str,
+    seconds: int | None,
+    size: str | None,
+    as_json: bool,
+) -> None:
+    """Make a new clip from CLIP with a new prompt; lineage records the parent."""
+    derive_and_show(
+        ctx, clip, prompt, Relation.REMIX_OF, as_json=as_json, seconds=seconds, size=size
+    )
+
+
+def derive_and_show(
+    ctx: click.Context,
+    clip: str,
+    prompt: str,
+    relation: Relation,
+    *,
+    as_json: bool,
+    seconds: int | None = None,
+    size: str | None = None,
+) -> None:
+    """The body of ``remix``, ``edit`` and ``extend``: derive with a progress bar, print."""
+    app = get_app(ctx)
+    label = {Relation.REMIX_OF: "remixing", Relation.EDIT_OF: "editing"}.get(relation, "extending")
+    with progress_bar(label) as on_progress:
+        generation = derive(
+            app,
+            clip,
+            prompt,
+            relation=relation,
+            seconds=seconds,
+            size=size,
+            on_progress=on_progress,
+        )
+    show_result(app, generation, as_json)
+
+
+@cli.command(name="jobs")
+@click.option(
+    "--ended",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also show this many of the latest finished, failed or rejected jobs.",
+)
+@json_option
+@click.pass_context
+def jobs_command(ctx: click.Context, ended: int, as_json: bool) -> None:
+    """Queued and running work (and, with --ended, what recently finished or failed)."""
+    app = get_app(ctx)
+    generations = in_flight(app)
+    if ended:
+        with app.session() as session:
+            generations += list_ended(session, ended)
+    rows = [
+        {
+            **generation_summary(g),
+            "remote_job_id": g.remote_job_id,
+            "progress": g.progress,
+            "worker": g.lease_owner,
+            "attempts": g.attempts,
+            "error": g.error_message,
+        }
+        for g in generations
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        echo_err("no jobs in flight")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "status", "progress", "backend/model", "job", "worker", "prompt"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["status"],
+            f"{row['progress']}%",
+            f"{row['backend']}/{row['model']}",
+            row["remote_job_id"] or "(none)",
+            row["worker"] or "",
+            plain(clip_text(row["prompt"], 50)),
+        )
+    console().print(table)
+
+
+@cli.command(name="resume")
+@click.pass_context
+def resume_command(ctx: click.Context) -> None:
+    """Finish every job interrupted by a crash or Ctrl-C, without submitting it again."""
+    app = get_app(ctx)
+    with progress_bar("resuming") as on_progress:
+        outcomes = resume(app, on_progress=on_progress)
+    problems = 0
+    for generation, problem in outcomes:
+        if problem is None and generation.status == "completed":
+            click.echo(f"{generation.id} completed")
+        else:
+            problems += 1
+            reason = problem or f"{generation.error_code}: {generation.error_message}"
+            click.echo(f"{generation.id} {generation.status}: {reason}")
+    if not outcomes:
+        echo_err("nothing to resume")
+    if problems:
+        raise ReelvaultError(f"{problems} of {len(outcomes)} jobs did not complete")

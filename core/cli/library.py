@@ -1,0 +1,208 @@
+"""Commands that read the catalog: ``list``, ``show`` and ``lineage``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.tree import Tree
+
+from catalog.queries import get_generation, list_generations
+from catalog.queries import resolve as resolve_id
+from core.api.errors import RequestError
+from core.api.ids import short
+from core.cli.base import (
+    FilterRequest,
+    cli,
+    clip_filter_options,
+    clip_text,
+    console,
+    echo_err,
+    get_app,
+    json_option,
+    plain,
+    print_json,
+)
+from core.views.report import generation_dict, generation_summary, lineage_dict
+
+
+@cli.command(name="list")
+@clip_filter_options
+@click.option(
+    "-n",
+    "limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="At most this many clips (0: no limit).",
+)
+@json_option
+@click.pass_context
+def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json: bool) -> None:
+    """List clips, newest first."""
+    app = get_app(ctx)
+    clip_filter = filters.to_filter(app, limit=limit or None)
+    with app.session() as session:
+        rows = [generation_summary(g) for g in list_generations(session, clip_filter)]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        echo_err("no clips match")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "created", "status", "backend/model", "secs", "size", "parent", "prompt"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["created_at"][:19].replace("T", " "),
+            row["status"],
+            f"{row['backend']}/{row['model']}",
+            str(row["seconds"]),
+            row["size"],
+            row["parent_id"] or "",
+            plain(clip_text(row["prompt"], 60)),
+        )
+    console().print(table)
+
+
+@cli.command(name="show")
+@click.argument("clip")
+@json_option
+@click.pass_context
+def show_command(ctx: click.Context, clip: str, as_json: bool) -> None:
+    """Everything known about one clip: request, result, files, lineage, decisions."""
+    app = get_app(ctx)
+    with app.session() as session:
+        data = generation_dict(session, get_generation(session, clip), app.store)
+    if as_json:
+        print_json(data)
+    else:
+        print_generation(data)
+
+
+def print_generation(data: dict[str, Any]) -> None:
+    lines = [
+        f"clip      {data['id']}",
+        f"status    {data['status']}",
+        f"backend   {data['backend']} / model {data['model']}",
+        f"prompt    {data['prompt']}",
+        f"request   {data['seconds']}s at {data['size']}",
+    ]
+    extra = {k: v for k, v in data["parameters"].items() if k not in ("seconds", "size")}
+    if extra:
+        lines.append(f"params    {json.dumps(extra, sort_keys=True)}")
+    if data["parent_id"]:
+        lines.append(f"parent    {data['parent_id']} ({data['relation']})")
+    if data["remote_job_id"]:
+        lines.append(f"job       {data['remote_job_id']}")
+    lines.append(f"created   {data['created_at']}")
+    if data["completed_at"]:
+        lines.append(f"finished  {data['completed_at']}")
+    if data["error"]:
+        lines.append(f"error     {data['error']['code']}: {data['error']['message']}")
+    for label, key in (("source", "source"), ("sent", "input"), ("video", "video"),
+                       ("thumbnail", "thumbnail"), ("sprites", "spritesheet")):  # fmt: skip
+        asset = data[key]
+        if asset:
+            lines.append(f"{label:<10}{short(asset['id'])}  {_asset_line(asset)}")
+            lines += [  # the whole history, oldest first: a state that changed shows
+                f"          verified by {v['verifier']}: {v['state']}"
+                + (f" ({v['details']['summary']})" if v["details"].get("summary") else "")
+                + f"  {(v['checked_at'] or '')[:19].replace('T', ' ')}"
+                for v in asset["verifications"]
+            ]
+    explanation = data["details"].get("explanation") if data["details"] else None
+    if explanation:
+        lines.append("motion plan" if "motion_plan" in data["details"] else "backend notes")
+        lines += [f"  {line}" for line in explanation]
+    if data["policy_decisions"]:
+        lines.append("policy decisions")
+        lines += [
+            f"  {d['outcome']:<5} {d['plugin']}/{d['rule_id']}: {d['reason']}"
+            for d in data["policy_decisions"]
+        ]
+    click.echo("\n".join(lines))
+
+
+def _asset_line(asset: dict[str, Any]) -> str:
+    parts = [asset["mime"]]
+    if asset["width"]:
+        parts.append(f"{asset['width']}x{asset['height']}")
+    if asset["duration"]:
+        parts.append(f"{asset['duration']:.2f}s")
+    if asset["fps"]:
+        parts.append(f"{asset['fps']:g} fps")
+    if asset["frame_count"]:
+        parts.append(f"{asset['frame_count']} frames")
+    if asset["bytes"] is not None:
+        parts.append(f"{asset['bytes']:,} bytes")
+    if asset["original_name"]:
+        parts.append(asset["original_name"])
+    parts.append(asset["path"] or "(placeholder: known from credentials, file not imported)")
+    return "  ".join(parts)
+
+
+LINEAGE_FORMATS = ("tree", "json", "dot", "mermaid", "prov-json")
+
+
+@cli.command(name="lineage")
+@click.argument("identifier")
+@click.option("--format", "fmt", type=click.Choice(LINEAGE_FORMATS), default="tree",
+              show_default=True, help="tree for people; json, dot (Graphviz), mermaid or "
+              "prov-json (W3C PROV) for tools.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (same as --format json).")
+@click.pass_context
+def lineage_command(ctx: click.Context, identifier: str, fmt: str, as_json: bool) -> None:
+    """Where a clip came from and what was made from it (or from a still), as a tree."""
+    from core.views import exports
+    from core.views import lineage as lineage_render  # prov and pydot load only for this command
+
+    if as_json and fmt not in ("tree", "json"):
+        raise RequestError(f"--json means --format json; it cannot go with --format {fmt}")
+    fmt = "json" if as_json else fmt
+    app = get_app(ctx)
+    with app.session() as session:
+        target = resolve_id(session, identifier)
+        data = lineage_dict(session, target, app.store)
+        if fmt == "prov-json":
+            click.echo(exports.prov_json(exports.lineage_prov(session, target)))
+            return
+    if fmt == "json":
+        print_json(data)
+        return
+    if fmt in ("dot", "mermaid"):
+        render = lineage_render.to_dot if fmt == "dot" else lineage_render.to_mermaid
+        click.echo(render(data), nl=False)
+        return
+    source = data["source"]
+    if source:
+        label = f"{short(source['id'])}  {source['original_name'] or ''}  {_dims(source)}"
+        label += "  (placeholder: file not imported)" if source.get("placeholder") else ""
+    else:
+        label = "(no source image)"
+    tree = Tree(plain(label.rstrip()))
+    _add_clips(tree, data["clips"], data["target"])
+    console().print(tree)
+
+
+def _dims(asset: dict[str, Any]) -> str:
+    return (
+        f"{asset['mime']} {asset['width']}x{asset['height']}" if asset["width"] else asset["mime"]
+    )
+
+
+def _add_clips(tree: Tree, clips: list[dict[str, Any]], target: str) -> None:
+    for clip in clips:
+        marker = "  ◀" if clip["id"] == target else ""
+        relation = f"{clip['relation']}  " if clip["relation"] else ""
+        fitted = clip.get("input_asset_id")
+        sent = f"  (sent fitted {short(fitted)})" if fitted else ""
+        label = (
+            f"{clip['id']}  {relation}{clip['status']}  {clip['backend']}/{clip['model']}  "
+            f"{clip['prompt']!r}{sent}{marker}"
+        )
+        _add_clips(tree.add(plain(label)), clip["children"], target)

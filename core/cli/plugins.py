@@ -1,0 +1,94 @@
+"""Commands about the plugin host: ``plugins`` and ``models``."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from core.cli.base import (
+    cli,
+    console,
+    echo_err,
+    get_app,
+    json_option,
+    print_json,
+)
+
+
+@cli.command(name="plugins")
+@json_option
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """Loaded plugins, the hooks each implements, and any that failed to load."""
+    host = get_app(ctx, warn_failed_plugins=False).host
+    plugins = [
+        {"name": p.name, "source": p.source, "version": p.version, "hooks": list(p.hooks)}
+        for p in host.plugins()
+    ]
+    failures = [{"name": f.name, "source": f.source, "error": f.error} for f in host.failures]
+    if as_json:
+        print_json({"plugins": plugins, "failures": failures})
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("plugin", "hooks", "from"):
+        table.add_column(column)
+    for p in plugins:
+        table.add_row(p["name"], ", ".join(p["hooks"]), p["source"])
+    console().print(table)
+    for failure in failures:
+        echo_err(f"FAILED {failure['name']} ({failure['source']}): {failure['error']}")
+
+
+@cli.command(name="models")
+@json_option
+@click.pass_context
+def models_command(ctx: click.Context, as_json: bool) -> None:
+    """Every model of every backend, with the seconds and sizes it allows."""
+    app = get_app(ctx)
+    rows = [
+        {
+            "backend": backend.name,
+            "model": info.name,
+            "seconds": list(info.seconds),
+            "sizes": list(info.sizes),
+            "default_seconds": info.default_seconds,
+            "default_size": info.default_size,
+            "input_image": "required"
+            if info.requires_input_image
+            else ("optional" if info.accepts_input_image else "no"),
+            "remix": info.supports_remix,
+            "variants": [str(v) for v in info.variants],
+            "status": info.status,
+        }
+        for backend in app.backends.values()
+        for info in backend.models()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("backend", "model", "seconds", "sizes", "image", "remix", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["backend"],
+            row["model"],
+            _ranges(row["seconds"]),
+            " ".join(row["sizes"]),
+            row["input_image"],
+            "yes" if row["remix"] else "no",
+            row["status"],
+        )
+    console().print(table)
+
+
+def _ranges(values: list[int]) -> str:
+    """``[1, 2, 3, 5]`` as ``1-3, 5``: a model allowing 1..20 s should not print 20 numbers."""
+    spans: list[list[int]] = []
+    for v in sorted(values):
+        if spans and v == spans[-1][1] + 1:
+            spans[-1][1] = v
+        else:
+            spans.append([v, v])
+    return ", ".join(f"{a}-{b}" if b > a + 1 else ", ".join(map(str, range(a, b + 1)))
+                     for a, b in spans)  # fmt: skip
