@@ -12,7 +12,7 @@ from sqlmodel import Session
 from catalog.models import Asset
 
 
-def asset_by_id(session: Session, asset_id: str) -> Asset | None:
-    """The asset with exactly this id, or ``None``; served from the session's identity
-    map when it already holds the row, so a view that asks twice costs one query."""
-    return session.get(Asset, asset_id)
+def asset_by_id(session: Session, asset_id: str | None) -> Asset | None:
+    """The asset with exactly this id, or ``None`` (also for no id: a clip without a
+    video); served from the session's identity map when it already holds the row."""
+    return session.get(Asset, asset_id) if asset_id else None
