@@ -16,12 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
-
+from catalog.consents import (
+    active_consent,
+    all_consents,
+    get_consent,
+    images_of,
+    insert_consent,
+    stamp_revoked,
+)
+from catalog.lookups import asset_by_id
 from catalog.models import Asset, ConsentImage, ConsentRecord, utcnow
-from core.api.errors import AmbiguousIdError, NotFoundError, RequestError
-from core.api.ids import CONSENT_PREFIX, new_consent_id
+from core.api.errors import RequestError
 from core.api.types import (
     ConsentGrant,
     GenerationRequest,
@@ -38,7 +43,6 @@ from core.media.probe import probe_image
 from core.media.store import hash_file
 
 MAX_SUBJECT = 200
-AMBIGUITY_SHOWN = 5
 
 
 # --- consent records ---------------------------------------------------------------------
@@ -85,27 +89,16 @@ def add_consent(
         probe_image(path)  # only a readable image can be recognised again later
         sha256, _ = hash_file(path)
         hashes.setdefault(sha256, path.name)
-    record = ConsentRecord(id=new_consent_id(), subject=subject, note=note, expires_at=expires)
-    rows = [
-        ConsentImage(consent_id=record.id, image_sha256=sha256, original_name=name)
-        for sha256, name in hashes.items()
-    ]
     with app.session() as session:
-        session.add(record)
-        session.flush()
-        session.add_all(rows)
+        record, rows = insert_consent(session, subject, hashes, expires_at=expires, note=note)
     return consent_dict(record, rows)
 
 
 def list_consents(app: Reelvault) -> list[dict[str, Any]]:
     """Every consent ever recorded, newest first, with its current status."""
     with app.session() as session:
-        records = session.exec(
-            select(ConsentRecord).order_by(
-                col(ConsentRecord.granted_at).desc(), col(ConsentRecord.id).desc()
-            )
-        ).all()
-        images = _images_of(session, [r.id for r in records])
+        records = all_consents(session)
+        images = images_of(session, [r.id for r in records])
     return [consent_dict(r, images.get(r.id, [])) for r in records]
 
 
@@ -117,52 +110,9 @@ def revoke_consent(app: Reelvault, text: str, reason: str | None = None) -> dict
             raise RequestError(
                 f"{record.id} was already revoked at {record.revoked_at:%Y-%m-%d %H:%M} UTC"
             )
-        record.revoked_at = utcnow()
-        record.revoked_reason = reason
-        session.add(record)
-        images = _images_of(session, [record.id])
+        stamp_revoked(session, record, utcnow(), reason)
+        images = images_of(session, [record.id])
     return consent_dict(record, images.get(record.id, []))
-
-
-def get_consent(session: Session, text: str) -> ConsentRecord:
-    """The one consent whose id starts with ``text`` (with or without ``consent_``)."""
-    prefix = text.strip().lower()
-    if not prefix:
-        raise NotFoundError("an empty id matches nothing")
-    if not (prefix.startswith(CONSENT_PREFIX) or CONSENT_PREFIX.startswith(prefix)):
-        prefix = CONSENT_PREFIX + prefix
-    stmt = (
-        select(ConsentRecord)
-        .where(col(ConsentRecord.id).startswith(prefix, autoescape=True))
-        .order_by(col(ConsentRecord.id))
-        .limit(AMBIGUITY_SHOWN + 1)
-    )
-    matches = list(session.exec(stmt))
-    if not matches:
-        raise NotFoundError(f"no consent matches {text!r}; `reelvault consent list` shows them")
-    if len(matches) > 1:
-        shown = ", ".join(m.id for m in matches[:AMBIGUITY_SHOWN])
-        raise AmbiguousIdError(f"{text!r} is ambiguous: it matches {shown}; give more characters")
-    return matches[0]
-
-
-def active_consent(session: Session, image_sha256: str, now: datetime) -> ConsentGrant | None:
-    """The newest consent covering these image bytes at ``now``, if any."""
-    stmt = (
-        select(ConsentRecord)
-        .join(ConsentImage, col(ConsentImage.consent_id) == col(ConsentRecord.id))
-        .where(
-            ConsentImage.image_sha256 == image_sha256,
-            col(ConsentRecord.revoked_at).is_(None),
-            sa.or_(col(ConsentRecord.expires_at).is_(None), col(ConsentRecord.expires_at) > now),
-        )
-        .order_by(col(ConsentRecord.granted_at).desc(), col(ConsentRecord.id).desc())
-        .limit(1)
-    )
-    record = session.exec(stmt).first()
-    if record is None:
-        return None
-    return ConsentGrant(record.id, record.subject, record.granted_at, record.expires_at)
 
 
 def consent_status(record: ConsentRecord, now: datetime | None = None) -> str:
@@ -185,20 +135,6 @@ def consent_dict(record: ConsentRecord, images: Sequence[ConsentImage]) -> dict[
         "revoked_reason": record.revoked_reason,
         "images": [{"sha256": i.image_sha256, "original_name": i.original_name} for i in images],
     }
-
-
-def _images_of(session: Session, consent_ids: Sequence[str]) -> dict[str, list[ConsentImage]]:
-    if not consent_ids:
-        return {}
-    stmt = (
-        select(ConsentImage)
-        .where(col(ConsentImage.consent_id).in_(consent_ids))
-        .order_by(col(ConsentImage.id))
-    )
-    found: dict[str, list[ConsentImage]] = {}
-    for row in session.exec(stmt):
-        found.setdefault(row.consent_id, []).append(row)
-    return found
 
 
 # --- what policy rules are told ----------------------------------------------------------
@@ -245,7 +181,7 @@ def request_context(
     image = None
     if source_asset_id:
         with app.session() as session:
-            asset = session.get(Asset, source_asset_id)
+            asset = asset_by_id(session, source_asset_id)
         image = stored_image_facts(app, asset) if asset else None
     return PolicyContext(model=model, image=image, consent_for=consent_lookup(app))
 

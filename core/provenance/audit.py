@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
-
-from catalog.models import Asset, Generation, VerificationRecord
-from catalog.queries import assets_by_id
+from catalog.audits import ClipOrigin, assets_after, clip_origins, count_assets, save_checks
+from catalog.models import Asset, VerificationRecord
+from catalog.verifications import last_states, verification_records
 from core.api.ids import short
 from core.api.types import VerificationResult, VerificationState
 from core.host.app import Reelvault
 from core.media.store import hash_file
-from core.provenance.credentials import compare_lineage, manifest_of, verification_records, verify
+from core.provenance.credentials import compare_lineage, manifest_of, verify
 
 BATCH = 200
 FINDING_KINDS = (
@@ -90,15 +88,6 @@ class AuditReport:
         }
 
 
-@dataclass(frozen=True)
-class _Lineage:
-    """What the catalog says made one stored clip, loaded batch by batch."""
-
-    generation: Generation
-    source: Asset | None
-    parent: Asset | None
-
-
 def audit(
     app: Reelvault,
     *,
@@ -108,24 +97,16 @@ def audit(
 ) -> AuditReport:
     """Check every asset (added at or after ``since``, if given); see the module doc."""
     report = AuditReport()
-    where = [Asset.created_at >= since] if since else []
     with app.session() as session:
-        total = session.exec(select(sa.func.count()).select_from(Asset).where(*where)).one()
+        total = count_assets(session, since)
     last_id = ""
     while True:
         with app.session() as session:
-            batch = list(
-                session.exec(
-                    select(Asset)
-                    .where(Asset.id > last_id, *where)
-                    .order_by(col(Asset.id))
-                    .limit(batch_size)
-                )
-            )
+            batch = assets_after(session, last_id, batch_size, since)
             if not batch:
                 break
-            lineages = _lineages(session, [a.id for a in batch])
-            previous = _last_states(session, [a.id for a in batch])
+            lineages = clip_origins(session, [a.id for a in batch])
+            previous = last_states(session, [a.id for a in batch])
         last_id = batch[-1].id
         records: list[VerificationRecord] = []
         labels: dict[str, str] = {}
@@ -141,11 +122,7 @@ def audit(
                 done = report.checked + report.placeholders
                 on_progress(f"{done}/{total}", done * 100 // max(total, 1))
         with app.session() as session:
-            session.add_all(records)
-            for asset_id_, label in labels.items():  # learnt from files cataloged before
-                session.execute(
-                    sa.update(Asset).where(col(Asset.id) == asset_id_).values(manifest_label=label)
-                )
+            save_checks(session, records, labels)
     return report
 
 
@@ -153,7 +130,7 @@ def _check(
     app: Reelvault,
     report: AuditReport,
     asset: Asset,
-    lineage: _Lineage | None,
+    lineage: ClipOrigin | None,
     previous: Mapping[tuple[str, str], str],
 ) -> tuple[list[VerificationResult], bool] | None:
     """Check one asset: its results (``None`` when there is no file to verify) and whether
@@ -219,46 +196,6 @@ def _check(
             else:
                 report.notes.append(finding)
     return results, intact
-
-
-def _lineages(session: Session, asset_ids: list[str]) -> dict[str, _Lineage]:
-    """For each asset in the batch that is a clip's video, what made it, in three queries."""
-    made = list(
-        session.exec(select(Generation).where(col(Generation.output_asset_id).in_(asset_ids)))
-    )
-    parent_ids = {g.parent_id for g in made if g.parent_id}
-    parents = (
-        {
-            g.id: g
-            for g in session.exec(select(Generation).where(col(Generation.id).in_(parent_ids)))
-        }
-        if parent_ids
-        else {}
-    )
-    wanted = [g.source_asset_id for g in made] + [p.output_asset_id for p in parents.values()]
-    assets = assets_by_id(session, wanted)
-    lineages: dict[str, _Lineage] = {}
-    for generation in made:
-        parent = parents.get(generation.parent_id or "")
-        lineages[generation.output_asset_id or ""] = _Lineage(
-            generation,
-            assets.get(generation.source_asset_id or ""),
-            assets.get(parent.output_asset_id or "") if parent else None,
-        )
-    return lineages
-
-
-def _last_states(session: Session, asset_ids: list[str]) -> dict[tuple[str, str], str]:
-    """Each (asset, verifier)'s most recent recorded state (the history can be long)."""
-    latest = (
-        select(sa.func.max(VerificationRecord.id))
-        .where(col(VerificationRecord.asset_id).in_(asset_ids))
-        .group_by(col(VerificationRecord.asset_id), col(VerificationRecord.verifier))
-    )
-    stmt = select(
-        VerificationRecord.asset_id, VerificationRecord.verifier, VerificationRecord.state
-    ).where(col(VerificationRecord.id).in_(latest))
-    return {(a, v): s for a, v, s in session.exec(stmt)}
 
 
 def describe(finding: Finding) -> str:

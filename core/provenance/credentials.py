@@ -15,8 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from catalog.models import Asset, Generation, VerificationRecord
+from catalog.lookups import asset_by_id
+from catalog.models import Asset, Generation
 from catalog.queries import resolve
+from catalog.verifications import record_verifications
+from catalog.verifications import (  # importer.py still takes it from here
+    verification_records as verification_records,
+)
 from core.api.errors import NotFoundError, PluginError, RequestError
 from core.api.ids import short
 from core.api.settings import Settings
@@ -254,7 +259,7 @@ def verify_target(app: Reelvault, target: str) -> VerifyReport:
             ) from None
         generation_id = found.id if isinstance(found, Generation) else None
         asset = (
-            session.get(Asset, found.output_asset_id) if isinstance(found, Generation) else found
+            asset_by_id(session, found.output_asset_id) if isinstance(found, Generation) else found
         )
     if asset is None:
         raise NotFoundError(f"{generation_id} has no video (it is {found.status})")
@@ -291,19 +296,4 @@ def guess_mime(path: Path) -> str | None:
 
 def record_results(app: Reelvault, asset_id: str, results: Sequence[VerificationResult]) -> None:
     with app.session() as session:
-        session.add_all(verification_records(asset_id, results))
-
-
-def verification_records(
-    asset_id: str, results: Sequence[VerificationResult]
-) -> list[VerificationRecord]:
-    return [
-        VerificationRecord(
-            asset_id=asset_id,
-            verifier=r.verifier,
-            state=r.state,
-            codes=list(r.codes),
-            details=dict(r.details),
-        )
-        for r in results
-    ]
+        record_verifications(session, asset_id, results)

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from catalog.listed_jobs import imported_generation
 from catalog.models import Generation
 from catalog.queries import generations_by_job_ids
 from catalog.records import insert_or_ignore
 from catalog.statuses import COMPLETED, ENDED, REMOTE
 from core.api.errors import ReelvaultError, RequestError
-from core.api.ids import new_clip_id
-from core.api.types import JobState, ListsJobs, Relation, RemoteJob
+from core.api.types import ListsJobs
 from core.generation.generate import run_job
 from core.host.app import Reelvault
 
@@ -61,7 +60,8 @@ def sync(
         for job in jobs:  # oldest first, so a parent is cataloged before its remixes
             if job.status.job_id in known:
                 continue
-            row = _generation(backend, job, known.get(job.parent_job_id or ""), provider)
+            parent = known.get(job.parent_job_id or "")
+            row = imported_generation(backend, job, parent, provider)
             # Another sync, or a create recording its id, may have written this job's
             # row since the look-up: the unique job id makes that an ignored insert.
             if insert_or_ignore(session, row):
@@ -93,40 +93,3 @@ def sync(
             if on_message:
                 on_message(f"{row.id} {finished.status}")
     return report
-
-
-def _generation(
-    backend: str, job: RemoteJob, parent: Generation | None, provider: str | None
-) -> Generation:
-    status = job.status
-    state = {JobState.COMPLETED: REMOTE}.get(status.state, status.state.value)
-    details = {**status.details, "imported": True}
-    if job.parent_job_id and parent is None:
-        details["parent_not_in_catalog"] = job.parent_job_id
-    parameters: dict[str, object] = {"seconds": job.seconds, "size": job.size, "imported": True}
-    if provider:
-        parameters["provider"] = provider
-    return Generation(
-        id=new_clip_id(),
-        backend=backend,
-        model=job.model,
-        prompt=job.prompt,
-        seconds=job.seconds,
-        size=job.size,
-        parameters=parameters,
-        status=state,
-        progress=status.progress,
-        remote_job_id=status.job_id,
-        listed_job_id=status.job_id,
-        parent_id=parent.id if parent else None,
-        relation=Relation.REMIX_OF if parent else None,
-        details=details,
-        error_code=status.error_code,
-        error_message=status.error_message,
-        created_at=_time(job.created_at) or datetime.now(UTC),
-        completed_at=_time(job.completed_at),
-    )
-
-
-def _time(unix: int | None) -> datetime | None:
-    return datetime.fromtimestamp(unix, UTC) if unix else None

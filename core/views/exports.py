@@ -25,17 +25,22 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, TextIO
 
-import sqlalchemy as sa
 from prov.constants import XSD_LONG
 from prov.model import PROV, Literal, Namespace, ProvDocument
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from catalog.exports import (
+    backend_model_pairs,
+    decisions_by_generation,
+    generation_batches,
+    parent_videos,
+    referenced_asset_batches,
+)
 from catalog.models import Asset, Generation, PolicyDecisionRecord
 from catalog.queries import (
     ClipFilter,
     LineageNode,
     assets_by_id,
-    clip_conditions,
     clips_from_source,
     latest_states,
     lineage,
@@ -106,24 +111,12 @@ def export(app: Reelvault, fmt: str, filters: ClipFilter, out: TextIO) -> int:
 # --- rows --------------------------------------------------------------------------------
 
 
-def generation_batches(session: Session, filters: ClipFilter) -> Iterator[list[Generation]]:
-    """The selected clips, oldest first (parents before their remixes), a batch at a time."""
-    stmt = (
-        select(Generation)
-        .where(*clip_conditions(filters))
-        .order_by(col(Generation.created_at), col(Generation.id))
-        .execution_options(yield_per=BATCH)
-    )
-    for batch in session.exec(stmt).partitions():
-        yield list(batch)
-
-
 def clip_records(session: Session, filters: ClipFilter) -> Iterator[dict[str, Any]]:
     """One self-contained record per clip: request, outcome, files, decisions, provenance.
 
     Records are portable: they hold no path on this machine (``files_dict`` gets no store).
     """
-    for batch in generation_batches(session, filters):
+    for batch in generation_batches(session, filters, BATCH):
         ids = [g.id for g in batch]
         asset_ids = [getattr(g, column) for g in batch for _, column in ROLES]
         assets = assets_by_id(session, asset_ids)
@@ -150,23 +143,6 @@ def _record(
         **files_dict(g, assets, None, lambda asset: {"provenance": states.get(asset.id)}),
         "policy_decisions": [decision_dict(d) for d in decisions],
     }
-
-
-def decisions_by_generation(
-    session: Session, generation_ids: Sequence[str]
-) -> dict[str, list[PolicyDecisionRecord]]:
-    """The policy decisions of many generations, in one query, in recorded order."""
-    found: dict[str, list[PolicyDecisionRecord]] = {}
-    if not generation_ids:
-        return found
-    stmt = (
-        select(PolicyDecisionRecord)
-        .where(col(PolicyDecisionRecord.generation_id).in_(set(generation_ids)))
-        .order_by(col(PolicyDecisionRecord.id))
-    )
-    for decision in session.exec(stmt):
-        found.setdefault(decision.generation_id, []).append(decision)
-    return found
 
 
 def write_jsonl(records: Iterable[Mapping[str, Any]], out: TextIO) -> int:
@@ -330,15 +306,6 @@ def _present(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if v is not None}
 
 
-def parent_videos(session: Session, batch: Sequence[Generation]) -> dict[str, str | None]:
-    """The video of each generation's parent, by parent id, in one query."""
-    wanted = {g.parent_id for g in batch if g.parent_id}
-    if not wanted:
-        return {}
-    stmt = select(Generation.id, Generation.output_asset_id).where(col(Generation.id).in_(wanted))
-    return dict(session.exec(stmt).all())
-
-
 def prov_document(session: Session, generations: Sequence[Generation]) -> ProvDocument:
     """A whole PROV document for a few clips (a lineage), built in memory."""
     doc = new_prov_document()
@@ -413,21 +380,18 @@ def write_prov_json(session: Session, filters: ClipFilter, out: TextIO) -> int:
     """
     with contextlib.ExitStack() as files:
         sections = _Sections(files)
-        conditions = clip_conditions(filters)
-        pairs = session.exec(
-            select(Generation.backend, Generation.model).where(*conditions).distinct()
-        ).all()
         doc = new_prov_document()
-        add_agents(doc, pairs)
+        add_agents(doc, backend_model_pairs(session, filters))
         sections.add(doc)
-        for assets in _referenced_assets(session, conditions):
+        columns = [column for _, column in ROLES]
+        for assets in referenced_asset_batches(session, filters, columns, BATCH):
             doc = new_prov_document()
             states = latest_states(session, [a.id for a in assets])
             for asset in assets:
                 add_asset(doc, asset, states.get(asset.id))
             sections.add(doc)
         count = 0
-        for batch in generation_batches(session, filters):
+        for batch in generation_batches(session, filters, BATCH):
             doc = new_prov_document()
             parents = parent_videos(session, batch)
             for g in batch:
@@ -436,24 +400,3 @@ def write_prov_json(session: Session, filters: ClipFilter, out: TextIO) -> int:
             count += len(batch)
         sections.write(out)
         return count
-
-
-def _referenced_assets(
-    session: Session, conditions: Sequence[sa.ColumnElement[bool]]
-) -> Iterator[list[Asset]]:
-    parent = sa.orm.aliased(Generation)
-    referenced = sa.union(
-        *(select(getattr(Generation, column)).where(*conditions) for _, column in ROLES),
-        select(parent.output_asset_id)
-        .select_from(Generation)
-        .join(parent, col(parent.id) == col(Generation.parent_id))
-        .where(*conditions),
-    ).subquery()
-    stmt = (
-        select(Asset)
-        .where(col(Asset.id).in_(select(referenced.c[0])))
-        .order_by(col(Asset.id))
-        .execution_options(yield_per=BATCH)
-    )
-    for batch in session.exec(stmt).partitions():
-        yield list(batch)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation, PolicyDecisionRecord
 from catalog.queries import (
     LineageNode,
@@ -170,7 +171,7 @@ def lineage_dict(
     else:
         nodes = lineage(session, target.id)
         root = nodes[0].generation
-        source = session.get(Asset, root.source_asset_id) if root.source_asset_id else None
+        source = asset_by_id(session, root.source_asset_id)
     return {
         "target": target.id,
         "source": asset_dict(source, store) if source else None,

@@ -47,6 +47,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation
 from catalog.queries import (
     PROVENANCE_STATES,
@@ -186,7 +187,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
 
     def media(request: Request) -> Response:
         with reader.session() as session:
-            asset = session.get(Asset, request.path_params["asset_id"])
+            asset = asset_by_id(session, request.path_params["asset_id"])
         if asset is None or not _servable(asset):
             raise NotFoundError("no stored file has that id")
         assert asset.sha256 is not None

@@ -1,0 +1,18 @@
+"""Single rows by their exact primary key, for callers that already hold the id.
+
+Ids a person types go through :func:`catalog.queries.resolve` (prefixes, ambiguity);
+these are for ids the catalog itself handed out: a clip's source still, its video, a
+file the web app was asked for by the id on one of its own pages.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from catalog.models import Asset
+
+
+def asset_by_id(session: Session, asset_id: str | None) -> Asset | None:
+    """The asset with exactly this id, or ``None`` (also for no id: a clip without a
+    video); served from the session's identity map when it already holds the row."""
+    return session.get(Asset, asset_id) if asset_id else None
