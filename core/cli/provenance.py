@@ -210,7 +210,9 @@ def audit_command(ctx: click.Context, since: str | None, as_json: bool) -> None:
 @click.option("--recursive", "-r", is_flag=True, help="Import what folders contain, at any depth.")
 @json_option
 @click.pass_context
-def import_command(ctx: click.Context, paths: tuple[Path, ...], recursive: bool, as_json: bool):
+def import_command(
+    ctx: click.Context, paths: tuple[Path, ...], recursive: bool, as_json: bool
+) -> None:
     """Catalog existing images and videos; rebuild lineage from their credentials."""
     app = get_app(ctx)
     with progress_bar("importing") as on_progress:
