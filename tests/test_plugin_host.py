@@ -329,15 +329,8 @@ def test_every_hook_is_documented(hook: str):
 
 def _signature(function: ast.FunctionDef) -> str:
     """A function's name, parameters, annotations and return type, as one normal line."""
-    stub = ast.FunctionDef(
-        name=function.name,
-        args=function.args,
-        body=[ast.Expr(ast.Constant(...))],
-        decorator_list=[],
-        returns=function.returns,
-        type_params=[],
-    )
-    return ast.unparse(ast.fix_missing_locations(stub)).splitlines()[0]
+    returns = f" -> {ast.unparse(function.returns)}" if function.returns else ""
+    return f"def {function.name}({ast.unparse(function.args)}){returns}"
 
 
 def _hook_section(guide: str, hook: str) -> str:
