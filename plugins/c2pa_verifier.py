@@ -177,9 +177,10 @@ def manifest_tree(store: dict[str, Any], label: str) -> dict[str, Any]:
             }
             child_label = ingredient.get("active_manifest")
             if isinstance(child_label, str) and child_label:
-                entry["manifest"], child = node(child_label)
+                child_node, child = node(child_label)
+                entry["manifest"] = child_node
                 if child is not None:
-                    queue.append((entry["manifest"], child))
+                    queue.append((child_node, child))
             parent["ingredients"].append(entry)
     return root
 

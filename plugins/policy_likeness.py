@@ -78,6 +78,7 @@ class Options:
 def _cascade(filename: str) -> cv2.CascadeClassifier:
     """Load a cascade once per process; cv2 itself is imported only when a still is checked."""
     import cv2
+    import cv2.data  # the folder of trained cascades that ships with OpenCV
 
     classifier = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / filename))
     if classifier.empty():

@@ -232,6 +232,7 @@ class SoraBackend:
         video_id, provider = _split(request.parent_job_id)
         profile, key = self._connect(provider)
         parent = {"id": video_id}
+        body: dict[str, str | dict[str, str]]
         if request.relation == Relation.REMIX_OF:
             path, body = f"videos/{video_id}/remix", {"prompt": request.prompt}
         elif request.relation == Relation.EDIT_OF:

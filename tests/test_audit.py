@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tracemalloc
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,14 +15,15 @@ from sqlmodel import select
 
 from catalog.models import Asset, Generation
 from catalog.queries import verifications_for
+from core.api.settings import Settings
 from core.generation.generate import derive
 from core.host.app import Reelvault
 from core.provenance.audit import audit
 from core.provenance.importer import import_paths
 from core.provenance.signing import init_signing
 from core.provenance.trust import add_anchors
-from tests.conftest import textured_image
-from tests.test_provenance_support import (
+from tests.conftest import on_postgresql, textured_image
+from tests.provenance_support import (
     TAMPERS,
     SignedLibrary,
     Tamper,
@@ -48,14 +51,59 @@ def rewrite(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-@pytest.fixture
-def family(app: Reelvault, still: Path, tmp_path: Path):
+Family = tuple[Generation, Generation, Generation]
+
+
+def make_family(app: Reelvault, folder: Path) -> Family:
     """A signed clip and its remix, plus a second still with a clip of its own."""
     init_signing(app.settings)
-    clip = quick_clip(app, still, "pan right")
+    clip = quick_clip(app, textured_image(folder / "still.jpg"), "pan right")
     remix = derive(app, clip.id, "tilt up")
-    other = quick_clip(app, textured_image(tmp_path / "other.jpg", seed=9), "zoom out")
+    other = quick_clip(app, textured_image(folder / "other.jpg", seed=9), "zoom out")
     return clip, remix, other
+
+
+@dataclass(frozen=True)
+class FamilyHome:
+    home: Path
+    family: Family
+
+
+@pytest.fixture(scope="module")
+def family_home(tmp_path_factory: pytest.TempPathFactory) -> FamilyHome:
+    """The family, generated (and signed) once per module in a SQLite home of its own.
+
+    Every audit writes verification records and most tests here damage something, so
+    each test gets a copy of this home (a few small files) rather than the home itself.
+    """
+    root = tmp_path_factory.mktemp("audit-family")
+    app = Reelvault(
+        Settings.load(home=root / "home", db_url=f"sqlite:///{root / 'home' / 'catalog.db'}")
+    )
+    try:
+        return FamilyHome(root / "home", make_family(app, root))
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def home(home: Path, request: pytest.FixtureRequest) -> Path:
+    """The test's home; for a test that asks for ``family``, a copy of the family's home.
+
+    On PostgreSQL the catalog is a database of its own, so there ``family`` builds it.
+    """
+    if "family" in request.fixturenames and not on_postgresql():
+        template: FamilyHome = request.getfixturevalue("family_home")
+        shutil.copytree(template.home, home)
+    return home
+
+
+@pytest.fixture
+def family(app: Reelvault, tmp_path: Path, request: pytest.FixtureRequest) -> Family:
+    if on_postgresql():
+        return make_family(app, tmp_path)
+    template: FamilyHome = request.getfixturevalue("family_home")
+    return template.family
 
 
 def test_a_healthy_catalog_audits_clean(app: Reelvault, family, run):
@@ -176,7 +224,7 @@ def test_audit_of_an_imported_family_with_placeholders(
 
 
 def test_audit_notices_credentials_stripped_from_a_file(app: Reelvault, family):
-    from tests.test_provenance_support import remux
+    from tests.provenance_support import remux
 
     clip, _, _ = family
     path = stored_path(app, clip.output_asset_id)

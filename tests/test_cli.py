@@ -326,3 +326,35 @@ def test_home_option_brings_that_homes_disabled_plugins(run, home: Path, still: 
     (home / "config.toml").write_text(f'disabled_plugins = ["protected_names"]\n{names}')
     (other / "config.toml").write_text(names)
     assert "protected_names" in plugins(run("--home", other, *check, expect=1))
+
+
+def test_disabled_plugins_are_read_one_way_and_a_bad_value_is_one_clear_error(
+    run, home: Path, still: Path
+):
+    home.mkdir(parents=True, exist_ok=True)
+    names = '[plugins.protected_names]\nterms = ["Mickey Mouse"]\n'
+    check = ("policy", "check", still, "-p", "Mickey Mouse waves", "--json")
+    (home / "config.toml").write_text(names)
+    assert "protected_names" in json.dumps(json.loads(run(*check, expect=1).stdout)["decisions"])
+
+    (home / "config.toml").write_text('disabled_plugins = "protected_names"\n' + names)
+    assert Settings.load(home=home).disabled_plugins() == {"protected_names"}  # a list of one
+    result = run(*check)
+    assert "protected_names" not in {d["plugin"] for d in json.loads(result.stdout)["decisions"]}
+
+    (home / "config.toml").write_text("disabled_plugins = [5]\n")
+    result = run("list", expect=1)
+    assert "disabled_plugins must be a list of plugin names, not [5]" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_times_read_the_same_everywhere():
+    from datetime import UTC, datetime
+
+    from core.api import timestamp_text
+
+    stored = "2026-11-25T14:03:07.512345+00:00"
+    assert timestamp_text(stored) == "2026-11-25 14:03:07"
+    assert timestamp_text(stored, seconds=False) == "2026-11-25 14:03"
+    assert timestamp_text(datetime(2026, 11, 25, 14, 3, 7, 512345, UTC)) == "2026-11-25 14:03:07"
+    assert timestamp_text(None) == timestamp_text("") == ""

@@ -19,7 +19,7 @@ from core.host.app import Reelvault
 from core.provenance.importer import IMPORTED, import_paths
 from core.views.report import lineage_dict
 from tests.conftest import textured_image
-from tests.test_provenance_support import (
+from tests.provenance_support import (
     SignedLibrary,
     active_label,
     normalized_lineage,

@@ -327,6 +327,40 @@ def test_every_hook_is_documented(hook: str):
     assert re.search(rf"^#+ .*`{hook}`", guide, re.MULTILINE), f"{hook} has no section"
 
 
+def _signature(function: ast.FunctionDef) -> str:
+    """A function's name, parameters, annotations and return type, as one normal line."""
+    returns = f" -> {ast.unparse(function.returns)}" if function.returns else ""
+    return f"def {function.name}({ast.unparse(function.args)}){returns}"
+
+
+def _hook_section(guide: str, hook: str) -> str:
+    start = re.search(rf"^## `{hook}`$", guide, re.MULTILINE)
+    assert start, f"docs/plugins.md has no '## `{hook}`' section"
+    end = re.search(r"^## ", guide[start.end() :], re.MULTILINE)
+    return guide[start.end() : start.end() + end.start()] if end else guide[start.end() :]
+
+
+@pytest.mark.parametrize("hook", _hookspec_names())
+def test_every_hook_signature_is_documented_exactly(hook: str):
+    """The first code block of a hook's section is its signature, exactly as the hookspec
+    declares it (layout aside): renaming an argument or changing a type updates the guide."""
+    source = (REPO / "core" / "api" / "hookspecs.py").read_text()
+    (spec,) = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef) and node.name == hook
+    ]
+    section = _hook_section((REPO / "docs" / "plugins.md").read_text(), hook)
+    block = re.search(r"^```python\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    assert block, f"the `{hook}` section of docs/plugins.md starts with no python block"
+    documented = [
+        node for node in ast.parse(block.group(1)).body if isinstance(node, ast.FunctionDef)
+    ]
+    assert [_signature(node) for node in documented] == [_signature(spec)], (
+        f"docs/plugins.md shows `{hook}` differently from core/api/hookspecs.py"
+    )
+
+
 @pytest.mark.parametrize("hook", _hookspec_names())
 def test_every_hook_has_a_test_plugin_implementing_it(hook: str):
     implemented: set[str] = set()

@@ -28,7 +28,7 @@ from core.provenance.signing import DOCUMENT_SIGNING, init_signing, signing_stat
 from core.provenance.trust import add_anchors, fingerprint, list_anchors, remove_anchor
 from plugins.c2pa_verifier import MAX_MANIFESTS, manifest_tree, read_credentials
 from tests.conftest import textured_image
-from tests.test_provenance_support import (
+from tests.provenance_support import (
     KMS_KEY_ENV,
     TAMPERS,
     SignedLibrary,
@@ -263,7 +263,7 @@ def test_a_kms_key_signs_through_a_callback(
     app = write_config(
         home,
         f'[signing]\ncert = "{kms / "signing" / "chain.pem"}"\n'
-        'callback = "tests.test_provenance_support:kms_sign"\n',
+        'callback = "tests.provenance_support:kms_sign"\n',
     )
     try:
         add_anchors(app.settings, kms / "signing" / "ca.pem")

@@ -309,12 +309,12 @@ def test_a_job_left_in_flight_is_retried_by_another_worker_once_its_lease_lapses
     app = Reelvault(Settings.load(home=home))
     api.hold = True
     queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
-    first = Worker(app, concurrency=1, lease_seconds=1.0, name="w1").run(until_idle=True)
+    first = Worker(app, concurrency=1, lease_seconds=30, name="w1").run(until_idle=True)
     assert "still in_progress" in first.unfinished[queued.id]
     row = row_of(app, queued.id)
     assert (row.status, row.lease_owner) == ("in_progress", "w1") and row.remote_job_id
     api.release()
-    time.sleep(1.1)  # w1's lease lapses: it kept the owner, so the job is claimable now
+    lapse_lease(app, queued.id)  # w1 kept the owner, so the job is claimable once it lapses
     second = Worker(app, concurrency=1, lease_seconds=30, name="w2").run(until_idle=True)
     assert second.completed == [queued.id]
     row = row_of(app, queued.id)

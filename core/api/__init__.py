@@ -8,7 +8,8 @@ needs; the submodules say more:
 - :mod:`core.api.errors`: the whole exception tree;
 - :mod:`core.api.settings`: the read side of a home's settings;
 - :mod:`core.api.ids`: catalog identifiers as users type them;
-- :mod:`core.api.providers`: provider profiles and keys, for remote backends.
+- :mod:`core.api.providers`: provider profiles and keys, for remote backends;
+- :mod:`core.api.times`: timestamps as people read them.
 
 Everything else under ``core`` is the host's own business and may change without notice;
 a test holds plugins and the catalog to this package.
@@ -42,6 +43,7 @@ from core.api.settings import (
     Settings,
     c2pa_settings,
 )
+from core.api.times import timestamp_text
 from core.api.types import (
     FIT_MODES,
     GENERATION_ASSERTION,
@@ -106,4 +108,5 @@ __all__ = [
     "hookimpl",
     "providers",
     "short",
+    "timestamp_text",
 ]

@@ -167,6 +167,22 @@ class Settings:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.home / path
 
+    def disabled_plugins(self) -> frozenset[str]:
+        """The plugins switched off in config.toml (top-level ``disabled_plugins``).
+
+        One reading for everyone who asks (the host loading plugins, policy deciding which
+        load failures to forgive), so they cannot disagree about a plugin. A single name
+        counts as a list of one, as for every list of names in config.toml.
+        """
+        value = self.config.get("disabled_plugins", [])
+        if isinstance(value, str):
+            return frozenset((value,))
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return frozenset(value)
+        raise ReelvaultError(
+            f"{self.config_path}: disabled_plugins must be a list of plugin names, not {value!r}"
+        )
+
     def section(self, name: str) -> Mapping[str, Any]:
         """A plugin's own table in config.toml (``[plugins.NAME]``), empty if absent."""
         plugins = self.config.get("plugins", {})
@@ -192,6 +208,7 @@ class Settings:
         for key in ("alg", "callback", "tsa_url"):  # read by the C2PA signer
             self._string("signing", key)
         self.trust_anchor_sources()
+        self.disabled_plugins()
 
 
 def _read_config(path: Path) -> dict[str, Any]:

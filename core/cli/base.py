@@ -14,17 +14,18 @@ import functools
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from rich.text import Text
 
 from catalog.queries import (
@@ -59,7 +60,7 @@ def default_host() -> PluginHost:
     ``--home`` is parsed (so from the default home's ``disabled_plugins``). Only for
     ``register_commands``: every command runs on its home's own host (:func:`get_app`)."""
     try:
-        disabled = frozenset(Settings.load().config.get("disabled_plugins", []))
+        disabled = Settings.load().disabled_plugins()
     except ReelvaultError:
         disabled = frozenset()  # a broken config.toml is reported when a command opens it
     return load_host(disabled)
@@ -114,6 +115,45 @@ def echo_err(message: str) -> None:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+Row = TypeVar("Row")
+Columns = Mapping[str, Callable[[Row], str | Text]] | Callable[[Row], str]
+"""A table's columns, each heading with the cell it shows for a row; or one line per row."""
+
+
+def print_rows(
+    rows: Sequence[Row],
+    columns: Columns[Row],
+    *,
+    as_json: bool,
+    empty_message: str | None,
+    json_document: Any = None,
+) -> None:
+    """How every listing command answers: the rows as JSON with ``--json``, else a table
+    (or one line per row), or ``empty_message`` on stderr when there is nothing to list.
+
+    With ``--json`` the rows are printed as they are, unless the command's document holds
+    more than them (``json_document``). Without an ``empty_message`` an empty listing
+    still prints its headings. Cells built from what users or certificates wrote should
+    be :func:`plain` text, never markup.
+    """
+    if as_json:
+        print_json(rows if json_document is None else json_document)
+        return
+    if not rows and empty_message is not None:
+        echo_err(empty_message)
+        return
+    if not isinstance(columns, Mapping):
+        for row in rows:
+            click.echo(columns(row))
+        return
+    table = Table(box=None, pad_edge=False)
+    for heading in columns:
+        table.add_column(heading)
+    for row in rows:
+        table.add_row(*(cell(row) for cell in columns.values()))
+    console().print(table)
 
 
 @contextmanager

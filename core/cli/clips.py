@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
-from rich.table import Table
 
 from catalog.models import Generation
 from catalog.queries import list_ended
@@ -11,15 +12,16 @@ from core.api.errors import ReelvaultError
 from core.api.types import Relation
 from core.cli.base import (
     ClipRequest,
+    Columns,
     cli,
     clip_text,
-    console,
     echo_err,
     generation_options,
     get_app,
     json_option,
     plain,
     print_json,
+    print_rows,
     progress_bar,
     seconds_option,
     size_option,
@@ -134,26 +136,16 @@ def jobs_command(ctx: click.Context, ended: int, as_json: bool) -> None:
         }
         for g in generations
     ]
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        echo_err("no jobs in flight")
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "status", "progress", "backend/model", "job", "worker", "prompt"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["id"],
-            row["status"],
-            f"{row['progress']}%",
-            f"{row['backend']}/{row['model']}",
-            row["remote_job_id"] or "(none)",
-            row["worker"] or "",
-            plain(clip_text(row["prompt"], 50)),
-        )
-    console().print(table)
+    columns: Columns[dict[str, Any]] = {
+        "id": lambda row: row["id"],
+        "status": lambda row: row["status"],
+        "progress": lambda row: f"{row['progress']}%",
+        "backend/model": lambda row: f"{row['backend']}/{row['model']}",
+        "job": lambda row: row["remote_job_id"] or "(none)",
+        "worker": lambda row: row["worker"] or "",
+        "prompt": lambda row: plain(clip_text(row["prompt"], 50)),
+    }
+    print_rows(rows, columns, as_json=as_json, empty_message="no jobs in flight")
 
 
 @cli.command(name="resume")

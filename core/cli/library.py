@@ -6,24 +6,25 @@ import json
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.tree import Tree
 
 from catalog.queries import get_generation, list_generations
 from catalog.queries import resolve as resolve_id
 from core.api.errors import RequestError
 from core.api.ids import short
+from core.api.times import timestamp_text
 from core.cli.base import (
+    Columns,
     FilterRequest,
     cli,
     clip_filter_options,
     clip_text,
     console,
-    echo_err,
     get_app,
     json_option,
     plain,
     print_json,
+    print_rows,
 )
 from core.views.report import generation_dict, generation_summary, lineage_dict
 
@@ -46,27 +47,17 @@ def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json
     clip_filter = filters.to_filter(app, limit=limit or None)
     with app.session() as session:
         rows = [generation_summary(g) for g in list_generations(session, clip_filter)]
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        echo_err("no clips match")
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "created", "status", "backend/model", "secs", "size", "parent", "prompt"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["id"],
-            row["created_at"][:19].replace("T", " "),
-            row["status"],
-            f"{row['backend']}/{row['model']}",
-            str(row["seconds"]),
-            row["size"],
-            row["parent_id"] or "",
-            plain(clip_text(row["prompt"], 60)),
-        )
-    console().print(table)
+    columns: Columns[dict[str, Any]] = {
+        "id": lambda row: row["id"],
+        "created": lambda row: timestamp_text(row["created_at"]),
+        "status": lambda row: row["status"],
+        "backend/model": lambda row: f"{row['backend']}/{row['model']}",
+        "secs": lambda row: str(row["seconds"]),
+        "size": lambda row: row["size"],
+        "parent": lambda row: row["parent_id"] or "",
+        "prompt": lambda row: plain(clip_text(row["prompt"], 60)),
+    }
+    print_rows(rows, columns, as_json=as_json, empty_message="no clips match")
 
 
 @cli.command(name="show")
@@ -112,7 +103,7 @@ def print_generation(data: dict[str, Any]) -> None:
             lines += [  # the whole history, oldest first: a state that changed shows
                 f"          verified by {v['verifier']}: {v['state']}"
                 + (f" ({v['details']['summary']})" if v["details"].get("summary") else "")
-                + f"  {(v['checked_at'] or '')[:19].replace('T', ' ')}"
+                + f"  {timestamp_text(v['checked_at'])}"
                 for v in asset["verifications"]
             ]
     explanation = data["details"].get("explanation") if data["details"] else None

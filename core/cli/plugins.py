@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
-from rich.table import Table
 
 from core.cli.base import (
+    Columns,
     cli,
-    console,
     echo_err,
     get_app,
     json_option,
-    print_json,
+    print_rows,
 )
 
 
@@ -26,15 +27,15 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
         for p in host.plugins()
     ]
     failures = [{"name": f.name, "source": f.source, "error": f.error} for f in host.failures]
+    columns: Columns[dict[str, Any]] = {
+        "plugin": lambda p: p["name"],
+        "hooks": lambda p: ", ".join(p["hooks"]),
+        "from": lambda p: p["source"],
+    }
+    document = {"plugins": plugins, "failures": failures}
+    print_rows(plugins, columns, as_json=as_json, empty_message=None, json_document=document)
     if as_json:
-        print_json({"plugins": plugins, "failures": failures})
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("plugin", "hooks", "from"):
-        table.add_column(column)
-    for p in plugins:
-        table.add_row(p["name"], ", ".join(p["hooks"]), p["source"])
-    console().print(table)
     for failure in failures:
         echo_err(f"FAILED {failure['name']} ({failure['source']}): {failure['error']}")
 
@@ -63,23 +64,16 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
         for backend in app.backends.values()
         for info in backend.models()
     ]
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("backend", "model", "seconds", "sizes", "image", "remix", "status"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["backend"],
-            row["model"],
-            _ranges(row["seconds"]),
-            " ".join(row["sizes"]),
-            row["input_image"],
-            "yes" if row["remix"] else "no",
-            row["status"],
-        )
-    console().print(table)
+    columns: Columns[dict[str, Any]] = {
+        "backend": lambda row: row["backend"],
+        "model": lambda row: row["model"],
+        "seconds": lambda row: _ranges(row["seconds"]),
+        "sizes": lambda row: " ".join(row["sizes"]),
+        "image": lambda row: row["input_image"],
+        "remix": lambda row: "yes" if row["remix"] else "no",
+        "status": lambda row: row["status"],
+    }
+    print_rows(rows, columns, as_json=as_json, empty_message=None)
 
 
 def _ranges(values: list[int]) -> str:

@@ -7,21 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from core.api.errors import ReelvaultError
+from core.api.times import timestamp_text
 from core.api.types import Outcome
 from core.cli.base import (
     ClipRequest,
+    Columns,
     cli,
     clip_text,
-    console,
-    echo_err,
     generation_options,
     get_app,
     json_option,
     plain,
     print_json,
+    print_rows,
 )
 from core.generation.consent import (
     add_consent,
@@ -114,26 +114,16 @@ def consent_add_command(
 def consent_list_command(ctx: click.Context, as_json: bool) -> None:
     """Every consent ever recorded, newest first: active, expired or revoked."""
     records = list_consents(get_app(ctx))
-    if as_json:
-        print_json(records)
-        return
-    if not records:
-        echo_err("no consents recorded")
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "status", "subject", "granted", "expires", "revoked", "images"):
-        table.add_column(column)
-    for r in records:
-        table.add_row(
-            r["id"],
-            r["status"],
-            plain(clip_text(r["subject"], 40)),
-            _when(r["granted_at"]),
-            _when(r["expires_at"]),
-            _when(r["revoked_at"]),
-            plain(_images(r["images"])),
-        )
-    console().print(table)
+    columns: Columns[dict[str, Any]] = {
+        "id": lambda r: r["id"],
+        "status": lambda r: r["status"],
+        "subject": lambda r: plain(clip_text(r["subject"], 40)),
+        "granted": lambda r: _when(r["granted_at"]),
+        "expires": lambda r: _when(r["expires_at"]),
+        "revoked": lambda r: _when(r["revoked_at"]),
+        "images": lambda r: plain(_images(r["images"])),
+    }
+    print_rows(records, columns, as_json=as_json, empty_message="no consents recorded")
 
 
 @consent_group.command(name="revoke")
@@ -153,7 +143,8 @@ def consent_revoke_command(
 
 
 def _when(value: str | None) -> str:
-    return value[:16].replace("T", " ") if value else ""
+    """Consent times to the minute: grants are made and read by people, not machines."""
+    return timestamp_text(value, seconds=False)
 
 
 def _images(images: list[dict[str, Any]]) -> str:

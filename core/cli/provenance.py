@@ -17,20 +17,23 @@ from rich.tree import Tree
 from core.api.errors import ReelvaultError
 from core.api.types import VerificationResult, VerificationState
 from core.cli.base import (
+    Columns,
     cli,
     console,
     echo_err,
     get_app,
     json_option,
     parse_when,
+    plain,
     print_json,
+    print_rows,
     progress_bar,
 )
 from core.provenance.audit import audit, describe
 from core.provenance.credentials import VerifyReport, verify_target
 from core.provenance.importer import import_paths
 from core.provenance.signing import init_signing, signing_status
-from core.provenance.trust import add_anchors, list_anchors, remove_anchor
+from core.provenance.trust import Anchor, add_anchors, list_anchors, remove_anchor
 
 ALARMING = (VerificationState.INVALID, VerificationState.UNREADABLE)
 """States shown in capitals: something is wrong with the file, not merely unknown."""
@@ -207,7 +210,9 @@ def audit_command(ctx: click.Context, since: str | None, as_json: bool) -> None:
 @click.option("--recursive", "-r", is_flag=True, help="Import what folders contain, at any depth.")
 @json_option
 @click.pass_context
-def import_command(ctx: click.Context, paths: tuple[Path, ...], recursive: bool, as_json: bool):
+def import_command(
+    ctx: click.Context, paths: tuple[Path, ...], recursive: bool, as_json: bool
+) -> None:
     """Catalog existing images and videos; rebuild lineage from their credentials."""
     app = get_app(ctx)
     with progress_bar("importing") as on_progress:
@@ -253,25 +258,25 @@ def trust_add_command(ctx: click.Context, path: Path) -> None:
 def trust_list_command(ctx: click.Context, as_json: bool) -> None:
     """Every trust anchor in use, where it comes from, and when it expires."""
     anchors, problems = list_anchors(get_app(ctx, warn_failed_plugins=False).settings)
+    document = {
+        "anchors": [a.to_json() for a in anchors],
+        "problems": [{"path": str(p.path), "problem": p.problem} for p in problems],
+    }
+    columns: Columns[Anchor] = {  # a certificate's subject is anyone's text: never markup
+        "fingerprint": lambda anchor: anchor.short,
+        "subject": lambda anchor: plain(anchor.subject),
+        "expires": lambda anchor: anchor.not_after.date().isoformat(),
+        "from": lambda anchor: plain("trust folder" if anchor.managed else str(anchor.path)),
+    }
+    print_rows(
+        anchors,
+        columns,
+        as_json=as_json,
+        empty_message="no trust anchors: signed files verify as valid (signed, signer not trusted)",
+        json_document=document,
+    )
     if as_json:
-        print_json(
-            {
-                "anchors": [a.to_json() for a in anchors],
-                "problems": [{"path": str(p.path), "problem": p.problem} for p in problems],
-            }
-        )
         return
-    if not anchors:
-        echo_err("no trust anchors: signed files verify as valid (signed, signer not trusted)")
-    table = Table(box=None, pad_edge=False)
-    for column in ("fingerprint", "subject", "expires", "from"):
-        table.add_column(column)
-    for anchor in anchors:  # a certificate's subject is anyone's text: never markup
-        origin = "trust folder" if anchor.managed else str(anchor.path)
-        expires = anchor.not_after.date().isoformat()
-        table.add_row(anchor.short, Text(anchor.subject), expires, Text(origin))
-    if anchors:
-        console().print(table)
     for problem in problems:
         echo_err(f"warning: {problem.path}: {problem.problem}")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import click
-from rich.table import Table
 
 from core.api.errors import ReelvaultError
 from core.api.providers import (
@@ -20,12 +20,13 @@ from core.api.providers import (
 from core.api.settings import Settings
 from core.api.types import Relation
 from core.cli.base import (
+    Columns,
     cli,
-    console,
     echo_err,
     get_app,
     json_option,
     print_json,
+    print_rows,
 )
 from core.cli.clips import derive_and_show
 from core.remote.profiles import add_profile, remove_key, remove_profile, set_default, set_key
@@ -86,16 +87,13 @@ def providers_add(
 def providers_list(ctx: click.Context, as_json: bool) -> None:
     """Every profile, where its key comes from (never the key) and whether it serves."""
     rows = describe_profiles(_settings(ctx), datetime.now(UTC).date())
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("provider", "api root", "key", "status"):
-        table.add_column(column)
-    for row in rows:
-        name = row["name"] + (" *" if row["default"] else "")
-        table.add_row(name, row["api_root"], row["key"], row["status"])
-    console().print(table)
+    columns: Columns[dict[str, Any]] = {
+        "provider": lambda row: row["name"] + (" *" if row["default"] else ""),
+        "api root": lambda row: row["api_root"],
+        "key": lambda row: row["key"],
+        "status": lambda row: row["status"],
+    }
+    print_rows(rows, columns, as_json=as_json, empty_message=None)
 
 
 @providers_group.command(name="remove")
@@ -146,13 +144,13 @@ def keys_set(ctx: click.Context, name: str, webhook_secret: bool) -> None:
 def keys_list(ctx: click.Context, as_json: bool) -> None:
     """Which keys are stored, by profile: names only."""
     names = stored_key_names(_settings(ctx))
-    if as_json:
-        print_json(names)
-        return
-    if not names:
-        echo_err("no keys stored")
-    for name, kinds in names.items():
-        click.echo(f"{name}: {', '.join(k.replace('_', ' ') for k in kinds)}")
+    print_rows(
+        list(names.items()),
+        lambda item: f"{item[0]}: {', '.join(k.replace('_', ' ') for k in item[1])}",
+        as_json=as_json,
+        empty_message="no keys stored",
+        json_document=names,
+    )
 
 
 @keys_group.command(name="remove")

@@ -61,7 +61,7 @@ def load_failures(host: PluginHost, settings: Settings) -> list[PolicyDecision]:
     without it could let through what it exists to stop. The user decides: fix it, or
     disable it on purpose.
     """
-    disabled = set(settings.config.get("disabled_plugins", []))
+    disabled = settings.disabled_plugins()
     return [
         PolicyDecision(
             Outcome.DENY,

@@ -28,8 +28,7 @@ DEFAULT_BACKEND = "local"
 class Reelvault:
     def __init__(self, settings: Settings, host: PluginHost | None = None) -> None:
         self.settings = settings
-        disabled = frozenset(settings.config.get("disabled_plugins", []))
-        self.host = host if host is not None else load_host(disabled)
+        self.host = host if host is not None else load_host(settings.disabled_plugins())
         self.store = MediaStore(settings.media_dir)
         self.warnings: list[str] = []
         """Problems worth telling the user that did not stop the work (a notifier crashed)."""

@@ -100,7 +100,7 @@ class MediaStore:
 
     def put_stream(self, source: BinaryIO) -> StoredFile:
         with self.writer() as incoming:
-            shutil.copyfileobj(source, incoming, CHUNK)  # type: ignore[misc]
+            shutil.copyfileobj(source, incoming, CHUNK)
         assert incoming.stored is not None
         return incoming.stored
 

@@ -194,7 +194,8 @@ def to_dot(data: Mapping[str, Any]) -> str:
     graph = pydot.Dot("lineage", graph_type="digraph", rankdir="TB")
     graph.set_node_defaults(shape="box", fontname="Helvetica", fontsize="10")
     for parent, node in _walk(_tree(data)):
-        attrs: dict[str, str] = {"label": _dot_string(_text_label(node))}
+        # Any, not str: pydot.Node also takes obj_dict by keyword, so str values do not fit.
+        attrs: dict[str, Any] = {"label": _dot_string(_text_label(node))}
         if node.kind == "still":
             attrs["shape"] = "note"
         if node.id == data["target"]:

@@ -20,7 +20,7 @@ columns other feature branches added to ``assets`` survive.
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0003"

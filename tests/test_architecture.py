@@ -1,0 +1,188 @@
+"""The package layout is a contract, and these tests keep it one.
+
+``core.api`` is the only door into the host for plugins and the catalog; the service
+subpackages never reach up into the command line or the web app; core subpackages do not
+import each other both ways; modules stay small enough to read. A failure names the
+offending module and import, so the fix is where the message points.
+
+Known exceptions live in explicit allow-lists below. They exist to shrink: an entry that
+no longer needs to be there fails too, so it is removed the moment it is fixed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import grimp
+import pytest
+
+from tests.conftest import REPO
+
+TOP_LEVEL_PACKAGES = ("core", "plugins", "catalog")
+PUBLIC_API = "core.api"
+SERVICE_PACKAGES = (
+    "core.generation",
+    "core.provenance",
+    "core.remote",
+    "core.views",
+    "core.media",
+    "core.host",
+)
+FRONT_ENDS = ("core.cli", "core.web")
+
+# Pairs of core subpackages that import each other today. Empty: keep it so. Should a cycle
+# ever have to be tolerated for a while, name it here as ("core.a", "core.b"), sorted.
+KNOWN_CYCLES: frozenset[tuple[str, str]] = frozenset()
+
+MAX_MODULE_LINES = 500
+# Modules over the limit today, each being split into smaller modules. Remove an entry as
+# soon as its module is under the limit (the stale-entry test insists).
+OVERSIZED_MODULES: frozenset[str] = frozenset(
+    {
+        "core/generation/generate.py",
+        "core/provenance/importer.py",
+        "core/testing/videos_api.py",
+        "plugins/local_backend.py",
+        "plugins/sora_backend.py",
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    """The import graph of all three packages, including imports under ``TYPE_CHECKING``
+    and inside functions: a deferred import is still a dependency."""
+    return grimp.build_graph(*TOP_LEVEL_PACKAGES, cache_dir=None)
+
+
+def _modules_in(graph: grimp.ImportGraph, package: str) -> set[str]:
+    return {package} | graph.find_descendants(package)
+
+
+def _in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _project_imports(graph: grimp.ImportGraph, package: str) -> Iterator[tuple[str, str]]:
+    """Every (importer, imported) pair from ``package`` into one of the project's packages."""
+    for importer in sorted(_modules_in(graph, package)):
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            if imported.split(".")[0] in TOP_LEVEL_PACKAGES:
+                yield importer, imported
+
+
+def _describe(pairs: list[tuple[str, str]]) -> str:
+    return "\n".join(f"  {importer} imports {imported}" for importer, imported in pairs)
+
+
+def test_plugins_import_only_the_public_api(graph: grimp.ImportGraph):
+    offending = [
+        (importer, imported)
+        for importer, imported in _project_imports(graph, "plugins")
+        if not _in_package(imported, PUBLIC_API)
+    ]
+    assert not offending, (
+        f"plugins may import only {PUBLIC_API} (and its submodules):\n" + _describe(offending)
+    )
+
+
+def test_catalog_imports_only_the_public_api_and_itself(graph: grimp.ImportGraph):
+    offending = [
+        (importer, imported)
+        for importer, imported in _project_imports(graph, "catalog")
+        if not (_in_package(imported, PUBLIC_API) or _in_package(imported, "catalog"))
+    ]
+    assert not offending, (
+        f"the catalog may import only {PUBLIC_API} and catalog itself:\n" + _describe(offending)
+    )
+
+
+def test_public_api_imports_nothing_else_from_the_project(graph: grimp.ImportGraph):
+    offending = [
+        (importer, imported)
+        for importer, imported in _project_imports(graph, PUBLIC_API)
+        if not _in_package(imported, PUBLIC_API)
+    ]
+    assert not offending, (
+        f"{PUBLIC_API} must stand on its own (no core, catalog or plugins beyond it):\n"
+        + _describe(offending)
+    )
+
+
+@pytest.mark.parametrize("service", SERVICE_PACKAGES)
+def test_services_never_reach_the_front_ends(graph: grimp.ImportGraph, service: str):
+    """The CLI and the web app call services; a service importing them, even through a
+    third module, would make the library depend on its own user interface."""
+    chains = [
+        chain
+        for front_end in FRONT_ENDS
+        for chain in graph.find_shortest_chains(
+            importer=service, imported=front_end, as_packages=True
+        )
+    ]
+    assert not chains, f"{service} must not import {' or '.join(FRONT_ENDS)}:\n" + "\n".join(
+        "  " + " -> ".join(chain) for chain in sorted(chains)
+    )
+
+
+def _core_subpackages(graph: grimp.ImportGraph) -> list[str]:
+    """The subpackages of ``core`` (``core.__main__`` is a module, not a concern)."""
+    return sorted(child for child in graph.find_children("core") if graph.find_children(child))
+
+
+def _mutual_imports(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
+    """Pairs (A, B) of core subpackages where A imports B and B imports A."""
+    return {
+        (first, second)
+        for first, second in itertools.combinations(_core_subpackages(graph), 2)
+        if graph.direct_import_exists(importer=first, imported=second, as_packages=True)
+        and graph.direct_import_exists(importer=second, imported=first, as_packages=True)
+    }
+
+
+def test_no_import_cycles_between_core_subpackages(graph: grimp.ImportGraph):
+    cycles = _mutual_imports(graph) - KNOWN_CYCLES
+    details = []
+    for first, second in sorted(cycles):
+        there = graph.find_shortest_chain(importer=first, imported=second, as_packages=True)
+        back = graph.find_shortest_chain(importer=second, imported=first, as_packages=True)
+        details.append(f"  {first} <-> {second}: {' -> '.join(there)}; {' -> '.join(back)}")
+    assert not cycles, "core subpackages import each other both ways:\n" + "\n".join(details)
+
+
+def test_known_cycles_are_still_cycles(graph: grimp.ImportGraph):
+    stale = KNOWN_CYCLES - _mutual_imports(graph)
+    assert not stale, f"remove these fixed cycles from KNOWN_CYCLES: {sorted(stale)}"
+
+
+def _python_modules() -> Iterator[Path]:
+    for package in TOP_LEVEL_PACKAGES:
+        yield from sorted((REPO / package).rglob("*.py"))
+
+
+def _line_counts() -> dict[str, int]:
+    return {
+        path.relative_to(REPO).as_posix(): len(path.read_text().splitlines())
+        for path in _python_modules()
+    }
+
+
+def test_modules_stay_under_the_line_limit():
+    too_long = {
+        module: lines
+        for module, lines in _line_counts().items()
+        if lines > MAX_MODULE_LINES and module not in OVERSIZED_MODULES
+    }
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines; split them:\n" + "\n".join(
+        f"  {module}: {lines} lines" for module, lines in sorted(too_long.items())
+    )
+
+
+def test_oversized_allow_list_only_names_oversized_modules():
+    counts = _line_counts()
+    stale = sorted(
+        module for module in OVERSIZED_MODULES if counts.get(module, 0) <= MAX_MODULE_LINES
+    )
+    assert not stale, f"remove these from OVERSIZED_MODULES, they are short now: {stale}"
