@@ -33,7 +33,7 @@ from core.remote.webhooks import (
     sign,
     verify,
 )
-from core.testing.videos_api import VideosAPIServer, new_webhook_secret
+from core.testing import VideosAPIServer, new_webhook_secret
 from tests import sora_support
 from tests.conftest import REPO
 from tests.sora_support import write_config
