@@ -13,13 +13,14 @@ import secrets
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from standardwebhooks.webhooks import Webhook
 
-from core.remote.webhooks import sign
 from core.testing.videos_api.routes import VideosAPIRoutes
 from core.testing.videos_api.state import (
     ROUTES,
@@ -242,7 +243,7 @@ class VideosAPIServer(VideosAPIRoutes):
                 "user-agent": "OpenAI/1.0 (+https://platform.openai.com/docs/webhooks)",
                 "webhook-id": webhook_id,
                 "webhook-timestamp": str(stamp),
-                "webhook-signature": sign(key, webhook_id, stamp, payload),
+                "webhook-signature": webhook_signature(key, webhook_id, stamp, payload),
             }
             try:
                 status = httpx.post(
@@ -297,6 +298,18 @@ def _handler(server: VideosAPIServer) -> type[BaseHTTPRequestHandler]:
             pass  # requests are recorded on the server object instead
 
     return Handler
+
+
+def webhook_signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """A delivery's ``v1,<base64>`` signature, made by the Standard Webhooks reference library.
+
+    A ``whsec_`` secret is base64 after its prefix, as the service issues them; any other
+    secret is used as raw UTF-8 bytes, as receivers (reelvault's included) read it. The
+    library signs text, so ``body`` must be UTF-8.
+    """
+    key: str | bytes = secret if secret.startswith("whsec_") else secret.encode()
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
+    return Webhook(key).sign(webhook_id, when, body.decode())
 
 
 def new_webhook_secret() -> str:
