@@ -1,4 +1,5 @@
-"""What may be imported where: optional extras stay optional."""
+"""What may be imported where: optional extras stay optional, and every module imports on
+Windows (no Unix-only module at import time, no ``os.fchmod``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 PACKAGES = ("core", "plugins", "catalog")
+UNIX_ONLY = ("fcntl", "pwd", "grp", "termios", "resource")
 
 
 def python_files(*packages: str) -> list[Path]:
@@ -78,6 +80,47 @@ def import_with_blocked(blocked: tuple[str, ...], modules: list[str]) -> dict[st
         check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_module_imports_without_unix_only_modules():
+    modules = importable_modules(*PACKAGES)
+    assert "catalog.db" in modules and "core.remote.profiles" in modules
+    assert import_with_blocked(UNIX_ONLY, modules) == {}
+
+
+def test_the_blocker_does_catch_a_module_level_unix_import(tmp_path: Path):
+    """The check above would pass vacuously if the blocker blocked nothing."""
+    (tmp_path / "needs_fcntl_probe.py").write_text("import fcntl\n")
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKER, json.dumps(UNIX_ONLY), '["needs_fcntl_probe"]'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    failed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "blocked by the test" in failed["needs_fcntl_probe"]
+
+
+def uses_fchmod(path: Path) -> bool:
+    """Whether the code (not its prose) names ``fchmod``: ``os.fchmod`` or an import of it."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr == "fchmod":
+            return True
+        if isinstance(node, ast.Name) and node.id == "fchmod":
+            return True
+        if isinstance(node, ast.ImportFrom) and any(a.name == "fchmod" for a in node.names):
+            return True
+    return False
+
+
+def test_nothing_calls_os_fchmod_which_windows_lacks(tmp_path: Path):
+    offenders = [str(p.relative_to(REPO)) for p in python_files(*PACKAGES) if uses_fchmod(p)]
+    assert offenders == []
+    probe = tmp_path / "probe.py"
+    probe.write_text("import os\n\nos.fchmod(3, 0o600)\n")
+    assert uses_fchmod(probe)  # the check does see a call
 
 
 def test_only_core_testing_imports_python_multipart():
