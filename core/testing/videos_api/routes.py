@@ -65,6 +65,7 @@ class VideosAPIRoutes:
 
     @property
     def root_url(self) -> str:
+        """Where the server listens (content redirects point there); the server says."""
         raise NotImplementedError
 
     def handle(self, request: Request) -> Response:
