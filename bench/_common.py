@@ -7,7 +7,6 @@ so figures from different machines (or a busy one) stay comparable.
 from __future__ import annotations
 
 import json
-import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +48,9 @@ def ratio_line(
 
 
 def peak_rss_mib() -> float:
+    """This process's peak resident memory (Linux reports KiB), for the memory benchmarks."""
+    import resource  # Unix only: imported here so the module itself imports on Windows
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

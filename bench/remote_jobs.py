@@ -35,7 +35,7 @@ from plugins.sora_backend import SoraBackend  # noqa: E402
 KEY = "sk-bench-remote-jobs"
 SERVER = """
 import sys
-from core.testing.videos_api import VideosAPIServer
+from core.testing import VideosAPIServer
 server = VideosAPIServer(api_key=sys.argv[1], render_seconds=float(sys.argv[2]),
                          poll_after_ms=int(sys.argv[3])).start()
 print(server.base_url, flush=True)

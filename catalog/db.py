@@ -11,7 +11,6 @@ upgrade a read lock; the price is that sessions take turns, reads included.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from filelock import FileLock
 from sqlmodel import Session
 
 from core.api.errors import ReelvaultError
@@ -159,6 +159,12 @@ def _check_foreign_keys(conn: sa.Connection) -> None:
 
 @contextlib.contextmanager
 def _migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Hold the catalog's upgrade lock: one process at a time changes a schema.
+
+    PostgreSQL has advisory locks for this. A SQLite catalog is locked through a file
+    beside it (``catalog.migrate-lock``) with ``filelock``, which works on every platform
+    (an OS lock, released by the system if the process dies); it waits as long as it takes.
+    """
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": PG_MIGRATION_LOCK})
@@ -173,12 +179,8 @@ def _migration_lock(engine: sa.Engine) -> Iterator[None]:
         yield
         return
     lock_path = Path(database).expanduser().with_suffix(".migrate-lock")
-    with lock_path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(lock_path):
+        yield
 
 
 def _use_wal(engine: sa.Engine) -> None:

@@ -47,6 +47,7 @@ from core.api import (
     Size,
     Variant,
     hookimpl,
+    write_atomic,
 )
 
 if TYPE_CHECKING:
@@ -610,7 +611,7 @@ class _Render:
             video.unlink(missing_ok=True)
             thumb.unlink(missing_ok=True)
             error = {"code": "render_failed", "message": f"{type(exc).__name__}: {exc}"}
-            _write_atomic(job_dir / ERROR, json.dumps(error).encode())
+            write_atomic(job_dir / ERROR, json.dumps(error).encode())
 
     def _count(self, done: int, _total: int) -> None:
         self.done = done
@@ -691,8 +692,8 @@ class LocalBackend:
         if not (job_dir / SPEC).exists():
             job_dir.mkdir(parents=True, exist_ok=True)
             spec["input"] = "input" + (image.suffix.lower() or ".img")
-            _write_atomic(job_dir / spec["input"], data)
-            _write_atomic(job_dir / SPEC, json.dumps(spec, indent=2, sort_keys=True).encode())
+            write_atomic(job_dir / spec["input"], data)
+            write_atomic(job_dir / SPEC, json.dumps(spec, indent=2, sort_keys=True).encode())
         return job_id
 
     def _job_dir(self, job_id: str) -> Path:
@@ -798,12 +799,6 @@ def _partial(path: Path) -> Path:
     """
     writer = f"{_HOST}-{os.getpid()}-{threading.get_ident()}"
     return path.with_name(f".{path.name}.{writer}.partial")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    temp = _partial(path)
-    temp.write_bytes(data)
-    os.replace(temp, path)
 
 
 def _remove_stale_partials(job_dir: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from core.testing.videos_api import VideosAPIServer
+from core.testing import VideosAPIServer
 
 KEY = "sk-test-Zq8w3RkT0pLm5Vn1Xb7Yc4HdQe"
 """Distinctive enough that finding it anywhere it should not be is never a coincidence."""

@@ -288,12 +288,12 @@ def test_a_broken_signing_setup_fails_the_clip_instead_of_skipping_signing(home:
 def test_an_expired_signing_certificate_is_refused(app: Reelvault, still: Path):
     from datetime import UTC, datetime, timedelta
 
+    from core.api import write_atomic
     from core.provenance.signing import make_dev_chain
-    from core.provenance.trust import write_atomic
 
     chain = make_dev_chain(now=datetime.now(UTC) - timedelta(days=30), leaf_days=1)
-    write_atomic(app.settings.signing_dir / "chain.pem", chain.chain_pem, 0o644)
-    write_atomic(app.settings.signing_dir / "key.pem", chain.key_pem, 0o600)
+    write_atomic(app.settings.signing_dir / "chain.pem", chain.chain_pem, mode=0o644)
+    write_atomic(app.settings.signing_dir / "key.pem", chain.key_pem, mode=0o600)
     assert "validity" in (signing_status(app.settings).problem or "")
     with pytest.raises(PluginError, match="C2PA signing failed"):
         quick_clip(app, still)
@@ -534,16 +534,16 @@ def test_a_pem_block_without_an_end_line_does_not_swallow_the_next(tmp_path: Pat
 def test_signing_status_checks_the_signing_certificate_itself_chains_to_an_anchor(
     app: Reelvault,
 ):
+    from core.api import write_atomic
     from core.provenance.signing import make_dev_chain
-    from core.provenance.trust import write_atomic
 
     trusted_ca = init_signing(app.settings).anchor.path.read_bytes()
     stranger = make_dev_chain()  # a leaf nobody here trusts, followed by the trusted CA
     leaf = (
         stranger.chain_pem.split(b"-----END CERTIFICATE-----")[0] + b"-----END CERTIFICATE-----\n"
     )
-    write_atomic(app.settings.signing_dir / "chain.pem", leaf + trusted_ca, 0o644)
-    write_atomic(app.settings.signing_dir / "key.pem", stranger.key_pem, 0o600)
+    write_atomic(app.settings.signing_dir / "chain.pem", leaf + trusted_ca, mode=0o644)
+    write_atomic(app.settings.signing_dir / "key.pem", stranger.key_pem, mode=0o600)
 
     assert not signing_status(app.settings).trusted_here
 

@@ -15,7 +15,7 @@ from core.api.errors import BackendError, RequestError
 from core.api.settings import Settings
 from core.api.types import DerivedRequest, GenerationRequest, JobState, Relation, Variant
 from core.host.app import Reelvault
-from core.testing.videos_api import VideosAPIServer
+from core.testing import VideosAPIServer
 from plugins.sora_backend import SoraBackend
 from tests import sora_support
 from tests.conftest import textured_image

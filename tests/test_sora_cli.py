@@ -20,7 +20,7 @@ from sqlmodel import select
 from catalog.models import Generation
 from core.generation.generate import generate
 from core.host.app import Reelvault
-from core.testing.videos_api import VideosAPIServer
+from core.testing import VideosAPIServer
 from tests import sora_support
 from tests.conftest import REPO
 from tests.sora_support import catalog_dump, write_config

@@ -19,7 +19,7 @@ from core.api.types import GenerationRequest, JobStatus
 from core.generation.generate import generate
 from core.host.app import Reelvault
 from core.remote.sync import SyncReport, sync
-from core.testing.videos_api import VideosAPIServer
+from core.testing import VideosAPIServer
 from tests import sora_support
 from tests.sora_support import write_config
 

@@ -11,11 +11,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import openai
 import pytest
+import standardwebhooks
 from sqlmodel import select
 
 from catalog.models import Asset, Generation
@@ -33,7 +35,7 @@ from core.remote.webhooks import (
     sign,
     verify,
 )
-from core.testing.videos_api import VideosAPIServer, new_webhook_secret
+from core.testing import VideosAPIServer, new_webhook_secret
 from tests import sora_support
 from tests.conftest import REPO
 from tests.sora_support import write_config
@@ -363,3 +365,32 @@ def test_the_receiver_remembers_recent_deliveries_only(receiver: WebhookReceiver
     for _ in range(DELIVERIES_KEPT + 5):
         receiver.receive(BODY, {})
     assert len(receiver.deliveries) == DELIVERIES_KEPT
+
+
+def test_malformed_signature_entries_beside_a_good_one_do_not_hide_it():
+    """The reference library raises on an entry without one comma or with bad base64;
+    such entries must only fail to match."""
+    good = headers()["Webhook-Signature"]
+    noisy = {**headers(), "Webhook-Signature": f"garbage v1,a,b v1,!!! v1,sïg {good}"}
+    assert verify(SECRET, BODY, noisy)["id"] == "evt_1"
+    with pytest.raises(WebhookRejected, match="no signature matches"):
+        verify(SECRET, BODY, {**headers(), "Webhook-Signature": "garbage v1,a,b v1,!!!"})
+
+
+def test_signatures_are_the_reference_library_s_both_ways():
+    reference = standardwebhooks.Webhook(SECRET)
+    assert reference.verify(BODY, headers()) == json.loads(BODY)  # ours pass its check
+    stamp = int(time.time())
+    theirs = reference.sign("wh_1", datetime.fromtimestamp(stamp, tz=UTC), BODY.decode())
+    hdrs = {"webhook-id": "wh_1", "webhook-timestamp": str(stamp), "webhook-signature": theirs}
+    assert verify(SECRET, BODY, hdrs)["id"] == "evt_1"  # its signatures pass ours
+
+
+def test_a_non_utf8_body_or_an_empty_secret_is_a_rejection_not_a_crash():
+    body = b"\xff\xfe not text"
+    stamp = str(int(time.time()))
+    hdrs = {"webhook-id": "wh_1", "webhook-timestamp": stamp, "webhook-signature": "v1,AAAA"}
+    with pytest.raises(WebhookRejected, match="not JSON"):
+        verify(SECRET, body, hdrs)
+    with pytest.raises(WebhookRejected, match="secret is empty"):
+        verify("whsec_", BODY, headers())

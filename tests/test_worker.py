@@ -29,7 +29,7 @@ from core.generation.generate import derive, generate, resume
 from core.generation.worker import Worker, WorkerReport
 from core.host.app import Reelvault
 from core.host.plugins import load_host
-from core.testing.videos_api import VideosAPIServer
+from core.testing import VideosAPIServer
 from plugins.local_backend import LocalBackend
 from tests import counting_backend, sora_support
 from tests.conftest import REPO

@@ -9,7 +9,8 @@ needs; the submodules say more:
 - :mod:`core.api.settings`: the read side of a home's settings;
 - :mod:`core.api.ids`: catalog identifiers as users type them;
 - :mod:`core.api.providers`: provider profiles and keys, for remote backends;
-- :mod:`core.api.times`: timestamps as people read them.
+- :mod:`core.api.times`: timestamps as people read them;
+- :mod:`core.api.files`: :func:`write_atomic`, replacing a file whole (portable).
 
 Everything else under ``core`` is the host's own business and may change without notice;
 a test holds plugins and the catalog to this package.
@@ -29,6 +30,7 @@ from core.api.errors import (
     RequestError,
     WebhookRejected,
 )
+from core.api.files import write_atomic
 from core.api.hookspecs import (
     PROJECT,
     hookimpl,
@@ -109,4 +111,5 @@ __all__ = [
     "providers",
     "short",
     "timestamp_text",
+    "write_atomic",
 ]

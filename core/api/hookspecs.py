@@ -58,6 +58,13 @@ def register_backends(register: Callable[[Backend], None], settings: Settings) -
     the job methods ``submit``, ``poll``, ``download`` and ``derive``. ``settings`` says
     where the backend may keep working files (``settings.work_dir / backend.name``) and
     holds the user's configuration. Registering two backends with one name is an error.
+
+    Plugins are called one at a time, in plugin-name order. A plugin whose hook raises
+    is reported (``reelvault plugins`` lists it as FAILED; commands print a warning line)
+    and contributes no backend, not even one it registered before raising; every other
+    plugin's backends load and commands that do not need the missing ones keep working.
+    ``register`` refusing an object (not a backend, or a name already taken) is a
+    :class:`core.api.errors.PluginError` for the command instead.
     """
 
 
@@ -104,8 +111,14 @@ def sign_output(path: Path, mime: str, claims: dict[str, Any], settings: Setting
     ``claims`` describes the generation (prompt, model, parameters, the backend's
     ``details`` such as a motion plan, source and parent assets with their files) for the
     signer to bind into the credentials. Sign into a *new* file and
-    return its path; never rewrite ``path`` in place. The first signer that returns a
-    path wins; return ``None`` to decline.
+    return its path; never rewrite ``path`` in place. Return ``None`` to decline.
+
+    Signers are asked one at a time in plugin-name order (not pluggy's
+    last-registered-first order, which would depend on how plugins were installed); the
+    first that returns a path wins and the rest are not asked. A signer that raises fails
+    the clip with a :class:`core.api.errors.PluginError` naming it: the output is not
+    cataloged unsigned and no later signer stands in (fail closed, as a provenance tool
+    must), and the job stays resumable once the signer is fixed or disabled.
     """
 
 

@@ -38,7 +38,7 @@ from core.api.errors import ReelvaultError, RequestError
 from core.api.settings import Settings
 from core.generation.generate import ProgressCallback
 from core.host.app import Reelvault
-from core.host.plugins import PluginHost, load_host
+from core.host.plugins import PluginFailure, PluginHost, load_host
 from core.media.store import hash_file
 
 
@@ -82,7 +82,13 @@ def get_app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
     if warn_failed_plugins:
         for failure in app.host.failures:
             echo_err(f"warning: plugin {failure.name} failed to load (see `reelvault plugins`)")
+        app.host.on_hook_failure = _warn_hook_failure  # a hook may fail later, mid-command
     return app
+
+
+def _warn_hook_failure(failure: PluginFailure) -> None:
+    """One line for a plugin hook that raised while the command went on without it."""
+    echo_err(f"warning: plugin {failure.name} failed: {failure.error} (see `reelvault plugins`)")
 
 
 def console() -> Console:

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from core.api.errors import PluginError
 from core.cli.base import (
     Columns,
     cli,
@@ -20,13 +21,22 @@ from core.cli.base import (
 @json_option
 @click.pass_context
 def plugins_command(ctx: click.Context, as_json: bool) -> None:
-    """Loaded plugins, the hooks each implements, and any that failed to load."""
-    host = get_app(ctx, warn_failed_plugins=False).host
+    """Loaded plugins, the hooks each implements, and any that failed to load or to
+    register their backends."""
+    app = get_app(ctx, warn_failed_plugins=False)
+    host = app.host
+    try:
+        _ = app.backends  # built here so that a plugin whose register_backends raises shows
+    except PluginError as exc:  # two plugins claim one name: say so, list the rest anyway
+        echo_err(f"FAILED backends: {exc}")
     plugins = [
         {"name": p.name, "source": p.source, "version": p.version, "hooks": list(p.hooks)}
         for p in host.plugins()
     ]
-    failures = [{"name": f.name, "source": f.source, "error": f.error} for f in host.failures]
+    failures = [
+        {"name": f.name, "source": f.source, "error": f.error}
+        for f in [*host.failures, *host.hook_failures]
+    ]
     columns: Columns[dict[str, Any]] = {
         "plugin": lambda p: p["name"],
         "hooks": lambda p: ", ".join(p["hooks"]),

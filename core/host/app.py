@@ -19,7 +19,7 @@ from catalog.db import open_catalog, session_scope
 from core.api.errors import PluginError, RequestError
 from core.api.settings import Settings
 from core.api.types import Backend, ModelInfo
-from core.host.plugins import PluginHost, load_host
+from core.host.plugins import PluginHost, call_each, load_host
 from core.media.store import MediaStore
 
 DEFAULT_BACKEND = "local"
@@ -78,16 +78,45 @@ class Reelvault:
             return self.__dict__["backends"]
 
     def _load_backends(self) -> dict[str, Backend]:
+        """Every plugin's backends, each plugin's ``register_backends`` called on its own.
+
+        A plugin whose hook raises is recorded (:meth:`PluginHost.hook_failed`: ``reelvault
+        plugins`` lists it, commands print a warning) and contributes no backend, not even
+        one it registered before raising; every other plugin's backends load and every
+        command that does not need the broken one keeps working. What ``register`` itself
+        refuses (an object that is not a backend, a name already taken) stays a
+        :class:`PluginError` for the caller: the host cannot tell which of two plugins
+        should own a name, and guessing would run jobs on the wrong backend.
+        """
         found: dict[str, Backend] = {}
+        pending: dict[str, Backend] = {}  # the plugin being called, kept only if it returns
+        refused: list[PluginError] = []
 
         def register(backend: Backend) -> None:
             if not isinstance(backend, Backend):
-                raise PluginError(f"{backend!r} is not a backend (see core.api.types.Backend)")
-            if backend.name in found:
-                raise PluginError(f"two plugins register a backend named {backend.name!r}")
-            found[backend.name] = backend
+                refused.append(
+                    PluginError(f"{backend!r} is not a backend (see core.api.types.Backend)")
+                )
+            elif backend.name in found or backend.name in pending:
+                refused.append(
+                    PluginError(f"two plugins register a backend named {backend.name!r}")
+                )
+            else:
+                pending[backend.name] = backend
+                return
+            raise refused[-1]
 
-        self.host.hook.register_backends(register=register, settings=self.settings)
+        for plugin, _result, error in call_each(
+            self.host, "register_backends", register=register, settings=self.settings
+        ):
+            if error is not None and refused:
+                raise refused[-1]
+            if error is not None:
+                self.host.hook_failed(plugin, "register_backends", error)
+            else:
+                found.update(pending)
+            pending.clear()
+            refused.clear()  # a refusal the plugin caught and went on from is its business
         return found
 
     def backend(self, name: str) -> Backend:

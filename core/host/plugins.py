@@ -4,6 +4,12 @@ Plugins come from entry points in the ``reelvault`` group (built-ins included) a
 ``REELVAULT_PLUGINS``. A plugin that fails to import is remembered as a
 :class:`PluginFailure` instead of taking the whole CLI down, so ``reelvault plugins``
 can say what broke.
+
+Hooks whose plugins must not be able to break each other (policy, verification,
+backends, signing, notifications) are called through :func:`call_each`: one plugin at a
+time, in plugin-name order, each exception caught and handed to the caller, which decides
+what a crash means for that hook (a deny, an ``unreadable`` result, a missing backend, a
+refused clip). A hook that raised is recorded with :meth:`PluginHost.hook_failed`.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import importlib
 import importlib.metadata
 import os
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pluggy
@@ -27,6 +33,8 @@ class PluginFailure:
     name: str
     source: str
     error: str
+    hook: str | None = None
+    """The hook that raised, or ``None`` when the plugin failed to load at all."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,11 @@ class PluginHost:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
+        """Plugins that failed to load (policy treats each as a deny until fixed or disabled)."""
+        self.hook_failures: list[PluginFailure] = []
+        """Loaded plugins whose hook raised where the host carried on without them."""
+        self.on_hook_failure: Callable[[PluginFailure], None] | None = None
+        """Told about each hook failure as it happens (the CLI prints a warning line)."""
         self._sources: dict[str, tuple[str, str | None]] = {}
 
     @property
@@ -102,6 +115,20 @@ class PluginHost:
         where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
         self.failures.append(PluginFailure(name, source, f"{type(exc).__name__}: {exc}{where}"))
 
+    def hook_failed(self, plugin: str, hook: str, error: str) -> PluginFailure:
+        """Record that ``plugin``'s ``hook`` raised ``error`` and the host went on without it.
+
+        The plugin stays loaded (its other hooks still run). Each distinct failure is kept
+        once, however many applications share this host; the listener hears every one.
+        """
+        source, _version = self._sources.get(plugin, ("code", None))
+        failure = PluginFailure(plugin, source, f"{hook} raised {error}", hook)
+        if failure not in self.hook_failures:
+            self.hook_failures.append(failure)
+        if self.on_hook_failure is not None:
+            self.on_hook_failure(failure)
+        return failure
+
     def plugin_name(self, plugin: object) -> str:
         return self.pm.get_name(plugin) or repr(plugin)
 
@@ -126,9 +153,12 @@ def call_each(
 ) -> Iterator[tuple[str, object, str | None]]:
     """Call one hook's implementations one by one, in plugin-name order.
 
-    pluggy stops a hook call at the first exception; the policy and verification hooks
-    must instead hear every plugin and keep a crash apart from a verdict. Yields
-    ``(plugin name, result, error)`` where ``error`` is set if the plugin raised.
+    pluggy stops a hook call at the first exception and orders implementations by
+    registration (last registered first); the host's hooks must instead hear each plugin
+    on its own, keep a crash apart from a result, and run in an order that does not
+    depend on how plugins were installed. Yields ``(plugin name, result, error)`` where
+    ``error`` is set if the plugin raised. The call is lazy: a caller that stops
+    iterating (the first signer that signs) calls no further plugin.
     """
     caller = getattr(host.pm.hook, hook_name)
     impls = sorted(caller.get_hookimpls(), key=lambda impl: impl.plugin_name)

@@ -56,17 +56,30 @@ def verify(host: PluginHost, path: Path, mime: str, settings: Settings) -> list[
 def sign(
     host: PluginHost, path: Path, mime: str, claims: dict[str, Any], settings: Settings
 ) -> Path | None:
-    """The signed copy of ``path`` from the first signer that takes it, if any."""
-    try:
-        signed = host.hook.sign_output(path=path, mime=mime, claims=claims, settings=settings)
-    except Exception as exc:
-        raise PluginError(f"signing {path.name} failed: {type(exc).__name__}: {exc}") from exc
-    if signed is None:
-        return None
-    signed = Path(signed)
-    if signed.resolve() == path.resolve() or not signed.is_file():
-        raise PluginError(f"the signer must write a new file, got {signed}")
-    return signed
+    """The signed copy of ``path`` from the first signer that takes it, if any.
+
+    Signers are asked one at a time in plugin-name order (as every hook the host calls
+    through :func:`call_each`); the first to return a path wins and the rest are not
+    asked. A signer that raises stops the clip: it is not cataloged unsigned, because a
+    provenance tool that silently drops a signature it was set up to add would make the
+    absence of credentials meaningless. The job stays resumable once the signer is fixed
+    (or disabled on purpose).
+    """
+    for plugin, signed, error in call_each(
+        host, "sign_output", path=path, mime=mime, claims=claims, settings=settings
+    ):
+        if error is not None:
+            raise PluginError(
+                f"signer {plugin} failed on {path.name}: {error}; the clip was not cataloged "
+                "(fix the signer, or add it to disabled_plugins, then `reelvault resume`)"
+            )
+        if signed is None:
+            continue
+        signed = Path(signed)
+        if signed.resolve() == path.resolve() or not signed.is_file():
+            raise PluginError(f"the signer {plugin} must write a new file, got {signed}")
+        return signed
+    return None
 
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")

@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from core.api.errors import RequestError
+from core.api.files import write_atomic
 from core.api.settings import Settings
-from core.provenance.trust import Anchor, add_anchors, fingerprint, read_certificates, write_atomic
+from core.provenance.trust import Anchor, add_anchors, fingerprint, read_certificates
 
 DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
 CA_DAYS = 3650
@@ -156,9 +157,9 @@ def init_signing(settings: Settings, *, force: bool = False) -> SigningSetup:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     chain = make_dev_chain()
-    write_atomic(key_path, chain.key_pem, 0o600)
-    write_atomic(chain_path, chain.chain_pem, 0o644)
-    write_atomic(folder / "ca.pem", chain.ca_pem, 0o644)
+    write_atomic(key_path, chain.key_pem, mode=0o600)
+    write_atomic(chain_path, chain.chain_pem, mode=0o644)
+    write_atomic(folder / "ca.pem", chain.ca_pem, mode=0o644)
     (anchor,) = add_anchors(settings, folder / "ca.pem")
     return SigningSetup(
         chain_path, key_path, anchor, settings.signing_paths() != (chain_path, key_path)

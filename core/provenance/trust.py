@@ -9,8 +9,6 @@ are listed here but never modified).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from core.api.errors import AmbiguousIdError, NotFoundError, RequestError
+from core.api.files import write_atomic
 from core.api.settings import PEM_SUFFIXES, Settings, parse_pem_certificates, read_pem_file
 
 FINGERPRINT_SHOWN = 16
@@ -135,7 +134,7 @@ def add_anchors(settings: Settings, path: Path) -> list[Anchor]:
     for cert in certs:
         target = settings.trust_dir / f"{fingerprint(cert)[:32]}.pem"
         if not target.exists():
-            write_atomic(target, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+            write_atomic(target, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
         added.append(_anchor(cert, target, managed=True))
     return added
 
@@ -180,21 +179,4 @@ def _cut_certificate(path: Path, fingerprint_: str) -> None:
     if len(cut) == len(blocks):
         path.unlink()
     else:
-        write_atomic(path, data, 0o644)
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write a file under its final name only once it is complete, with ``mode`` from the
-    start (a private key must never exist, even briefly, readable by others)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_atomic(path, data, mode=0o644)

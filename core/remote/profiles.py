@@ -7,14 +7,10 @@ so it lives here, outside the plugin API.
 
 from __future__ import annotations
 
-import os
-import stat
-import tempfile
-from pathlib import Path
-
 import tomlkit
 
 from core.api.errors import RequestError
+from core.api.files import write_atomic
 from core.api.providers import (
     API_KEY,
     ENV_PATTERN,
@@ -56,7 +52,7 @@ def add_profile(settings: Settings, profile: ProviderProfile, *, make_default: b
     providers[profile.name] = entry
     if make_default:
         doc["default_provider"] = profile.name
-    _write_atomic(settings.config_path, tomlkit.dumps(doc))
+    write_atomic(settings.config_path, tomlkit.dumps(doc))
 
 
 def remove_profile(settings: Settings, name: str) -> None:
@@ -69,14 +65,14 @@ def remove_profile(settings: Settings, name: str) -> None:
     del providers[name]
     if doc.get("default_provider") == name:
         del doc["default_provider"]
-    _write_atomic(settings.config_path, tomlkit.dumps(doc))
+    write_atomic(settings.config_path, tomlkit.dumps(doc))
 
 
 def set_default(settings: Settings, name: str) -> None:
     get_profile(settings, name)  # refuses an unknown name
     doc = load_document(settings.config_path)
     doc["default_provider"] = name
-    _write_atomic(settings.config_path, tomlkit.dumps(doc))
+    write_atomic(settings.config_path, tomlkit.dumps(doc))
 
 
 def set_key(settings: Settings, name: str, value: str, kind: str = API_KEY) -> None:
@@ -92,7 +88,7 @@ def set_key(settings: Settings, name: str, value: str, kind: str = API_KEY) -> N
     doc = load_document(path)
     table = doc.setdefault(name, tomlkit.table())
     table[kind] = value
-    _write_atomic(path, tomlkit.dumps(doc), mode=0o600)
+    write_atomic(path, tomlkit.dumps(doc), mode=0o600)
 
 
 def remove_key(settings: Settings, name: str, kind: str = API_KEY) -> None:
@@ -103,29 +99,4 @@ def remove_key(settings: Settings, name: str, kind: str = API_KEY) -> None:
     del doc[name][kind]
     if not doc[name]:
         del doc[name]
-    _write_atomic(path, tomlkit.dumps(doc), mode=0o600)
-
-
-def _write_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Replace ``path`` whole; the temporary file has its final mode from the start.
-
-    A keys file must never exist, even for a moment, with looser permissions. Without
-    ``mode`` the file keeps the mode it had (0644 when new).
-    """
-    if mode is None:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = 0o644
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, tomlkit.dumps(doc), mode=0o600)

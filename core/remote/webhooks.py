@@ -3,8 +3,10 @@
 The service announces ``video.completed`` and ``video.failed`` with only the video's id,
 signed the Standard Webhooks way: HMAC-SHA256 over ``"{webhook-id}.{timestamp}.{body}"``
 with the ``whsec_`` secret, base64, in a ``webhook-signature`` list of ``v1,<sig>``
-entries. A delivery is trusted only if a signature matches, its timestamp is within five
-minutes, and its ``webhook-id`` has not been seen before (a replay).
+entries. Signatures are made and checked by the specification's reference library,
+``standardwebhooks``, not by code of our own. A delivery is trusted only if a signature
+matches, its timestamp is within five minutes, and its ``webhook-id`` has not been seen
+before (a replay: the library does not track ids, :class:`ReplayGuard` does).
 
 A trusted event finishes its job through :func:`core.generation.generate.run_job`, the same path
 polling and ``resume`` take, so a job announced by a webhook while a ``generate`` is still
@@ -20,8 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
-import hashlib
-import hmac
 import json
 import queue
 import threading
@@ -29,9 +29,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from catalog.queries import generations_by_job_ids
 from catalog.statuses import ENDED
@@ -41,6 +44,7 @@ from core.generation.generate import run_job
 from core.host.app import Reelvault
 
 TOLERANCE_SECONDS = 300
+"""How old (or how far ahead) a delivery may be: the library's fixed five minutes."""
 MAX_BODY_BYTES = 1 << 20
 DELIVERIES_KEPT = 1000
 """How many recent deliveries a receiver remembers (for tests and diagnostics)."""
@@ -51,55 +55,91 @@ VIDEO_EVENTS = ("video.completed", "video.failed")
 
 
 def secret_bytes(secret: str) -> bytes:
-    """The HMAC key: a ``whsec_`` secret is base64 after its prefix, anything else raw UTF-8."""
+    """The HMAC key: a ``whsec_`` secret is base64 after its prefix, anything else raw UTF-8.
+
+    The reference library decodes every string secret as base64 and forgives bad padding;
+    decoding here instead refuses a mangled ``whsec_`` secret at startup, with a message,
+    and keeps raw (unprefixed) secrets working as the service's SDKs read them.
+    """
     if secret.startswith("whsec_"):
         try:
-            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
         except binascii.Error:
             raise WebhookRejected("the webhook secret is not valid whsec_ base64") from None
-    return secret.encode()
+    else:
+        key = secret.encode()
+    if not key:
+        raise WebhookRejected("the webhook secret is empty")
+    return key
+
+
+def _webhook(secret: str) -> Webhook:
+    """The reference implementation, keyed with the secret's bytes (used as they are)."""
+    return Webhook(secret_bytes(secret))
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The ``v1,<base64>`` signature of one delivery (used by the test server, too)."""
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret_bytes(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    """The ``v1,<base64>`` signature of one delivery, by the reference library.
+
+    The library signs text: ``body`` must be UTF-8, as a JSON event always is.
+    """
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
+    return _webhook(secret).sign(webhook_id, when, body.decode())
 
 
-def verify(
-    secret: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    now: float | None = None,
-    tolerance: int = TOLERANCE_SECONDS,
-) -> dict[str, Any]:
-    """Check one delivery and return its event; raise :class:`WebhookRejected` otherwise."""
+def _well_formed(signatures: str) -> str:
+    """The ``v1,<base64>`` entries of a ``webhook-signature`` list, the others dropped.
+
+    The library splits each entry on its comma and decodes it, raising on anything odd;
+    a malformed entry must only fail to match, never hide a good entry beside it.
+    """
+    kept = []
+    for entry in signatures.split():
+        version, comma, signature = entry.partition(",")
+        if not comma or "," in signature or not entry.isascii() or not version:
+            continue
+        try:
+            base64.b64decode(signature, validate=True)
+        except binascii.Error:
+            continue
+        kept.append(entry)
+    return " ".join(kept)
+
+
+def verify(secret: str, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    """Check one delivery and return its event; raise :class:`WebhookRejected` otherwise.
+
+    The signature and the five-minute window are checked by the reference
+    ``standardwebhooks`` library; the headers are read here first so that each refusal
+    says exactly what was wrong (the library has one message for every header problem).
+    """
     lower = {k.lower(): v for k, v in headers.items()}
     missing = [
-        h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if h not in lower
+        h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if not lower.get(h)
     ]
     if missing:
         raise WebhookRejected(f"missing header {', '.join(missing)}")
-    webhook_id = lower["webhook-id"]
     try:
         timestamp = int(lower["webhook-timestamp"])
     except ValueError:
         raise WebhookRejected("webhook-timestamp is not a number") from None
-    current = time.time() if now is None else now
-    if current - timestamp > tolerance:
-        raise WebhookRejected(f"the delivery is older than {tolerance} s")
-    if timestamp - current > tolerance:
+    current = time.time()
+    if current - timestamp > TOLERANCE_SECONDS:
+        raise WebhookRejected(f"the delivery is older than {TOLERANCE_SECONDS} s")
+    if timestamp - current > TOLERANCE_SECONDS:
         raise WebhookRejected("the delivery is timestamped in the future")
-    expected = sign(secret, webhook_id, timestamp, body).removeprefix("v1,").encode()
-    offered = [
-        part.removeprefix("v1,").encode()
-        for part in lower["webhook-signature"].split()
-        if "," in part and part.isascii()  # base64 is ASCII; anything else cannot match
-    ]
-    if not any(hmac.compare_digest(expected, sig) for sig in offered):
+    signatures = _well_formed(lower["webhook-signature"])
+    if not signatures:
         raise WebhookRejected("no signature matches")
+    checked = {**lower, "webhook-signature": signatures}
+    try:
+        _webhook(secret).verify(body, checked, json_parse=False)
+    except UnicodeDecodeError:  # the library verifies text; a JSON body is UTF-8
+        raise WebhookRejected("the body is not JSON") from None
+    except WebhookVerificationError as exc:
+        timing = "timestamp" in str(exc).lower()  # the clock moved on since the check above
+        reason = f"the delivery's timestamp: {exc}" if timing else "no signature matches"
+        raise WebhookRejected(reason) from None
     try:
         event = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -283,6 +323,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no ACK wait
 
             def do_POST(self) -> None:
                 text = (self.headers.get("Content-Length") or "0").strip()
