@@ -43,7 +43,6 @@ OVERSIZED_MODULES: frozenset[str] = frozenset(
     {
         "core/generation/generate.py",
         "core/provenance/importer.py",
-        "core/testing/videos_api.py",
         "plugins/local_backend.py",
         "plugins/sora_backend.py",
     }
