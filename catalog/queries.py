@@ -185,12 +185,61 @@ class LineageNode:
     depth: int  # negative: an ancestor; 0: the clip asked about; positive: a descendant
 
 
+@dataclass(frozen=True, slots=True)
+class LineageRow:
+    """The few columns of a clip that a lineage view shows, and its depth (as in
+    :class:`LineageNode`). Reading only these, as plain tuples, keeps a 10,000-deep chain
+    cheap: no JSON columns decoded, no ORM object built per clip."""
+
+    id: str
+    status: str
+    backend: str
+    model: str
+    prompt: str
+    seconds: int
+    size: str
+    source_asset_id: str | None
+    input_asset_id: str | None
+    output_asset_id: str | None
+    thumbnail_asset_id: str | None
+    parent_id: str | None
+    relation: str | None
+    created_at: datetime
+    depth: int
+
+
+_ROW_COLUMNS = tuple(name for name in LineageRow.__slots__ if name != "depth")
+
+
 def lineage(session: Session, generation_id: str) -> list[LineageNode]:
     """Ancestors and descendants of a clip at any depth, in one recursive query.
 
     Ancestors are the chain of parents up to the first clip; descendants are the whole
     tree of clips derived from this one. Rows come ordered by depth, then age.
     """
+    return _nodes(session, _family(generation_id))
+
+
+def lineage_rows(session: Session, generation_id: str) -> list[LineageRow]:
+    """:func:`lineage` with only the columns a lineage view shows (see :class:`LineageRow`)."""
+    return _rows(session, _family(generation_id))
+
+
+def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
+    """Every clip made from a source image, with all their descendants, in one query.
+
+    Depth 0 holds the clips made directly from the image; remixes follow below them.
+    """
+    return _nodes(session, _made_from(asset_id))
+
+
+def source_lineage_rows(session: Session, asset_id: str) -> list[LineageRow]:
+    """:func:`clips_from_source` with only the columns a lineage view shows."""
+    return _rows(session, _made_from(asset_id))
+
+
+def _family(generation_id: str) -> sa.Subquery:
+    """(id, depth) of a clip's ancestors, itself and its descendants."""
     g = sa.orm.aliased(Generation)
     up = (
         select(col(Generation.id).label("id"), col(Generation.parent_id).label("next_id"))
@@ -200,21 +249,16 @@ def lineage(session: Session, generation_id: str) -> list[LineageNode]:
     )
     up = up.union_all(select(g.id, g.parent_id, up.c.depth - 1).where(g.id == up.c.next_id))
     down = _descendants_cte(Generation.id == generation_id)
-    related = sa.union_all(
+    return sa.union_all(
         sa.select(up.c.id, up.c.depth).where(up.c.depth < 0),
         sa.select(down.c.id, down.c.depth),
     ).subquery("related")
-    return _nodes(session, related)
 
 
-def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
-    """Every clip made from a source image, with all their descendants, in one query.
-
-    Depth 0 holds the clips made directly from the image; remixes follow below them.
-    """
+def _made_from(asset_id: str) -> sa.Subquery:
     seeds = sa.and_(Generation.source_asset_id == asset_id, col(Generation.parent_id).is_(None))
     down = _descendants_cte(seeds)
-    return _nodes(session, sa.select(down.c.id, down.c.depth).subquery("related"))
+    return sa.select(down.c.id, down.c.depth).subquery("related")
 
 
 def _descendants_cte(seed: sa.ColumnElement[bool]) -> sa.CTE:
@@ -227,13 +271,27 @@ def _descendants_cte(seed: sa.ColumnElement[bool]) -> sa.CTE:
     return down.union_all(select(g.id, down.c.depth + 1).where(g.parent_id == down.c.id))
 
 
+def _ordered(related: sa.Subquery) -> tuple[sa.ColumnElement[Any], ...]:
+    return (related.c.depth, col(Generation.created_at), col(Generation.id))
+
+
 def _nodes(session: Session, related: sa.Subquery) -> list[LineageNode]:
     stmt = (
         select(Generation, related.c.depth)
         .join(related, col(Generation.id) == related.c.id)
-        .order_by(related.c.depth, col(Generation.created_at), col(Generation.id))
+        .order_by(*_ordered(related))
     )
     return [LineageNode(gen, depth) for gen, depth in session.exec(stmt)]
+
+
+def _rows(session: Session, related: sa.Subquery) -> list[LineageRow]:
+    columns = [getattr(Generation, name) for name in _ROW_COLUMNS]
+    stmt = (
+        sa.select(*columns, related.c.depth)
+        .join(related, col(Generation.id) == related.c.id)
+        .order_by(*_ordered(related))
+    )
+    return [LineageRow(*row) for row in session.execute(stmt)]
 
 
 def list_in_flight(session: Session) -> list[Generation]:

@@ -11,7 +11,6 @@ exit; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from core.generation.generate import ProgressCallback
 from core.host.app import Reelvault
 from core.host.plugins import PluginHost, load_host
 from core.media.store import hash_file
+from core.views import json_text
 
 
 class ReelvaultGroup(click.Group):
@@ -112,8 +112,15 @@ def echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
+JSON_INDENT_LEVELS = 32
+"""Nesting deeper than this is indented no further (a lineage nests two levels per remix:
+a 10,000-deep chain indented all the way would print gigabytes of spaces)."""
+
+
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    """Pretty JSON on stdout, at any nesting depth."""
+    text = json_text.dumps(data, indent=2, ensure_ascii=False, indent_levels=JSON_INDENT_LEVELS)
+    click.echo(text)
 
 
 @contextmanager
