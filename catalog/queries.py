@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -189,8 +189,7 @@ class LineageNode:
     depth: int  # negative: an ancestor; 0: the clip asked about; positive: a descendant
 
 
-@dataclass(frozen=True, slots=True)
-class LineageRow:
+class LineageRow(NamedTuple):
     """The few columns of a clip that a lineage view shows, and its depth (as in
     :class:`LineageNode`). Reading only these, as plain tuples, keeps a 10,000-deep chain
     cheap: no JSON columns decoded, no ORM object built per clip."""
@@ -212,7 +211,7 @@ class LineageRow:
     depth: int
 
 
-_ROW_COLUMNS = tuple(name for name in LineageRow.__slots__ if name != "depth")
+_ROW_COLUMNS = LineageRow._fields[:-1]  # all but depth
 
 
 def lineage(session: Session, generation_id: str) -> list[LineageNode]:
@@ -295,7 +294,8 @@ def _rows(session: Session, related: sa.Subquery) -> list[LineageRow]:
         .join(related, col(Generation.id) == related.c.id)
         .order_by(*_ordered(related))
     )
-    return [LineageRow(*row) for row in session.execute(stmt)]
+    # Core, not the ORM: plain rows straight into tuples, nothing tracked per clip.
+    return list(map(LineageRow._make, session.connection().execute(stmt)))
 
 
 def list_in_flight(session: Session) -> list[Generation]:
