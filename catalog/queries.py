@@ -247,11 +247,11 @@ def _family(generation_id: str) -> sa.Subquery:
     up = (
         select(col(Generation.id).label("id"), col(Generation.parent_id).label("next_id"))
         .add_columns(sa.literal(0).label("depth"))
-        .where(Generation.id == generation_id)
+        .where(col(Generation.id) == generation_id)
         .cte("up", recursive=True)
     )
     up = up.union_all(select(g.id, g.parent_id, up.c.depth - 1).where(g.id == up.c.next_id))
-    down = _descendants_cte(Generation.id == generation_id)
+    down = _descendants_cte(col(Generation.id) == generation_id)
     return sa.union_all(
         sa.select(up.c.id, up.c.depth).where(up.c.depth < 0),
         sa.select(down.c.id, down.c.depth),
@@ -259,7 +259,9 @@ def _family(generation_id: str) -> sa.Subquery:
 
 
 def _made_from(asset_id: str) -> sa.Subquery:
-    seeds = sa.and_(Generation.source_asset_id == asset_id, col(Generation.parent_id).is_(None))
+    seeds = sa.and_(
+        col(Generation.source_asset_id) == asset_id, col(Generation.parent_id).is_(None)
+    )
     down = _descendants_cte(seeds)
     return sa.select(down.c.id, down.c.depth).subquery("related")
 
@@ -274,7 +276,7 @@ def _descendants_cte(seed: sa.ColumnElement[bool]) -> sa.CTE:
     return down.union_all(select(g.id, down.c.depth + 1).where(g.parent_id == down.c.id))
 
 
-def _ordered(related: sa.Subquery) -> tuple[sa.ColumnElement[Any], ...]:
+def _ordered(related: sa.Subquery) -> tuple[Any, ...]:
     return (related.c.depth, col(Generation.created_at), col(Generation.id))
 
 
@@ -360,23 +362,20 @@ def latest_states(session: Session, asset_ids: Sequence[str | None]) -> dict[str
 def clip_facets(session: Session) -> dict[str, list[str]]:
     """The backends, models and statuses in use, for filter menus."""
     return {
-        name: sorted(v for v in session.execute(_distinct_values(column)).scalars() if v)
-        for name, column in (
-            ("backend", col(Generation.backend)),
-            ("model", col(Generation.model)),
-            ("status", col(Generation.status)),
-        )
+        name: sorted(v for v in session.execute(_distinct_values(name)).scalars() if v)
+        for name in ("backend", "model", "status")
     }
 
 
-def _distinct_values(column: sa.ColumnElement[str]) -> sa.Select[tuple[str]]:
-    """The distinct values of an indexed column, in order, by a loose index scan.
+def _distinct_values(name: str) -> sa.Select[tuple[str]]:
+    """The distinct values of an indexed ``generations`` column, by a loose index scan.
 
     ``SELECT DISTINCT`` reads every entry of the index (a full scan of a million clips for
     a menu of four models); this asks the index for the smallest value, then for the
     smallest one past it, and so on: one index seek per distinct value, on either database.
     """
-    table = column.table
+    table = sa.inspect(Generation).local_table
+    column = table.c[name]
     smallest = sa.select(sa.func.min(column)).scalar_subquery()
     values = sa.select(smallest.label("value")).cte("facet_values", recursive=True)
     following = (

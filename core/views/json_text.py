@@ -68,7 +68,7 @@ class _Encoder:
         yield from self._open(value, stack, open_ids, owners)
         while stack:
             items, closer, started = stack[-1]
-            item = next(items, _END)
+            item: Any = next(items, _END)
             if item is _END:
                 stack.pop()
                 open_ids.discard(owners.pop())
