@@ -62,6 +62,7 @@ def clip_row(i: int, parent: str | None = None) -> dict[str, Any]:
         "backend": "local" if i % 4 == 0 else "sora",
         "model": MODELS[i % len(MODELS)],
         "prompt": f"slow pan right over the {WORDS[i % len(WORDS)]} number {i}",
+        "prompt_folded": f"slow pan right over the {WORDS[i % len(WORDS)]} number {i}",
         "seconds": 4,
         "size": "1280x720",
         "parameters": json.dumps({"seconds": 4, "size": "1280x720"}),

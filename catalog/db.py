@@ -23,6 +23,7 @@ from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlmodel import Session
 
+from catalog.models import fold_case
 from core.api.errors import ReelvaultError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -49,20 +50,13 @@ def create_engine(url: str) -> sa.Engine:
 
 
 SQLITE_LOWER = "rv_lower"
-"""The SQLite function behind :class:`catalog.queries.sql_lower` (SQLite's ``lower()`` changes
-ASCII letters only, so ``École`` would never match ``ÉCOLE``)."""
-
-
-def unicode_lower(text: str | None) -> str | None:
-    """Lowercase letter by letter, exactly as PostgreSQL's ``lower()`` does (checked against
-    it for every code point), so a text filter finds the same rows on either database:
-    ``str.lower`` without its two context rules, ``İ`` → ``i̇`` and a final ``Σ`` → ``ς``."""
-    return None if text is None else text.replace("İ", "i").replace("Σ", "σ").lower()
+"""A SQLite function lowering text as PostgreSQL's ``lower()`` does (SQLite's own changes
+ASCII letters only); migration 0007 fills ``generations.prompt_folded`` with it."""
 
 
 def register_functions(dbapi_conn: sqlite3.Connection) -> None:
     """Add reelvault's SQL functions to a new SQLite connection (every engine opening one)."""
-    dbapi_conn.create_function(SQLITE_LOWER, 1, unicode_lower, deterministic=True)
+    dbapi_conn.create_function(SQLITE_LOWER, 1, fold_case, deterministic=True)
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -85,7 +79,20 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     def _begin(conn):  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    @sa.event.listens_for(engine, "close")
+    def _optimize(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        optimize_on_close(dbapi_conn)
+
     return engine
+
+
+def optimize_on_close(dbapi_conn: sqlite3.Connection) -> None:
+    """SQLite's advice for every connection that closes: ``PRAGMA optimize`` refreshes the
+    statistics of tables whose queries would gain from it (usually nothing to do). It never
+    waits: if another process holds the write lock, the statistics wait for next time."""
+    with contextlib.suppress(sqlite3.Error):
+        dbapi_conn.execute("PRAGMA busy_timeout = 0")
+        dbapi_conn.execute("PRAGMA optimize")
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
@@ -122,6 +129,10 @@ def upgrade(engine: sa.Engine) -> None:
             return  # another process upgraded while we waited for the lock
         command.upgrade(_alembic_config(conn), "heads")
         _check_foreign_keys(conn)
+        # Fresh statistics for the query planner. Without them SQLite guesses, and on a
+        # large catalog it guessed wrong: filtering a listing by the status index, then
+        # sorting most of the table, instead of walking the creation-time index.
+        conn.exec_driver_sql("ANALYZE")
 
 
 @contextlib.contextmanager

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
-from catalog.db import SQLITE_LOWER
-from catalog.models import Asset, Generation, PolicyDecisionRecord, VerificationRecord
+from catalog.models import (
+    Asset,
+    Generation,
+    PolicyDecisionRecord,
+    VerificationRecord,
+    fold_case,
+)
 from catalog.statuses import ENDED, UNFINISHED
 from core.api.errors import AmbiguousIdError, NotFoundError
 from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, short
@@ -43,12 +45,35 @@ def resolve(session: Session, text: str) -> Generation | Asset:
 
 
 def _by_prefix(session: Session, table: type[_Row], prefix: str) -> list[_Row]:
-    stmt = (
-        select(table)
-        .where(col(table.id).startswith(prefix, autoescape=True))
-        .limit(AMBIGUITY_SHOWN + 1)
-    )
+    """Rows whose id starts with ``prefix``, read as a range of the primary key.
+
+    Every id starting with ``prefix`` sorts at or after it and before :func:`_after_prefix`,
+    so on SQLite (byte order) the range alone selects them and walks only the matching
+    entries of the primary key index, however large the table; a ``LIKE`` scans it all.
+    PostgreSQL compares text by the database's collation, where that is not byte order,
+    so there the prefix stays a ``LIKE`` (exact under any collation, but a scan unless
+    the database's collation is ``C``).
+    """
+    ident = col(table.id)
+    upper = _after_prefix(prefix)
+    if session.get_bind().dialect.name == "sqlite":
+        where = [ident >= prefix] + ([ident < upper] if upper is not None else [])
+    else:
+        where = [ident.startswith(prefix, autoescape=True)]
+    stmt = select(table).where(*where).order_by(ident).limit(AMBIGUITY_SHOWN + 1)
     return list(session.exec(stmt))
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (``None``
+    when there is none: a prefix of nothing but the highest code point)."""
+    stripped = prefix.rstrip(chr(0x10FFFF))
+    if not stripped:
+        return None
+    following = ord(stripped[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates are no text: the next character is U+E000
+        following = 0xE000
+    return stripped[:-1] + chr(following)
 
 
 def get_generation(session: Session, text: str) -> Generation:
@@ -104,27 +129,6 @@ def latest_state(asset_id: sa.ColumnElement[str | None]) -> sa.ScalarSelect[str]
     )
 
 
-class sql_lower(FunctionElement[str]):  # named like sa.func's SQL functions
-    """``lower(text)`` with the same result on both databases: PostgreSQL's own ``lower()``,
-    and on SQLite, whose ``lower()`` changes ASCII letters only, the function
-    :func:`catalog.db.register_functions` adds (:func:`catalog.db.unicode_lower`). The
-    text filter lowers both sides in SQL, so each database compares its own lowercasing."""
-
-    type = sa.String()
-    name = "sql_lower"
-    inherit_cache = True
-
-
-@compiles(sql_lower)
-def _lower(element: sql_lower, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(sql_lower, "sqlite")
-def _lower_sqlite(element: sql_lower, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
-
-
 def _contains_pattern(text: str) -> str:
     """A LIKE pattern (escape character ``/``) matching any text that contains ``text``."""
     escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
@@ -141,8 +145,8 @@ def clip_conditions(filters: ClipFilter) -> list[sa.ColumnElement[bool]]:
     if filters.status:
         where.append(col(Generation.status) == filters.status)
     if filters.text:
-        pattern = sa.literal(_contains_pattern(filters.text), sa.String)
-        where.append(sql_lower(col(Generation.prompt)).like(sql_lower(pattern), escape="/"))
+        pattern = _contains_pattern(fold_case(filters.text) or "")
+        where.append(col(Generation.prompt_folded).like(pattern, escape="/"))
     if filters.source_asset_id:
         where.append(col(Generation.source_asset_id) == filters.source_asset_id)
     if filters.since:
@@ -185,26 +189,43 @@ class LineageNode:
     depth: int  # negative: an ancestor; 0: the clip asked about; positive: a descendant
 
 
+class LineageRow(NamedTuple):
+    """The few columns of a clip that a lineage view shows, and its depth (as in
+    :class:`LineageNode`). Reading only these, as plain tuples, keeps a 10,000-deep chain
+    cheap: no JSON columns decoded, no ORM object built per clip."""
+
+    id: str
+    status: str
+    backend: str
+    model: str
+    prompt: str
+    seconds: int
+    size: str
+    source_asset_id: str | None
+    input_asset_id: str | None
+    output_asset_id: str | None
+    thumbnail_asset_id: str | None
+    parent_id: str | None
+    relation: str | None
+    created_at: datetime
+    depth: int
+
+
+_ROW_COLUMNS = LineageRow._fields[:-1]  # all but depth
+
+
 def lineage(session: Session, generation_id: str) -> list[LineageNode]:
     """Ancestors and descendants of a clip at any depth, in one recursive query.
 
     Ancestors are the chain of parents up to the first clip; descendants are the whole
     tree of clips derived from this one. Rows come ordered by depth, then age.
     """
-    g = sa.orm.aliased(Generation)
-    up = (
-        select(col(Generation.id).label("id"), col(Generation.parent_id).label("next_id"))
-        .add_columns(sa.literal(0).label("depth"))
-        .where(Generation.id == generation_id)
-        .cte("up", recursive=True)
-    )
-    up = up.union_all(select(g.id, g.parent_id, up.c.depth - 1).where(g.id == up.c.next_id))
-    down = _descendants_cte(Generation.id == generation_id)
-    related = sa.union_all(
-        sa.select(up.c.id, up.c.depth).where(up.c.depth < 0),
-        sa.select(down.c.id, down.c.depth),
-    ).subquery("related")
-    return _nodes(session, related)
+    return _nodes(session, _family(generation_id))
+
+
+def lineage_rows(session: Session, generation_id: str) -> list[LineageRow]:
+    """:func:`lineage` with only the columns a lineage view shows (see :class:`LineageRow`)."""
+    return _rows(session, _family(generation_id))
 
 
 def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
@@ -212,9 +233,37 @@ def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
 
     Depth 0 holds the clips made directly from the image; remixes follow below them.
     """
-    seeds = sa.and_(Generation.source_asset_id == asset_id, col(Generation.parent_id).is_(None))
+    return _nodes(session, _made_from(asset_id))
+
+
+def source_lineage_rows(session: Session, asset_id: str) -> list[LineageRow]:
+    """:func:`clips_from_source` with only the columns a lineage view shows."""
+    return _rows(session, _made_from(asset_id))
+
+
+def _family(generation_id: str) -> sa.Subquery:
+    """(id, depth) of a clip's ancestors, itself and its descendants."""
+    g = sa.orm.aliased(Generation)
+    up = (
+        select(col(Generation.id).label("id"), col(Generation.parent_id).label("next_id"))
+        .add_columns(sa.literal(0).label("depth"))
+        .where(col(Generation.id) == generation_id)
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(select(g.id, g.parent_id, up.c.depth - 1).where(g.id == up.c.next_id))
+    down = _descendants_cte(col(Generation.id) == generation_id)
+    return sa.union_all(
+        sa.select(up.c.id, up.c.depth).where(up.c.depth < 0),
+        sa.select(down.c.id, down.c.depth),
+    ).subquery("related")
+
+
+def _made_from(asset_id: str) -> sa.Subquery:
+    seeds = sa.and_(
+        col(Generation.source_asset_id) == asset_id, col(Generation.parent_id).is_(None)
+    )
     down = _descendants_cte(seeds)
-    return _nodes(session, sa.select(down.c.id, down.c.depth).subquery("related"))
+    return sa.select(down.c.id, down.c.depth).subquery("related")
 
 
 def _descendants_cte(seed: sa.ColumnElement[bool]) -> sa.CTE:
@@ -227,13 +276,28 @@ def _descendants_cte(seed: sa.ColumnElement[bool]) -> sa.CTE:
     return down.union_all(select(g.id, down.c.depth + 1).where(g.parent_id == down.c.id))
 
 
+def _ordered(related: sa.Subquery) -> tuple[Any, ...]:
+    return (related.c.depth, col(Generation.created_at), col(Generation.id))
+
+
 def _nodes(session: Session, related: sa.Subquery) -> list[LineageNode]:
     stmt = (
         select(Generation, related.c.depth)
         .join(related, col(Generation.id) == related.c.id)
-        .order_by(related.c.depth, col(Generation.created_at), col(Generation.id))
+        .order_by(*_ordered(related))
     )
     return [LineageNode(gen, depth) for gen, depth in session.exec(stmt)]
+
+
+def _rows(session: Session, related: sa.Subquery) -> list[LineageRow]:
+    columns = [getattr(Generation, name) for name in _ROW_COLUMNS]
+    stmt = (
+        sa.select(*columns, related.c.depth)
+        .join(related, col(Generation.id) == related.c.id)
+        .order_by(*_ordered(related))
+    )
+    # Core, not the ORM: plain rows straight into tuples, nothing tracked per clip.
+    return list(map(LineageRow._make, session.connection().execute(stmt)))
 
 
 def list_in_flight(session: Session) -> list[Generation]:
@@ -296,15 +360,29 @@ def latest_states(session: Session, asset_ids: Sequence[str | None]) -> dict[str
 
 
 def clip_facets(session: Session) -> dict[str, list[str]]:
-    """The backends, models and statuses in use, for filter menus (index-only scans)."""
+    """The backends, models and statuses in use, for filter menus."""
     return {
-        name: sorted(v for v in session.exec(select(column).distinct()) if v)
-        for name, column in (
-            ("backend", col(Generation.backend)),
-            ("model", col(Generation.model)),
-            ("status", col(Generation.status)),
-        )
+        name: sorted(v for v in session.execute(_distinct_values(name)).scalars() if v)
+        for name in ("backend", "model", "status")
     }
+
+
+def _distinct_values(name: str) -> sa.Select[tuple[str]]:
+    """The distinct values of an indexed ``generations`` column, by a loose index scan.
+
+    ``SELECT DISTINCT`` reads every entry of the index (a full scan of a million clips for
+    a menu of four models); this asks the index for the smallest value, then for the
+    smallest one past it, and so on: one index seek per distinct value, on either database.
+    """
+    table = sa.inspect(Generation).local_table
+    column = table.c[name]
+    smallest = sa.select(sa.func.min(column)).scalar_subquery()
+    values = sa.select(smallest.label("value")).cte("facet_values", recursive=True)
+    following = (
+        sa.select(sa.func.min(column)).select_from(table).where(column > values.c.value)
+    ).scalar_subquery()
+    values = values.union_all(sa.select(following).where(values.c.value.is_not(None)))
+    return sa.select(values.c.value).where(values.c.value.is_not(None))
 
 
 def generations_by_job_ids(session: Session, job_ids: Sequence[str]) -> dict[str, Generation]:

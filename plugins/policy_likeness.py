@@ -27,9 +27,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from PIL import Image, ImageOps
-
 from core.api import (
     ImageFacts,
     Outcome,
@@ -88,7 +85,9 @@ def _cascade(filename: str) -> cv2.CascadeClassifier:
 
 def count_faces(path: Path, options: Options) -> int:
     """How many faces the cascades find in the still at ``path``."""
-    import cv2
+    import cv2  # the imaging libraries load when a still is checked, not at start-up
+    import numpy as np
+    from PIL import Image, ImageOps
 
     with Image.open(path) as im:
         gray = ImageOps.exif_transpose(im).convert("L")

@@ -33,7 +33,6 @@ from typing import Any, BinaryIO
 
 import httpx
 import tenacity
-from PIL import Image, UnidentifiedImageError
 
 from core.api import (
     Backend,
@@ -602,6 +601,8 @@ def _split(value: str) -> tuple[str, str]:
 
 def _input_reference(path: Path, size: str) -> tuple[str, bytes, str]:
     """The still as the API wants it: JPEG, PNG or WebP of exactly the requested size."""
+    from PIL import Image, UnidentifiedImageError  # loaded when a still is sent
+
     wanted = Size.parse(size)
     try:
         with Image.open(path) as image:

@@ -580,12 +580,11 @@ def test_a_config_toml_that_is_a_folder_is_one_clear_error(run, home: Path):
 def test_verify_a_file_reelvault_cannot_probe(
     app: Reelvault, signed_library: SignedLibrary, monkeypatch: pytest.MonkeyPatch
 ):
-    import core.provenance.credentials
+    import core.media.sniff
 
     def denied(path: Path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(core.provenance.credentials, "probe_image", denied)
-    monkeypatch.setattr(core.provenance.credentials, "probe_video", denied)
+    monkeypatch.setattr(core.media.sniff, "read_head", denied)
     report = verify_target(app, str(signed_library.still))
     assert report.mime == "image/png" and report.results[0].state == VerificationState.VALID

@@ -13,13 +13,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from core.api.errors import ReelvaultError
+
+if TYPE_CHECKING:  # cryptography loads where certificates are read: start-up stays quick
+    from cryptography import x509
 
 __all__ = [
     "DB_ENV",
@@ -124,6 +125,8 @@ class Settings:
         A damaged block spoils only itself (``reelvault trust list`` reports it), so
         every reader of the anchors (c2pa, ``trust``, ``signing status``) agrees on them.
         """
+        from cryptography.hazmat.primitives import serialization
+
         found: dict[bytes, x509.Certificate] = {}
         for pem_file in self.trust_anchor_pem_files():
             for cert in pem_file.certificates:
@@ -133,6 +136,8 @@ class Settings:
     def trust_anchors_pem(self) -> str:
         """The trust anchors as one PEM text, re-serialised from the parsed certificates, so
         c2pa is never handed a block that reelvault itself could not read."""
+        from cryptography.hazmat.primitives import serialization
+
         pem = serialization.Encoding.PEM
         return "".join(c.public_bytes(pem).decode() for c in self.trust_anchor_certificates())
 
@@ -278,6 +283,8 @@ def parse_pem_certificates(data: bytes) -> list[PemBlock]:
     A block runs from its BEGIN line to the first END line before the next BEGIN, so a
     block missing its END line cannot swallow the good block after it.
     """
+    from cryptography import x509
+
     begins = [m.start() for m in re.finditer(re.escape(_PEM_BEGIN), data)]
     blocks: list[PemBlock] = []
     for number, start in enumerate(begins, 1):

@@ -1,33 +1,27 @@
-"""The ``reelvault`` command line: the click group and one module per command area."""
+"""The ``reelvault`` command line: the click group and one module per command area.
+
+Command modules are imported when one of their commands runs (see :mod:`core.cli.lazy`),
+so ``import core.cli`` and ``reelvault --help`` load neither the catalog nor the media
+libraries; plugins' commands are added when a name is not a built-in one, or when the
+whole list is shown.
+"""
 
 from __future__ import annotations
 
-import importlib
+import click
 
 from core.cli.base import cli, default_host
+from core.cli.lazy import COMMANDS, LazyGroup
 
-__all__ = ["cli", "main"]
-
-COMMAND_MODULES: tuple[str, ...] = (
-    "core.cli.clips",
-    "core.cli.library",
-    "core.cli.plugins",
-    "core.cli.policy",
-    "core.cli.queue",
-    "core.cli.provenance",
-    "core.cli.remote",
-    "core.cli.web",
-)
+__all__ = ["COMMANDS", "cli", "main"]
 
 
-def _attach_command_modules() -> None:
-    """Each command area's module adds its commands to :data:`cli` when imported."""
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
+def _register_plugin_commands(group: click.Group) -> None:
+    default_host().hook.register_commands(cli=group)
 
 
-_attach_command_modules()
-default_host().hook.register_commands(cli=cli)
+assert isinstance(cli, LazyGroup)
+cli.plugin_commands = _register_plugin_commands
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ exit; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,38 +19,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
-from catalog.queries import (
-    PROVENANCE_STATES,
-    ClipFilter,
-    asset_by_sha,
-    get_asset,
-)
-from core.api.errors import ReelvaultError, RequestError
-from core.api.settings import Settings
-from core.generation.generate import ProgressCallback
-from core.host.app import Reelvault
-from core.host.plugins import PluginFailure, PluginHost, load_host
-from core.media.store import hash_file
+from core.cli.lazy import LazyGroup
+from core.views import json_text
 
+# Everything heavier is imported where it is used: this module is imported by every
+# command, including ``--help``, which must not pay for the catalog or the renderer.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
-class ReelvaultGroup(click.Group):
-    """Turns expected errors into one clear line and the error's exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ReelvaultError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
-            raise error from None
+    from catalog.queries import ClipFilter
+    from core.generation.generate import ProgressCallback
+    from core.host.app import Reelvault
+    from core.host.plugins import PluginFailure, PluginHost
 
 
 @cache
@@ -59,6 +43,10 @@ def default_host() -> PluginHost:
     """The plugins whose commands this process offers, loaded once at import time, before
     ``--home`` is parsed (so from the default home's ``disabled_plugins``). Only for
     ``register_commands``: every command runs on its home's own host (:func:`get_app`)."""
+    from core.api.errors import ReelvaultError
+    from core.api.settings import Settings
+    from core.host.plugins import load_host
+
     try:
         disabled = Settings.load().disabled_plugins()
     except ReelvaultError:
@@ -72,6 +60,9 @@ def get_app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
     Its plugins are loaded for the home the command works on: that home's
     ``disabled_plugins`` apply, whatever ``$REELVAULT_HOME`` says.
     """
+    from core.api.settings import Settings
+    from core.host.app import Reelvault
+
     root = ctx.find_root()
     if not isinstance(root.obj, Reelvault):
         params = root.params
@@ -98,6 +89,8 @@ def console() -> Console:
     file names, consent subjects), and ``[/x]`` or ``:smile:`` in it must print as typed,
     not be parsed (an unmatched closing tag would raise ``MarkupError``).
     """
+    from rich.console import Console
+
     terminal = sys.stdout.isatty()
     return Console(
         file=sys.stdout,
@@ -112,6 +105,8 @@ def console() -> Console:
 def plain(text: str) -> Text:
     """Untrusted text for a rich table cell or tree label: shown exactly as it is, whatever
     console it is printed on (a ``str`` label is parsed as markup by default)."""
+    from rich.text import Text
+
     return Text(text)
 
 
@@ -119,12 +114,19 @@ def echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
+JSON_INDENT_LEVELS = 32
+"""Nesting deeper than this is indented no further (a lineage nests two levels per remix:
+a 10,000-deep chain indented all the way would print gigabytes of spaces)."""
+
+
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    """Pretty JSON on stdout, at any nesting depth."""
+    text = json_text.dumps(data, indent=2, ensure_ascii=False, indent_levels=JSON_INDENT_LEVELS)
+    click.echo(text)
 
 
 Row = TypeVar("Row")
-Columns = Mapping[str, Callable[[Row], str | Text]] | Callable[[Row], str]
+Columns = Mapping[str, Callable[[Row], "str | Text"]] | Callable[[Row], str]
 """A table's columns, each heading with the cell it shows for a row; or one line per row."""
 
 
@@ -154,6 +156,8 @@ def print_rows(
         for row in rows:
             click.echo(columns(row))
         return
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for heading in columns:
         table.add_column(heading)
@@ -168,6 +172,15 @@ def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -183,7 +196,7 @@ def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
         yield update
 
 
-@click.group(cls=ReelvaultGroup)
+@click.group(cls=LazyGroup)
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -213,6 +226,8 @@ def request_parameters(
     fit: str | None, provider: str | None, model: str | None, backend: str | None
 ) -> dict[str, str]:
     """The backend parameters ``--fit`` and ``--provider`` stand for."""
+    from core.api.errors import RequestError
+
     if provider and not (model or backend):
         raise RequestError("--provider picks where a remote model runs: give --model too")
     parameters = {"fit": fit} if fit and fit != "none" else {}
@@ -294,6 +309,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 def parse_when(text: str) -> datetime:
     """An ISO date or time (UTC unless it says otherwise), or an age such as ``7d``."""
+    from core.api.errors import RequestError
+
     text = text.strip()
     if match := _RELATIVE.match(text):
         amount, unit = match.groups()
@@ -309,6 +326,10 @@ def parse_when(text: str) -> datetime:
 
 def source_asset_id(app: Reelvault, text: str) -> str:
     """A source given as an asset id prefix or as the path of the original file."""
+    from catalog.queries import asset_by_sha, get_asset
+    from core.api.errors import RequestError
+    from core.media.store import hash_file
+
     path = Path(text)
     # Hashed before the session opens: reading a large file must not hold the catalog.
     sha = hash_file(path)[0] if path.is_file() else None
@@ -336,6 +357,8 @@ class FilterRequest:
     provenance: str | None
 
     def to_filter(self, app: Reelvault, **extra: Any) -> ClipFilter:
+        from catalog.queries import ClipFilter
+
         return ClipFilter(
             model=self.model,
             backend=self.backend,
@@ -351,6 +374,7 @@ class FilterRequest:
 
 def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the ``list`` filters; the command receives them as one ``filters: FilterRequest``."""
+    from catalog.queries import PROVENANCE_STATES
 
     return _bundled(
         command,

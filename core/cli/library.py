@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
-from rich.tree import Tree
 
 from catalog.queries import get_generation, list_generations
 from catalog.queries import resolve as resolve_id
@@ -19,7 +19,6 @@ from core.cli.base import (
     cli,
     clip_filter_options,
     clip_text,
-    console,
     get_app,
     json_option,
     plain,
@@ -175,9 +174,8 @@ def lineage_command(ctx: click.Context, identifier: str, fmt: str, as_json: bool
         label += "  (placeholder: file not imported)" if source.get("placeholder") else ""
     else:
         label = "(no source image)"
-    tree = Tree(plain(label.rstrip()))
-    _add_clips(tree, data["clips"], data["target"])
-    console().print(tree)
+    lines = [label.rstrip(), *tree_lines(data["clips"], data["target"])]
+    click.echo("\n".join(lines))
 
 
 def _dims(asset: dict[str, Any]) -> str:
@@ -186,14 +184,40 @@ def _dims(asset: dict[str, Any]) -> str:
     )
 
 
-def _add_clips(tree: Tree, clips: list[dict[str, Any]], target: str) -> None:
-    for clip in clips:
-        marker = "  ◀" if clip["id"] == target else ""
-        relation = f"{clip['relation']}  " if clip["relation"] else ""
-        fitted = clip.get("input_asset_id")
-        sent = f"  (sent fitted {short(fitted)})" if fitted else ""
-        label = (
-            f"{clip['id']}  {relation}{clip['status']}  {clip['backend']}/{clip['model']}  "
-            f"{clip['prompt']!r}{sent}{marker}"
-        )
-        _add_clips(tree.add(plain(label)), clip["children"], target)
+def _clip_label(clip: dict[str, Any], target: str) -> str:
+    marker = "  ◀" if clip["id"] == target else ""
+    relation = f"{clip['relation']}  " if clip["relation"] else ""
+    fitted = clip.get("input_asset_id")
+    sent = f"  (sent fitted {short(fitted)})" if fitted else ""
+    return (
+        f"{clip['id']}  {relation}{clip['status']}  {clip['backend']}/{clip['model']}  "
+        f"{clip['prompt']!r}{sent}{marker}"
+    )
+
+
+def tree_lines(clips: list[dict[str, Any]], target: str) -> Iterator[str]:
+    """The clips under the source line, one per line, drawn with a stack (chains run deep).
+
+    Siblings hang off ``├──``/``└──`` guides, one level further in than their parent; an
+    only child is drawn straight below its parent at the same indent, so a remix chain
+    reads top to bottom as a column instead of drifting right by four characters a clip.
+    """
+    # (clip, guide before it, the indent of its children if they branch)
+    stack = [(clip, *_guides("", i == len(clips) - 1)) for i, clip in enumerate(clips)]
+    stack.reverse()
+    while stack:
+        clip, guide, indent = stack.pop()
+        yield guide + _clip_label(clip, target)
+        children = clip["children"]
+        if len(children) == 1:
+            stack.append((children[0], indent, indent))
+        else:
+            last = len(children) - 1
+            stack += [
+                (c, *_guides(indent, i == last)) for i, c in reversed(list(enumerate(children)))
+            ]
+
+
+def _guides(indent: str, last: bool) -> tuple[str, str]:
+    """The guide of a child among siblings, and the indent that child's own children get."""
+    return (indent + ("└── " if last else "├── "), indent + ("    " if last else "│   "))

@@ -7,7 +7,7 @@ importer, trust, signing) and only prints what it returns.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -29,11 +29,13 @@ from core.cli.base import (
     print_rows,
     progress_bar,
 )
-from core.provenance.audit import audit, describe
 from core.provenance.credentials import VerifyReport, verify_target
-from core.provenance.importer import import_paths
-from core.provenance.signing import init_signing, signing_status
-from core.provenance.trust import Anchor, add_anchors, list_anchors, remove_anchor
+
+# audit, import, trust and signing are imported by their commands: importing decodes
+# media (PIL, PyAV), which ``verify`` never needs.
+
+if TYPE_CHECKING:
+    from core.provenance.trust import Anchor
 
 ALARMING = (VerificationState.INVALID, VerificationState.UNREADABLE)
 """States shown in capitals: something is wrong with the file, not merely unknown."""
@@ -178,6 +180,8 @@ def _elided(manifest: dict[str, Any]) -> str:
 @click.pass_context
 def audit_command(ctx: click.Context, since: str | None, as_json: bool) -> None:
     """Re-hash every stored file, re-verify its credentials and check lineage against them."""
+    from core.provenance.audit import audit, describe
+
     app = get_app(ctx)
     with progress_bar("auditing") as on_progress:
         report = audit(app, since=parse_when(since) if since else None, on_progress=on_progress)
@@ -214,6 +218,8 @@ def import_command(
     ctx: click.Context, paths: tuple[Path, ...], recursive: bool, as_json: bool
 ) -> None:
     """Catalog existing images and videos; rebuild lineage from their credentials."""
+    from core.provenance.importer import import_paths
+
     app = get_app(ctx)
     with progress_bar("importing") as on_progress:
         report = import_paths(app, list(paths), recursive=recursive, on_progress=on_progress)
@@ -248,6 +254,8 @@ def trust_group() -> None:
 @click.pass_context
 def trust_add_command(ctx: click.Context, path: Path) -> None:
     """Trust the certificates in a PEM file (or a folder of PEM files)."""
+    from core.provenance.trust import add_anchors
+
     for anchor in add_anchors(get_app(ctx).settings, path):
         click.echo(f"trusted  {anchor.short}  {anchor.subject}")
 
@@ -257,6 +265,8 @@ def trust_add_command(ctx: click.Context, path: Path) -> None:
 @click.pass_context
 def trust_list_command(ctx: click.Context, as_json: bool) -> None:
     """Every trust anchor in use, where it comes from, and when it expires."""
+    from core.provenance.trust import list_anchors
+
     anchors, problems = list_anchors(get_app(ctx, warn_failed_plugins=False).settings)
     document = {
         "anchors": [a.to_json() for a in anchors],
@@ -286,6 +296,8 @@ def trust_list_command(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def trust_remove_command(ctx: click.Context, fingerprint: str) -> None:
     """Stop trusting an anchor, given by fingerprint prefix (or exact subject)."""
+    from core.provenance.trust import remove_anchor
+
     anchor = remove_anchor(get_app(ctx).settings, fingerprint)
     click.echo(f"removed  {anchor.short}  {anchor.subject}")
 
@@ -303,6 +315,8 @@ def signing_group() -> None:
 @click.pass_context
 def signing_init_command(ctx: click.Context, force: bool) -> None:
     """Make a local development CA and signing certificate, and trust the CA."""
+    from core.provenance.signing import init_signing
+
     setup = init_signing(get_app(ctx).settings, force=force)
     click.echo(f"chain    {setup.chain_path}")
     click.echo(f"key      {setup.key_path} (readable only by you)")
@@ -316,6 +330,8 @@ def signing_init_command(ctx: click.Context, force: bool) -> None:
 @click.pass_context
 def signing_status_command(ctx: click.Context, as_json: bool) -> None:
     """What new clips will be signed with, and whether it is trusted here."""
+    from core.provenance.signing import signing_status
+
     status = signing_status(get_app(ctx, warn_failed_plugins=False).settings)
     if as_json:
         print_json(status.to_json())

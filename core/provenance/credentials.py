@@ -9,7 +9,6 @@ file's, and ``verify_target``, what ``reelvault verify`` runs.
 from __future__ import annotations
 
 import dataclasses
-import mimetypes
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from core.api.settings import Settings
 from core.api.types import VerificationResult, VerificationState
 from core.host.app import Reelvault
 from core.host.plugins import PluginHost, call_each
-from core.media.probe import probe_image, probe_video
+from core.media.sniff import file_mime
 
 
 def verify(host: PluginHost, path: Path, mime: str, settings: Settings) -> list[VerificationResult]:
@@ -257,7 +256,7 @@ def verify_target(app: Reelvault, target: str) -> VerifyReport:
     """
     path = Path(target)
     if path.is_file():
-        mime = guess_mime(path)
+        mime = file_mime(path)
         if mime is None:
             raise RequestError(f"{path}: cannot tell what kind of file this is")
         return VerifyReport(path, mime, _verify_checked(app, path, mime))
@@ -294,17 +293,6 @@ def _verify_checked(app: Reelvault, path: Path, mime: str) -> list[VerificationR
     if not results:
         raise RequestError(f"{path}: no loaded verifier handles {mime} files (`reelvault plugins`)")
     return results
-
-
-def guess_mime(path: Path) -> str | None:
-    """The file's type as reelvault probes it, else as its name suggests (a damaged file
-    still deserves a verdict)."""
-    for probe in (probe_image, probe_video):
-        try:
-            return probe(path).mime
-        except (RequestError, OSError):  # unreadable here: the verifier reports it
-            continue
-    return mimetypes.guess_type(path.name)[0]
 
 
 def record_results(app: Reelvault, asset_id: str, results: Sequence[VerificationResult]) -> None:

@@ -18,11 +18,11 @@ from sqlmodel import Session
 from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation, PolicyDecisionRecord
 from catalog.queries import (
-    LineageNode,
+    LineageRow,
     assets_by_id,
-    clips_from_source,
     decisions_for,
-    lineage,
+    lineage_rows,
+    source_lineage_rows,
     verifications_for,
 )
 from core.media.store import MediaStore
@@ -102,8 +102,8 @@ def decision_dict(decision: PolicyDecisionRecord) -> dict[str, Any]:
     }
 
 
-def generation_summary(generation: Generation) -> dict[str, Any]:
-    """The fields a listing shows; cheap, no joins."""
+def generation_summary(generation: Generation | LineageRow) -> dict[str, Any]:
+    """The fields a listing shows; cheap, no joins (a lineage reads only these columns)."""
     return {
         "id": generation.id,
         "status": generation.status,
@@ -166,25 +166,26 @@ def lineage_dict(
     For a still: every clip made from it and everything derived from those.
     """
     if isinstance(target, Asset):
-        nodes = clips_from_source(session, target.id)
+        rows = source_lineage_rows(session, target.id)
         source: Asset | None = target
     else:
-        nodes = lineage(session, target.id)
-        root = nodes[0].generation
-        source = asset_by_id(session, root.source_asset_id)
+        rows = lineage_rows(session, target.id)
+        root = rows[0]
+        source = asset_by_id(session, root.source_asset_id) if root.source_asset_id else None
     return {
         "target": target.id,
         "source": asset_dict(source, store) if source else None,
-        "clips": _nest(nodes),
+        "clips": _nest(rows),
     }
 
 
-def _nest(nodes: list[LineageNode]) -> list[dict[str, Any]]:
+def _nest(rows: list[LineageRow]) -> list[dict[str, Any]]:
+    """Rows nested under their parents in one pass, without recursion (chains run deep)."""
     by_id: dict[str, dict[str, Any]] = {}
     roots: list[dict[str, Any]] = []
-    for node in nodes:  # ordered by depth, so a parent always comes before its children
-        entry = {**generation_summary(node.generation), "depth": node.depth, "children": []}
-        by_id[node.generation.id] = entry
-        parent = by_id.get(node.generation.parent_id or "")
+    for row in rows:  # ordered by depth, so a parent always comes before its children
+        entry = {**generation_summary(row), "depth": row.depth, "children": []}
+        by_id[row.id] = entry
+        parent = by_id.get(row.parent_id or "")
         (parent["children"] if parent else roots).append(entry)
     return roots

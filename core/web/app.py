@@ -62,6 +62,7 @@ from catalog.queries import resolve as resolve_id
 from catalog.readonly import CatalogReader
 from core.api.errors import AmbiguousIdError, NotFoundError, ReelvaultError, RequestError
 from core.host.app import Reelvault
+from core.views import json_text
 from core.views import lineage as lineage_render
 from core.views.exports import lineage_prov, prov_json
 from core.views.report import asset_dict, generation_dict, generation_summary, lineage_dict
@@ -126,6 +127,15 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class DeepJSONResponse(JSONResponse):
+    """Starlette's compact JSON, written without recursion: a lineage nests two levels per
+    remix, and :func:`json.dumps` gives up at about a thousand."""
+
+    def render(self, content: Any) -> bytes:
+        text = json_text.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+
 def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) -> Starlette:
     """The ASGI application for one library."""
     reader = CatalogReader(app.engine)
@@ -133,7 +143,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
 
     def page(request: Request, template: str, data: Mapping[str, Any], **extra: Any) -> Response:
         if _wants_json(request):
-            return JSONResponse(data)
+            return DeepJSONResponse(data)
         twin = str(request.url.include_query_params(format="json"))
         context = {**data, **extra, "json_twin": twin}
         return templates.TemplateResponse(request, template, context)
@@ -177,7 +187,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
                 return Response(document, media_type=LINEAGE_FORMATS[fmt])
             family = lineage_dict(session, target)
         if fmt == "json":
-            return JSONResponse(family)
+            return DeepJSONResponse(family)
         render: Callable[[Mapping[str, Any]], str] = {
             "svg": partial(_lineage_svg, templates.env, request),
             "dot": lineage_render.to_dot,

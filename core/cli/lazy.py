@@ -1,0 +1,181 @@
+"""The command group that imports a command's module only when that command runs.
+
+Start-up time is import time: every command module pulls in what its commands use (the
+catalog, the renderer, C2PA, the web server), and importing them all made
+``reelvault --help`` take a second. The group knows each built-in command by name from
+:data:`COMMANDS`, with the short help ``--help`` lists, and imports the module that
+defines it when it is looked up to run (or to show its own help). Plugins' commands are
+added the first time a name is not built in, or when the whole list is wanted. A test
+checks the table against the commands the modules really define.
+
+This module imports click and nothing else of weight, and neither does anything the
+group touches before a command is chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (the module that defines it, its short help as ``--help`` shows it)
+    "audit": (
+        "core.cli.provenance",
+        "Re-hash every stored file, re-verify its credentials and check lineage against them.",
+    ),
+    "consent": (
+        "core.cli.policy",
+        "Consent to the use of a person's likeness in particular images.",
+    ),
+    "edit": (
+        "core.cli.remote",
+        "Make an edited copy of CLIP; lineage records it as edit_of its parent.",
+    ),
+    "export": (
+        "core.cli.web",
+        "Write the catalog (or the part the filters select) to stdout, oldest first.",
+    ),
+    "extend": (
+        "core.cli.remote",
+        "Continue CLIP by SECONDS more; lineage records it as extension_of its parent.",
+    ),
+    "generate": (
+        "core.cli.clips",
+        "Make a clip from IMAGE and PROMPT, and catalog it with its lineage.",
+    ),
+    "import": (
+        "core.cli.provenance",
+        "Catalog existing images and videos; rebuild lineage from their credentials.",
+    ),
+    "jobs": (
+        "core.cli.clips",
+        "Queued and running work (and, with --ended, what recently finished or failed).",
+    ),
+    "keys": (
+        "core.cli.remote",
+        "API keys and webhook secrets, kept in the home's keys.toml (mode 0600).",
+    ),
+    "lineage": (
+        "core.cli.library",
+        "Where a clip came from and what was made from it (or from a still), as a tree.",
+    ),
+    "list": ("core.cli.library", "List clips, newest first."),
+    "models": (
+        "core.cli.plugins",
+        "Every model of every backend, with the seconds and sizes it allows.",
+    ),
+    "plugins": (
+        "core.cli.plugins",
+        "Loaded plugins, the hooks each implements, and any that failed to load or to "
+        "register their backends.",
+    ),
+    "policy": (
+        "core.cli.policy",
+        "The rules every request must pass before anything is generated.",
+    ),
+    "providers": (
+        "core.cli.remote",
+        "Where the Videos API is served: OpenAI-compatible provider profiles.",
+    ),
+    "remix": (
+        "core.cli.clips",
+        "Make a new clip from CLIP with a new prompt; lineage records the parent.",
+    ),
+    "resume": (
+        "core.cli.clips",
+        "Finish every job interrupted by a crash or Ctrl-C, without submitting it again.",
+    ),
+    "serve": (
+        "core.cli.web",
+        "Browse the library in a web browser: thumbnails, clips, lineage (read-only).",
+    ),
+    "show": (
+        "core.cli.library",
+        "Everything known about one clip: request, result, files, lineage, decisions.",
+    ),
+    "signing": ("core.cli.provenance", "The certificate the clips made here are signed with."),
+    "submit": (
+        "core.cli.queue",
+        "Queue a clip for a worker: validated and policy-checked now, made later.",
+    ),
+    "sync": (
+        "core.cli.remote",
+        "Import the account's videos that the catalog lacks, with their remix lineage.",
+    ),
+    "trust": (
+        "core.cli.provenance",
+        "Trust anchors: signers that chain to one verify as trusted, others as valid.",
+    ),
+    "verify": (
+        "core.cli.provenance",
+        "Check the Content Credentials of a file (PATH) or a cataloged clip or asset (ID).",
+    ),
+    "webhooks": (
+        "core.cli.remote",
+        "Receive the Videos API's video.completed / video.failed webhooks.",
+    ),
+    "worker": (
+        "core.cli.queue",
+        "Take queued jobs from the catalog and run them; several workers may share it.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose built-in commands load on first use (see the module docstring), and
+    whose expected errors end in one clear line and the error's exit code."""
+
+    plugin_commands: Callable[[click.Group], None] | None = None
+    """Adds the plugins' commands to the group; set by :mod:`core.cli`, called once."""
+
+    _plugins_added = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            if cmd_name in COMMANDS:
+                importlib.import_module(COMMANDS[cmd_name][0])  # its commands attach here
+            else:
+                self._add_plugin_commands()
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from the table: no command module is imported."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is not None:
+                if loaded.hidden:
+                    continue
+                text = loaded.get_short_help_str(limit)
+            else:
+                text = click.utils.make_default_short_help(COMMANDS[name][1], limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from core.api.errors import ReelvaultError
+
+        try:
+            return super().invoke(ctx)
+        except ReelvaultError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+
+    def _add_plugin_commands(self) -> None:
+        if self._plugins_added or self.plugin_commands is None:
+            return
+        self._plugins_added = True
+        self.plugin_commands(self)

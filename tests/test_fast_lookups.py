@@ -1,0 +1,146 @@
+"""Lookups that stay fast in a large catalog: statistics, id prefixes, text search, menus.
+
+Timings are the benchmarks' business (bench/); these tests check that each fast path
+gives the right answer and, on SQLite, that the plan is the indexed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlmodel import Session
+
+from catalog.db import _alembic_config, create_engine, open_catalog, session_scope
+from catalog.models import Generation, utcnow
+from catalog.queries import ClipFilter, clip_facets, list_generations, resolve
+from core.api.errors import AmbiguousIdError, NotFoundError
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = open_catalog(db_url)
+    yield engine
+    engine.dispose()
+
+
+def add_clips(engine: sa.Engine, *ids: str, **fields: str) -> None:
+    now = utcnow()
+    rows = [
+        {"id": i, "backend": fields.get("backend", "local"), "model": fields.get("model", "m"),
+         "prompt": fields.get("prompt", f"prompt {i}"), "seconds": 1, "size": "640x360",
+         "parameters": {}, "status": fields.get("status", "completed"), "details": {},
+         "created_at": now, "updated_at": now, "progress": 100, "attempts": 0}
+        for i in ids
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Generation.__table__), rows)  # type: ignore[attr-defined]
+
+
+def test_opening_a_migrated_catalog_leaves_planner_statistics(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            tables = conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'"
+            ).all()
+            assert tables == [("sqlite_stat1",)]
+        else:  # -1 until the table is first analyzed (or vacuumed); ANALYZE sets it at once
+            rows = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE relname = 'generations'"
+            ).scalar_one()
+            assert rows >= 0
+
+
+def test_closing_a_sqlite_catalog_runs_pragma_optimize(engine: sa.Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PRAGMA optimize is SQLite's; PostgreSQL's autovacuum keeps statistics")
+    statements: list[str] = []
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    engine.dispose()
+    assert "PRAGMA optimize" in statements
+
+
+def test_prefixes_resolve_through_the_primary_key_and_ambiguity_is_refused(
+    engine: sa.Engine,
+) -> None:
+    add_clips(engine, "clip_aa1", "clip_aa2", "clip_ab1", "clip_b")
+    statements: list[tuple[str, tuple[object, ...]]] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
+    with session_scope(engine) as s:
+        assert resolve(s, "clip_ab").id == "clip_ab1"
+        assert resolve(s, "CLIP_B").id == "clip_b"
+        with pytest.raises(AmbiguousIdError, match="clip_aa1"):
+            resolve(s, "clip_aa")
+        with pytest.raises(AmbiguousIdError):
+            resolve(s, "clip_a")
+        with pytest.raises(NotFoundError):
+            resolve(s, "clip_c")
+        with pytest.raises(NotFoundError):
+            resolve(s, "clip_a_")  # no wildcard: "_" is a character like any other
+    if engine.dialect.name == "sqlite":
+        lookup, parameters = next(q for q in statements if "FROM generations" in q[0])
+        with engine.connect() as conn:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {lookup}", parameters).all()
+        assert (
+            "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id>? AND id<?)"
+            in (plan[0][-1])
+        )
+
+
+def test_text_search_reads_prompts_folded_when_written(engine: sa.Engine) -> None:
+    add_clips(engine, "clip_core", prompt="ÉCOLE by Core insert")
+    with session_scope(engine) as s:
+        s.add(Generation(id="clip_orm", backend="local", model="m", prompt="İSTANBUL by ORM",
+                         seconds=1, size="640x360", status="completed"))  # fmt: skip
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with Session(engine) as s:
+        folded = dict(s.execute(sa.select(Generation.id, Generation.prompt_folded)).all())
+
+        def found(text: str) -> list[str]:
+            return [g.id for g in list_generations(s, ClipFilter(text=text))]
+
+        assert found("école") == found("ÉCOLE") == ["clip_core"]
+        assert found("istanbul by orm") == ["clip_orm"]
+    assert folded == {"clip_core": "école by core insert", "clip_orm": "istanbul by orm"}
+    assert not any("rv_lower" in q or "lower(" in q for q in statements)
+
+
+def test_the_migration_folds_existing_prompts(db_url: str) -> None:
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0006")
+        conn.execute(
+            sa.text(
+                "INSERT INTO generations (id, backend, model, prompt, seconds, size, parameters,"
+                " status, progress, details, created_at, updated_at, attempts) VALUES"
+                " ('clip_old', 'local', 'm', 'ΟΔΟΣ at ÉCOLE', 1, '1x1', '{}', 'completed', 100,"
+                " '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 0)"
+            )
+        )
+    engine.dispose()
+    engine = open_catalog(db_url)
+    try:
+        with Session(engine) as s:
+            assert [g.id for g in list_generations(s, ClipFilter(text="οδοσ at école"))] == [
+                "clip_old"
+            ]
+    finally:
+        engine.dispose()
+
+
+def test_filter_menus_list_each_value_once(engine: sa.Engine) -> None:
+    add_clips(engine, *(f"clip_s{i}" for i in range(5)), backend="sora", model="sora-2")
+    add_clips(engine, "clip_l1", "clip_l2", model="local-motion", status="failed")
+    add_clips(engine, "clip_f", model="fade-1")
+    with Session(engine) as s:
+        assert clip_facets(s) == {
+            "backend": ["local", "sora"],
+            "model": ["fade-1", "local-motion", "sora-2"],
+            "status": ["completed", "failed"],
+        }
