@@ -11,6 +11,7 @@ __all__ = ["cli", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "core.cli.clips",
     "core.cli.library",
+    "core.cli.media",
     "core.cli.plugins",
     "core.cli.policy",
     "core.cli.queue",

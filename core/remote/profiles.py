@@ -129,3 +129,9 @@ def _write_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_config(path: Path, text: str) -> None:
+    """Replace config.toml whole and atomically, keeping its mode (for other writers of
+    the user's configuration, such as ``reelvault media migrate``)."""
+    _write_atomic(path, text)
