@@ -36,7 +36,6 @@ from core.media.store import (
     CheckedCopy,
     ContentStore,
     StoredFile,
-    fsync_dir,
     hash_file,
     stored_path_for,
 )
@@ -114,6 +113,7 @@ class S3Store(ContentStore):
         self.on_part = on_part
         """Called with each part number as it is sent (for progress and fault tests)."""
         self._checked = False
+        self._cached_bytes: int | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -348,8 +348,14 @@ class S3Store(ContentStore):
 
     def upload(self, path: Path, sha256: str, size: int) -> bool:
         """Send a file already known to hash to ``sha256`` to its final key, unless the
-        bucket has it. True when it was sent."""
-        if self.has(sha256):
+        bucket has it. True when it was sent.
+
+        A small file goes straight up as a conditional PUT (the server's "already
+        there" is the existence check, one round trip); a large one is looked up first,
+        so bytes already stored are never sent again.
+        """
+        self.check()
+        if size > MULTIPART_THRESHOLD and self.has(sha256):
             return False
         key = self.key_for(sha256)
         with self._errors("uploading", sha256), path.open("rb") as fh:
@@ -402,30 +408,49 @@ class S3Store(ContentStore):
     # -- the cache ------------------------------------------------------------------
 
     def _keep(self, tmp: Path, cached: Path) -> None:
-        """Move a verified copy into the cache, then trim the cache to its bound."""
+        """Move a verified, fsynced copy into the cache, then trim the cache to its bound.
+
+        The folder is not fsynced: a rename lost in a power cut only loses a cached copy,
+        while the file's own fsync (before the rename) means a name in the cache is
+        never left over torn content."""
         cached.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, cached)
-        fsync_dir(cached.parent)
         self._trim(keep=cached)
 
     def _trim(self, keep: Path) -> None:
         """Evict the least recently used copies until the cache fits its bound (the copy
-        just fetched stays, whatever its size: a reader is about to open it)."""
+        just fetched stays, whatever its size: a reader is about to open it).
+
+        The running total is counted once per store and then kept up to date, so the
+        folder is walked again only when the bound is passed (other processes sharing
+        the cache are counted then too).
+        """
+        added = _stat(keep)
         with self._lock:
-            files = [
-                (stat.st_mtime, stat.st_size, entry)
-                for folder in self.root.iterdir()
-                if folder.is_dir() and folder.name != "tmp"
-                for entry in folder.iterdir()
-                if (stat := _stat(entry)) is not None
-            ]
-            total = sum(size for _, size, _ in files)
-            for _, size, entry in sorted(files, key=lambda f: f[0]):
+            if self._cached_bytes is None:
+                self._cached_bytes = sum(size for _, size, _ in self._cache_entries())
+            elif added is not None:
+                self._cached_bytes += added.st_size
+            if self._cached_bytes <= self.cache_bytes:
+                return
+            entries = self._cache_entries()
+            total = sum(size for _, size, _ in entries)
+            for _, size, entry in sorted(entries, key=lambda e: e[0]):
                 if total <= self.cache_bytes:
                     break
                 if entry != keep:
                     entry.unlink(missing_ok=True)
                     total -= size
+            self._cached_bytes = total
+
+    def _cache_entries(self) -> list[tuple[float, int, Path]]:
+        return [
+            (stat.st_mtime, stat.st_size, entry)
+            for folder in self.root.iterdir()
+            if folder.is_dir() and folder.name != "tmp"
+            for entry in folder.iterdir()
+            if (stat := _stat(entry)) is not None
+        ]
 
 
 def _already_there(exc: Any) -> bool:
