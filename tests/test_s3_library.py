@@ -59,6 +59,11 @@ def test_a_clip_in_a_bucket_is_shown_verified_and_audited(
     run("verify", clip["id"])
     assert json.loads(run("audit", "--json").stdout)["clean"]
 
+    secrets = (s3_server.secret_key, s3_server.access_key)
+    written = [run("export", "--format", "jsonl").stdout, run("lineage", clip["id"]).stdout]
+    written += [p.read_bytes().decode("latin-1") for p in home.rglob("*") if p.is_file()]
+    assert not any(secret in text for secret in secrets for text in written)
+
     s3_server.client().put_object(Bucket=BUCKET, Key=key, Body=body[:-10] + bytes(10))
     report = json.loads(run("audit", "--json", expect=1).stdout)
     assert report["counts"]["changed"] == 1
@@ -164,3 +169,19 @@ def test_the_server_stopped_during_an_upload_leaves_nothing(
         assert not server.client().list_objects_v2(Bucket="fault").get("Contents")
         stored = store.put_file(big)  # the same upload, tried again, goes through
         assert store.size_of(stored.sha256) == big.stat().st_size
+
+
+def test_import_into_a_bucket_and_the_media_environment_variable(
+    run, home: Path, still: Path, s3_url: str, s3_server: SeaweedServer,
+    monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    monkeypatch.setenv("REELVAULT_MEDIA", s3_url)
+    assert run("media", "where").stdout.strip() == s3_url
+    imported = json.loads(run("import", still, "--json").stdout)
+    assert imported["counts"] == {"imported": 1}
+    sha = hashlib.sha256(still.read_bytes()).hexdigest()
+    key = f"{s3_url.removeprefix(f's3://{BUCKET}/')}/{sha[:2]}/{sha}"
+    assert s3_server.client().head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
+    assert not (home / "media").exists()
+    again = json.loads(run("import", still, "--json").stdout)
+    assert again["counts"] == {"already": 1}
