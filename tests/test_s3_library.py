@@ -88,11 +88,22 @@ def test_two_homes_share_only_the_catalog_and_the_bucket(
     in_home("a", "signing", "init")
     clip = generate(lambda *a: in_home("a", *a), still)
     assert not (tmp_path / "b").exists()
+    assert not (tmp_path / "a" / "media").exists()
 
     shown = json.loads(in_home("b", "show", clip["id"], "--json").stdout)
     assert shown["video"]["path"].startswith(s3_url)
     in_home("b", "verify", clip["id"])
     assert json.loads(in_home("b", "audit", "--json").stdout)["clean"]
+
+    # and the other way: a job submitted from A is finished by a worker in B
+    args = ("submit", still, "-p", "tilt up", "--seconds", "1", "--size", "640x360", "--json")
+    queued = json.loads(in_home("a", *args).stdout)
+    in_home("b", "worker", "--until-idle")
+    finished = json.loads(in_home("a", "show", queued["id"], "--json").stdout)
+    assert finished["status"] == "completed"
+    assert finished["video"]["path"].startswith(s3_url)
+    assert queued["id"] in in_home("a", "lineage", queued["id"]).stdout
+    assert json.loads(in_home("a", "audit", "--json").stdout)["clean"]
 
     app_b = Reelvault(Settings.load(home=tmp_path / "b", db_url=db_url, media=s3_url))
     try:
