@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,29 @@ def test_import_into_a_bucket_and_the_media_environment_variable(
     assert not (home / "media").exists()
     again = json.loads(run("import", still, "--json").stdout)
     assert again["counts"] == {"already": 1}
+
+
+@pytest.mark.slow
+def test_a_job_whose_upload_fails_is_finished_by_the_next_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run, home: Path, still: Path
+):
+    """The bucket goes away while a worker finishes a job: the job is left for a retry
+    (nothing stored, no output row), and once the server is back another worker ends it."""
+    with SeaweedServer(tmp_path / "weed") as server:
+        server.create_bucket("jobs")
+        point_at(monkeypatch, server)
+        media = ("--media", "s3://jobs/lib")
+        args = ("submit", still, "-p", "pan", "--seconds", "1", "--size", "640x360", "--json")
+        job = json.loads(run(*media, *args).stdout)["id"]
+        server.stop()
+        out = run(*media, "worker", "--until-idle", "--lease", "1", expect=1).output
+        assert f"{job} left for a retry: s3://jobs/lib: cannot reach the storage server" in out
+        stuck = json.loads(run(*media, "show", job, "--json").stdout)
+        assert stuck["status"] != "completed" and stuck["output_asset_id"] is None
+
+        server.start()
+        time.sleep(1.5)  # the first worker's lease runs out
+        assert f"{job} completed" in run(*media, "worker", "--until-idle").output
+        done = json.loads(run(*media, "show", job, "--json").stdout)
+        assert done["status"] == "completed" and done["video"]["path"].startswith("s3://jobs/")
+        assert json.loads(run(*media, "audit", "--json").stdout)["clean"]
