@@ -39,9 +39,12 @@ from core.media.store import (
     hash_file,
     stored_path_for,
 )
+from core.media.transfer import fetch_ranges, upload_parts
 
-PART_SIZE = 16 << 20
-"""Multipart part size: memory held per upload is one part."""
+PART_SIZE = 8 << 20
+"""Multipart part (and ranged read) size: memory held is about one part per worker
+(larger for a file past S3's 10,000 parts, see :func:`part_size_for`)."""
+MAX_PARTS = 10_000
 MULTIPART_THRESHOLD = 32 << 20
 DEFAULT_CACHE_BYTES = 2 << 30
 _AUTH_CODES = frozenset(
@@ -261,21 +264,28 @@ class S3Store(ContentStore):
             body.close()
 
     def _download(self, sha256: str, dest: Path) -> tuple[str, int]:
-        """Stream the object into ``dest``, hashing it: (its SHA-256, its size)."""
+        """Fetch the object into ``dest``, hashing it in order as its ranges arrive
+        (:func:`~core.media.transfer.fetch_ranges`): (its SHA-256, its size)."""
+        size = self.size_of(sha256)
+        key = self.key_for(sha256)
+
+        def fetch(start: int, end: int) -> bytes:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
+            )
+            with contextlib.closing(response["Body"]) as body:
+                return body.read()
+
         digest = hashlib.sha256()
-        size = 0
-        body = self._body(sha256)
-        try:
-            with self._errors("reading an object", sha256), dest.open("wb") as fh:
-                for chunk in body.iter_chunks(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-        finally:
-            body.close()
-        return digest.hexdigest(), size
+        got = 0
+        with self._errors("reading an object", sha256), dest.open("wb") as fh:
+            for chunk in fetch_ranges(fetch, size, PART_SIZE) if size else ():
+                digest.update(chunk)
+                got += len(chunk)
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return digest.hexdigest(), got
 
     @contextlib.contextmanager
     def checked_copy(self, sha256: str) -> Iterator[CheckedCopy]:
@@ -361,7 +371,7 @@ class S3Store(ContentStore):
         with self._errors("uploading", sha256), path.open("rb") as fh:
             if size <= MULTIPART_THRESHOLD:
                 return self._put(key, fh)
-            return self._multipart(key, fh)
+            return self._multipart(key, fh, part_size_for(size))
 
     def _put(self, key: str, data: Any) -> bool:
         from botocore.exceptions import ClientError
@@ -374,22 +384,20 @@ class S3Store(ContentStore):
             raise
         return True
 
-    def _multipart(self, key: str, fh: Any) -> bool:
-        """Parts of :data:`PART_SIZE` read one at a time; aborted on any failure, so
-        no object appears and no parts linger."""
+    def _multipart(self, key: str, fh: Any, part_size: int) -> bool:
+        """Parts of :data:`PART_SIZE`, a few in flight (:mod:`core.media.transfer`);
+        aborted on any failure, so no object appears and no parts linger."""
         from botocore.exceptions import ClientError
 
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
-        parts: list[dict[str, Any]] = []
+
+        def send(number: int, data: bytes) -> str:
+            return self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )["ETag"]
+
         try:
-            while data := fh.read(PART_SIZE):
-                number = len(parts) + 1
-                if self.on_part is not None:
-                    self.on_part(number)
-                sent = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-                )
-                parts.append({"ETag": sent["ETag"], "PartNumber": number})
+            parts = upload_parts(send, fh, part_size, on_part=self.on_part)
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,
@@ -451,6 +459,12 @@ class S3Store(ContentStore):
             for entry in folder.iterdir()
             if (stat := _stat(entry)) is not None
         ]
+
+
+def part_size_for(size: int) -> int:
+    """:data:`PART_SIZE`, or more for a file that would otherwise need more parts than
+    S3 allows."""
+    return max(PART_SIZE, -(-size // (MAX_PARTS - 1)))
 
 
 def _already_there(exc: Any) -> bool:
