@@ -130,7 +130,7 @@ def test_audit_finds_a_file_changed_on_disk(app: Reelvault, family, run):
     assert {f.asset_id for f in report.findings} == {clip.output_asset_id}
     assert all(f.generation_id == clip.id for f in report.findings)
     out = run("audit", expect=1).output
-    assert "changed on disk" in out and "Error: audit found 2 problem(s)" in out
+    assert "changed in the store" in out and "Error: audit found 2 problem(s)" in out
 
 
 def test_audit_finds_lineage_that_contradicts_the_files_ingredients(app: Reelvault, family):

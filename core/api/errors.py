@@ -13,6 +13,8 @@ A policy *denial* (:class:`PolicyDenied`) is an answer, not a crash: the attempt
     ├── AmbiguousIdError           an identifier prefix matches several entries
     ├── BackendError               a backend could not do it (``transient`` may retry)
     ├── PluginError                a plugin is missing, misconfigured or broke its contract
+    ├── StorageError               the media store could not be read or written
+    │   └── MissingMediaError      a cataloged file is not in the store
     ├── PolicyDenied               a policy refused the request; kept as ``rejected``
     ├── JobStopped                 a worker stopped polling; the job goes on remotely
     └── WebhookRejected            a delivery that is not trusted
@@ -30,11 +32,13 @@ __all__ = [
     "AmbiguousIdError",
     "BackendError",
     "JobStopped",
+    "MissingMediaError",
     "NotFoundError",
     "PluginError",
     "PolicyDenied",
     "ReelvaultError",
     "RequestError",
+    "StorageError",
     "WebhookRejected",
 ]
 
@@ -74,6 +78,22 @@ class BackendError(ReelvaultError):
 
 class PluginError(ReelvaultError):
     """A plugin is missing, misconfigured or broke its contract."""
+
+
+class StorageError(ReelvaultError):
+    """The media store could not be read or written: the folder, or the bucket behind it
+    (unreachable, credentials refused, no such bucket). Messages never carry credentials.
+
+    ``transient`` says the same call may work later (the server was unreachable).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class MissingMediaError(StorageError):
+    """A file the catalog records is not in the store (``reelvault audit`` finds them all)."""
 
 
 class PolicyDenied(ReelvaultError):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # cryptography loads where certificates are read: start-up st
 __all__ = [
     "DB_ENV",
     "HOME_ENV",
+    "MEDIA_ENV",
     "NEWLINE",
     "PEM_SUFFIXES",
     "PemBlock",
@@ -37,6 +38,8 @@ __all__ = [
 
 HOME_ENV = "REELVAULT_HOME"
 DB_ENV = "REELVAULT_DB"
+MEDIA_ENV = "REELVAULT_MEDIA"
+DEFAULT_MEDIA_CACHE_MIB = 2048
 PEM_SUFFIXES = (".pem", ".crt", ".cer")
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 _PEM_END = b"-----END CERTIFICATE-----"
@@ -48,10 +51,34 @@ class Settings:
     home: Path
     db_url: str
     config: Mapping[str, Any] = field(default_factory=dict)
+    media_override: str | None = None
+    """``--media`` or ``$REELVAULT_MEDIA``, which win over ``media`` in config.toml."""
 
     @property
     def media_dir(self) -> Path:
+        """The local store's folder, when the library keeps its files locally."""
         return self.home / "media"
+
+    @property
+    def media(self) -> str:
+        """Where the library's files are: a folder (default ``media/`` in the home) or an
+        ``s3://bucket/prefix`` location. Credentials never go here: the AWS environment
+        variables and profiles hold them."""
+        value = self.media_override or self.config.get("media") or str(self.media_dir)
+        if not isinstance(value, str):
+            raise ReelvaultError(f"{self.config_path}: media must be a string, not {value!r}")
+        return value
+
+    @property
+    def media_cache_bytes(self) -> int:
+        """How much of a bucket this machine keeps in its local cache
+        (``media_cache_mib`` in config.toml)."""
+        value = self.config.get("media_cache_mib", DEFAULT_MEDIA_CACHE_MIB)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ReelvaultError(
+                f"{self.config_path}: media_cache_mib must be a positive integer, not {value!r}"
+            )
+        return value << 20
 
     @property
     def work_dir(self) -> Path:
@@ -195,13 +222,17 @@ class Settings:
         return value if isinstance(value, Mapping) else {}
 
     @classmethod
-    def load(cls, home: str | Path | None = None, db_url: str | None = None) -> Settings:
+    def load(
+        cls, home: str | Path | None = None, db_url: str | None = None, media: str | None = None
+    ) -> Settings:
         """Resolve settings from arguments, then the environment, then defaults."""
         home_path = Path(
             home or os.environ.get(HOME_ENV) or platformdirs.user_data_dir("reelvault")
         ).expanduser()
         url = db_url or os.environ.get(DB_ENV) or f"sqlite:///{home_path / 'catalog.db'}"
-        settings = cls(home=home_path, db_url=url, config=_read_config(home_path / "config.toml"))
+        config = _read_config(home_path / "config.toml")
+        media = media or os.environ.get(MEDIA_ENV) or None
+        settings = cls(home=home_path, db_url=url, config=config, media_override=media)
         settings.check()
         return settings
 
@@ -214,6 +245,7 @@ class Settings:
             self._string("signing", key)
         self.trust_anchor_sources()
         self.disabled_plugins()
+        _ = self.media, self.media_cache_bytes
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -66,7 +66,9 @@ def get_app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
     root = ctx.find_root()
     if not isinstance(root.obj, Reelvault):
         params = root.params
-        settings = Settings.load(home=params.get("home"), db_url=params.get("db"))
+        settings = Settings.load(
+            home=params.get("home"), db_url=params.get("db"), media=params.get("media")
+        )
         root.obj = Reelvault(settings)  # loads the host from these settings
         root.call_on_close(root.obj.close)
     app: Reelvault = root.obj
@@ -203,8 +205,14 @@ def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
     help="Library folder (default: $REELVAULT_HOME or the per-user data folder).",
 )
 @click.option("--db", help="Catalog database URL (default: $REELVAULT_DB or SQLite in the home).")
+@click.option(
+    "--media",
+    metavar="URL",
+    help="Where the files are: a folder or s3://bucket/prefix (default: $REELVAULT_MEDIA, "
+    "`media` in config.toml, else media/ in the home). See docs/storage.md.",
+)
 @click.version_option(package_name="reelvault")
-def cli(home: Path | None, db: str | None) -> None:
+def cli(home: Path | None, db: str | None, media: str | None) -> None:
     """Turn stills into short clips and keep a trustworthy record of every clip."""
 
 

@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Where a clip came from and what was made from it (or from a still), as a tree.",
     ),
     "list": ("core.cli.library", "List clips, newest first."),
+    "media": (
+        "core.cli.media",
+        "The media store: a local folder or S3-compatible object storage.",
+    ),
     "models": (
         "core.cli.plugins",
         "Every model of every backend, with the seconds and sizes it allows.",

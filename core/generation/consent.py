@@ -153,7 +153,7 @@ def consent_lookup(app: Reelvault) -> Callable[[str], ConsentGrant | None]:
 def stored_image_facts(app: Reelvault, asset: Asset) -> ImageFacts:
     """Facts about a still already in the store: it was probed when it came in."""
     return ImageFacts(
-        path=app.store.root / asset.stored_path,
+        path=app.store.local_path(asset.sha256),
         sha256=asset.sha256,
         bytes=asset.bytes,
         mime=asset.mime,

@@ -142,7 +142,7 @@ def generate(
         prompt=prompt,
         seconds=seconds,
         size=size,
-        input_image=app.store.root / (sent or source).stored_path if source else None,
+        input_image=app.store.local_path((sent or source).sha256) if source else None,
         parameters=dict(parameters or {}),
     )
     plan = _Plan(
@@ -190,7 +190,7 @@ def derive(
         model=info.name,
         seconds=seconds,
         size=size,
-        parent_input_image=app.store.root / source.stored_path if source else None,
+        parent_input_image=app.store.local_path(source.sha256) if source else None,
         parameters=dict(parameters or {}),
     )
     plan = _Plan(backend_obj, info, request, parent.source_asset_id, parent)
@@ -332,7 +332,7 @@ def request_for(
         source = session.get(Asset, sent_id) if sent_id else None
         parent = session.get(Generation, row.parent_id) if row.parent_id else None
     backend = app.backend(row.backend)
-    image = app.store.root / source.stored_path if source else None
+    image = app.store.local_path(source.sha256) if source else None
     extra = {k: v for k, v in row.parameters.items() if k not in ("seconds", "size")}
     if parent is None:
         request: GenerationRequest | DerivedRequest = GenerationRequest(
@@ -836,7 +836,7 @@ def _asset_claim(
         "id": asset.id,
         "sha256": asset.sha256,
         "mime": asset.mime,
-        "path": str(app.store.root / asset.stored_path) if asset.stored_path else None,
+        "path": str(app.store.local_path(asset.sha256)) if asset.stored_path else None,
     }
     return {**claim, "generation_id": generation_id} if generation_id else claim
 
@@ -844,7 +844,7 @@ def _asset_claim(
 def clip_view(app: Reelvault, session: Session, generation: Generation) -> ClipView:
     def path_of(asset_id_: str | None) -> Path | None:
         asset = session.get(Asset, asset_id_) if asset_id_ else None
-        return app.store.root / asset.stored_path if asset else None
+        return app.store.path_for(asset.sha256) if asset and asset.sha256 else None
 
     return ClipView(
         id=generation.id,

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from catalog.queue import begin_submit, claim_next, hand_back, release, renew
 from catalog.records import lock_generation
 from catalog.statuses import CLAIMED, COMPLETED, ENDED, SUBMITTING
-from core.api.errors import JobStopped, ReelvaultError
+from core.api.errors import JobStopped, ReelvaultError, StorageError
 from core.generation.generate import (
     SUBMIT_INTERRUPTED,
     record_failure,
@@ -279,6 +279,10 @@ class Worker:
         try:
             backend, request = request_for(self.app, job_id)
         except Exception as exc:
+            if isinstance(exc, StorageError) and exc.transient:
+                # the bucket is out of reach (the still is read from it): nothing was
+                # sent, so the job waits for the next try instead of failing for good
+                return _Outcome("unfinished", f"not sent yet: {exc}")
             message = f"not sent: {exc if isinstance(exc, ReelvaultError) else repr(exc)}"
             record_failure(self.app, job_id, "not_sent", message)
             return _Outcome("failed", message)

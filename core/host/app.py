@@ -20,7 +20,7 @@ from core.api.errors import PluginError, RequestError
 from core.api.settings import Settings
 from core.api.types import Backend, ModelInfo
 from core.host.plugins import PluginHost, call_each, load_host
-from core.media.store import MediaStore
+from core.media.store import ContentStore, open_store
 
 DEFAULT_BACKEND = "local"
 
@@ -29,7 +29,9 @@ class Reelvault:
     def __init__(self, settings: Settings, host: PluginHost | None = None) -> None:
         self.settings = settings
         self.host = host if host is not None else load_host(settings.disabled_plugins())
-        self.store = MediaStore(settings.media_dir)
+        self.store: ContentStore = open_store(
+            settings.media, settings.home, settings.media_cache_bytes
+        )
         self.warnings: list[str] = []
         """Problems worth telling the user that did not stop the work (a notifier crashed)."""
         # Worker and webhook threads share one application. From Python 3.12 on,
@@ -38,8 +40,10 @@ class Reelvault:
         self._build_lock = threading.RLock()
 
     @classmethod
-    def load(cls, home: str | Path | None = None, db_url: str | None = None) -> Reelvault:
-        return cls(Settings.load(home=home, db_url=db_url))
+    def load(
+        cls, home: str | Path | None = None, db_url: str | None = None, media: str | None = None
+    ) -> Reelvault:
+        return cls(Settings.load(home=home, db_url=db_url, media=media))
 
     @cached_property
     def engine(self) -> sa.Engine:

@@ -21,10 +21,11 @@ from typing import Any
 from catalog.audits import ClipOrigin, assets_after, clip_origins, count_assets, save_checks
 from catalog.models import Asset, VerificationRecord
 from catalog.verifications import last_states, verification_records
+from core.api.errors import MissingMediaError
 from core.api.ids import short
 from core.api.types import VerificationResult, VerificationState
 from core.host.app import Reelvault
-from core.media.store import hash_file
+from core.media.store import CheckedCopy
 from core.provenance.credentials import compare_lineage, manifest_of, verify
 
 BATCH = 200
@@ -149,19 +150,33 @@ def _check(
     def find(kind: str, message: str) -> None:
         report.findings.append(Finding(kind, asset.id, message, generation_id))
 
-    path = app.store.root / asset.stored_path
     try:
-        sha, size = hash_file(path)
-    except FileNotFoundError:
-        find("missing", f"{path} is gone from the store")
+        with app.store.checked_copy(asset.sha256 or "") as copy:
+            return _check_copy(app, report, asset, lineage, previous, copy, find)
+    except MissingMediaError as exc:
+        find("missing", str(exc))
         return None
-    except OSError as exc:
-        find("missing", f"{path} cannot be read: {exc.strerror}")
-        return None
-    intact = sha == asset.sha256
+
+
+def _check_copy(
+    app: Reelvault,
+    report: AuditReport,
+    asset: Asset,
+    lineage: ClipOrigin | None,
+    previous: Mapping[tuple[str, str], str],
+    copy: CheckedCopy,
+    find: Callable[[str, str], None],
+) -> tuple[list[VerificationResult], bool]:
+    """The checks of one file read back from the store (see :func:`_check`)."""
+    generation_id = lineage.generation.id if lineage else None
+    where = app.store.location(asset.sha256 or "")
+    intact = copy.sha256 == asset.sha256
     if not intact:
-        find("changed", f"{path} changed on disk: SHA-256 {sha[:12]}…, {size:,} bytes")
-    results = verify(app.host, path, asset.mime, app.settings)
+        find(
+            "changed",
+            f"{where} changed in the store: SHA-256 {copy.sha256[:12]}…, {copy.size:,} bytes",
+        )
+    results = verify(app.host, copy.path, asset.mime, app.settings)
     for result in results:
         report.states[result.state] += 1
         before = previous.get((asset.id, result.verifier))

@@ -21,7 +21,7 @@ from catalog.verifications import record_verifications
 from catalog.verifications import (  # importer.py still takes it from here
     verification_records as verification_records,
 )
-from core.api.errors import NotFoundError, PluginError, RequestError
+from core.api.errors import MissingMediaError, NotFoundError, PluginError, RequestError
 from core.api.ids import short
 from core.api.settings import Settings
 from core.api.types import VerificationResult, VerificationState
@@ -280,9 +280,10 @@ def verify_target(app: Reelvault, target: str) -> VerifyReport:
             f"{short(asset.id)} is a placeholder known from another file's credentials; "
             "there is no file to verify"
         )
-    stored = app.store.root / asset.stored_path
-    if not stored.is_file():
-        raise RequestError(f"{short(asset.id)}: its file {stored} is missing (`reelvault audit`)")
+    try:
+        stored = app.store.local_path(asset.sha256)
+    except MissingMediaError as exc:
+        raise RequestError(f"{short(asset.id)}: {exc}") from None
     results = _verify_checked(app, stored, asset.mime)
     record_results(app, asset.id, results)
     return VerifyReport(stored, asset.mime, results, asset.id, generation_id)

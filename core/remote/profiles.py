@@ -7,6 +7,8 @@ so it lives here, outside the plugin API.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import tomlkit
 
 from core.api.errors import RequestError
@@ -100,3 +102,9 @@ def remove_key(settings: Settings, name: str, kind: str = API_KEY) -> None:
     if not doc[name]:
         del doc[name]
     write_atomic(path, tomlkit.dumps(doc), mode=0o600)
+
+
+def write_config(path: Path, text: str) -> None:
+    """Replace config.toml whole and atomically, keeping its mode (for other writers of
+    the user's configuration, such as ``reelvault media migrate``)."""
+    write_atomic(path, text)

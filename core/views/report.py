@@ -25,7 +25,7 @@ from catalog.queries import (
     source_lineage_rows,
     verifications_for,
 )
-from core.media.store import MediaStore
+from core.media.store import ContentStore
 
 
 def _time(value: datetime | None) -> str | None:
@@ -41,10 +41,11 @@ ROLES = (  # a generation's files: (record key, Generation column)
 )
 
 
-def asset_dict(asset: Asset, store: MediaStore | None = None) -> dict[str, Any]:
-    """An asset's facts; with a ``store``, also ``path``, where this machine keeps the file.
+def asset_dict(asset: Asset, store: ContentStore | None = None) -> dict[str, Any]:
+    """An asset's facts; with a ``store``, also ``path``, where the library keeps the file.
 
-    The path is ``store.root / stored_path``, the row's record of where the file was put.
+    The path is the store's location of the row's SHA-256: a path in the local store, or
+    an ``s3://`` URL in a bucket.
     The web app serves files another way on purpose: by the row's SHA-256 through
     :meth:`~core.media.store.MediaStore.path_for`, so no column's text ever becomes a path it
     opens.
@@ -67,14 +68,14 @@ def asset_dict(asset: Asset, store: MediaStore | None = None) -> dict[str, Any]:
         "placeholder": asset.placeholder_info if asset.is_placeholder else None,
     }
     if store is not None:
-        data["path"] = str(store.root / asset.stored_path) if asset.stored_path else None
+        data["path"] = store.location(asset.sha256) if asset.sha256 and asset.stored_path else None
     return data
 
 
 def files_dict(
     generation: Generation,
     assets: Mapping[str, Asset],
-    store: MediaStore | None,
+    store: ContentStore | None,
     more: Callable[[Asset], Mapping[str, Any]],
 ) -> dict[str, dict[str, Any] | None]:
     """A generation's files by role (:data:`ROLES`), each with what ``more`` adds about it
@@ -123,7 +124,7 @@ def generation_summary(generation: Generation | LineageRow) -> dict[str, Any]:
 
 
 def generation_dict(
-    session: Session, generation: Generation, store: MediaStore | None = None
+    session: Session, generation: Generation, store: ContentStore | None = None
 ) -> dict[str, Any]:
     """Everything known about one clip: request, result, assets, decisions, checks."""
     assets = assets_by_id(session, [getattr(generation, column) for _, column in ROLES])
@@ -158,7 +159,7 @@ def generation_dict(
 
 
 def lineage_dict(
-    session: Session, target: Generation | Asset, store: MediaStore | None = None
+    session: Session, target: Generation | Asset, store: ContentStore | None = None
 ) -> dict[str, Any]:
     """A clip's (or a still's) family as nested JSON: source image, then clips, then remixes.
 

@@ -8,10 +8,11 @@ dictionary the page is rendered from, so the two cannot disagree.
 Safety, by construction rather than by care:
 
 - files are served only by asset id, through the catalog row's SHA-256 and
-  :meth:`core.media.store.MediaStore.path_for`; no part of a request ever becomes a path, so
-  nothing outside the content store (nor a half-written file in it) can be read (the
-  row's ``stored_path``, which :func:`core.views.report.asset_dict` shows the CLI, is not used
-  here on purpose: the hash alone decides which file is opened);
+  the store's name for that hash (:mod:`core.web.media`); no part of a request ever
+  becomes a path or a key, so nothing outside the content store (nor a half-written
+  file in it) can be read (the row's ``stored_path``, which
+  :func:`core.views.report.asset_dict` shows the CLI, is not used here on purpose:
+  the hash alone decides which file is opened);
 - pages and their JSON twins never say where a file lies on this machine (a path under
   the user's home): the :mod:`core.views.report` functions are called without the store;
 - the catalog is opened read-only (:mod:`catalog.readonly`) and only GET/HEAD routes exist;
@@ -19,8 +20,9 @@ Safety, by construction rather than by care:
   addressed to a loopback name, which stops DNS-rebinding pages from reading it;
 - pages run no script at all, and say so in their Content Security Policy.
 
-Video seeking works because Starlette's ``FileResponse`` answers HTTP Range requests
-with ``206 Partial Content``.
+Video seeking works because media answers HTTP Range requests with ``206 Partial
+Content``: from the local store through Starlette's ``FileResponse``, from a bucket as a
+ranged GET streamed through (:mod:`core.web.media`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -66,6 +68,7 @@ from core.views import json_text
 from core.views import lineage as lineage_render
 from core.views.exports import lineage_prov, prov_json
 from core.views.report import asset_dict, generation_dict, generation_summary, lineage_dict
+from core.web.media import media_response
 
 PAGE_SIZE = 48
 MAX_PAGE_SIZE = 200
@@ -201,10 +204,14 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         if asset is None or not _servable(asset):
             raise NotFoundError("no stored file has that id")
         assert asset.sha256 is not None
-        path = app.store.path_for(asset.sha256)
-        if not path.is_file():
-            raise NotFoundError(f"{asset.id} is cataloged but missing from the store")
-        return FileResponse(path, media_type=asset.mime, headers={"cache-control": IMMUTABLE})
+        return media_response(
+            app.store,
+            asset.sha256,
+            asset.mime,
+            {"cache-control": IMMUTABLE},
+            asset.id,
+            request.headers.get("range"),
+        )
 
     async def error(request: Request, exc: Exception) -> Response:
         status = _status(exc)
