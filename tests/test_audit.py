@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from catalog.models import Asset, Generation
 from catalog.queries import verifications_for
-from core.generation.generate import derive
+from core.generation import derive
 from core.host.app import Reelvault
 from core.provenance.audit import audit
 from core.provenance.importer import import_paths

@@ -26,7 +26,7 @@ from core.api.types import (
     VerificationState,
 )
 from core.cli import cli
-from core.generation.generate import generate
+from core.generation import generate
 from core.host.app import Reelvault
 from core.host.plugins import PluginHost, load_host
 from tests.conftest import REPO

@@ -21,7 +21,7 @@ from catalog.queries import verifications_for
 from core.api.errors import NotFoundError, PluginError, ReelvaultError, RequestError
 from core.api.settings import Settings
 from core.api.types import VerificationResult, VerificationState
-from core.generation.generate import derive
+from core.generation import derive
 from core.host.app import Reelvault
 from core.provenance.credentials import verify, verify_target
 from core.provenance.signing import DOCUMENT_SIGNING, init_signing, signing_status

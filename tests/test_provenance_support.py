@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from catalog.models import Asset
 from core.api.settings import Settings
-from core.generation.generate import derive, generate
+from core.generation import derive, generate
 from core.host.app import Reelvault
 from core.provenance.signing import init_signing, make_dev_chain
 from core.views.report import lineage_dict

@@ -18,7 +18,7 @@ from PIL import Image
 from sqlmodel import select
 
 from catalog.models import Generation
-from core.generation.generate import generate
+from core.generation import generate
 from core.host.app import Reelvault
 from core.testing.videos_api import VideosAPIServer
 from tests import sora_support

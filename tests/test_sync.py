@@ -16,7 +16,7 @@ import core.remote.sync
 from catalog.queries import decisions_for
 from core.api.settings import Settings
 from core.api.types import GenerationRequest, JobStatus
-from core.generation.generate import generate
+from core.generation import generate
 from core.host.app import Reelvault
 from core.remote.sync import SyncReport, sync
 from core.testing.videos_api import VideosAPIServer

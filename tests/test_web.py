@@ -360,7 +360,7 @@ def test_only_loopback_names_are_answered_by_default(client: TestClient):
 
 
 def test_a_prompt_full_of_markup_is_shown_and_never_run(app: Reelvault, still: Path):
-    from core.generation.generate import generate
+    from core.generation import generate
 
     prompt = '</title><script>alert("x")</script> & <b>bold</b> pan right'
     clip = generate(app, still, prompt, seconds=1, size="640x360")

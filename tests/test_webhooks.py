@@ -23,7 +23,7 @@ from core.api.errors import BackendError, ReelvaultError, WebhookRejected
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import ClipView, Variant
-from core.generation.generate import generate, run_job
+from core.generation import generate, run_job
 from core.host.app import Reelvault
 from core.host.plugins import load_host
 from core.remote.webhooks import (

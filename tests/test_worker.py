@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import core.generation.generate
+import core.generation.run
 import core.generation.worker
 from catalog.models import Generation
 from catalog.queue import claim_next, database_now
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import GenerationRequest, JobState, JobStatus
-from core.generation.generate import derive, generate, resume
+from core.generation import derive, generate, resume
 from core.generation.worker import Worker, WorkerReport
 from core.host.app import Reelvault
 from core.host.plugins import load_host
@@ -419,18 +419,18 @@ def test_progress_is_written_as_often_as_the_interval_allows(
         session.add(row)
     writes: list[int] = []
     monkeypatch.setattr(
-        core.generation.generate,
+        core.generation.run,
         "_record_status",
         lambda _app, _id, status: writes.append(status.progress),
     )
-    monkeypatch.setattr(core.generation.generate, "MIN_POLL_INTERVAL", 0.001)
-    monkeypatch.setattr(core.generation.generate, "PROGRESS_WRITE_INTERVAL", 0.0)
-    core.generation.generate._poll_until_done(app, row, Counting(), 30, None)  # type: ignore[arg-type]
+    monkeypatch.setattr(core.generation.run, "MIN_POLL_INTERVAL", 0.001)
+    monkeypatch.setattr(core.generation.run, "PROGRESS_WRITE_INTERVAL", 0.0)
+    core.generation.run._poll_until_done(app, row, Counting(), 30, None)  # type: ignore[arg-type]
     assert writes == list(range(1, 21))  # every change, none skipped
     writes.clear()
-    monkeypatch.setattr(core.generation.generate, "PROGRESS_WRITE_INTERVAL", 3600.0)
+    monkeypatch.setattr(core.generation.run, "PROGRESS_WRITE_INTERVAL", 3600.0)
     queued = row.model_copy(update={"status": "queued"})
-    core.generation.generate._poll_until_done(app, queued, Counting(), 30, None)  # type: ignore[arg-type]
+    core.generation.run._poll_until_done(app, queued, Counting(), 30, None)  # type: ignore[arg-type]
     assert writes == [1]  # the change of state only: the interval never passed again
 
 

@@ -22,7 +22,7 @@ from catalog.models import Generation
 from core.api.errors import PolicyDenied
 from core.api.settings import Settings
 from core.cli import cli
-from core.generation.generate import derive, generate
+from core.generation import derive, generate
 from core.host.app import Reelvault
 from core.provenance.signing import init_signing
 from tests.conftest import fresh_catalog_url, textured_image

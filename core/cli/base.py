@@ -35,7 +35,7 @@ from catalog.queries import (
 )
 from core.api.errors import ReelvaultError, RequestError
 from core.api.settings import Settings
-from core.generation.generate import ProgressCallback
+from core.generation import ProgressCallback
 from core.host.app import Reelvault
 from core.host.plugins import PluginHost, load_host
 from core.media.store import hash_file
@@ -187,7 +187,7 @@ class ClipRequest:
     provider: str | None
 
     def options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`~core.generation.generate.generate` (and the policy
+        """Keyword arguments for :func:`~core.generation.generate` (and the policy
         dry run)."""
         return {
             "model": self.model,

@@ -25,7 +25,7 @@ from core.cli.base import (
     size_option,
 )
 from core.cli.library import print_generation
-from core.generation.generate import derive, generate, in_flight, resume
+from core.generation import derive, generate, in_flight, resume
 from core.host.app import Reelvault
 from core.views.report import generation_dict, generation_summary
 

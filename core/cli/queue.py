@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from core.cli.base import ClipRequest, cli, echo_err, generation_options, get_app, print_json
-from core.generation.generate import generate
+from core.generation import generate
 from core.generation.worker import Worker
 from core.views.report import generation_summary
 

@@ -33,7 +33,7 @@ from catalog.queue import begin_submit, claim_next, hand_back, release, renew
 from catalog.records import lock_generation
 from catalog.statuses import CLAIMED, COMPLETED, ENDED, SUBMITTING
 from core.api.errors import JobStopped, ReelvaultError
-from core.generation.generate import (
+from core.generation import (
     SUBMIT_INTERRUPTED,
     record_failure,
     request_for,

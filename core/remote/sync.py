@@ -11,7 +11,7 @@ What an imported video becomes:
   ``reelvault resume`` finishes it like any interrupted job;
 - ``failed``: failed, with the service's error code and message;
 - ``completed``: ``remote`` (finished there, not downloaded) unless ``download`` is set,
-  in which case it is finished through :func:`core.generation.generate.run_job` (poll, download,
+  in which case it is finished through :func:`core.generation.run_job` (poll, download,
   catalog) before its outputs expire. A later ``sync --download`` fetches earlier
   ``remote`` imports too, while they last.
 """
@@ -29,7 +29,7 @@ from catalog.statuses import COMPLETED, ENDED, REMOTE
 from core.api.errors import ReelvaultError, RequestError
 from core.api.ids import new_clip_id
 from core.api.types import JobState, ListsJobs, Relation, RemoteJob
-from core.generation.generate import run_job
+from core.generation import run_job
 from core.host.app import Reelvault
 
 

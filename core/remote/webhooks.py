@@ -6,7 +6,7 @@ with the ``whsec_`` secret, base64, in a ``webhook-signature`` list of ``v1,<sig
 entries. A delivery is trusted only if a signature matches, its timestamp is within five
 minutes, and its ``webhook-id`` has not been seen before (a replay).
 
-A trusted event finishes its job through :func:`core.generation.generate.run_job`, the same path
+A trusted event finishes its job through :func:`core.generation.run_job`, the same path
 polling and ``resume`` take, so a job announced by a webhook while a ``generate`` is still
 polling it is finished once: whoever gets there second finds it completed.
 
@@ -37,7 +37,7 @@ from catalog.queries import generations_by_job_ids
 from catalog.statuses import ENDED
 from core.api.errors import ReelvaultError, WebhookRejected
 from core.api.providers import Secret, get_profile, job_id, key_source, webhook_secret
-from core.generation.generate import run_job
+from core.generation import run_job
 from core.host.app import Reelvault
 
 TOLERANCE_SECONDS = 300
