@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import core.generation.claim
 import core.generation.run
 import core.generation.worker
 from catalog.models import Generation
@@ -349,7 +350,7 @@ def test_a_database_error_is_waited_out_not_fatal(
         generate(app, still, f"pan right {i}", seconds=1, size="640x360", queue=True).id
         for i in range(2)
     ]
-    real_claim, real_renew = core.generation.worker.claim_next, core.generation.worker.renew
+    real_claim, real_renew = core.generation.claim.claim_next, core.generation.claim.renew
     failures = {"claim": 2, "renew": 1}
 
     def flaky(name: str, real: Callable[..., object]) -> Callable[..., object]:
@@ -361,8 +362,8 @@ def test_a_database_error_is_waited_out_not_fatal(
 
         return call
 
-    monkeypatch.setattr(core.generation.worker, "claim_next", flaky("claim", real_claim))
-    monkeypatch.setattr(core.generation.worker, "renew", flaky("renew", real_renew))
+    monkeypatch.setattr(core.generation.claim, "claim_next", flaky("claim", real_claim))
+    monkeypatch.setattr(core.generation.claim, "renew", flaky("renew", real_renew))
     monkeypatch.setattr(core.generation.worker, "DB_RETRY_FIRST", 0.01)
     events: list[str] = []
     worker = Worker(app, lease_seconds=0.3, on_event=events.append)  # renews every 0.1 s

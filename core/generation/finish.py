@@ -23,11 +23,12 @@ from catalog.statuses import COMPLETED, FINISHING
 from core.api.errors import BackendError
 from core.api.types import Backend, ClipView, JobStatus, ModelInfo, Variant
 from core.generation.claim import (
+    Claim,
     ClaimLost,
-    finisher_name,
+    FinisherClaim,
     give_back,
     keep_claim,
-    release_claim,
+    let_go,
     take_finish_claim,
 )
 from core.generation.rows import catalog_asset, current, merged, record_failure
@@ -53,7 +54,7 @@ def finish(
     backend: Backend,
     info: ModelInfo,
     status: JobStatus,
-    owner: str | None = None,
+    claim: Claim | None = None,
     stop: threading.Event | None = None,
 ) -> Generation:
     """Download, sign and catalog every variant, once, whoever else is finishing the job.
@@ -63,36 +64,32 @@ def finish(
     successor, ``resume`` next to a live ``generate``) waits for the first, or leaves
     the job to the worker that holds it, instead of storing and signing a second copy.
     """
-    finisher = owner or finisher_name()
-    claimed = take_finish_claim(app, generation.id, finisher, stop)
+    claim = claim or FinisherClaim()
+    claimed = take_finish_claim(app, generation.id, claim, stop)
     if isinstance(claimed, Generation):
         return claimed
     assets: dict[Variant, Asset] = {}
     try:
         for variant in info.variants:
-            keep_claim(app, generation.id, finisher, extend=owner is None)
-            assets[variant] = _download_variant(
-                app, generation, backend, variant, status, finisher, extend=owner is None
-            )
+            keep_claim(app, generation.id, claim)
+            assets[variant] = _download_variant(app, generation, backend, variant, status, claim)
     except ClaimLost:
         return current(app, generation.id)
     except BackendError as exc:
         if exc.code != "expired":
-            give_back(app, generation.id, finisher, claimed, owned=owner is not None)
+            give_back(app, generation.id, claim, claimed)
             raise  # the job stays in flight: a worker or `reelvault resume` tries again
         failed = record_failure(app, generation.id, "expired", str(exc), details=status.details)
-        if owner is None:
-            release_claim(app, finisher, generation.id)
+        let_go(app, generation.id, claim)
         return failed
     except BaseException:
-        give_back(app, generation.id, finisher, claimed, owned=owner is not None)
+        give_back(app, generation.id, claim, claimed)
         raise
     with app.session() as session:
         row = lock_generation(session, generation.id)
-        if row is None or row.status != FINISHING or row.lease_owner != finisher:
+        if row is None or row.status != FINISHING or row.lease_owner != claim.holder:
             return row or generation  # our claim lapsed and someone else took the job
-        if owner is None:  # a worker gives its lease back itself once the job is done
-            row.lease_owner, row.lease_expires_at = None, None
+        claim.let_go(row)  # a worker's lease: given back by the worker itself
         touch(
             row,
             status=COMPLETED,
@@ -118,9 +115,7 @@ def _download_variant(
     backend: Backend,
     variant: Variant,
     status: JobStatus,
-    finisher: str,
-    *,
-    extend: bool,
+    claim: Claim,
 ) -> Asset:
     kind = VARIANT_KINDS[variant]
     with _scratch_file(app, f"{generation.id}-{variant}") as tmp:
@@ -128,7 +123,7 @@ def _download_variant(
         info = probe_video(tmp) if kind == "video" else probe_image(tmp)
         to_store = tmp
         if kind == "video":
-            keep_claim(app, generation.id, finisher, extend=extend)  # never sign twice
+            keep_claim(app, generation.id, claim)  # never sign twice
             claims = _claims(app, generation, status)
             signed = sign(app.host, tmp, info.mime, claims, app.settings)
             to_store = signed or tmp

@@ -28,7 +28,7 @@ from core.api.types import (
     ListsJobs,
     ModelInfo,
 )
-from core.generation.claim import LAPSED, held, pause
+from core.generation.claim import Claim, WorkerLease, held, pause
 from core.generation.finish import finish
 from core.generation.rows import merged, record_failure
 from core.host.app import Reelvault
@@ -55,13 +55,13 @@ def send(
     request: GenerationRequest | DerivedRequest,
     generation_id: str,
     *,
-    owner: str | None = None,
+    lease: WorkerLease | None = None,
 ) -> JobStatus:
     """Submit a request whose row (status ``submitting``) is already written.
 
     The job id is recorded the moment the backend returns it; a failure to submit is
-    recorded on the row before it propagates, so no attempt is left dangling. ``owner``
-    is the worker sending it (see :func:`_record_sent`).
+    recorded on the row before it propagates, so no attempt is left dangling. ``lease``
+    is the worker's, when a worker sends it (see :func:`_record_sent`).
     """
     try:
         if isinstance(request, DerivedRequest):
@@ -74,12 +74,17 @@ def send(
     except Exception as exc:  # a backend bug: keep the record honest, then let it show
         record_failure(app, generation_id, "backend_crashed", f"{type(exc).__name__}: {exc}")
         raise
-    _record_sent(app, generation_id, status, owner, listed=isinstance(backend, ListsJobs))
+    _record_sent(app, generation_id, status, lease, listed=isinstance(backend, ListsJobs))
     return status
 
 
 def _record_sent(
-    app: Reelvault, generation_id: str, status: JobStatus, owner: str | None, *, listed: bool
+    app: Reelvault,
+    generation_id: str,
+    status: JobStatus,
+    lease: WorkerLease | None,
+    *,
+    listed: bool,
 ) -> None:
     """Record a job id the backend just returned, whatever became of the row meanwhile.
 
@@ -104,9 +109,8 @@ def _record_sent(
                 if row.status == FAILED and row.error_code == SUBMIT_INTERRUPTED:
                     touch(row, status=state, error_code=None, error_message=None)
                     row.completed_at = None
-                    if owner is not None:
-                        row.lease_owner = owner
-                        row.lease_expires_at = database_now(session) - LAPSED
+                    if lease is not None:
+                        lease.lapse(row, database_now(session))
                 elif row.status not in (*ENDED, FINISHING):
                     touch(row, status=state, progress=status.progress)
                 if row.status not in ENDED:
@@ -126,14 +130,15 @@ def run_job(
     *,
     on_progress: ProgressCallback | None = None,
     timeout: float | None = None,
-    owner: str | None = None,
+    claim: Claim | None = None,
     stop: threading.Event | None = None,
 ) -> Generation:
     """Poll a submitted job to its end, then download and catalog what it made.
 
     Safe to call again for a job an earlier process left unfinished: it polls the job id
-    already on record and never submits anything. ``owner`` is the worker whose lease
-    covers the job; ``stop`` ends the polling early with :class:`JobStopped`.
+    already on record and never submits anything. ``claim`` is the lease of the worker
+    running the job (anyone else finishes it under a claim of its own); ``stop`` ends
+    the polling early with :class:`JobStopped`.
 
     Returns the row as it stands at the end: completed or failed, or still in flight
     when another process holds the job (a worker's live lease) and will finish it.
@@ -165,7 +170,7 @@ def run_job(
         )
     if status.expires_at is not None and status.expires_at <= time.time():
         return _record_expired(app, generation.id, status)
-    return finish(app, generation, backend, info, status, owner, stop)
+    return finish(app, generation, backend, info, status, claim, stop)
 
 
 def _record_expired(app: Reelvault, generation_id: str, status: JobStatus) -> Generation:
