@@ -213,7 +213,7 @@ def test_imported_clips_list_and_cannot_be_remixed(
 
 
 def test_a_placeholder_merged_into_a_clip_with_its_own_generation_gives_way(app: Reelvault):
-    from core.provenance.importer import merge_assets
+    from catalog.assets import merge_assets
 
     def clip(clip_id: str, **fields: object) -> Generation:
         values = {"backend": "local", "model": "m", "prompt": "p", "seconds": 1, "size": "1x1"}
@@ -416,3 +416,29 @@ def test_a_file_the_system_refuses_fails_alone(
     ]
     assert report.outcomes[1].message == "Permission denied"
     assert row_counts(app)["assets"] == 1
+
+
+def test_generation_catalogs_its_files_through_ingest_not_the_importer():
+    """One way in for every file: generation and ``import`` share ``ingest``, and the
+    generation flow knows nothing of the importer's lineage rebuilding."""
+    import ast
+
+    import core.generation
+
+    folder = Path(core.generation.__file__).parent
+    imported: dict[str, set[str]] = {}
+    for module in sorted(folder.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported[module.stem] = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+    assert not [name for name, found in imported.items() if "core.provenance.importer" in found]
+    assert "core.provenance.ingest" in imported["finish"]
+    assert "core.provenance.ingest" in imported["request"]
+    importer = ast.parse(Path(import_paths.__code__.co_filename).read_text(encoding="utf-8"))
+    assert any(
+        isinstance(node, ast.ImportFrom) and node.module == "core.provenance.ingest"
+        for node in ast.walk(importer)
+    )

@@ -31,11 +31,12 @@ from core.generation.claim import (
     let_go,
     take_finish_claim,
 )
-from core.generation.rows import catalog_asset, current, merged, record_failure
+from core.generation.rows import current, merged, record_failure
 from core.host.app import Reelvault
 from core.host.plugins import call_each
 from core.media.probe import probe_image, probe_video
 from core.provenance.credentials import sign
+from core.provenance.ingest import ingest
 
 DOWNLOAD_ATTEMPTS = 4
 DOWNLOAD_BACKOFF = 0.5
@@ -128,11 +129,10 @@ def _download_variant(
             signed = sign(app.host, tmp, info.mime, claims, app.settings)
             to_store = signed or tmp
         try:
-            stored = app.store.put_file(to_store)
+            return ingest(app, to_store, kind, info=info).asset
         finally:
             if to_store != tmp:
                 to_store.unlink(missing_ok=True)
-    return catalog_asset(app, kind, stored, info, original_name=None)
 
 
 def _fetch(backend: Backend, job_id: str, variant: Variant, path: Path) -> None:

@@ -8,7 +8,6 @@ stored, the policy checks run, and the generation row is written with every deci
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +31,10 @@ from core.api.types import (
 from core.generation.consent import request_context
 from core.generation.policy import denials, run_checks
 from core.generation.policy import warnings as policy_warnings
-from core.generation.rows import catalog_asset
 from core.generation.run import ProgressCallback, model_info, run_job, send
 from core.host.app import Reelvault
 from core.media.probe import MediaInfo, fit_image, probe_image
+from core.provenance.ingest import ingest
 
 
 @dataclass(frozen=True)
@@ -174,9 +173,7 @@ def _check_prompt(prompt: str) -> None:
 
 def ingest_image(app: Reelvault, path: Path, info: MediaInfo | None = None) -> Asset:
     """Store a still in the content store and catalog it (once per distinct content)."""
-    info = info or probe_image(path)
-    stored = app.store.put_file(path)
-    return catalog_asset(app, "image", stored, info, original_name=path.name)
+    return ingest(app, path, "image", info=info, original_name=path.name).asset
 
 
 def _fit_input(
@@ -200,11 +197,10 @@ def _ingest_fitted(
     app: Reelvault, data: bytes, image: Path, size: str, parameters: Mapping[str, Any]
 ) -> Asset:
     """Store the exact bytes that will be sent, so lineage shows what the model saw."""
-    stored = app.store.put_stream(io.BytesIO(data))
     wanted = Size.parse(size)
     name = f"{image.stem}.{parameters['fit']}-{size}.png"
     info = MediaInfo(mime="image/png", width=wanted.width, height=wanted.height)
-    return catalog_asset(app, "image", stored, info, original_name=name)
+    return ingest(app, data, "image", info=info, original_name=name).asset
 
 
 def _submit_and_run(

@@ -9,15 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from catalog.models import Asset, Generation, PolicyDecisionRecord, utcnow
+from catalog.models import Generation, PolicyDecisionRecord, utcnow
 from catalog.queries import get_generation
 from catalog.records import lock_generation, touch
 from catalog.statuses import ENDED, FAILED
 from core.api.types import Outcome
 from core.host.app import Reelvault
-from core.media.probe import MediaInfo
-from core.media.store import StoredFile
-from core.provenance.importer import catalog_file
 
 
 def merged(recorded: Mapping[str, Any], reported: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,9 +66,3 @@ def record_failure(
 def current(app: Reelvault, generation_id: str) -> Generation:
     with app.session() as session:
         return get_generation(session, generation_id)
-
-
-def catalog_asset(
-    app: Reelvault, kind: str, stored: StoredFile, info: MediaInfo, original_name: str | None
-) -> Asset:
-    return catalog_file(app, kind, stored, info, original_name).asset
