@@ -53,7 +53,7 @@ def family(app: Reelvault, still: Path, tmp_path: Path):
     """A signed clip and its remix, plus a second still with a clip of its own."""
     init_signing(app.settings)
     clip = quick_clip(app, still, "pan right")
-    remix = derive(app, clip.id, "tilt up")
+    remix = derive(app, clip.id, "tilt up").generation
     other = quick_clip(app, textured_image(tmp_path / "other.jpg", seed=9), "zoom out")
     return clip, remix, other
 

@@ -139,7 +139,7 @@ def test_a_local_clip_is_valid_before_its_ca_is_an_anchor_and_trusted_after(
 def test_the_credentials_say_how_a_clip_and_its_remix_were_made(app: Reelvault, still: Path):
     init_signing(app.settings)
     clip = quick_clip(app, still, "slow push in, then pan left", seed=11)
-    remix = derive(app, clip.id, "tilt up")
+    remix = derive(app, clip.id, "tilt up").generation
     with app.session() as session:
         source = session.get(Asset, clip.source_asset_id)
         clip_video = session.get(Asset, clip.output_asset_id)

@@ -170,7 +170,9 @@ def test_polling_and_a_webhook_together_finish_a_job_once(
     results: list[Generation] = []
     polling = threading.Thread(
         target=lambda: results.append(
-            generate(hooked_app, still_720p, "a harbour", model="sora-2", size="1280x720")
+            generate(
+                hooked_app, still_720p, "a harbour", model="sora-2", size="1280x720"
+            ).generation
         )
     )
     polling.start()
@@ -298,7 +300,8 @@ def test_two_finishers_download_and_sign_a_job_once(
     sora.download = slow_download  # type: ignore[method-assign]
     results: list[Generation] = []
     finishers = [
-        threading.Thread(target=lambda: results.append(run_job(app, job.id))) for _ in range(2)
+        threading.Thread(target=lambda: results.append(run_job(app, job.id).generation))
+        for _ in range(2)
     ]
     for thread in finishers:
         thread.start()

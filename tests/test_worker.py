@@ -62,8 +62,8 @@ def test_submit_validates_before_queueing(run, still: Path):
 
 
 def test_a_queued_remix_runs_from_its_parent(run, app, still: Path):
-    parent = generate(app, still, "pan left", seconds=1, size="640x360")
-    queued = derive(app, parent.id, "tilt up", queue=True)
+    parent = generate(app, still, "pan left", seconds=1, size="640x360").generation
+    queued = derive(app, parent.id, "tilt up", queue=True).generation
     assert queued.status == "pending" and queued.parent_id == parent.id
     report = Worker(app, concurrency=1, lease_seconds=30).run(until_idle=True)
     assert report.completed == [queued.id]
@@ -146,7 +146,9 @@ def test_one_worker_polls_its_remote_jobs_concurrently(
     that ran them one by one would never get past the first."""
     api.hold = True
     queued = [
-        generate(app, still_720p, f"harbour {i}", model="sora-2", size="1280x720", queue=True)
+        generate(
+            app, still_720p, f"harbour {i}", model="sora-2", size="1280x720", queue=True
+        ).generation
         for i in range(5)
     ]
     worker = Worker(app, concurrency=5, lease_seconds=30)
@@ -209,7 +211,7 @@ class SlowCreate(LocalBackend):
 def test_a_create_that_outlives_its_lease_keeps_its_job_and_is_finished(app, still: Path):
     slow = SlowCreate(app.settings.work_dir / "local")
     app.backends["local"] = slow
-    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True).generation
     first = Worker(app, concurrency=1, lease_seconds=30, name="A", idle_wait=0.05)
     result: list[WorkerReport] = []
     thread = threading.Thread(target=lambda: result.append(first.run(until_idle=True)))
@@ -240,7 +242,9 @@ def test_stopping_hands_running_jobs_back_at_once(
     """A worker told to stop leaves its polls at once: it neither waits for remote jobs to
     end nor lets its leases lapse meanwhile, and says so before it waits for anything."""
     api.hold = True
-    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    queued = generate(
+        app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True
+    ).generation
     events: list[str] = []
     worker = Worker(app, concurrency=2, lease_seconds=30, name="w1", on_event=events.append)
     result: list[WorkerReport] = []
@@ -270,7 +274,9 @@ def test_ctrl_c_on_the_worker_command_hands_back_at_once(
     home: Path, app: Reelvault, api: VideosAPIServer, still_720p: Path
 ):
     api.hold = True
-    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    queued = generate(
+        app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True
+    ).generation
     worker = subprocess.Popen(
         [sys.executable, "-m", "core", "worker", "--lease", "30", "--name", "w1"],
         cwd=REPO, env={**os.environ, "REELVAULT_HOME": str(home)},
@@ -293,14 +299,14 @@ def test_ctrl_c_on_the_worker_command_hands_back_at_once(
 def test_a_job_that_cannot_be_sent_from_here_fails_and_is_not_left_submitting(
     app: Reelvault, still: Path
 ):
-    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True).generation
     with app.session() as session:
         session.get(Generation, queued.id).backend = "not-installed-here"
     report = Worker(app, concurrency=1, lease_seconds=30).run(until_idle=True)
     assert "unknown backend 'not-installed-here'" in report.failed[queued.id]
     row = row_of(app, queued.id)
     assert (row.status, row.error_code, row.lease_owner) == ("failed", "not_sent", None)
-    assert resume(app) == []  # nothing dangling for resume to complain about
+    assert resume(app).outcomes == []  # nothing dangling for resume to complain about
 
 
 def test_a_job_left_in_flight_is_retried_by_another_worker_once_its_lease_lapses(
@@ -309,7 +315,9 @@ def test_a_job_left_in_flight_is_retried_by_another_worker_once_its_lease_lapses
     write_config(home, "poll_timeout = 0.3\n")
     app = Reelvault(Settings.load(home=home))
     api.hold = True
-    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    queued = generate(
+        app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True
+    ).generation
     first = Worker(app, concurrency=1, lease_seconds=1.0, name="w1").run(until_idle=True)
     assert "still in_progress" in first.unfinished[queued.id]
     row = row_of(app, queued.id)
@@ -327,7 +335,7 @@ def test_a_job_left_in_flight_is_retried_by_another_worker_once_its_lease_lapses
 def test_a_job_that_ends_just_before_a_renewal_is_reported_completed_not_lost(
     app: Reelvault, still: Path
 ):
-    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True).generation
     worker = Worker(app, concurrency=1, lease_seconds=30, name="w1")
     with app.session() as session:
         claim_next(session, worker.name, worker.lease)
@@ -347,7 +355,7 @@ def test_a_database_error_is_waited_out_not_fatal(
     run, app: Reelvault, still: Path, monkeypatch: pytest.MonkeyPatch
 ):
     queued = [
-        generate(app, still, f"pan right {i}", seconds=1, size="640x360", queue=True).id
+        generate(app, still, f"pan right {i}", seconds=1, size="640x360", queue=True).generation.id
         for i in range(2)
     ]
     real_claim, real_renew = core.generation.claim.claim_next, core.generation.claim.renew
@@ -438,8 +446,8 @@ def test_progress_is_written_as_often_as_the_interval_allows(
 def test_identical_local_requests_stay_two_clips_of_one_shared_job(app: Reelvault, still: Path):
     """The local backend's job ids name their inputs, so a request made twice shares its
     job: unlike a provider's video, that is two clips, never merged into one."""
-    first = generate(app, still, "pan right", seconds=1, size="640x360")
-    second = generate(app, still, "pan right", seconds=1, size="640x360")
+    first = generate(app, still, "pan right", seconds=1, size="640x360").generation
+    second = generate(app, still, "pan right", seconds=1, size="640x360").generation
     assert first.id != second.id and first.remote_job_id == second.remote_job_id
     assert {row_of(app, g.id).status for g in (first, second)} == {"completed"}
     assert row_of(app, first.id).listed_job_id is None

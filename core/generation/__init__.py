@@ -8,10 +8,11 @@ Callers (the CLI, workers, webhooks, sync) use only what is exported here.
 """
 
 from core.generation.request import derive, generate, request_for
-from core.generation.rows import record_failure
+from core.generation.rows import GenerationResult, record_failure
 from core.generation.run import (
     SUBMIT_INTERRUPTED,
     ProgressCallback,
+    Resumed,
     in_flight,
     model_info,
     resume,
@@ -21,7 +22,9 @@ from core.generation.run import (
 
 __all__ = [
     "SUBMIT_INTERRUPTED",
+    "GenerationResult",
     "ProgressCallback",
+    "Resumed",
     "derive",
     "generate",
     "in_flight",

@@ -31,7 +31,7 @@ from core.generation.claim import (
     let_go,
     take_finish_claim,
 )
-from core.generation.rows import current, merged, record_failure
+from core.generation.rows import GenerationResult, current, merged, record_failure
 from core.host.app import Reelvault
 from core.host.plugins import call_each
 from core.media.probe import probe_image, probe_video
@@ -57,7 +57,7 @@ def finish(
     status: JobStatus,
     claim: Claim | None = None,
     stop: threading.Event | None = None,
-) -> Generation:
+) -> GenerationResult:
     """Download, sign and catalog every variant, once, whoever else is finishing the job.
 
     The work happens under a finishing claim taken before the first byte is fetched, so
@@ -68,28 +68,30 @@ def finish(
     claim = claim or FinisherClaim()
     claimed = take_finish_claim(app, generation.id, claim, stop)
     if isinstance(claimed, Generation):
-        return claimed
+        return GenerationResult(claimed)
     assets: dict[Variant, Asset] = {}
     try:
         for variant in info.variants:
             keep_claim(app, generation.id, claim)
             assets[variant] = _download_variant(app, generation, backend, variant, status, claim)
     except ClaimLost:
-        return current(app, generation.id)
+        return GenerationResult(current(app, generation.id))
     except BackendError as exc:
         if exc.code != "expired":
             give_back(app, generation.id, claim, claimed)
             raise  # the job stays in flight: a worker or `reelvault resume` tries again
         failed = record_failure(app, generation.id, "expired", str(exc), details=status.details)
         let_go(app, generation.id, claim)
-        return failed
+        return GenerationResult(failed)
     except BaseException:
         give_back(app, generation.id, claim, claimed)
         raise
     with app.session() as session:
         row = lock_generation(session, generation.id)
         if row is None or row.status != FINISHING or row.lease_owner != claim.holder:
-            return row or generation  # our claim lapsed and someone else took the job
+            return GenerationResult(
+                row or generation
+            )  # our claim lapsed and someone else took the job
         claim.let_go(row)  # a worker's lease: given back by the worker itself
         touch(
             row,
@@ -106,8 +108,7 @@ def finish(
             completed_at=utcnow(),
         )
         finished = row
-    _announce(app, finished)
-    return finished
+    return GenerationResult(finished, _announce(app, finished))
 
 
 def _download_variant(
@@ -228,11 +229,14 @@ def clip_view(app: Reelvault, session: Session, generation: Generation) -> ClipV
     )
 
 
-def _announce(app: Reelvault, generation: Generation) -> None:
+def _announce(app: Reelvault, generation: Generation) -> tuple[str, ...]:
+    """Tell every ``clip_cataloged`` plugin; returns a warning for each one that failed."""
     with app.session() as session:
         view = clip_view(app, session, generation)
+    warnings: list[str] = []
     for plugin, _result, error in call_each(
         app.host, "clip_cataloged", clip=view, settings=app.settings
     ):
         if error:
-            app.warnings.append(f"plugin {plugin} failed in clip_cataloged: {error}")
+            warnings.append(f"plugin {plugin} failed in clip_cataloged: {error}")
+    return tuple(warnings)

@@ -31,6 +31,7 @@ from core.api.types import (
 from core.generation.consent import request_context
 from core.generation.policy import denials, run_checks
 from core.generation.policy import warnings as policy_warnings
+from core.generation.rows import GenerationResult
 from core.generation.run import ProgressCallback, model_info, run_job, send
 from core.host.app import Reelvault
 from core.media.probe import MediaInfo, fit_image, probe_image
@@ -209,7 +210,7 @@ def _submit_and_run(
     """Record the attempt and its policy decisions, then run it (or leave it queued)."""
     context = request_context(app, plan.model, plan.source_asset_id)
     decisions = run_checks(app.host, plan.request, plan.backend.name, app.settings, context)
-    app.warnings.extend(policy_warnings(decisions))
+    warnings = tuple(policy_warnings(decisions))
     denied = denials(decisions)
     request = plan.request
     parameters = {"seconds": request.seconds, "size": request.size, **request.parameters}
@@ -245,9 +246,10 @@ def _submit_and_run(
     if denied:
         raise PolicyDenied(generation.id, denied)
     if queue:
-        return generation
+        return GenerationResult(generation, warnings)
     send(app, plan.backend, request, generation.id)
-    return run_job(app, generation.id, on_progress=on_progress)
+    result = run_job(app, generation.id, on_progress=on_progress)
+    return GenerationResult(result.generation, (*warnings, *result.warnings))
 
 
 def request_for(

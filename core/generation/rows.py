@@ -7,6 +7,7 @@ record an end the same way (once, and never over an end already recorded).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from catalog.models import Generation, PolicyDecisionRecord, utcnow
@@ -15,6 +16,19 @@ from catalog.records import lock_generation, touch
 from catalog.statuses import ENDED, FAILED
 from core.api.types import Outcome
 from core.host.app import Reelvault
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A generation as a call left it, with what the user should hear of that did not
+    stop the work (a policy warning, a plugin that failed in ``clip_cataloged``).
+
+    Warnings travel with the result rather than on the application, which workers and
+    webhook receivers share across many jobs: each caller gets its own job's, once.
+    """
+
+    generation: Generation
+    warnings: tuple[str, ...] = ()
 
 
 def merged(recorded: Mapping[str, Any], reported: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -30,7 +31,7 @@ from core.api.types import (
 )
 from core.generation.claim import Claim, WorkerLease, held, pause
 from core.generation.finish import finish
-from core.generation.rows import merged, record_failure
+from core.generation.rows import GenerationResult, merged, record_failure
 from core.host.app import Reelvault
 
 ProgressCallback = Callable[[str, int], None]
@@ -132,7 +133,7 @@ def run_job(
     timeout: float | None = None,
     claim: Claim | None = None,
     stop: threading.Event | None = None,
-) -> Generation:
+) -> GenerationResult:
     """Poll a submitted job to its end, then download and catalog what it made.
 
     Safe to call again for a job an earlier process left unfinished: it polls the job id
@@ -141,12 +142,13 @@ def run_job(
     the polling early with :class:`JobStopped`.
 
     Returns the row as it stands at the end: completed or failed, or still in flight
-    when another process holds the job (a worker's live lease) and will finish it.
+    when another process holds the job (a worker's live lease) and will finish it;
+    with it, the warnings of finishing it here.
     """
     with app.session() as session:
         generation = get_generation(session, generation_id)
     if generation.status in ENDED:
-        return generation
+        return GenerationResult(generation)
     if not generation.remote_job_id:
         raise BackendError(f"{generation.id} has no job id on record; it cannot be resumed")
     backend = app.backend(generation.backend)
@@ -160,7 +162,7 @@ def run_job(
     )
     status = _poll_until_done(app, generation, backend, limit, on_progress, stop)
     if status.state == JobState.FAILED:
-        return record_failure(
+        failed = record_failure(
             app,
             generation.id,
             status.error_code or "failed",
@@ -168,8 +170,9 @@ def run_job(
             details=status.details,
             refused_by=backend.name if status.refused else None,
         )
+        return GenerationResult(failed)
     if status.expires_at is not None and status.expires_at <= time.time():
-        return _record_expired(app, generation.id, status)
+        return GenerationResult(_record_expired(app, generation.id, status))
     return finish(app, generation, backend, info, status, claim, stop)
 
 
@@ -245,17 +248,24 @@ def in_flight(app: Reelvault) -> list[Generation]:
         return list_in_flight(session)
 
 
-def resume(
-    app: Reelvault, on_progress: ProgressCallback | None = None
-) -> list[tuple[Generation, str | None]]:
+@dataclass
+class Resumed:
+    """What :func:`resume` did: each job with ``None`` when it was finished, or the reason
+    it could not be; and the warnings of finishing them."""
+
+    outcomes: list[tuple[Generation, str | None]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def resume(app: Reelvault, on_progress: ProgressCallback | None = None) -> Resumed:
     """Finish every interrupted job, polling the job id on record; never submits anew.
 
-    Returns each job with ``None`` when it was finished, or the reason it could not be.
     One job's failure does not stop the others. Queued work and jobs under a live lease
     (a worker's, or another process finishing them) are left alone; a lease that ran
     out means its holder died, and the job is finished here.
     """
-    outcomes: list[tuple[Generation, str | None]] = []
+    resumed = Resumed()
+    outcomes = resumed.outcomes
     with app.session() as session:
         now = database_now(session)
     for generation in in_flight(app):
@@ -265,12 +275,14 @@ def resume(
             outcomes.append((generation, "never reached the backend: no job id on record"))
             continue
         try:
-            result = run_job(app, generation.id, on_progress=on_progress)
+            finished = run_job(app, generation.id, on_progress=on_progress)
         except ReelvaultError as exc:
             outcomes.append((generation, str(exc)))
             continue
+        resumed.warnings.extend(finished.warnings)
+        result = finished.generation
         if result.status in ENDED:
             outcomes.append((result, None))
         else:
             outcomes.append((result, f"taken over meanwhile by {result.lease_owner}"))
-    return outcomes
+    return resumed

@@ -260,7 +260,7 @@ class Worker:
             record_failure(self.app, job_id, SUBMIT_INTERRUPTED, message)
             return _Outcome("failed", message)
         try:
-            result = run_job(self.app, job_id, claim=self.claim, stop=self.stop)
+            result = run_job(self.app, job_id, claim=self.claim, stop=self.stop).generation
         except JobStopped as exc:
             return _Outcome("stopped", str(exc))
         except ReelvaultError as exc:

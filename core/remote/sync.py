@@ -75,7 +75,7 @@ def sync(
             if row.status != REMOTE:
                 continue
             try:
-                finished = run_job(app, row.id)
+                finished = run_job(app, row.id).generation
             except ReelvaultError as exc:
                 report.problems.append(f"{row.id} ({job.status.job_id}): {exc}")
                 continue

@@ -145,7 +145,7 @@ def finish_from_event(app: Reelvault, provider: str, event: Mapping[str, Any]) -
     if generation.status in ENDED:
         return f"{video_id}: {generation.id} was already {generation.status}"
     try:
-        finished = run_job(app, generation.id)
+        finished = run_job(app, generation.id).generation
     except ReelvaultError as exc:
         return f"{video_id}: {generation.id} could not be finished: {exc}"
     if finished.status not in ENDED:
