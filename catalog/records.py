@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from catalog.models import Asset, Generation, utcnow
-from catalog.statuses import COMPLETED
+from core.api.types import GenerationStatus
 
 OUTCOME_FIELDS = (
     "status",
@@ -90,7 +90,7 @@ def adopt_job_id(
             stmt = stmt.with_for_update()
         other = session.exec(stmt).first()
     if other is not None:
-        if other.status == COMPLETED:
+        if other.status == GenerationStatus.COMPLETED:
             for name in OUTCOME_FIELDS:
                 setattr(generation, name, getattr(other, name))
         generation.details = {**generation.details, "merged_import": other.id}

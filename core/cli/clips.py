@@ -7,7 +7,7 @@ from rich.table import Table
 
 from catalog.queries import list_ended
 from core.api.errors import ReelvaultError
-from core.api.types import Relation
+from core.api.types import GenerationStatus, Relation
 from core.cli.base import (
     ClipRequest,
     cli,
@@ -39,7 +39,7 @@ def show_result(app: Reelvault, result: GenerationResult, as_json: bool) -> None
         print_json(data)
     else:
         print_generation(data)
-    if generation.status != "completed":
+    if generation.status != GenerationStatus.COMPLETED:
         error = data["error"] or {}
         raise ReelvaultError(
             f"{generation.id} {generation.status}: {error.get('code')}: {error.get('message')}"
@@ -165,7 +165,7 @@ def resume_command(ctx: click.Context) -> None:
         outcomes = resume(app, on_progress=on_progress).outcomes
     problems = 0
     for generation, problem in outcomes:
-        if problem is None and generation.status == "completed":
+        if problem is None and generation.status == GenerationStatus.COMPLETED:
             click.echo(f"{generation.id} completed")
         else:
             problems += 1

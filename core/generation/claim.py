@@ -19,14 +19,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from sqlmodel import Session
 
 from catalog.models import Generation
 from catalog.queue import begin_submit, claim_finish, claim_next, hand_back, release, renew
 from catalog.records import lock_generation, touch
-from catalog.statuses import ENDED, FINISHING, IN_PROGRESS
+from catalog.statuses import ENDED
 from core.api.errors import JobStopped
+from core.api.types import GenerationStatus
 from core.host.app import Reelvault
 
 FINISH_CLAIM = timedelta(seconds=300)
@@ -58,6 +60,14 @@ class Claim(abc.ABC):
     @abc.abstractmethod
     def let_go(self, row: Generation) -> None:
         """Give up the hold on a locked ``row`` this holder is done with (or failed on)."""
+
+    def finishes(self, row: Generation | None) -> TypeGuard[Generation]:
+        """Whether ``row`` is being finished under this claim (not lapsed and taken over)."""
+        return (
+            row is not None
+            and row.status == GenerationStatus.FINISHING
+            and row.lease_owner == self.holder
+        )
 
 
 @dataclass(frozen=True)
@@ -153,10 +163,11 @@ def take_finish_claim(
             assert row is not None
             if row.status in ENDED:
                 return row
-            before = row.status if row.status != FINISHING else IN_PROGRESS
+            finishing = row.status == GenerationStatus.FINISHING
+            before = GenerationStatus.IN_PROGRESS if finishing else row.status
             if claim_finish(session, row, claim.holder, FINISH_CLAIM):
                 return before
-            if row.status != FINISHING:
+            if row.status != GenerationStatus.FINISHING:
                 return row
         pause(FINISH_WAIT_INTERVAL, stop, generation_id)
 
@@ -165,7 +176,7 @@ def keep_claim(app: Reelvault, generation_id: str, claim: Claim) -> None:
     """Check the finishing claim is still ours and extend it, else :class:`ClaimLost`."""
     with app.session() as session:
         row = lock_generation(session, generation_id)
-        if row is None or row.status != FINISHING or row.lease_owner != claim.holder:
+        if not claim.finishes(row):
             raise ClaimLost(generation_id)
         claim.extend(session, generation_id)
 
@@ -178,7 +189,7 @@ def give_back(app: Reelvault, generation_id: str, claim: Claim, before: str) -> 
     """
     with app.session() as session:
         row = lock_generation(session, generation_id)
-        if row is None or row.status != FINISHING or row.lease_owner != claim.holder:
+        if not claim.finishes(row):
             return
         touch(row, status=before)
         claim.let_go(row)

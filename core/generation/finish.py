@@ -19,9 +19,8 @@ from sqlmodel import Session
 
 from catalog.models import Asset, Generation, utcnow
 from catalog.records import lock_generation, touch
-from catalog.statuses import COMPLETED, FINISHING
 from core.api.errors import BackendError
-from core.api.types import Backend, ClipView, JobStatus, ModelInfo, Variant
+from core.api.types import Backend, ClipView, GenerationStatus, JobStatus, ModelInfo, Variant
 from core.generation.claim import (
     Claim,
     ClaimLost,
@@ -88,14 +87,12 @@ def finish(
         raise
     with app.session() as session:
         row = lock_generation(session, generation.id)
-        if row is None or row.status != FINISHING or row.lease_owner != claim.holder:
-            return GenerationResult(
-                row or generation
-            )  # our claim lapsed and someone else took the job
+        if not claim.finishes(row):  # our claim lapsed and someone else took the job
+            return GenerationResult(row or generation)
         claim.let_go(row)  # a worker's lease: given back by the worker itself
         touch(
             row,
-            status=COMPLETED,
+            status=GenerationStatus.COMPLETED,
             progress=100,
             details=merged(row.details, status.details),
             output_asset_id=assets[Variant.VIDEO].id if Variant.VIDEO in assets else None,

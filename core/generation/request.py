@@ -16,14 +16,13 @@ from typing import Any
 from catalog.models import Asset, Generation, PolicyDecisionRecord
 from catalog.queries import get_generation
 from catalog.records import touch
-from catalog.statuses import PENDING, REJECTED, SUBMITTING
 from core.api.errors import BackendError, PolicyDenied, RequestError
 from core.api.ids import new_clip_id
 from core.api.types import (
     Backend,
     DerivedRequest,
     GenerationRequest,
-    JobState,
+    GenerationStatus,
     ModelInfo,
     Relation,
     Size,
@@ -114,7 +113,7 @@ def derive(
     with app.session() as session:
         parent = get_generation(session, clip_id)
         source = session.get(Asset, parent.source_asset_id) if parent.source_asset_id else None
-    if parent.status != JobState.COMPLETED or not parent.remote_job_id:
+    if parent.status != GenerationStatus.COMPLETED or not parent.remote_job_id:
         raise RequestError(f"{parent.id} is {parent.status}; only a completed clip can be derived")
     backend_obj = app.backend(parent.backend)
     info = model_info(backend_obj, parent.model)
@@ -214,6 +213,10 @@ def _submit_and_run(
     denied = denials(decisions)
     request = plan.request
     parameters = {"seconds": request.seconds, "size": request.size, **request.parameters}
+    if denied:
+        first_status = GenerationStatus.REJECTED
+    else:
+        first_status = GenerationStatus.PENDING if queue else GenerationStatus.SUBMITTING
     generation = Generation(
         id=new_clip_id(),
         backend=plan.backend.name,
@@ -222,7 +225,7 @@ def _submit_and_run(
         seconds=request.seconds,
         size=request.size,
         parameters=parameters,
-        status=REJECTED if denied else (PENDING if queue else SUBMITTING),
+        status=first_status,
         source_asset_id=plan.source_asset_id,
         input_asset_id=plan.input_asset_id,
         parent_id=plan.parent.id if plan.parent else None,

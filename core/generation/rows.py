@@ -13,8 +13,8 @@ from typing import Any
 from catalog.models import Generation, PolicyDecisionRecord, utcnow
 from catalog.queries import get_generation
 from catalog.records import lock_generation, touch
-from catalog.statuses import ENDED, FAILED
-from core.api.types import Outcome
+from catalog.statuses import ENDED
+from core.api.types import GenerationStatus, Outcome
 from core.host.app import Reelvault
 
 
@@ -58,7 +58,7 @@ def record_failure(
             return generation
         touch(
             generation,
-            status=FAILED,
+            status=GenerationStatus.FAILED,
             error_code=code,
             error_message=message,
             completed_at=utcnow(),

@@ -18,12 +18,13 @@ from catalog.models import Generation
 from catalog.queries import get_generation, list_in_flight
 from catalog.queue import database_now
 from catalog.records import adopt_job_id, lock_generation, touch
-from catalog.statuses import CLAIMED, ENDED, FAILED, FINISHING, IN_PROGRESS, PENDING
+from catalog.statuses import ENDED
 from core.api.errors import BackendError, ReelvaultError
 from core.api.types import (
     Backend,
     DerivedRequest,
     GenerationRequest,
+    GenerationStatus,
     JobState,
     JobStatus,
     ListsJobs,
@@ -106,13 +107,17 @@ def _record_sent(
                     return
                 if row.remote_job_id is None:
                     adopt_job_id(session, row, status.job_id, listed=listed)
-                state = IN_PROGRESS if status.state.is_terminal else status.state.value
-                if row.status == FAILED and row.error_code == SUBMIT_INTERRUPTED:
+                state = (
+                    GenerationStatus.IN_PROGRESS
+                    if status.state.is_terminal
+                    else status.state.status
+                )
+                if row.status == GenerationStatus.FAILED and row.error_code == SUBMIT_INTERRUPTED:
                     touch(row, status=state, error_code=None, error_message=None)
                     row.completed_at = None
                     if lease is not None:
                         lease.lapse(row, database_now(session))
-                elif row.status not in (*ENDED, FINISHING):
+                elif row.status not in (*ENDED, GenerationStatus.FINISHING):
                     touch(row, status=state, progress=status.progress)
                 if row.status not in ENDED:
                     row.details = merged(row.details, status.details)
@@ -232,11 +237,11 @@ def _record_status(app: Reelvault, generation_id: str, status: JobStatus) -> Non
     """Keep the row's state and progress up to date while the job runs."""
     with app.session() as session:
         generation = lock_generation(session, generation_id)
-        if generation is None or generation.status in (*ENDED, FINISHING):
+        if generation is None or generation.status in (*ENDED, GenerationStatus.FINISHING):
             return  # a finisher owns the row now; polling has nothing to add
         touch(
             generation,
-            status=status.state.value if not status.state.is_terminal else generation.status,
+            status=status.state.status if not status.state.is_terminal else generation.status,
             progress=status.progress,
             details=merged(generation.details, status.details),
         )
@@ -269,7 +274,8 @@ def resume(app: Reelvault, on_progress: ProgressCallback | None = None) -> Resum
     with app.session() as session:
         now = database_now(session)
     for generation in in_flight(app):
-        if generation.status in (PENDING, CLAIMED) or held(generation, now):
+        unsent = generation.status in (GenerationStatus.PENDING, GenerationStatus.CLAIMED)
+        if unsent or held(generation, now):
             continue
         if not generation.remote_job_id:
             outcomes.append((generation, "never reached the backend: no job id on record"))

@@ -27,8 +27,9 @@ from typing import Literal
 import sqlalchemy as sa
 
 from catalog.records import lock_generation
-from catalog.statuses import CLAIMED, COMPLETED, ENDED, SUBMITTING
+from catalog.statuses import ENDED
 from core.api.errors import JobStopped, ReelvaultError
+from core.api.types import GenerationStatus
 from core.generation import (
     SUBMIT_INTERRUPTED,
     record_failure,
@@ -247,13 +248,13 @@ class Worker:
             if row is None or row.lease_owner != self.claim.holder:
                 return _Outcome("lost", "the lease was taken over before the job started")
             status, remote_job_id = row.status, row.remote_job_id
-        if status == CLAIMED:
+        if status == GenerationStatus.CLAIMED:
             if self.stop.is_set():
                 return _Outcome("stopped", "not started")
             problem = self._submit(job_id)
             if problem is not None:
                 return problem
-        elif status == SUBMITTING and not remote_job_id:
+        elif status == GenerationStatus.SUBMITTING and not remote_job_id:
             # An earlier worker died between starting the submission and recording the
             # job id. Sending again could make a second paid job; refuse instead.
             message = "interrupted while submitting; not sent again to avoid a duplicate"
@@ -265,7 +266,7 @@ class Worker:
             return _Outcome("stopped", str(exc))
         except ReelvaultError as exc:
             return _Outcome("unfinished", str(exc))
-        if result.status == COMPLETED:
+        if result.status == GenerationStatus.COMPLETED:
             return _Outcome("completed")
         if result.status in ENDED:
             return _Outcome("failed", f"{result.error_code}: {result.error_message}")

@@ -26,7 +26,7 @@ from catalog.models import Asset, Generation, utcnow
 from catalog.queries import asset_by_sha
 from core.api.errors import ReelvaultError, RequestError
 from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, asset_id, new_clip_id, short
-from core.api.types import Relation, VerificationState
+from core.api.types import GenerationStatus, Relation, VerificationState
 from core.host.app import Reelvault
 from core.media.probe import MediaInfo, probe_image, probe_video
 from core.provenance.credentials import (
@@ -41,8 +41,6 @@ from core.provenance.credentials import (
 )
 from core.provenance.ingest import ingest
 
-IMPORTED = "imported"
-"""The status of a generation rebuilt from a file's credentials rather than run here."""
 PLACEHOLDER_MARK = "ph_"
 _CLIP_ID = re.compile(rf"^{CLIP_PREFIX}[0-9a-z]{{6,34}}$")
 MAX_CHAIN = 64
@@ -92,7 +90,7 @@ def _link(
         seconds=_seconds(asset, parameters),
         size=_size(asset, parameters),
         parameters=parameters,
-        status=IMPORTED,
+        status=GenerationStatus.IMPORTED,
         progress=100,
         source_asset_id=source.id if source else (parent.source_asset_id if parent else None),
         parent_id=parent.id if parent else None,

@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from catalog.models import Generation
 from catalog.queries import generations_by_job_ids
 from catalog.records import insert_or_ignore
-from catalog.statuses import COMPLETED, ENDED, REMOTE
+from catalog.statuses import ENDED
 from core.api.errors import ReelvaultError, RequestError
 from core.api.ids import new_clip_id
-from core.api.types import JobState, ListsJobs, Relation, RemoteJob
+from core.api.types import GenerationStatus, JobState, ListsJobs, Relation, RemoteJob
 from core.generation import run_job
 from core.host.app import Reelvault
 
@@ -72,14 +72,14 @@ def sync(
     if download:
         for job in jobs:
             row = known[job.status.job_id]
-            if row.status != REMOTE:
+            if row.status != GenerationStatus.REMOTE:
                 continue
             try:
                 finished = run_job(app, row.id).generation
             except ReelvaultError as exc:
                 report.problems.append(f"{row.id} ({job.status.job_id}): {exc}")
                 continue
-            if finished.status == COMPLETED:
+            if finished.status == GenerationStatus.COMPLETED:
                 report.downloaded.append(finished)
             elif finished.status not in ENDED:
                 report.problems.append(
@@ -99,7 +99,7 @@ def _generation(
     backend: str, job: RemoteJob, parent: Generation | None, provider: str | None
 ) -> Generation:
     status = job.status
-    state = {JobState.COMPLETED: REMOTE}.get(status.state, status.state.value)
+    state = {JobState.COMPLETED: GenerationStatus.REMOTE}.get(status.state, status.state.value)
     details = {**status.details, "imported": True}
     if job.parent_job_id and parent is None:
         details["parent_not_in_catalog"] = job.parent_job_id
