@@ -32,6 +32,7 @@ __all__ = [
     "Outcome",
     "PolicyContext",
     "PolicyDecision",
+    "ProgressCallback",
     "Relation",
     "RemoteJob",
     "Size",
@@ -122,6 +123,10 @@ class Size:
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"
 
+
+ProgressCallback = Callable[[str, int], None]
+"""Called with (status, percent) while long work runs (a job, an import); the CLI draws
+a progress bar with it."""
 
 FIT_MODES = ("cover", "contain")
 """How a still of another size is made to fit: crop to fill, or pad."""

@@ -35,7 +35,7 @@ from catalog.queries import (
 )
 from core.api.errors import ReelvaultError, RequestError
 from core.api.settings import Settings
-from core.generation import ProgressCallback
+from core.api.types import ProgressCallback
 from core.host.app import Reelvault
 from core.host.plugins import PluginHost, load_host
 from core.media.store import hash_file

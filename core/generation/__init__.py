@@ -11,7 +11,6 @@ from core.generation.request import derive, generate, request_for
 from core.generation.rows import GenerationResult, record_failure
 from core.generation.run import (
     SUBMIT_INTERRUPTED,
-    ProgressCallback,
     Resumed,
     in_flight,
     model_info,
@@ -23,7 +22,6 @@ from core.generation.run import (
 __all__ = [
     "SUBMIT_INTERRUPTED",
     "GenerationResult",
-    "ProgressCallback",
     "Resumed",
     "derive",
     "generate",

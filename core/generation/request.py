@@ -24,6 +24,7 @@ from core.api.types import (
     GenerationRequest,
     GenerationStatus,
     ModelInfo,
+    ProgressCallback,
     Relation,
     Size,
 )
@@ -31,7 +32,7 @@ from core.generation.consent import request_context
 from core.generation.policy import denials, run_checks
 from core.generation.policy import warnings as policy_warnings
 from core.generation.rows import GenerationResult
-from core.generation.run import ProgressCallback, model_info, run_job, send
+from core.generation.run import model_info, run_job, send
 from core.host.app import Reelvault
 from core.media.probe import MediaInfo, fit_image, probe_image
 from core.provenance.ingest import ingest

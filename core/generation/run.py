@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,14 +28,12 @@ from core.api.types import (
     JobStatus,
     ListsJobs,
     ModelInfo,
+    ProgressCallback,
 )
 from core.generation.claim import Claim, WorkerLease, held, pause
 from core.generation.finish import finish
 from core.generation.rows import GenerationResult, merged, record_failure
 from core.host.app import Reelvault
-
-ProgressCallback = Callable[[str, int], None]
-"""Called with (status, percent) while a job runs; the CLI draws a progress bar with it."""
 
 DEFAULT_POLL_TIMEOUT = 3600.0
 MIN_POLL_INTERVAL = 0.05

@@ -13,7 +13,7 @@ a time while validating it). New verification results join each asset's history.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from catalog.models import Asset, Generation, VerificationRecord
 from catalog.queries import assets_by_id
 from core.api.ids import short
-from core.api.types import VerificationResult, VerificationState
+from core.api.types import ProgressCallback, VerificationResult, VerificationState
 from core.host.app import Reelvault
 from core.media.store import hash_file
 from core.provenance.credentials import compare_lineage, manifest_of, verification_records, verify
@@ -41,8 +41,6 @@ FINDING_KINDS = (
 )
 """Every kind of finding, in the order the summary lists them."""
 SIGNED = {VerificationState.TRUSTED, VerificationState.VALID, VerificationState.INVALID}
-
-AuditProgress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ def audit(
     app: Reelvault,
     *,
     since: datetime | None = None,
-    on_progress: AuditProgress | None = None,
+    on_progress: ProgressCallback | None = None,
     batch_size: int = BATCH,
 ) -> AuditReport:
     """Check every asset (added at or after ``since``, if given); see the module doc."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from catalog.models import Asset, Generation, utcnow
 from catalog.queries import asset_by_sha
 from core.api.errors import ReelvaultError, RequestError
 from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, asset_id, new_clip_id, short
-from core.api.types import GenerationStatus, Relation, VerificationState
+from core.api.types import GenerationStatus, ProgressCallback, Relation, VerificationState
 from core.host.app import Reelvault
 from core.media.probe import MediaInfo, probe_image, probe_video
 from core.provenance.credentials import (
@@ -287,15 +287,12 @@ class ImportReport:
         return counts
 
 
-ImportProgress = Callable[[str, int], None]
-
-
 def import_paths(
     app: Reelvault,
     paths: Sequence[Path],
     *,
     recursive: bool = False,
-    on_progress: ImportProgress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> ImportReport:
     """Catalog existing images and videos and rebuild their lineage from credentials.
 
