@@ -9,9 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from catalog.models import Generation
-from catalog.statuses import REMOTE
 from core.api.ids import new_clip_id
-from core.api.types import JobState, Relation, RemoteJob
+from core.api.types import GenerationStatus, JobState, Relation, RemoteJob
 
 
 def imported_generation(
@@ -21,7 +20,7 @@ def imported_generation(
     downloaded), else the job's own state; linked to ``parent`` when the catalog has it,
     and marked ``parent_not_in_catalog`` when it names a parent the catalog lacks."""
     status = job.status
-    state = {JobState.COMPLETED: REMOTE}.get(status.state, status.state.value)
+    state = GenerationStatus.REMOTE if status.state == JobState.COMPLETED else status.state.status
     details = {**status.details, "imported": True}
     if job.parent_job_id and parent is None:
         details["parent_not_in_catalog"] = job.parent_job_id

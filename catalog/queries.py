@@ -94,6 +94,13 @@ def asset_by_sha(session: Session, sha256: str) -> Asset | None:
     return session.exec(select(Asset).where(Asset.sha256 == sha256)).first()
 
 
+def stored_hashes(session: Session) -> list[str]:
+    """The SHA-256 of every file the catalog says is in the media store (a placeholder,
+    known only from credentials, has no stored file)."""
+    rows = session.exec(select(Asset.sha256).where(col(Asset.stored_path).is_not(None))).all()
+    return [sha for sha in rows if sha]
+
+
 @dataclass(frozen=True)
 class ClipFilter:
     model: str | None = None

@@ -25,20 +25,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from catalog.models import Generation
-from catalog.statuses import (
-    CLAIMED,
-    ENDED,
-    FINISHING,
-    IN_PROGRESS,
-    PENDING,
-    RUNNING,
-    SUBMITTING,
-)
+from catalog.statuses import ENDED, RUNNING
+from core.api.types import GenerationStatus
 
 __all__ = [
-    "CLAIMED",
-    "PENDING",
-    "RUNNING",
     "begin_submit",
     "claim_finish",
     "claim_next",
@@ -82,7 +72,7 @@ def claim_next(session: Session, worker: str, lease: timedelta) -> Generation | 
     abandoned = sa.and_(col(Generation.status).in_(RUNNING), _expired(now))
     stmt = (
         select(Generation)
-        .where(sa.or_(Generation.status == PENDING, abandoned))
+        .where(sa.or_(Generation.status == GenerationStatus.PENDING, abandoned))
         .order_by(col(Generation.created_at), col(Generation.id))
         .limit(1)
     )
@@ -91,10 +81,10 @@ def claim_next(session: Session, worker: str, lease: timedelta) -> Generation | 
     job = session.exec(stmt).first()
     if job is None:
         return None
-    if job.status == PENDING:
-        job.status = CLAIMED
-    elif job.status == FINISHING:
-        job.status = IN_PROGRESS  # its finisher died; finishing starts over
+    if job.status == GenerationStatus.PENDING:
+        job.status = GenerationStatus.CLAIMED
+    elif job.status == GenerationStatus.FINISHING:
+        job.status = GenerationStatus.IN_PROGRESS  # its finisher died; finishing starts over
     job.lease_owner = worker
     job.lease_expires_at = now + lease
     job.attempts += 1
@@ -128,10 +118,10 @@ def begin_submit(session: Session, worker: str, generation_id: str, lease: timed
         .where(
             Generation.id == generation_id,
             Generation.lease_owner == worker,
-            Generation.status == CLAIMED,
+            Generation.status == GenerationStatus.CLAIMED,
             col(Generation.lease_expires_at) > now,
         )
-        .values(status=SUBMITTING, lease_expires_at=now + lease, updated_at=now)
+        .values(status=GenerationStatus.SUBMITTING, lease_expires_at=now + lease, updated_at=now)
         .returning(col(Generation.id))
     )
     return session.execute(stmt).first() is not None
@@ -155,8 +145,8 @@ def hand_back(session: Session, worker: str, generation_id: str) -> None:
     mine = sa.and_(Generation.id == generation_id, Generation.lease_owner == worker)
     session.execute(
         sa.update(Generation)
-        .where(mine, Generation.status == CLAIMED)
-        .values(status=PENDING, lease_owner=None, lease_expires_at=None)
+        .where(mine, Generation.status == GenerationStatus.CLAIMED)
+        .values(status=GenerationStatus.PENDING, lease_owner=None, lease_expires_at=None)
     )
     session.execute(
         sa.update(Generation).where(mine).values(lease_expires_at=database_now(session) - _GIVEN_UP)
@@ -176,9 +166,9 @@ def claim_finish(session: Session, row: Generation, owner: str, lease: timedelta
         return False
     now = database_now(session)
     live = row.lease_expires_at is not None and row.lease_expires_at >= now
-    if live and (row.status == FINISHING or row.lease_owner not in (None, owner)):
+    if live and (row.status == GenerationStatus.FINISHING or row.lease_owner not in (None, owner)):
         return False
-    row.status = FINISHING
+    row.status = GenerationStatus.FINISHING
     row.lease_owner = owner
     row.lease_expires_at = now + lease
     row.updated_at = now

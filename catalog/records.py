@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from catalog.models import Asset, Generation, utcnow
-from catalog.statuses import COMPLETED
+from core.api.types import GenerationStatus
 
 OUTCOME_FIELDS = (
     "status",
@@ -90,11 +90,11 @@ def adopt_job_id(
             stmt = stmt.with_for_update()
         other = session.exec(stmt).first()
     if other is not None:
-        if other.status == COMPLETED:
+        if other.status == GenerationStatus.COMPLETED:
             for name in OUTCOME_FIELDS:
                 setattr(generation, name, getattr(other, name))
         generation.details = {**generation.details, "merged_import": other.id}
-        _point_references(session, other.id, generation.id)
+        repoint_references(session, Generation.__tablename__, other.id, generation.id)
         other.remote_job_id = other.listed_job_id = None
         session.add(other)
         session.flush()
@@ -105,14 +105,20 @@ def adopt_job_id(
     return other.id if other is not None else None
 
 
-def _point_references(session: Session, old_id: str, new_id: str) -> None:
-    """Repoint every foreign key to generation ``old_id`` (children, decisions, ...)."""
+def repoint_references(session: Session, table_name: str, old_id: str, new_id: str) -> None:
+    """Rewrite every foreign key into ``table_name`` (in any feature's tables) to ``new_id``.
+
+    Used when two rows turn out to be one thing (an imported clip and the generation
+    that made it, a placeholder and the file it stood for): whatever pointed at the row
+    that goes now points at the one that stays. A row never comes to point at itself
+    (a clip whose parent was the row it replaces).
+    """
     for table in SQLModel.metadata.sorted_tables:
         for fk in table.foreign_keys:
-            if fk.column.table.name != Generation.__tablename__:
+            if fk.column.table.name != table_name:
                 continue
             values: dict[str, Any] = {fk.parent.name: new_id}
             stmt = table.update().where(fk.parent == old_id)
-            if table.name == Generation.__tablename__:
-                stmt = stmt.where(table.c.id != new_id)
+            if table.name == table_name:
+                stmt = stmt.where(fk.column != new_id)
             session.execute(stmt.values(values))

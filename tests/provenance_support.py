@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from catalog.models import Asset
 from core.api.settings import Settings
-from core.generation.generate import derive, generate
+from core.generation import derive, generate
 from core.host.app import Reelvault
 from core.provenance.signing import init_signing, make_dev_chain
 from core.views.report import lineage_dict
@@ -110,7 +110,7 @@ def kms_sign(data: bytes) -> bytes:
 
 
 def quick_clip(app: Reelvault, still: Path, prompt: str = "pan right", **parameters: Any):
-    clip = generate(app, still, prompt, seconds=1, size="640x360", parameters=parameters)
+    clip = generate(app, still, prompt, seconds=1, size="640x360", parameters=parameters).generation
     assert clip.status == "completed", (clip.error_code, clip.error_message)
     return clip
 
@@ -168,7 +168,7 @@ def signed_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedL
     app = Reelvault(settings)
     try:
         clip = quick_clip(app, still, "pan right", seed=7)
-        remix = derive(app, clip.id, "tilt up")
+        remix = derive(app, clip.id, "tilt up").generation
         assert remix.status == "completed", remix.error_message
         shutil.copy(stored_path(app, clip.output_asset_id or ""), folder / "clip.mp4")
         shutil.copy(stored_path(app, remix.output_asset_id or ""), folder / "remix.mp4")

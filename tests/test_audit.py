@@ -16,7 +16,7 @@ from sqlmodel import select
 from catalog.models import Asset, Generation
 from catalog.queries import verifications_for
 from core.api.settings import Settings
-from core.generation.generate import derive
+from core.generation import derive
 from core.host.app import Reelvault
 from core.provenance.audit import audit
 from core.provenance.importer import import_paths
@@ -58,7 +58,7 @@ def make_family(app: Reelvault, folder: Path) -> Family:
     """A signed clip and its remix, plus a second still with a clip of its own."""
     init_signing(app.settings)
     clip = quick_clip(app, textured_image(folder / "still.jpg"), "pan right")
-    remix = derive(app, clip.id, "tilt up")
+    remix = derive(app, clip.id, "tilt up").generation
     other = quick_clip(app, textured_image(folder / "other.jpg", seed=9), "zoom out")
     return clip, remix, other
 

@@ -236,7 +236,7 @@ class Interrupt(KeyboardInterrupt):
 
 
 def test_an_interrupted_job_is_listed_and_resumed_without_resubmitting(run, app, still: Path):
-    from core.generation.generate import generate as generate_clip
+    from core.generation import generate as generate_clip
     from plugins.local_backend import LocalBackend
 
     submits: list[str] = []

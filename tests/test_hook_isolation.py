@@ -18,7 +18,7 @@ from core.api.errors import PluginError
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.cli import cli
-from core.generation.generate import generate, in_flight, resume
+from core.generation import generate, in_flight, resume
 from core.host.app import Reelvault
 from core.host.plugins import load_host
 

@@ -15,8 +15,9 @@ from catalog.models import Asset, Generation
 from catalog.queries import get_generation
 from core.api.errors import RequestError
 from core.api.settings import Settings
+from core.api.types import GenerationStatus
 from core.host.app import Reelvault
-from core.provenance.importer import IMPORTED, import_paths
+from core.provenance.importer import import_paths
 from core.views.report import lineage_dict
 from tests.conftest import textured_image
 from tests.provenance_support import (
@@ -70,7 +71,7 @@ def test_three_signed_files_rebuild_the_original_lineage(
     with app.session() as session:
         remix = get_generation(session, signed_library.remix_id)
         clip = get_generation(session, signed_library.clip_id)
-    assert remix.status == clip.status == IMPORTED
+    assert remix.status == clip.status == GenerationStatus.IMPORTED
     assert (remix.relation, remix.parent_id) == ("remix_of", clip.id)
     assert clip.parameters["seed"] == 7 and clip.details["motion_plan"][0]["clause"] == "pan right"
 
@@ -203,7 +204,7 @@ def test_imported_clips_list_and_cannot_be_remixed(
     app: Reelvault, signed_library: SignedLibrary, run
 ):
     import_paths(app, [signed_library.clip])
-    listed = json.loads(run("list", "--status", IMPORTED, "--json").stdout)
+    listed = json.loads(run("list", "--status", GenerationStatus.IMPORTED, "--json").stdout)
     assert [c["id"] for c in listed] == [signed_library.clip_id]
     out = run("remix", signed_library.clip_id, "--prompt", "zoom", expect=2).output
     assert "only a completed clip can be derived" in out
@@ -213,7 +214,7 @@ def test_imported_clips_list_and_cannot_be_remixed(
 
 
 def test_a_placeholder_merged_into_a_clip_with_its_own_generation_gives_way(app: Reelvault):
-    from core.provenance.importer import merge_assets
+    from catalog.assets import merge_assets
 
     def clip(clip_id: str, **fields: object) -> Generation:
         values = {"backend": "local", "model": "m", "prompt": "p", "seconds": 1, "size": "1x1"}
@@ -227,9 +228,11 @@ def test_a_placeholder_merged_into_a_clip_with_its_own_generation_gives_way(app:
         session.add_all([real, stand_in])
         session.flush()
         session.add(clip("clip_real", status="completed", output_asset_id=real.id))
-        session.add(clip("clip_stand_in", status=IMPORTED, output_asset_id=stand_in.id))
+        session.add(
+            clip("clip_stand_in", status=GenerationStatus.IMPORTED, output_asset_id=stand_in.id)
+        )
         session.flush()
-        session.add(clip("clip_child", status=IMPORTED, parent_id="clip_stand_in"))
+        session.add(clip("clip_child", status=GenerationStatus.IMPORTED, parent_id="clip_stand_in"))
         session.flush()
         merge_assets(session, stand_in, real)
     with app.session() as session:
@@ -316,7 +319,7 @@ def test_filling_a_placeholder_gives_it_the_files_kind_and_id(app: Reelvault, tm
                 prompt="p",
                 seconds=1,
                 size="1x1",
-                status=IMPORTED,
+                status=GenerationStatus.IMPORTED,
                 source_asset_id=f"vid_{sha}",
             )
         )
@@ -416,3 +419,29 @@ def test_a_file_the_system_refuses_fails_alone(
     ]
     assert report.outcomes[1].message == "Permission denied"
     assert row_counts(app)["assets"] == 1
+
+
+def test_generation_catalogs_its_files_through_ingest_not_the_importer():
+    """One way in for every file: generation and ``import`` share ``ingest``, and the
+    generation flow knows nothing of the importer's lineage rebuilding."""
+    import ast
+
+    import core.generation
+
+    folder = Path(core.generation.__file__).parent
+    imported: dict[str, set[str]] = {}
+    for module in sorted(folder.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported[module.stem] = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+    assert not [name for name, found in imported.items() if "core.provenance.importer" in found]
+    assert "core.provenance.ingest" in imported["finish"]
+    assert "core.provenance.ingest" in imported["request"]
+    importer = ast.parse(Path(import_paths.__code__.co_filename).read_text(encoding="utf-8"))
+    assert any(
+        isinstance(node, ast.ImportFrom) and node.module == "core.provenance.ingest"
+        for node in ast.walk(importer)
+    )

@@ -26,7 +26,7 @@ from core.api.types import (
     VerificationState,
 )
 from core.cli import cli
-from core.generation.generate import generate
+from core.generation import generate
 from core.host.app import Reelvault
 from core.host.plugins import PluginHost, load_host
 from tests.conftest import REPO
@@ -45,7 +45,7 @@ def make_app(home: Path, *plugins: tuple[str, object]) -> Reelvault:
 
 
 def quick(app: Reelvault, still: Path, prompt: str = "pan right"):
-    clip = generate(app, still, prompt, seconds=1, size="640x360")
+    clip = generate(app, still, prompt, seconds=1, size="640x360").generation
     assert clip.status == "completed", (clip.error_code, clip.error_message)
     return clip
 
@@ -218,11 +218,15 @@ class LoudListener:
 def test_clip_cataloged_is_told_about_each_finished_clip(home: Path, still: Path):
     listener = Listener()
     app = make_app(home, ("listener", listener), ("loud", LoudListener()))
-    clip = quick(app, still)
+    result = generate(app, still, "pan right", seconds=1, size="640x360")
+    clip = result.generation
     (view,) = listener.seen
     assert view.id == clip.id and view.status == "completed"
     assert view.video_path is not None and view.video_path.is_file()
-    assert any("webhook down" in w for w in app.warnings)
+    assert result.warnings == ("plugin loud failed in clip_cataloged: RuntimeError: webhook down",)
+    # Each call reports its own warnings, never an earlier call's again.
+    again = generate(app, still, "tilt up", seconds=1, size="640x360")
+    assert again.warnings == ("plugin loud failed in clip_cataloged: RuntimeError: webhook down",)
 
 
 def test_register_commands_adds_cli_commands():

@@ -21,7 +21,7 @@ from catalog.queries import verifications_for
 from core.api.errors import NotFoundError, PluginError, ReelvaultError, RequestError
 from core.api.settings import Settings
 from core.api.types import VerificationResult, VerificationState
-from core.generation.generate import derive
+from core.generation import derive
 from core.host.app import Reelvault
 from core.provenance.credentials import verify, verify_target
 from core.provenance.signing import DOCUMENT_SIGNING, init_signing, signing_status
@@ -139,7 +139,7 @@ def test_a_local_clip_is_valid_before_its_ca_is_an_anchor_and_trusted_after(
 def test_the_credentials_say_how_a_clip_and_its_remix_were_made(app: Reelvault, still: Path):
     init_signing(app.settings)
     clip = quick_clip(app, still, "slow push in, then pan left", seed=11)
-    remix = derive(app, clip.id, "tilt up")
+    remix = derive(app, clip.id, "tilt up").generation
     with app.session() as session:
         source = session.get(Asset, clip.source_asset_id)
         clip_video = session.get(Asset, clip.output_asset_id)

@@ -20,6 +20,8 @@ from catalog.queue import (
     renew,
 )
 from catalog.records import lock_generation
+from catalog.statuses import ENDED, RUNNING, UNFINISHED
+from core.api.types import GenerationStatus, JobState
 
 LEASE = timedelta(seconds=30)
 
@@ -211,4 +213,26 @@ def test_one_finishing_claim_at_a_time_until_it_lapses(db_url: str):
         row.status = "completed"
     with session_scope(engine) as s:
         assert not claim_finish(s, lock_generation(s, job_id), "late", LEASE)
+    engine.dispose()
+
+
+def test_one_status_vocabulary_stores_the_same_strings(db_url: str):
+    """Every status a generation row can hold is one GenerationStatus member, a backend's
+    JobState included, and the database keeps exactly the strings it always had."""
+    assert {s.value for s in GenerationStatus} == {
+        "pending", "claimed", "submitting", "queued", "in_progress", "finishing",
+        "remote", "imported", "completed", "failed", "rejected",
+    }  # fmt: skip
+    assert all(state.status == state.value for state in JobState)
+    assert ENDED.isdisjoint(UNFINISHED) and {GenerationStatus.PENDING, *RUNNING} == UNFINISHED
+    engine = open_catalog(db_url)
+    (job_id,) = add_jobs(engine, 1, status=GenerationStatus.PENDING)
+    with session_scope(engine) as s:
+        claimed = claim_next(s, "w1", LEASE)
+        assert claimed is not None and claimed.status is GenerationStatus.CLAIMED
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT status FROM generations WHERE id = :id"), {"id": job_id}
+        ).scalar_one()
+    assert type(stored) is str and stored == "claimed"
     engine.dispose()

@@ -18,7 +18,7 @@ from PIL import Image
 from sqlmodel import select
 
 from catalog.models import Generation
-from core.generation.generate import generate
+from core.generation import generate
 from core.host.app import Reelvault
 from core.testing import VideosAPIServer
 from tests import sora_support
@@ -77,7 +77,7 @@ def test_the_job_id_is_on_record_before_the_first_poll(
         return real_poll(job_id)
 
     monkeypatch.setattr(backend, "poll", poll)
-    clip = generate(app, still_720p, "a harbour", model="sora-2", size="1280x720")
+    clip = generate(app, still_720p, "a harbour", model="sora-2", size="1280x720").generation
     assert clip.status == "completed"
     assert seen == [(clip.remote_job_id, "queued")]
 

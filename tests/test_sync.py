@@ -16,7 +16,7 @@ import core.remote.sync
 from catalog.queries import decisions_for
 from core.api.settings import Settings
 from core.api.types import GenerationRequest, JobStatus
-from core.generation.generate import generate
+from core.generation import generate
 from core.host.app import Reelvault
 from core.remote.sync import SyncReport, sync
 from core.testing import VideosAPIServer
@@ -173,7 +173,7 @@ def test_a_sync_during_a_create_leaves_one_clip_for_the_job(
         return status
 
     sora.submit = submit_then_sync  # type: ignore[method-assign]
-    made = generate(app, still_720p, "a harbour", model="sora-2", size="1280x720")
+    made = generate(app, still_720p, "a harbour", model="sora-2", size="1280x720").generation
     assert len(imported) == 1 and imported[0] != made.id
     assert made.status == "completed" and made.details["merged_import"] == imported[0]
     rows = count_rows(app, "SELECT id, remote_job_id, source_asset_id FROM generations")

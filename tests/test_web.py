@@ -360,10 +360,10 @@ def test_only_loopback_names_are_answered_by_default(client: TestClient):
 
 
 def test_a_prompt_full_of_markup_is_shown_and_never_run(app: Reelvault, still: Path):
-    from core.generation.generate import generate
+    from core.generation import generate
 
     prompt = '</title><script>alert("x")</script> & <b>bold</b> pan right'
-    clip = generate(app, still, prompt, seconds=1, size="640x360")
+    clip = generate(app, still, prompt, seconds=1, size="640x360").generation
     with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
         picture = ET.fromstring(client.get(f"/lineage/{clip.id}").text)  # well-formed XML
         page = client.get(f"/clips/{clip.id}").text

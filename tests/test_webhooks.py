@@ -25,7 +25,7 @@ from core.api.errors import BackendError, ReelvaultError, WebhookRejected
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import ClipView, Variant
-from core.generation.generate import generate, run_job
+from core.generation import generate, run_job
 from core.host.app import Reelvault
 from core.host.plugins import load_host
 from core.remote.webhooks import (
@@ -172,7 +172,9 @@ def test_polling_and_a_webhook_together_finish_a_job_once(
     results: list[Generation] = []
     polling = threading.Thread(
         target=lambda: results.append(
-            generate(hooked_app, still_720p, "a harbour", model="sora-2", size="1280x720")
+            generate(
+                hooked_app, still_720p, "a harbour", model="sora-2", size="1280x720"
+            ).generation
         )
     )
     polling.start()
@@ -300,7 +302,8 @@ def test_two_finishers_download_and_sign_a_job_once(
     sora.download = slow_download  # type: ignore[method-assign]
     results: list[Generation] = []
     finishers = [
-        threading.Thread(target=lambda: results.append(run_job(app, job.id))) for _ in range(2)
+        threading.Thread(target=lambda: results.append(run_job(app, job.id).generation))
+        for _ in range(2)
     ]
     for thread in finishers:
         thread.start()

@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import core.generation.generate
+import core.generation.claim
+import core.generation.run
 import core.generation.worker
 from catalog.models import Generation
 from catalog.queue import claim_next, database_now
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import GenerationRequest, JobState, JobStatus
-from core.generation.generate import derive, generate, resume
+from core.generation import derive, generate, resume
 from core.generation.worker import Worker, WorkerReport
 from core.host.app import Reelvault
 from core.host.plugins import load_host
@@ -61,8 +62,8 @@ def test_submit_validates_before_queueing(run, still: Path):
 
 
 def test_a_queued_remix_runs_from_its_parent(run, app, still: Path):
-    parent = generate(app, still, "pan left", seconds=1, size="640x360")
-    queued = derive(app, parent.id, "tilt up", queue=True)
+    parent = generate(app, still, "pan left", seconds=1, size="640x360").generation
+    queued = derive(app, parent.id, "tilt up", queue=True).generation
     assert queued.status == "pending" and queued.parent_id == parent.id
     report = Worker(app, concurrency=1, lease_seconds=30).run(until_idle=True)
     assert report.completed == [queued.id]
@@ -145,7 +146,9 @@ def test_one_worker_polls_its_remote_jobs_concurrently(
     that ran them one by one would never get past the first."""
     api.hold = True
     queued = [
-        generate(app, still_720p, f"harbour {i}", model="sora-2", size="1280x720", queue=True)
+        generate(
+            app, still_720p, f"harbour {i}", model="sora-2", size="1280x720", queue=True
+        ).generation
         for i in range(5)
     ]
     worker = Worker(app, concurrency=5, lease_seconds=30)
@@ -208,7 +211,7 @@ class SlowCreate(LocalBackend):
 def test_a_create_that_outlives_its_lease_keeps_its_job_and_is_finished(app, still: Path):
     slow = SlowCreate(app.settings.work_dir / "local")
     app.backends["local"] = slow
-    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True).generation
     first = Worker(app, concurrency=1, lease_seconds=30, name="A", idle_wait=0.05)
     result: list[WorkerReport] = []
     thread = threading.Thread(target=lambda: result.append(first.run(until_idle=True)))
@@ -239,7 +242,9 @@ def test_stopping_hands_running_jobs_back_at_once(
     """A worker told to stop leaves its polls at once: it neither waits for remote jobs to
     end nor lets its leases lapse meanwhile, and says so before it waits for anything."""
     api.hold = True
-    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    queued = generate(
+        app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True
+    ).generation
     events: list[str] = []
     worker = Worker(app, concurrency=2, lease_seconds=30, name="w1", on_event=events.append)
     result: list[WorkerReport] = []
@@ -269,7 +274,9 @@ def test_ctrl_c_on_the_worker_command_hands_back_at_once(
     home: Path, app: Reelvault, api: VideosAPIServer, still_720p: Path
 ):
     api.hold = True
-    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    queued = generate(
+        app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True
+    ).generation
     worker = subprocess.Popen(
         [sys.executable, "-m", "core", "worker", "--lease", "30", "--name", "w1"],
         cwd=REPO, env={**os.environ, "REELVAULT_HOME": str(home)},
@@ -292,14 +299,14 @@ def test_ctrl_c_on_the_worker_command_hands_back_at_once(
 def test_a_job_that_cannot_be_sent_from_here_fails_and_is_not_left_submitting(
     app: Reelvault, still: Path
 ):
-    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True).generation
     with app.session() as session:
         session.get(Generation, queued.id).backend = "not-installed-here"
     report = Worker(app, concurrency=1, lease_seconds=30).run(until_idle=True)
     assert "unknown backend 'not-installed-here'" in report.failed[queued.id]
     row = row_of(app, queued.id)
     assert (row.status, row.error_code, row.lease_owner) == ("failed", "not_sent", None)
-    assert resume(app) == []  # nothing dangling for resume to complain about
+    assert resume(app).outcomes == []  # nothing dangling for resume to complain about
 
 
 def test_a_job_left_in_flight_is_retried_by_another_worker_once_its_lease_lapses(
@@ -308,7 +315,9 @@ def test_a_job_left_in_flight_is_retried_by_another_worker_once_its_lease_lapses
     write_config(home, "poll_timeout = 0.3\n")
     app = Reelvault(Settings.load(home=home))
     api.hold = True
-    queued = generate(app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True)
+    queued = generate(
+        app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True
+    ).generation
     first = Worker(app, concurrency=1, lease_seconds=30, name="w1").run(until_idle=True)
     assert "still in_progress" in first.unfinished[queued.id]
     row = row_of(app, queued.id)
@@ -326,7 +335,7 @@ def test_a_job_left_in_flight_is_retried_by_another_worker_once_its_lease_lapses
 def test_a_job_that_ends_just_before_a_renewal_is_reported_completed_not_lost(
     app: Reelvault, still: Path
 ):
-    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True)
+    queued = generate(app, still, "pan right", seconds=1, size="640x360", queue=True).generation
     worker = Worker(app, concurrency=1, lease_seconds=30, name="w1")
     with app.session() as session:
         claim_next(session, worker.name, worker.lease)
@@ -346,10 +355,10 @@ def test_a_database_error_is_waited_out_not_fatal(
     run, app: Reelvault, still: Path, monkeypatch: pytest.MonkeyPatch
 ):
     queued = [
-        generate(app, still, f"pan right {i}", seconds=1, size="640x360", queue=True).id
+        generate(app, still, f"pan right {i}", seconds=1, size="640x360", queue=True).generation.id
         for i in range(2)
     ]
-    real_claim, real_renew = core.generation.worker.claim_next, core.generation.worker.renew
+    real_claim, real_renew = core.generation.claim.claim_next, core.generation.claim.renew
     failures = {"claim": 2, "renew": 1}
 
     def flaky(name: str, real: Callable[..., object]) -> Callable[..., object]:
@@ -361,8 +370,8 @@ def test_a_database_error_is_waited_out_not_fatal(
 
         return call
 
-    monkeypatch.setattr(core.generation.worker, "claim_next", flaky("claim", real_claim))
-    monkeypatch.setattr(core.generation.worker, "renew", flaky("renew", real_renew))
+    monkeypatch.setattr(core.generation.claim, "claim_next", flaky("claim", real_claim))
+    monkeypatch.setattr(core.generation.claim, "renew", flaky("renew", real_renew))
     monkeypatch.setattr(core.generation.worker, "DB_RETRY_FIRST", 0.01)
     events: list[str] = []
     worker = Worker(app, lease_seconds=0.3, on_event=events.append)  # renews every 0.1 s
@@ -419,26 +428,26 @@ def test_progress_is_written_as_often_as_the_interval_allows(
         session.add(row)
     writes: list[int] = []
     monkeypatch.setattr(
-        core.generation.generate,
+        core.generation.run,
         "_record_status",
         lambda _app, _id, status: writes.append(status.progress),
     )
-    monkeypatch.setattr(core.generation.generate, "MIN_POLL_INTERVAL", 0.001)
-    monkeypatch.setattr(core.generation.generate, "PROGRESS_WRITE_INTERVAL", 0.0)
-    core.generation.generate._poll_until_done(app, row, Counting(), 30, None)  # type: ignore[arg-type]
+    monkeypatch.setattr(core.generation.run, "MIN_POLL_INTERVAL", 0.001)
+    monkeypatch.setattr(core.generation.run, "PROGRESS_WRITE_INTERVAL", 0.0)
+    core.generation.run._poll_until_done(app, row, Counting(), 30, None)  # type: ignore[arg-type]
     assert writes == list(range(1, 21))  # every change, none skipped
     writes.clear()
-    monkeypatch.setattr(core.generation.generate, "PROGRESS_WRITE_INTERVAL", 3600.0)
+    monkeypatch.setattr(core.generation.run, "PROGRESS_WRITE_INTERVAL", 3600.0)
     queued = row.model_copy(update={"status": "queued"})
-    core.generation.generate._poll_until_done(app, queued, Counting(), 30, None)  # type: ignore[arg-type]
+    core.generation.run._poll_until_done(app, queued, Counting(), 30, None)  # type: ignore[arg-type]
     assert writes == [1]  # the change of state only: the interval never passed again
 
 
 def test_identical_local_requests_stay_two_clips_of_one_shared_job(app: Reelvault, still: Path):
     """The local backend's job ids name their inputs, so a request made twice shares its
     job: unlike a provider's video, that is two clips, never merged into one."""
-    first = generate(app, still, "pan right", seconds=1, size="640x360")
-    second = generate(app, still, "pan right", seconds=1, size="640x360")
+    first = generate(app, still, "pan right", seconds=1, size="640x360").generation
+    second = generate(app, still, "pan right", seconds=1, size="640x360").generation
     assert first.id != second.id and first.remote_job_id == second.remote_job_id
     assert {row_of(app, g.id).status for g in (first, second)} == {"completed"}
     assert row_of(app, first.id).listed_job_id is None

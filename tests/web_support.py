@@ -22,7 +22,7 @@ from catalog.models import Generation
 from core.api.errors import PolicyDenied
 from core.api.settings import Settings
 from core.cli import cli
-from core.generation.generate import derive, generate
+from core.generation import derive, generate
 from core.host.app import Reelvault
 from core.provenance.signing import init_signing
 from tests.conftest import fresh_catalog_url, textured_image
@@ -79,11 +79,11 @@ def open_library(folder: Path) -> Iterator[Library]:
         try:
             harbor = textured_image(folder / "harbor.jpg", seed=1)
             forest = textured_image(folder / "forest.jpg", seed=2)
-            first = generate(app, harbor, FIRST_PROMPT, seconds=1, size="640x360")
+            first = generate(app, harbor, FIRST_PROMPT, seconds=1, size="640x360").generation
             init_signing(app.settings)  # the clips after the first carry Content Credentials
-            remix = derive(app, first.id, "tilt up", seconds=1)
-            grandchild = derive(app, remix.id, "push in", seconds=1)
-            other = generate(app, forest, OTHER_PROMPT, seconds=1, size="640x360")
+            remix = derive(app, first.id, "tilt up", seconds=1).generation
+            grandchild = derive(app, remix.id, "push in", seconds=1).generation
+            other = generate(app, forest, OTHER_PROMPT, seconds=1, size="640x360").generation
             with pytest.raises(PolicyDenied) as denied:
                 generate(app, harbor, "Mickey Mouse waves", seconds=1, size="640x360")
             yield Library(

@@ -23,6 +23,7 @@ __all__ = [
     "ConsentGrant",
     "DerivedRequest",
     "GenerationRequest",
+    "GenerationStatus",
     "ImageFacts",
     "JobState",
     "JobStatus",
@@ -31,6 +32,7 @@ __all__ = [
     "Outcome",
     "PolicyContext",
     "PolicyDecision",
+    "ProgressCallback",
     "Relation",
     "RemoteJob",
     "Size",
@@ -40,8 +42,35 @@ __all__ = [
 ]
 
 
+class GenerationStatus(enum.StrEnum):
+    """Where a generation stands in the catalog: the values ``generations.status`` holds.
+
+    A job's remote states (:class:`JobState`, as a backend reports them) are among these
+    under the same values, so a reported state is recorded as it is.
+    """
+
+    PENDING = "pending"
+    """Recorded by ``reelvault submit``, waiting for a worker."""
+    CLAIMED = "claimed"
+    """Leased by a worker and not sent to a backend yet: safe to submit if the worker dies."""
+    SUBMITTING = "submitting"
+    """Written just before the backend is called; the job id follows as soon as it is known."""
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    FINISHING = "finishing"
+    """Finished at the backend; one process holds the claim to download and catalog it."""
+    REMOTE = "remote"
+    """Imported by ``sync``: finished at the provider and not downloaded."""
+    IMPORTED = "imported"
+    """Rebuilt by ``import`` from a file's credentials rather than run here."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
 class JobState(enum.StrEnum):
-    """Where a generation stands. The remote states mirror the Videos API's ``status``."""
+    """Where a job stands at its backend. The states mirror the Videos API's ``status``;
+    each one is also the :class:`GenerationStatus` of the same value (:attr:`status`)."""
 
     QUEUED = "queued"
     IN_PROGRESS = "in_progress"
@@ -51,6 +80,11 @@ class JobState(enum.StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in (JobState.COMPLETED, JobState.FAILED)
+
+    @property
+    def status(self) -> GenerationStatus:
+        """The catalog status a generation has while its job is in this state."""
+        return GenerationStatus(self.value)
 
 
 class Variant(enum.StrEnum):
@@ -89,6 +123,10 @@ class Size:
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"
 
+
+ProgressCallback = Callable[[str, int], None]
+"""Called with (status, percent) while long work runs (a job, an import); the CLI draws
+a progress bar with it."""
 
 FIT_MODES = ("cover", "contain")
 """How a still of another size is made to fit: crop to fill, or pad."""

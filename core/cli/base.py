@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from catalog.queries import ClipFilter
-    from core.generation.generate import ProgressCallback
+    from core.api.types import ProgressCallback
     from core.host.app import Reelvault
     from core.host.plugins import PluginFailure, PluginHost
 
@@ -256,7 +256,7 @@ class ClipRequest:
     provider: str | None
 
     def options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`~core.generation.generate.generate` (and the policy
+        """Keyword arguments for :func:`core.generation.generate` (and the policy
         dry run)."""
         return {
             "model": self.model,

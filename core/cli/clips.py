@@ -6,10 +6,9 @@ from typing import Any
 
 import click
 
-from catalog.models import Generation
 from catalog.queries import list_ended
 from core.api.errors import ReelvaultError
-from core.api.types import Relation
+from core.api.types import GenerationStatus, Relation
 from core.cli.base import (
     ClipRequest,
     Columns,
@@ -27,21 +26,22 @@ from core.cli.base import (
     size_option,
 )
 from core.cli.library import print_generation
-from core.generation.generate import derive, generate, in_flight, resume
+from core.generation import GenerationResult, derive, generate, in_flight, resume
 from core.host.app import Reelvault
 from core.views.report import generation_dict, generation_summary
 
 
-def show_result(app: Reelvault, generation: Generation, as_json: bool) -> None:
+def show_result(app: Reelvault, result: GenerationResult, as_json: bool) -> None:
+    generation = result.generation
     with app.session() as session:
         data = generation_dict(session, generation, app.store)
-    for warning in app.warnings:
+    for warning in result.warnings:
         echo_err(f"warning: {warning}")
     if as_json:
         print_json(data)
     else:
         print_generation(data)
-    if generation.status != "completed":
+    if generation.status != GenerationStatus.COMPLETED:
         error = data["error"] or {}
         raise ReelvaultError(
             f"{generation.id} {generation.status}: {error.get('code')}: {error.get('message')}"
@@ -55,10 +55,10 @@ def generate_command(ctx: click.Context, request: ClipRequest, as_json: bool) ->
     """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
     app = get_app(ctx)
     with progress_bar("generating") as on_progress:
-        generation = generate(
+        result = generate(
             app, request.image, request.prompt, on_progress=on_progress, **request.options()
         )
-    show_result(app, generation, as_json)
+    show_result(app, result, as_json)
 
 
 @cli.command(name="remix")
@@ -96,7 +96,7 @@ def derive_and_show(
     app = get_app(ctx)
     label = {Relation.REMIX_OF: "remixing", Relation.EDIT_OF: "editing"}.get(relation, "extending")
     with progress_bar(label) as on_progress:
-        generation = derive(
+        result = derive(
             app,
             clip,
             prompt,
@@ -105,7 +105,7 @@ def derive_and_show(
             size=size,
             on_progress=on_progress,
         )
-    show_result(app, generation, as_json)
+    show_result(app, result, as_json)
 
 
 @cli.command(name="jobs")
@@ -154,10 +154,10 @@ def resume_command(ctx: click.Context) -> None:
     """Finish every job interrupted by a crash or Ctrl-C, without submitting it again."""
     app = get_app(ctx)
     with progress_bar("resuming") as on_progress:
-        outcomes = resume(app, on_progress=on_progress)
+        outcomes = resume(app, on_progress=on_progress).outcomes
     problems = 0
     for generation, problem in outcomes:
-        if problem is None and generation.status == "completed":
+        if problem is None and generation.status == GenerationStatus.COMPLETED:
             click.echo(f"{generation.id} completed")
         else:
             problems += 1

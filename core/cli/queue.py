@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from core.cli.base import ClipRequest, cli, echo_err, generation_options, get_app, print_json
-from core.generation.generate import generate
+from core.generation import generate
 from core.generation.worker import Worker
 from core.views.report import generation_summary
 
@@ -16,7 +16,9 @@ from core.views.report import generation_summary
 def submit_command(ctx: click.Context, request: ClipRequest, as_json: bool) -> None:
     """Queue a clip for a worker: validated and policy-checked now, made later."""
     app = get_app(ctx)
-    queued = generate(app, request.image, request.prompt, queue=True, **request.options())
+    queued = generate(
+        app, request.image, request.prompt, queue=True, **request.options()
+    ).generation
     if as_json:
         print_json(generation_summary(queued))
     else:

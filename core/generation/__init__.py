@@ -1,0 +1,35 @@
+"""Generation: from a request to a cataloged clip, in three steps of one flow.
+
+:mod:`~core.generation.request` validates a request, runs the policy checks and writes
+the generation row ahead of submitting it; :mod:`~core.generation.run` submits it,
+records the job id and polls it to its end; :mod:`~core.generation.finish` downloads,
+signs and catalogs what it made, under the claim of :mod:`~core.generation.claim`.
+Callers (the CLI, workers, webhooks, sync) use only what is exported here.
+"""
+
+from core.generation.request import derive, generate, request_for
+from core.generation.rows import GenerationResult, record_failure
+from core.generation.run import (
+    SUBMIT_INTERRUPTED,
+    Resumed,
+    in_flight,
+    model_info,
+    resume,
+    run_job,
+    send,
+)
+
+__all__ = [
+    "SUBMIT_INTERRUPTED",
+    "GenerationResult",
+    "Resumed",
+    "derive",
+    "generate",
+    "in_flight",
+    "model_info",
+    "record_failure",
+    "request_for",
+    "resume",
+    "run_job",
+    "send",
+]

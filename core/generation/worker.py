@@ -16,9 +16,6 @@ worker that is stopping hands its jobs back at once.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,17 +26,18 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from catalog.queue import begin_submit, claim_next, hand_back, release, renew
 from catalog.records import lock_generation
-from catalog.statuses import CLAIMED, COMPLETED, ENDED, SUBMITTING
+from catalog.statuses import ENDED
 from core.api.errors import JobStopped, ReelvaultError, StorageError
-from core.generation.generate import (
+from core.api.types import GenerationStatus
+from core.generation import (
     SUBMIT_INTERRUPTED,
     record_failure,
     request_for,
     run_job,
     send,
 )
+from core.generation.claim import WorkerLease, holder_name
 from core.host.app import Reelvault
 
 EventCallback = Callable[[str], None]
@@ -73,10 +71,6 @@ class _Outcome:
     message: str | None = None
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
 class Worker:
     def __init__(
         self,
@@ -92,11 +86,20 @@ class Worker:
             raise ReelvaultError("a worker needs a concurrency of at least 1")
         self.app = app
         self.concurrency = concurrency
-        self.lease = timedelta(seconds=lease_seconds)
+        self.claim = WorkerLease(name or holder_name(), timedelta(seconds=lease_seconds))
         self.idle_wait = idle_wait
-        self.name = name or worker_name()
         self._event = on_event or (lambda _message: None)
         self.stop = threading.Event()
+
+    @property
+    def name(self) -> str:
+        """Who holds this worker's leases, as ``reelvault jobs`` shows it."""
+        return self.claim.holder
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a job stays this worker's without a renewal."""
+        return self.claim.length
 
     @property
     def _renew_every(self) -> float:
@@ -175,7 +178,7 @@ class Worker:
         claimed = False
         while len(running) < self.concurrency and not self.stop.is_set():
             with self.app.session() as session:
-                job = claim_next(session, self.name, self.lease)
+                job = self.claim.take_next(session)
             if job is None:
                 break
             claimed = True
@@ -187,7 +190,7 @@ class Worker:
         self._reap(running, report)  # a job that just ended is reported as such, not "lost"
         live = [job_id for job_id, future in running.items() if not future.done()]
         with self.app.session() as session:
-            held = renew(session, self.name, live, self.lease)
+            held = self.claim.renew(session, live)
         for job_id in set(live) - held:
             if running[job_id].done():
                 continue  # it ended meanwhile; the next reap reports it
@@ -216,9 +219,9 @@ class Worker:
         """The lease decision for a job whose thread has returned."""
         with self.app.session() as session:
             if outcome.kind in ("completed", "failed"):
-                release(session, self.name, job_id)
+                self.claim.release(session, job_id)
             elif outcome.kind == "stopped":
-                hand_back(session, self.name, job_id)
+                self.claim.hand_back(session, job_id)
             # "unfinished" keeps its owner and lapses: another worker retries after the
             # lease; "lost" is another worker's now.
 
@@ -242,28 +245,28 @@ class Worker:
         """Run one claimed job as far as it goes; never touches the lease itself."""
         with self.app.session() as session:
             row = lock_generation(session, job_id)
-            if row is None or row.lease_owner != self.name:
+            if row is None or row.lease_owner != self.claim.holder:
                 return _Outcome("lost", "the lease was taken over before the job started")
             status, remote_job_id = row.status, row.remote_job_id
-        if status == CLAIMED:
+        if status == GenerationStatus.CLAIMED:
             if self.stop.is_set():
                 return _Outcome("stopped", "not started")
             problem = self._submit(job_id)
             if problem is not None:
                 return problem
-        elif status == SUBMITTING and not remote_job_id:
+        elif status == GenerationStatus.SUBMITTING and not remote_job_id:
             # An earlier worker died between starting the submission and recording the
             # job id. Sending again could make a second paid job; refuse instead.
             message = "interrupted while submitting; not sent again to avoid a duplicate"
             record_failure(self.app, job_id, SUBMIT_INTERRUPTED, message)
             return _Outcome("failed", message)
         try:
-            result = run_job(self.app, job_id, owner=self.name, stop=self.stop)
+            result = run_job(self.app, job_id, claim=self.claim, stop=self.stop).generation
         except JobStopped as exc:
             return _Outcome("stopped", str(exc))
         except ReelvaultError as exc:
             return _Outcome("unfinished", str(exc))
-        if result.status == COMPLETED:
+        if result.status == GenerationStatus.COMPLETED:
             return _Outcome("completed")
         if result.status in ENDED:
             return _Outcome("failed", f"{result.error_code}: {result.error_message}")
@@ -287,11 +290,11 @@ class Worker:
             record_failure(self.app, job_id, "not_sent", message)
             return _Outcome("failed", message)
         with self.app.session() as session:
-            still_ours = begin_submit(session, self.name, job_id, self.lease)
+            still_ours = self.claim.begin_submit(session, job_id)
         if not still_ours:
             return _Outcome("lost", "the lease ran out before sending; not sent")
         try:
-            send(self.app, backend, request, job_id, owner=self.name)
+            send(self.app, backend, request, job_id, lease=self.claim)
         except Exception as exc:  # send recorded the failure on the row already
             return _Outcome("failed", str(exc) or type(exc).__name__)
         return None

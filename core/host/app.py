@@ -32,8 +32,6 @@ class Reelvault:
         self.store: ContentStore = open_store(
             settings.media, settings.home, settings.media_cache_bytes
         )
-        self.warnings: list[str] = []
-        """Problems worth telling the user that did not stop the work (a notifier crashed)."""
         # Worker and webhook threads share one application. From Python 3.12 on,
         # cached_property no longer locks, so two threads could each open an engine or
         # build a second set of backends (with their own connection pools).
@@ -58,8 +56,13 @@ class Reelvault:
         with session_scope(self.engine) as session:
             yield session
 
-    def close(self) -> None:
-        """Release the catalog's connections and every backend's (a backend's ``close()``)."""
+    def close(self) -> list[str]:
+        """Release the catalog's connections and every backend's (a backend's ``close()``).
+
+        Returns a warning for each backend that failed to close: a plugin's bug must not
+        keep the catalog open, nor stop the others from closing.
+        """
+        warnings: list[str] = []
         with self._build_lock:
             backends = self.__dict__.pop("backends", {})
             engine = self.__dict__.pop("engine", None)
@@ -70,9 +73,10 @@ class Reelvault:
             try:
                 close()
             except Exception as exc:  # a plugin's bug must not keep the catalog open
-                self.warnings.append(f"backend {backend.name} failed to close: {exc}")
+                warnings.append(f"backend {backend.name} failed to close: {exc}")
         if engine is not None:
             engine.dispose()
+        return warnings
 
     @cached_property
     def backends(self) -> dict[str, Backend]:

@@ -23,7 +23,7 @@ from catalog.models import Asset, VerificationRecord
 from catalog.verifications import last_states, verification_records
 from core.api.errors import MissingMediaError
 from core.api.ids import short
-from core.api.types import VerificationResult, VerificationState
+from core.api.types import ProgressCallback, VerificationResult, VerificationState
 from core.host.app import Reelvault
 from core.media.store import CheckedCopy
 from core.provenance.credentials import compare_lineage, manifest_of, verify
@@ -40,8 +40,6 @@ FINDING_KINDS = (
 )
 """Every kind of finding, in the order the summary lists them."""
 SIGNED = {VerificationState.TRUSTED, VerificationState.VALID, VerificationState.INVALID}
-
-AuditProgress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ def audit(
     app: Reelvault,
     *,
     since: datetime | None = None,
-    on_progress: AuditProgress | None = None,
+    on_progress: ProgressCallback | None = None,
     batch_size: int = BATCH,
 ) -> AuditReport:
     """Check every asset (added at or after ``since``, if given); see the module doc."""

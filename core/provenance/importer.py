@@ -1,39 +1,34 @@
-"""Files entering the catalog, and lineage rebuilt from their Content Credentials.
+"""Lineage rebuilt from Content Credentials, and ``reelvault import``.
 
-Every file the catalog takes in (a source still, a downloaded clip, an imported file)
-goes through :func:`catalog_file`: it is verified, stored once per content, and, when
-the evidence shows it is the file a *placeholder* stood for (the SHA-256 another file's
-credentials claimed for it, or trusted credentials with the label, signer and kind they
-named), it fills that placeholder in. A manifest label alone is never proof: any signer
-can write any label. ``reelvault import`` adds the rest: for a clip whose manifest says how it was
-made, a generation row (status ``imported``) linked to its source still and parent clip
-as its ingredients say, so ``reelvault lineage`` shows imported families like generated
-ones. An ingredient whose file is not on disk becomes a placeholder asset that records
-what the manifest says about it, until the file turns up.
+Every file the catalog takes in goes through :func:`core.provenance.ingest.ingest`
+(stored once per content, verified, filling in a placeholder that stood for it).
+``reelvault import`` adds the rest: for a clip whose manifest says how it was made, a
+generation row (status ``imported``) linked to its source still and parent clip as its
+ingredients say, so ``reelvault lineage`` shows imported families like generated ones.
+An ingredient whose file is not on disk becomes a placeholder asset that records what
+the manifest says about it, until the file turns up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session
 
-from catalog.models import Asset, Generation, VerificationRecord, utcnow
+from catalog.assets import assets_by_label, generation_of_output, verifications_newest_first
+from catalog.models import Asset, Generation, utcnow
 from catalog.queries import asset_by_sha
-from catalog.records import ensure_asset
 from core.api.errors import ReelvaultError, RequestError
 from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, asset_id, new_clip_id, short
-from core.api.types import Relation, VerificationResult, VerificationState
+from core.api.types import GenerationStatus, ProgressCallback, Relation, VerificationState
 from core.host.app import Reelvault
 from core.media.probe import MediaInfo, probe_image, probe_video
-from core.media.store import StoredFile
 from core.provenance.credentials import (
     INPUT_TO,
     PARENT_OF,
@@ -43,181 +38,12 @@ from core.provenance.credentials import (
     ingredients,
     manifest_of,
     same_signer,
-    verification_records,
-    verify,
 )
+from core.provenance.ingest import ingest
 
-IMPORTED = "imported"
-"""The status of a generation rebuilt from a file's credentials rather than run here."""
 PLACEHOLDER_MARK = "ph_"
 _CLIP_ID = re.compile(rf"^{CLIP_PREFIX}[0-9a-z]{{6,34}}$")
 MAX_CHAIN = 64
-
-
-@dataclass(frozen=True)
-class CatalogedFile:
-    asset: Asset
-    results: list[VerificationResult]
-    filled: bool  # the file filled in a placeholder that stood for it
-    existed: bool  # the same bytes were already cataloged
-
-
-def catalog_file(
-    app: Reelvault,
-    kind: str,
-    stored: StoredFile,
-    info: MediaInfo,
-    original_name: str | None,
-    *,
-    record_unchanged: bool = True,
-) -> CatalogedFile:
-    """Verify a stored file and catalog it, once per distinct content.
-
-    With ``record_unchanged`` false, a result equal to the verifier's last one for this
-    asset is not recorded again, so importing a file twice changes nothing.
-    """
-    results = verify(app.host, stored.path, info.mime, app.settings)
-    manifest = manifest_of(results)
-    trusted = manifest_of(results, trusted=True)
-    row = Asset(
-        id=asset_id(kind, stored.sha256),
-        sha256=stored.sha256,
-        kind=kind,
-        mime=info.mime,
-        bytes=stored.size,
-        width=info.width,
-        height=info.height,
-        duration=info.duration,
-        fps=info.fps,
-        frame_count=info.frame_count,
-        stored_path=str(stored.path.relative_to(app.store.root)),
-        original_name=original_name,
-        manifest_label=manifest["label"] if manifest else None,
-    )
-    with app.session() as session:
-        existing = asset_by_sha(session, stored.sha256)
-        existed = existing is not None and not existing.is_placeholder
-        asset, filled = _settle(session, row, existing, trusted)
-        records = verification_records(asset.id, results)
-        if not record_unchanged:
-            records = [r for r in records if _changed(session, r)]
-        session.add_all(records)
-    return CatalogedFile(asset, results, filled, existed)
-
-
-def _settle(
-    session: Session, row: Asset, existing: Asset | None, trusted: Mapping[str, Any] | None
-) -> tuple[Asset, bool]:
-    """The catalog row for these bytes: existing, a filled placeholder, or a new one.
-
-    A placeholder is taken to be this file only on evidence, since a manifest label is
-    whatever its signer chose to write: the SHA-256 its referrer claimed for it (found as
-    ``existing``), or, for a placeholder known by label alone, ``trusted`` credentials
-    (the file's manifest, when it verified as trusted) with that label from the same
-    signer and issuer, on a file of the same kind.
-    """
-    filled = False
-    if existing is None:
-        asset = ensure_asset(session, row)
-    elif existing.is_placeholder:
-        asset, filled = _fill(session, existing, row), True
-    else:
-        asset = existing
-    if row.manifest_label and not asset.manifest_label:
-        asset.manifest_label = row.manifest_label
-        session.add(asset)
-        session.flush()
-    for placeholder in _stand_ins(session, asset, trusted) if trusted else []:
-        merge_assets(session, placeholder, asset)
-        session.refresh(asset)  # usable after the session, like any returned row
-        filled = True
-    return asset, filled
-
-
-def _fill(session: Session, placeholder: Asset, row: Asset) -> Asset:
-    """The file whose bytes a placeholder claimed takes its place.
-
-    The bytes decide what the file is: when the referrer's credentials said another kind
-    (a ``vid_`` placeholder for what is a JPEG), the file's own row replaces the
-    placeholder and every reference moves to it.
-    """
-    if placeholder.id != row.id:
-        placeholder.sha256 = None  # the hash belongs to the real row from now on
-        session.add(placeholder)
-        session.flush()
-        asset = ensure_asset(session, row)
-        merge_assets(session, placeholder, asset)
-        session.refresh(asset)
-        return asset
-    for name in ("mime", "bytes", "width", "height", "duration", "fps", "frame_count",
-                 "stored_path", "original_name"):  # fmt: skip
-        setattr(placeholder, name, getattr(row, name))
-    placeholder.manifest_label = row.manifest_label or placeholder.manifest_label
-    placeholder.is_placeholder = False
-    session.add(placeholder)
-    session.flush()
-    return placeholder
-
-
-def _stand_ins(session: Session, asset: Asset, trusted: Mapping[str, Any]) -> list[Asset]:
-    """Placeholders known only by the label of ``asset``'s trusted manifest that its
-    credentials vouch for: same kind, same signer and issuer, no other hash claimed."""
-    stmt = select(Asset).where(
-        Asset.manifest_label == trusted["label"],
-        col(Asset.is_placeholder).is_(True),
-        col(Asset.sha256).is_(None),
-        Asset.kind == asset.kind,
-        Asset.id != asset.id,
-    )
-    return [p for p in session.exec(stmt) if same_signer(p.placeholder_info or {}, trusted)]
-
-
-def _changed(session: Session, record: VerificationRecord) -> bool:
-    last = session.exec(
-        select(VerificationRecord)
-        .where(
-            VerificationRecord.asset_id == record.asset_id,
-            VerificationRecord.verifier == record.verifier,
-        )
-        .order_by(col(VerificationRecord.checked_at).desc(), col(VerificationRecord.id).desc())
-        .limit(1)
-    ).first()
-    return last is None or (last.state, list(last.codes)) != (record.state, record.codes)
-
-
-def merge_assets(session: Session, old: Asset, new: Asset) -> None:
-    """Make every reference to ``old`` (a placeholder) point at ``new``, then drop ``old``.
-
-    When both were the output of a generation, the real file's generation is kept and
-    the placeholder's (an imported one) gives way: its children are re-parented.
-    """
-    session.flush()
-    old_made = _generation_of(session, old.id)
-    new_made = _generation_of(session, new.id)
-    if old_made is not None and new_made is not None:
-        _repoint(session, Generation.__tablename__, old_made.id, new_made.id)
-        session.execute(sa.delete(Generation).where(col(Generation.id) == old_made.id))
-    _repoint(session, Asset.__tablename__, old.id, new.id)
-    session.execute(sa.delete(Asset).where(col(Asset.id) == old.id))
-    session.expire_all()
-
-
-def _repoint(session: Session, table_name: str, old_id: str, new_id: str) -> None:
-    """Rewrite every foreign key into ``table_name`` (in any feature's tables) to ``new_id``."""
-    for table in SQLModel.metadata.sorted_tables:
-        for fk in table.foreign_keys:
-            if fk.column.table.name == table_name:
-                session.execute(
-                    sa.update(table).where(fk.parent == old_id).values({fk.parent.name: new_id})
-                )
-
-
-def _generation_of(session: Session, asset_id_: str) -> Generation | None:
-    stmt = select(Generation).where(Generation.output_asset_id == asset_id_).limit(1)
-    return session.exec(stmt).first()
-
-
-# -- lineage from credentials ---------------------------------------------------------
 
 
 def link_lineage(session: Session, asset: Asset, manifest: Mapping[str, Any]) -> Generation | None:
@@ -235,7 +61,7 @@ def _link(
 ) -> Generation | None:
     if asset.kind != "video" or depth > MAX_CHAIN:
         return None
-    existing = _generation_of(session, asset.id)
+    existing = generation_of_output(session, asset.id)
     if existing is not None:
         return existing
     claimed = manifest.get("generation")
@@ -264,7 +90,7 @@ def _link(
         seconds=_seconds(asset, parameters),
         size=_size(asset, parameters),
         parameters=parameters,
-        status=IMPORTED,
+        status=GenerationStatus.IMPORTED,
         progress=100,
         source_asset_id=source.id if source else (parent.source_asset_id if parent else None),
         parent_id=parent.id if parent else None,
@@ -311,12 +137,7 @@ def ingredient_asset(
     manifest = manifest if isinstance(manifest, Mapping) else {}
     kind = ingredient_kind(ingredient)
     if label:
-        stmt = (
-            select(Asset)
-            .where(Asset.manifest_label == label, Asset.kind == kind)
-            .order_by(col(Asset.is_placeholder), col(Asset.id))
-        )
-        for candidate in list(session.exec(stmt)):
+        for candidate in assets_by_label(session, label, kind):
             if _stands_for(session, candidate, manifest, claimed_sha):
                 return candidate
     if claimed_sha:
@@ -377,12 +198,7 @@ def _stands_for(
 
 def _latest_credentials(session: Session, asset_id_: str) -> tuple[str, Mapping[str, Any]] | None:
     """The state and manifest of an asset's most recent verification that read one."""
-    stmt = (
-        select(VerificationRecord)
-        .where(VerificationRecord.asset_id == asset_id_)
-        .order_by(col(VerificationRecord.checked_at).desc(), col(VerificationRecord.id).desc())
-    )
-    for record in session.exec(stmt):
+    for record in verifications_newest_first(session, asset_id_):
         manifest = (record.details or {}).get("manifest")
         if isinstance(manifest, Mapping) and manifest.get("label"):
             return record.state, manifest
@@ -471,15 +287,12 @@ class ImportReport:
         return counts
 
 
-ImportProgress = Callable[[str, int], None]
-
-
 def import_paths(
     app: Reelvault,
     paths: Sequence[Path],
     *,
     recursive: bool = False,
-    on_progress: ImportProgress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> ImportReport:
     """Catalog existing images and videos and rebuild their lineage from credentials.
 
@@ -532,8 +345,7 @@ def _os_error(exc: OSError, path: Path) -> str:
 
 def import_file(app: Reelvault, path: Path) -> ImportOutcome:
     kind, info = _probe(path)
-    stored = app.store.put_file(path)
-    cataloged = catalog_file(app, kind, stored, info, path.name, record_unchanged=False)
+    cataloged = ingest(app, path, kind, info=info, original_name=path.name, record_unchanged=False)
     manifest = manifest_of(cataloged.results)
     generation = None
     if manifest is not None:

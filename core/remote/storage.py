@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tomlkit
-from sqlmodel import col, select
 
-from catalog.models import Asset
+from catalog.queries import stored_hashes
 from core.api.errors import StorageError
 from core.api.providers import load_document
 from core.host.app import Reelvault
@@ -101,8 +100,7 @@ def _move_one(
 def _cataloged(app: Reelvault) -> list[str]:
     """The SHA-256 of every file the catalog says is stored."""
     with app.session() as session:
-        rows = session.exec(select(Asset.sha256).where(col(Asset.stored_path).is_not(None))).all()
-    return [sha for sha in rows if sha]
+        return stored_hashes(session)
 
 
 def _switch_config(app: Reelvault, url: str) -> None:

@@ -11,7 +11,7 @@ What an imported video becomes:
   ``reelvault resume`` finishes it like any interrupted job;
 - ``failed``: failed, with the service's error code and message;
 - ``completed``: ``remote`` (finished there, not downloaded) unless ``download`` is set,
-  in which case it is finished through :func:`core.generation.generate.run_job` (poll, download,
+  in which case it is finished through :func:`core.generation.run_job` (poll, download,
   catalog) before its outputs expire. A later ``sync --download`` fetches earlier
   ``remote`` imports too, while they last.
 """
@@ -25,10 +25,10 @@ from catalog.listed_jobs import imported_generation
 from catalog.models import Generation
 from catalog.queries import generations_by_job_ids
 from catalog.records import insert_or_ignore
-from catalog.statuses import COMPLETED, ENDED, REMOTE
+from catalog.statuses import ENDED
 from core.api.errors import ReelvaultError, RequestError
-from core.api.types import ListsJobs
-from core.generation.generate import run_job
+from core.api.types import GenerationStatus, ListsJobs
+from core.generation import run_job
 from core.host.app import Reelvault
 
 
@@ -72,14 +72,14 @@ def sync(
     if download:
         for job in jobs:
             row = known[job.status.job_id]
-            if row.status != REMOTE:
+            if row.status != GenerationStatus.REMOTE:
                 continue
             try:
-                finished = run_job(app, row.id)
+                finished = run_job(app, row.id).generation
             except ReelvaultError as exc:
                 report.problems.append(f"{row.id} ({job.status.job_id}): {exc}")
                 continue
-            if finished.status == COMPLETED:
+            if finished.status == GenerationStatus.COMPLETED:
                 report.downloaded.append(finished)
             elif finished.status not in ENDED:
                 report.problems.append(

@@ -8,7 +8,7 @@ entries. Signatures are made and checked by the specification's reference librar
 matches, its timestamp is within five minutes, and its ``webhook-id`` has not been seen
 before (a replay: the library does not track ids, :class:`ReplayGuard` does).
 
-A trusted event finishes its job through :func:`core.generation.generate.run_job`, the same path
+A trusted event finishes its job through :func:`core.generation.run_job`, the same path
 polling and ``resume`` take, so a job announced by a webhook while a ``generate`` is still
 polling it is finished once: whoever gets there second finds it completed.
 
@@ -40,7 +40,7 @@ from catalog.queries import generations_by_job_ids
 from catalog.statuses import ENDED
 from core.api.errors import ReelvaultError, WebhookRejected
 from core.api.providers import Secret, get_profile, job_id, key_source, webhook_secret
-from core.generation.generate import run_job
+from core.generation import run_job
 from core.host.app import Reelvault
 
 TOLERANCE_SECONDS = 300
@@ -185,7 +185,7 @@ def finish_from_event(app: Reelvault, provider: str, event: Mapping[str, Any]) -
     if generation.status in ENDED:
         return f"{video_id}: {generation.id} was already {generation.status}"
     try:
-        finished = run_job(app, generation.id)
+        finished = run_job(app, generation.id).generation
     except ReelvaultError as exc:
         return f"{video_id}: {generation.id} could not be finished: {exc}"
     if finished.status not in ENDED:

@@ -1,0 +1,239 @@
+"""Finishing a job: download every variant, sign the video, catalog the outputs.
+
+The work happens under a finishing claim (:mod:`core.generation.claim`), so a job is
+downloaded, signed and cataloged once, however many processes notice it has ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from catalog.models import Asset, Generation, utcnow
+from catalog.records import lock_generation, touch
+from core.api.errors import BackendError
+from core.api.types import Backend, ClipView, GenerationStatus, JobStatus, ModelInfo, Variant
+from core.generation.claim import (
+    Claim,
+    ClaimLost,
+    FinisherClaim,
+    give_back,
+    keep_claim,
+    let_go,
+    take_finish_claim,
+)
+from core.generation.rows import GenerationResult, current, merged, record_failure
+from core.host.app import Reelvault
+from core.host.plugins import call_each
+from core.media.probe import probe_image, probe_video
+from core.provenance.credentials import sign
+from core.provenance.ingest import ingest
+
+DOWNLOAD_ATTEMPTS = 4
+DOWNLOAD_BACKOFF = 0.5
+RETRY_CEILING = 10.0
+"""The longest wait between two download attempts."""
+VARIANT_KINDS = {
+    Variant.VIDEO: "video",
+    Variant.THUMBNAIL: "thumbnail",
+    Variant.SPRITESHEET: "spritesheet",
+}
+
+
+def finish(
+    app: Reelvault,
+    generation: Generation,
+    backend: Backend,
+    info: ModelInfo,
+    status: JobStatus,
+    claim: Claim | None = None,
+    stop: threading.Event | None = None,
+) -> GenerationResult:
+    """Download, sign and catalog every variant, once, whoever else is finishing the job.
+
+    The work happens under a finishing claim taken before the first byte is fetched, so
+    a second finisher (a webhook next to a poll, a worker whose lease lapsed next to its
+    successor, ``resume`` next to a live ``generate``) waits for the first, or leaves
+    the job to the worker that holds it, instead of storing and signing a second copy.
+    """
+    claim = claim or FinisherClaim()
+    claimed = take_finish_claim(app, generation.id, claim, stop)
+    if isinstance(claimed, Generation):
+        return GenerationResult(claimed)
+    assets: dict[Variant, Asset] = {}
+    try:
+        for variant in info.variants:
+            keep_claim(app, generation.id, claim)
+            assets[variant] = _download_variant(app, generation, backend, variant, status, claim)
+    except ClaimLost:
+        return GenerationResult(current(app, generation.id))
+    except BackendError as exc:
+        if exc.code != "expired":
+            give_back(app, generation.id, claim, claimed)
+            raise  # the job stays in flight: a worker or `reelvault resume` tries again
+        failed = record_failure(app, generation.id, "expired", str(exc), details=status.details)
+        let_go(app, generation.id, claim)
+        return GenerationResult(failed)
+    except BaseException:
+        give_back(app, generation.id, claim, claimed)
+        raise
+    with app.session() as session:
+        row = lock_generation(session, generation.id)
+        if not claim.finishes(row):  # our claim lapsed and someone else took the job
+            return GenerationResult(row or generation)
+        claim.let_go(row)  # a worker's lease: given back by the worker itself
+        touch(
+            row,
+            status=GenerationStatus.COMPLETED,
+            progress=100,
+            details=merged(row.details, status.details),
+            output_asset_id=assets[Variant.VIDEO].id if Variant.VIDEO in assets else None,
+            thumbnail_asset_id=assets[Variant.THUMBNAIL].id
+            if Variant.THUMBNAIL in assets
+            else None,
+            spritesheet_asset_id=assets[Variant.SPRITESHEET].id
+            if Variant.SPRITESHEET in assets
+            else None,
+            completed_at=utcnow(),
+        )
+        finished = row
+    return GenerationResult(finished, _announce(app, finished))
+
+
+def _download_variant(
+    app: Reelvault,
+    generation: Generation,
+    backend: Backend,
+    variant: Variant,
+    status: JobStatus,
+    claim: Claim,
+) -> Asset:
+    kind = VARIANT_KINDS[variant]
+    with _scratch_file(app, f"{generation.id}-{variant}") as tmp:
+        _fetch(backend, status.job_id, variant, tmp)
+        info = probe_video(tmp) if kind == "video" else probe_image(tmp)
+        to_store = tmp
+        if kind == "video":
+            keep_claim(app, generation.id, claim)  # never sign twice
+            claims = _claims(app, generation, status)
+            signed = sign(app.host, tmp, info.mime, claims, app.settings)
+            to_store = signed or tmp
+        try:
+            return ingest(app, to_store, kind, info=info).asset
+        finally:
+            if to_store != tmp:
+                to_store.unlink(missing_ok=True)
+
+
+def _fetch(backend: Backend, job_id: str, variant: Variant, path: Path) -> None:
+    """Download one variant into ``path``, starting over after a transient failure.
+
+    A download that broke off part-way cannot be continued in the same file (a backend
+    writes forward only), so each attempt truncates it and starts from the first byte.
+    """
+    for attempt in range(DOWNLOAD_ATTEMPTS):
+        try:
+            with path.open("wb") as fh:
+                backend.download(job_id, variant, fh)
+            return
+        except BackendError as exc:
+            if not exc.transient or attempt == DOWNLOAD_ATTEMPTS - 1:
+                raise
+            time.sleep(min(DOWNLOAD_BACKOFF * 2**attempt, RETRY_CEILING))
+
+
+@contextlib.contextmanager
+def _scratch_file(app: Reelvault, stem: str) -> Iterator[Path]:
+    folder = app.settings.work_dir / "incoming"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f"{stem}-")
+    path = Path(name)
+    os.close(fd)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _claims(app: Reelvault, generation: Generation, status: JobStatus) -> dict[str, Any]:
+    """What a signer binds into the output's credentials.
+
+    ``details`` is what the backend reported for the finished job (the local backend's
+    motion plan); ``parent`` names the parent clip's generation as well as its video.
+    """
+    with app.session() as session:
+        source = (
+            session.get(Asset, generation.source_asset_id) if generation.source_asset_id else None
+        )
+        parent = session.get(Generation, generation.parent_id) if generation.parent_id else None
+        parent_video = (
+            session.get(Asset, parent.output_asset_id)
+            if parent and parent.output_asset_id
+            else None
+        )
+    return {
+        "generation_id": generation.id,
+        "backend": generation.backend,
+        "model": generation.model,
+        "prompt": generation.prompt,
+        "parameters": dict(generation.parameters),
+        "relation": generation.relation,
+        "details": dict(status.details),
+        "source": _asset_claim(app, source),
+        "parent": _asset_claim(app, parent_video, generation_id=generation.parent_id),
+    }
+
+
+def _asset_claim(
+    app: Reelvault, asset: Asset | None, generation_id: str | None = None
+) -> dict[str, Any] | None:
+    if asset is None:
+        return None
+    claim = {
+        "id": asset.id,
+        "sha256": asset.sha256,
+        "mime": asset.mime,
+        "path": str(app.store.local_path(asset.sha256)) if asset.stored_path else None,
+    }
+    return {**claim, "generation_id": generation_id} if generation_id else claim
+
+
+def clip_view(app: Reelvault, session: Session, generation: Generation) -> ClipView:
+    def path_of(asset_id_: str | None) -> Path | None:
+        asset = session.get(Asset, asset_id_) if asset_id_ else None
+        return app.store.path_for(asset.sha256) if asset and asset.sha256 else None
+
+    return ClipView(
+        id=generation.id,
+        backend=generation.backend,
+        model=generation.model,
+        prompt=generation.prompt,
+        status=generation.status,
+        parameters=dict(generation.parameters),
+        source_asset_id=generation.source_asset_id,
+        parent_id=generation.parent_id,
+        relation=generation.relation,
+        video_path=path_of(generation.output_asset_id),
+        thumbnail_path=path_of(generation.thumbnail_asset_id),
+    )
+
+
+def _announce(app: Reelvault, generation: Generation) -> tuple[str, ...]:
+    """Tell every ``clip_cataloged`` plugin; returns a warning for each one that failed."""
+    with app.session() as session:
+        view = clip_view(app, session, generation)
+    warnings: list[str] = []
+    for plugin, _result, error in call_each(
+        app.host, "clip_cataloged", clip=view, settings=app.settings
+    ):
+        if error:
+            warnings.append(f"plugin {plugin} failed in clip_cataloged: {error}")
+    return tuple(warnings)

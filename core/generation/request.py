@@ -1,0 +1,293 @@
+"""A generation request, from what the user typed to a write-ahead row.
+
+Everything that can be checked locally (input, model, seconds, size) is checked before
+anything is written, so bad input writes nothing at all; then the source still is
+stored, the policy checks run, and the generation row is written with every decision
+*before* anything is submitted (:mod:`core.generation.run` takes it from there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from catalog.models import Asset, Generation, PolicyDecisionRecord
+from catalog.queries import get_generation
+from catalog.records import touch
+from core.api.errors import BackendError, PolicyDenied, RequestError
+from core.api.ids import new_clip_id
+from core.api.types import (
+    Backend,
+    DerivedRequest,
+    GenerationRequest,
+    GenerationStatus,
+    ModelInfo,
+    ProgressCallback,
+    Relation,
+    Size,
+)
+from core.generation.consent import request_context
+from core.generation.policy import denials, run_checks
+from core.generation.policy import warnings as policy_warnings
+from core.generation.rows import GenerationResult
+from core.generation.run import model_info, run_job, send
+from core.host.app import Reelvault
+from core.media.probe import MediaInfo, fit_image, probe_image
+from core.provenance.ingest import ingest
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated request and everything needed to catalog it."""
+
+    backend: Backend
+    model: ModelInfo
+    request: GenerationRequest | DerivedRequest
+    source_asset_id: str | None
+    parent: Generation | None = None
+    input_asset_id: str | None = None  # the fitted still actually sent, when reelvault fitted it
+
+
+def generate(
+    app: Reelvault,
+    image: Path | None,
+    prompt: str,
+    *,
+    model: str | None = None,
+    backend: str | None = None,
+    seconds: int | None = None,
+    size: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+    queue: bool = False,
+) -> Generation:
+    """Make a clip from a still (or from the prompt alone, where the model allows it).
+
+    With ``queue``, the validated request is only recorded (status ``pending``, policy
+    decisions included) for a worker to run: ``reelvault submit``.
+    """
+    backend_obj, info = app.resolve_model(model, backend)
+    seconds = seconds if seconds is not None else info.default_seconds
+    size = info.validate(seconds, size or info.default_size)
+    _check_prompt(prompt)
+    if image is None and info.requires_input_image:
+        raise RequestError(f"model {info.name} needs an input image")
+    if image is not None and not info.accepts_input_image:
+        raise RequestError(f"model {info.name} does not take an input image")
+    still = probe_image(image) if image is not None else None
+    fitted = _fit_input(image, still, info, size, parameters or {}) if image and still else None
+    source = ingest_image(app, image, still) if image is not None else None
+    sent = _ingest_fitted(app, fitted, image, size, parameters or {}) if image and fitted else None
+    request = GenerationRequest(
+        model=info.name,
+        prompt=prompt,
+        seconds=seconds,
+        size=size,
+        input_image=app.store.local_path((sent or source).sha256) if source else None,
+        parameters=dict(parameters or {}),
+    )
+    plan = _Plan(
+        backend_obj,
+        info,
+        request,
+        source.id if source else None,
+        input_asset_id=sent.id if sent else None,
+    )
+    return _submit_and_run(app, plan, on_progress, queue)
+
+
+def derive(
+    app: Reelvault,
+    clip_id: str,
+    prompt: str,
+    *,
+    relation: Relation = Relation.REMIX_OF,
+    seconds: int | None = None,
+    size: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+    queue: bool = False,
+) -> Generation:
+    """Remix (or edit, or extend) a finished clip; the new clip records its parent."""
+    with app.session() as session:
+        parent = get_generation(session, clip_id)
+        source = session.get(Asset, parent.source_asset_id) if parent.source_asset_id else None
+    if parent.status != GenerationStatus.COMPLETED or not parent.remote_job_id:
+        raise RequestError(f"{parent.id} is {parent.status}; only a completed clip can be derived")
+    backend_obj = app.backend(parent.backend)
+    info = model_info(backend_obj, parent.model)
+    if info is None:
+        raise RequestError(f"backend {parent.backend} no longer offers model {parent.model}")
+    if not info.supports(relation):
+        kind = relation.value.removesuffix("_of")
+        raise RequestError(f"model {info.name} does not support {kind}")
+    seconds, size = _derived_shape(info, relation, parent, seconds, size)
+    size = info.validate(seconds, size)
+    _check_prompt(prompt)
+    request = DerivedRequest(
+        relation=relation,
+        parent_job_id=parent.remote_job_id,
+        prompt=prompt,
+        model=info.name,
+        seconds=seconds,
+        size=size,
+        parent_input_image=app.store.local_path(source.sha256) if source else None,
+        parameters=dict(parameters or {}),
+    )
+    plan = _Plan(backend_obj, info, request, parent.source_asset_id, parent)
+    return _submit_and_run(app, plan, on_progress, queue)
+
+
+def _derived_shape(
+    info: ModelInfo, relation: Relation, parent: Generation, seconds: int | None, size: str | None
+) -> tuple[int, str]:
+    """The duration and size a derived clip will really have, refusing what cannot be had.
+
+    Where the model keeps the parent's duration or size for this relation (a sora remix
+    takes a prompt and nothing else), asking for another one would be silently ignored
+    by the service and then recorded in the catalog as if it had been honoured.
+    """
+    kind = relation.value.removesuffix("_of")
+    if relation in info.derive_keeps_seconds:
+        if seconds is not None and seconds != parent.seconds:
+            raise RequestError(
+                f"a {kind} with model {info.name} keeps the parent's {parent.seconds} seconds; "
+                "--seconds cannot change it"
+            )
+        seconds = parent.seconds
+    if relation in info.derive_keeps_size:
+        if size is not None and str(Size.parse(size)) != parent.size:
+            raise RequestError(
+                f"a {kind} with model {info.name} keeps the parent's size {parent.size}; "
+                "--size cannot change it"
+            )
+        size = parent.size
+    return (seconds if seconds is not None else parent.seconds), (size or parent.size)
+
+
+def _check_prompt(prompt: str) -> None:
+    if not prompt or not prompt.strip():
+        raise RequestError("the prompt is empty")
+
+
+def ingest_image(app: Reelvault, path: Path, info: MediaInfo | None = None) -> Asset:
+    """Store a still in the content store and catalog it (once per distinct content)."""
+    return ingest(app, path, "image", info=info, original_name=path.name).asset
+
+
+def _fit_input(
+    image: Path, still: MediaInfo, info: ModelInfo, size: str, parameters: Mapping[str, Any]
+) -> bytes | None:
+    """The fitted still to send instead of ``image``, or ``None`` to send it as it is.
+
+    A model that does not fit stills itself (``fits_input_image``) gets exactly the
+    requested size: a still of another size is refused unless the request asks for a
+    fit, so nothing is cropped that the user did not ask for, and nothing is stored yet.
+    """
+    assert still.width is not None and still.height is not None
+    fit = info.still_fit(Size(still.width, still.height), size, parameters.get("fit"), image.name)
+    if fit is None:
+        return None
+    wanted = Size.parse(size)
+    return fit_image(image, wanted.width, wanted.height, fit)
+
+
+def _ingest_fitted(
+    app: Reelvault, data: bytes, image: Path, size: str, parameters: Mapping[str, Any]
+) -> Asset:
+    """Store the exact bytes that will be sent, so lineage shows what the model saw."""
+    wanted = Size.parse(size)
+    name = f"{image.stem}.{parameters['fit']}-{size}.png"
+    info = MediaInfo(mime="image/png", width=wanted.width, height=wanted.height)
+    return ingest(app, data, "image", info=info, original_name=name).asset
+
+
+def _submit_and_run(
+    app: Reelvault, plan: _Plan, on_progress: ProgressCallback | None, queue: bool = False
+) -> Generation:
+    """Record the attempt and its policy decisions, then run it (or leave it queued)."""
+    context = request_context(app, plan.model, plan.source_asset_id)
+    decisions = run_checks(app.host, plan.request, plan.backend.name, app.settings, context)
+    warnings = tuple(policy_warnings(decisions))
+    denied = denials(decisions)
+    request = plan.request
+    parameters = {"seconds": request.seconds, "size": request.size, **request.parameters}
+    if denied:
+        first_status = GenerationStatus.REJECTED
+    else:
+        first_status = GenerationStatus.PENDING if queue else GenerationStatus.SUBMITTING
+    generation = Generation(
+        id=new_clip_id(),
+        backend=plan.backend.name,
+        model=plan.model.name,
+        prompt=request.prompt,
+        seconds=request.seconds,
+        size=request.size,
+        parameters=parameters,
+        status=first_status,
+        source_asset_id=plan.source_asset_id,
+        input_asset_id=plan.input_asset_id,
+        parent_id=plan.parent.id if plan.parent else None,
+        relation=request.relation if isinstance(request, DerivedRequest) else None,
+    )
+    if denied:
+        touch(generation, error_code="policy_denied", error_message=PolicyDenied.summary(denied))
+    with app.session() as session:
+        session.add(generation)
+        session.flush()
+        session.add_all(
+            PolicyDecisionRecord(
+                generation_id=generation.id,
+                plugin=d.plugin,
+                rule_id=d.rule_id,
+                outcome=d.outcome,
+                reason=d.reason,
+            )
+            for d in decisions
+        )
+    if denied:
+        raise PolicyDenied(generation.id, denied)
+    if queue:
+        return GenerationResult(generation, warnings)
+    send(app, plan.backend, request, generation.id)
+    result = run_job(app, generation.id, on_progress=on_progress)
+    return GenerationResult(result.generation, (*warnings, *result.warnings))
+
+
+def request_for(
+    app: Reelvault, generation_id: str
+) -> tuple[Backend, GenerationRequest | DerivedRequest]:
+    """Rebuild the request a recorded (queued) generation stands for, from its row alone."""
+    with app.session() as session:
+        row = get_generation(session, generation_id)
+        sent_id = row.input_asset_id or row.source_asset_id  # a fitted still is what is sent
+        source = session.get(Asset, sent_id) if sent_id else None
+        parent = session.get(Generation, row.parent_id) if row.parent_id else None
+    backend = app.backend(row.backend)
+    image = app.store.local_path(source.sha256) if source else None
+    extra = {k: v for k, v in row.parameters.items() if k not in ("seconds", "size")}
+    if parent is None:
+        request: GenerationRequest | DerivedRequest = GenerationRequest(
+            model=row.model,
+            prompt=row.prompt,
+            seconds=row.seconds,
+            size=row.size,
+            input_image=image,
+            parameters=extra,
+        )
+    else:
+        if not parent.remote_job_id:
+            raise BackendError(f"{row.id}: its parent {parent.id} has no job id on record")
+        request = DerivedRequest(
+            relation=Relation(row.relation or Relation.REMIX_OF),
+            parent_job_id=parent.remote_job_id,
+            prompt=row.prompt,
+            model=row.model,
+            seconds=row.seconds,
+            size=row.size,
+            parent_input_image=image,
+            parameters=extra,
+        )
+    return backend, request

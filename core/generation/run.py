@@ -1,0 +1,291 @@
+"""Running a recorded generation: submit it, poll it to its end, hand it to finishing.
+
+The backend's job id is written the moment it is known, so an interrupted run is
+resumed from the id on record (:func:`resume`), never submitted twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from catalog.models import Generation
+from catalog.queries import get_generation, list_in_flight
+from catalog.queue import database_now
+from catalog.records import adopt_job_id, lock_generation, touch
+from catalog.statuses import ENDED
+from core.api.errors import BackendError, ReelvaultError
+from core.api.types import (
+    Backend,
+    DerivedRequest,
+    GenerationRequest,
+    GenerationStatus,
+    JobState,
+    JobStatus,
+    ListsJobs,
+    ModelInfo,
+    ProgressCallback,
+)
+from core.generation.claim import Claim, WorkerLease, held, pause
+from core.generation.finish import finish
+from core.generation.rows import GenerationResult, merged, record_failure
+from core.host.app import Reelvault
+
+DEFAULT_POLL_TIMEOUT = 3600.0
+MIN_POLL_INTERVAL = 0.05
+MAX_POLL_INTERVAL = 10.0
+PROGRESS_WRITE_INTERVAL = 1.0
+SUBMIT_INTERRUPTED = "submit_interrupted"
+"""A worker found the job sent by another one that died before recording its id."""
+
+
+def model_info(backend: Backend, name: str) -> ModelInfo | None:
+    """The model a backend offers under ``name``, or ``None`` once it no longer does."""
+    return next((m for m in backend.models() if m.name == name), None)
+
+
+def send(
+    app: Reelvault,
+    backend: Backend,
+    request: GenerationRequest | DerivedRequest,
+    generation_id: str,
+    *,
+    lease: WorkerLease | None = None,
+) -> JobStatus:
+    """Submit a request whose row (status ``submitting``) is already written.
+
+    The job id is recorded the moment the backend returns it; a failure to submit is
+    recorded on the row before it propagates, so no attempt is left dangling. ``lease``
+    is the worker's, when a worker sends it (see :func:`_record_sent`).
+    """
+    try:
+        if isinstance(request, DerivedRequest):
+            status = backend.derive(request)
+        else:
+            status = backend.submit(request)
+    except ReelvaultError as exc:
+        record_failure(app, generation_id, getattr(exc, "code", None) or "submit_failed", str(exc))
+        raise
+    except Exception as exc:  # a backend bug: keep the record honest, then let it show
+        record_failure(app, generation_id, "backend_crashed", f"{type(exc).__name__}: {exc}")
+        raise
+    _record_sent(app, generation_id, status, lease, listed=isinstance(backend, ListsJobs))
+    return status
+
+
+def _record_sent(
+    app: Reelvault,
+    generation_id: str,
+    status: JobStatus,
+    lease: WorkerLease | None,
+    *,
+    listed: bool,
+) -> None:
+    """Record a job id the backend just returned, whatever became of the row meanwhile.
+
+    The job exists and is paid for, so its id is always kept. A worker that lost its
+    lease while the create was in flight finds its row failed as ``submit_interrupted``
+    by the worker that took over (which could not know the create would succeed): the
+    row goes back in flight, under a lease that has run out, so that this worker or
+    any other one finishes it. A row ``sync`` imported for the same job meanwhile is
+    folded into this one (:func:`catalog.records.adopt_job_id`) when the backend lists
+    its jobs (``listed``): only then is a job id one create's alone.
+    """
+    attempts = 3
+    for attempt in range(attempts):
+        try:
+            with app.session() as session:
+                row = lock_generation(session, generation_id)
+                if row is None:
+                    return
+                if row.remote_job_id is None:
+                    adopt_job_id(session, row, status.job_id, listed=listed)
+                state = (
+                    GenerationStatus.IN_PROGRESS
+                    if status.state.is_terminal
+                    else status.state.status
+                )
+                if row.status == GenerationStatus.FAILED and row.error_code == SUBMIT_INTERRUPTED:
+                    touch(row, status=state, error_code=None, error_message=None)
+                    row.completed_at = None
+                    if lease is not None:
+                        lease.lapse(row, database_now(session))
+                elif row.status not in (*ENDED, GenerationStatus.FINISHING):
+                    touch(row, status=state, progress=status.progress)
+                if row.status not in ENDED:
+                    row.details = merged(row.details, status.details)
+                session.add(row)
+            return
+        except sa.exc.IntegrityError:
+            # PostgreSQL: a concurrent ``sync`` committed a row with this id after our
+            # look-up; the next attempt sees it and takes it over.
+            if attempt == attempts - 1:
+                raise
+
+
+def run_job(
+    app: Reelvault,
+    generation_id: str,
+    *,
+    on_progress: ProgressCallback | None = None,
+    timeout: float | None = None,
+    claim: Claim | None = None,
+    stop: threading.Event | None = None,
+) -> GenerationResult:
+    """Poll a submitted job to its end, then download and catalog what it made.
+
+    Safe to call again for a job an earlier process left unfinished: it polls the job id
+    already on record and never submits anything. ``claim`` is the lease of the worker
+    running the job (anyone else finishes it under a claim of its own); ``stop`` ends
+    the polling early with :class:`JobStopped`.
+
+    Returns the row as it stands at the end: completed or failed, or still in flight
+    when another process holds the job (a worker's live lease) and will finish it;
+    with it, the warnings of finishing it here.
+    """
+    with app.session() as session:
+        generation = get_generation(session, generation_id)
+    if generation.status in ENDED:
+        return GenerationResult(generation)
+    if not generation.remote_job_id:
+        raise BackendError(f"{generation.id} has no job id on record; it cannot be resumed")
+    backend = app.backend(generation.backend)
+    info = model_info(backend, generation.model)
+    if info is None:
+        raise BackendError(f"backend {backend.name} no longer offers model {generation.model}")
+    limit = (
+        timeout
+        if timeout is not None
+        else float(app.settings.config.get("poll_timeout", DEFAULT_POLL_TIMEOUT))
+    )
+    status = _poll_until_done(app, generation, backend, limit, on_progress, stop)
+    if status.state == JobState.FAILED:
+        failed = record_failure(
+            app,
+            generation.id,
+            status.error_code or "failed",
+            status.error_message or "the backend reported a failure without a reason",
+            details=status.details,
+            refused_by=backend.name if status.refused else None,
+        )
+        return GenerationResult(failed)
+    if status.expires_at is not None and status.expires_at <= time.time():
+        return GenerationResult(_record_expired(app, generation.id, status))
+    return finish(app, generation, backend, info, status, claim, stop)
+
+
+def _record_expired(app: Reelvault, generation_id: str, status: JobStatus) -> Generation:
+    """Outputs past ``expires_at`` are gone for good: say so, not "download failed"."""
+    when = datetime.fromtimestamp(status.expires_at or 0, UTC).isoformat(timespec="seconds")
+    return record_failure(
+        app,
+        generation_id,
+        "expired",
+        f"the outputs of {status.job_id} expired at {when} before they were downloaded; "
+        "they can no longer be fetched (generate or remix again)",
+        details=status.details,
+    )
+
+
+def _poll_until_done(
+    app: Reelvault,
+    generation: Generation,
+    backend: Backend,
+    limit: float,
+    on_progress: ProgressCallback | None,
+    stop: threading.Event | None = None,
+) -> JobStatus:
+    assert generation.remote_job_id is not None
+    deadline = time.monotonic() + limit
+    interval = 1.0
+    last_written = (generation.status, generation.progress)
+    last_write_time = 0.0
+    while True:
+        status = backend.poll(generation.remote_job_id)
+        if on_progress:
+            on_progress(status.state, status.progress)
+        now = time.monotonic()
+        changed = (status.state, status.progress) != last_written
+        if status.state.is_terminal:
+            return status
+        if changed and (
+            status.state != last_written[0] or now - last_write_time >= PROGRESS_WRITE_INTERVAL
+        ):
+            _record_status(app, generation.id, status)
+            last_written, last_write_time = (status.state, status.progress), now
+        if now >= deadline:
+            raise BackendError(
+                f"{generation.id} is still {status.state} after {limit:.0f}s; "
+                "it keeps running remotely: `reelvault resume` picks it up later",
+                code="poll_timeout",
+            )
+        if status.poll_after is not None:
+            wait = status.poll_after
+        else:
+            wait, interval = interval, min(interval * 2, MAX_POLL_INTERVAL)
+        pause(max(MIN_POLL_INTERVAL, min(wait, deadline - now)), stop, generation.id)
+
+
+def _record_status(app: Reelvault, generation_id: str, status: JobStatus) -> None:
+    """Keep the row's state and progress up to date while the job runs."""
+    with app.session() as session:
+        generation = lock_generation(session, generation_id)
+        if generation is None or generation.status in (*ENDED, GenerationStatus.FINISHING):
+            return  # a finisher owns the row now; polling has nothing to add
+        touch(
+            generation,
+            status=status.state.status if not status.state.is_terminal else generation.status,
+            progress=status.progress,
+            details=merged(generation.details, status.details),
+        )
+
+
+def in_flight(app: Reelvault) -> list[Generation]:
+    """Generations that were started and have not reached an end, oldest first."""
+    with app.session() as session:
+        return list_in_flight(session)
+
+
+@dataclass
+class Resumed:
+    """What :func:`resume` did: each job with ``None`` when it was finished, or the reason
+    it could not be; and the warnings of finishing them."""
+
+    outcomes: list[tuple[Generation, str | None]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def resume(app: Reelvault, on_progress: ProgressCallback | None = None) -> Resumed:
+    """Finish every interrupted job, polling the job id on record; never submits anew.
+
+    One job's failure does not stop the others. Queued work and jobs under a live lease
+    (a worker's, or another process finishing them) are left alone; a lease that ran
+    out means its holder died, and the job is finished here.
+    """
+    resumed = Resumed()
+    outcomes = resumed.outcomes
+    with app.session() as session:
+        now = database_now(session)
+    for generation in in_flight(app):
+        unsent = generation.status in (GenerationStatus.PENDING, GenerationStatus.CLAIMED)
+        if unsent or held(generation, now):
+            continue
+        if not generation.remote_job_id:
+            outcomes.append((generation, "never reached the backend: no job id on record"))
+            continue
+        try:
+            finished = run_job(app, generation.id, on_progress=on_progress)
+        except ReelvaultError as exc:
+            outcomes.append((generation, str(exc)))
+            continue
+        resumed.warnings.extend(finished.warnings)
+        result = finished.generation
+        if result.status in ENDED:
+            outcomes.append((result, None))
+        else:
+            outcomes.append((result, f"taken over meanwhile by {result.lease_owner}"))
+    return resumed
