@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from catalog.models import Asset
+from catalog.models import Asset, Generation
 
 
 def asset_by_id(session: Session, asset_id: str | None) -> Asset | None:
     """The asset with exactly this id, or ``None`` (also for no id: a clip without a
     video); served from the session's identity map when it already holds the row."""
     return session.get(Asset, asset_id) if asset_id else None
+
+
+def generation_by_id(session: Session, generation_id: str | None) -> Generation | None:
+    """The generation with exactly this id, or ``None`` (also for no id: a clip without a
+    parent)."""
+    return session.get(Generation, generation_id) if generation_id else None

@@ -96,6 +96,17 @@ class Asset(SQLModel, table=True):
     manifest_label: str | None = Field(default=None, index=True, max_length=200)
     placeholder_info: dict[str, Any] | None = _json(default=None)
 
+    @property
+    def file_sha256(self) -> str:
+        """The name of this asset's file in the media store.
+
+        A placeholder (known only from another file's credentials) may have no hash;
+        asking for its file is a bug in the caller, not a user error.
+        """
+        if self.sha256 is None:
+            raise ValueError(f"{self.id} is a placeholder with no stored file")
+        return self.sha256
+
 
 class Generation(SQLModel, table=True):
     """One attempt to make a clip, from request to result, whatever its outcome.

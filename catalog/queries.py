@@ -124,7 +124,9 @@ PROVENANCE_STATES = (*(state.value for state in VerificationState), UNCHECKED)
 """What ``ClipFilter.provenance`` accepts."""
 
 
-def latest_state(asset_id: sa.ColumnElement[str | None]) -> sa.ScalarSelect[str]:
+def latest_state(
+    asset_id: sa.ColumnElement[str | None] | sa.orm.Mapped[str | None],
+) -> sa.ScalarSelect[str]:
     """The state of the newest verification of ``asset_id``, as a correlated subquery."""
     v = sa.orm.aliased(VerificationRecord)
     return (

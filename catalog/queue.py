@@ -72,7 +72,7 @@ def claim_next(session: Session, worker: str, lease: timedelta) -> Generation | 
     abandoned = sa.and_(col(Generation.status).in_(RUNNING), _expired(now))
     stmt = (
         select(Generation)
-        .where(sa.or_(Generation.status == GenerationStatus.PENDING, abandoned))
+        .where(sa.or_(col(Generation.status) == GenerationStatus.PENDING, abandoned))
         .order_by(col(Generation.created_at), col(Generation.id))
         .limit(1)
     )
@@ -99,7 +99,7 @@ def renew(session: Session, worker: str, ids: Collection[str], lease: timedelta)
         return set()
     stmt = (
         sa.update(Generation)
-        .where(col(Generation.id).in_(ids), Generation.lease_owner == worker)
+        .where(col(Generation.id).in_(ids), col(Generation.lease_owner) == worker)
         .values(lease_expires_at=database_now(session) + lease)
         .returning(col(Generation.id))
     )
@@ -116,9 +116,9 @@ def begin_submit(session: Session, worker: str, generation_id: str, lease: timed
     stmt = (
         sa.update(Generation)
         .where(
-            Generation.id == generation_id,
-            Generation.lease_owner == worker,
-            Generation.status == GenerationStatus.CLAIMED,
+            col(Generation.id) == generation_id,
+            col(Generation.lease_owner) == worker,
+            col(Generation.status) == GenerationStatus.CLAIMED,
             col(Generation.lease_expires_at) > now,
         )
         .values(status=GenerationStatus.SUBMITTING, lease_expires_at=now + lease, updated_at=now)
@@ -131,7 +131,7 @@ def release(session: Session, worker: str, generation_id: str) -> None:
     """Give up a job that reached an end; nobody needs to take it over."""
     session.execute(
         sa.update(Generation)
-        .where(Generation.id == generation_id, Generation.lease_owner == worker)
+        .where(col(Generation.id) == generation_id, col(Generation.lease_owner) == worker)
         .values(lease_owner=None, lease_expires_at=None)
     )
 
@@ -142,10 +142,10 @@ def hand_back(session: Session, worker: str, generation_id: str) -> None:
     A job never sent goes back to ``pending``; one in flight keeps its owner with a lease
     that has already run out, which is exactly what :func:`claim_next` takes over.
     """
-    mine = sa.and_(Generation.id == generation_id, Generation.lease_owner == worker)
+    mine = sa.and_(col(Generation.id) == generation_id, col(Generation.lease_owner) == worker)
     session.execute(
         sa.update(Generation)
-        .where(mine, Generation.status == GenerationStatus.CLAIMED)
+        .where(mine, col(Generation.status) == GenerationStatus.CLAIMED)
         .values(status=GenerationStatus.PENDING, lease_owner=None, lease_expires_at=None)
     )
     session.execute(

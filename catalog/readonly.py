@@ -24,6 +24,7 @@ class CatalogReader:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._owned: sa.Engine | None = None
+        self.engine: sa.Engine
         if engine.dialect.name == "postgresql":
             self.engine = engine.execution_options(postgresql_readonly=True)
         elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
-from catalog.models import Asset, Generation, utcnow
-from core.api.types import GenerationStatus
+from catalog.models import Asset, Generation, PolicyDecisionRecord, utcnow
+from core.api.types import GenerationStatus, PolicyDecision
 
 OUTCOME_FIELDS = (
     "status",
@@ -33,8 +34,7 @@ def insert_or_ignore(session: Session, row: SQLModel) -> bool:
     """
     table = type(row)
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:
+    if dialect not in ("postgresql", "sqlite"):
         try:
             with session.begin_nested():
                 session.add(row)
@@ -42,7 +42,12 @@ def insert_or_ignore(session: Session, row: SQLModel) -> bool:
             return False
         return True
     keys = sa.inspect(table).primary_key
-    stmt = insert(table).values(**row.model_dump()).on_conflict_do_nothing().returning(*keys)
+    values = row.model_dump()
+    stmt = (
+        postgresql.insert(table).values(**values).on_conflict_do_nothing().returning(*keys)
+        if dialect == "postgresql"
+        else sqlite.insert(table).values(**values).on_conflict_do_nothing().returning(*keys)
+    )
     return session.execute(stmt).first() is not None  # rowcount is not reliable here
 
 
@@ -63,7 +68,7 @@ def touch(generation: Generation, **changes: object) -> None:
 
 def lock_generation(session: Session, generation_id: str) -> Generation | None:
     """Load a generation for update, so two finishers of one job cannot both write it."""
-    stmt = sa.select(Generation).where(Generation.id == generation_id)
+    stmt = sa.select(Generation).where(col(Generation.id) == generation_id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     return session.execute(stmt).scalar_one_or_none()
@@ -122,3 +127,34 @@ def repoint_references(session: Session, table_name: str, old_id: str, new_id: s
             if table.name == table_name:
                 stmt = stmt.where(fk.column != new_id)
             session.execute(stmt.values(values))
+
+
+def save(session: Session, *rows: SQLModel) -> None:
+    """Write rows changed (or made) by the caller in this session's transaction."""
+    session.add_all(rows)
+    session.flush()
+
+
+def add_decisions(
+    session: Session, generation_id: str, decisions: Iterable[PolicyDecision]
+) -> None:
+    """Keep every policy verdict on a request, allow and warn included: an audit of a
+    clip shows what was checked, not only what was refused."""
+    session.add_all(
+        PolicyDecisionRecord(
+            generation_id=generation_id,
+            plugin=d.plugin,
+            rule_id=d.rule_id,
+            outcome=d.outcome,
+            reason=d.reason,
+        )
+        for d in decisions
+    )
+
+
+def add_generation(
+    session: Session, generation: Generation, decisions: Iterable[PolicyDecision]
+) -> None:
+    """The write-ahead row of a request, with the policy decisions taken on it."""
+    save(session, generation)
+    add_decisions(session, generation.id, decisions)

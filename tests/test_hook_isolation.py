@@ -137,7 +137,7 @@ def stored_video(app: Reelvault, asset_id: str | None) -> bytes:
 def test_signers_are_asked_in_plugin_name_order_and_the_first_path_wins(home: Path, still: Path):
     zed, alpha, beta = Signer("zed"), Signer("alpha", decline=True), Signer("beta")
     app = app_with(home, beta, zed, alpha)  # pluggy (last registered first) would pick zed
-    clip = generate(app, still, "pan right", seconds=1, size="640x360")
+    clip = generate(app, still, "pan right", seconds=1, size="640x360").generation
     assert clip.status == "completed"
     assert stored_video(app, clip.output_asset_id).endswith(b"freebeta")
     assert (alpha.asked, beta.asked, zed.asked) == (1, 1, 0)
@@ -159,7 +159,7 @@ def test_a_signer_that_raises_stops_the_clip_clearly_and_the_job_resumes(home: P
     app.close()
 
     fixed = app_with(home, Signer("a_broken", decline=True), Signer("b_fine"))
-    ((finished, problem),) = resume(fixed)
+    ((finished, problem),) = resume(fixed).outcomes
     assert problem is None and finished.status == "completed"
     assert stored_video(fixed, finished.output_asset_id).endswith(b"freeb_fine")
     fixed.close()

@@ -153,9 +153,9 @@ def consent_lookup(app: Reelvault) -> Callable[[str], ConsentGrant | None]:
 def stored_image_facts(app: Reelvault, asset: Asset) -> ImageFacts:
     """Facts about a still already in the store: it was probed when it came in."""
     return ImageFacts(
-        path=app.store.local_path(asset.sha256),
-        sha256=asset.sha256,
-        bytes=asset.bytes,
+        path=app.store.local_path(asset.file_sha256),
+        sha256=asset.file_sha256,
+        bytes=asset.bytes or 0,
         mime=asset.mime,
         width=asset.width,
         height=asset.height,

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from catalog.lookups import asset_by_id, generation_by_id
 from catalog.models import Asset, Generation, utcnow
 from catalog.records import lock_generation, touch
 from core.api.errors import BackendError
@@ -170,15 +171,9 @@ def _claims(app: Reelvault, generation: Generation, status: JobStatus) -> dict[s
     motion plan); ``parent`` names the parent clip's generation as well as its video.
     """
     with app.session() as session:
-        source = (
-            session.get(Asset, generation.source_asset_id) if generation.source_asset_id else None
-        )
-        parent = session.get(Generation, generation.parent_id) if generation.parent_id else None
-        parent_video = (
-            session.get(Asset, parent.output_asset_id)
-            if parent and parent.output_asset_id
-            else None
-        )
+        source = asset_by_id(session, generation.source_asset_id)
+        parent = generation_by_id(session, generation.parent_id)
+        parent_video = asset_by_id(session, parent.output_asset_id) if parent else None
     return {
         "generation_id": generation.id,
         "backend": generation.backend,
@@ -201,14 +196,14 @@ def _asset_claim(
         "id": asset.id,
         "sha256": asset.sha256,
         "mime": asset.mime,
-        "path": str(app.store.local_path(asset.sha256)) if asset.stored_path else None,
+        "path": str(app.store.local_path(asset.file_sha256)) if asset.stored_path else None,
     }
     return {**claim, "generation_id": generation_id} if generation_id else claim
 
 
 def clip_view(app: Reelvault, session: Session, generation: Generation) -> ClipView:
     def path_of(asset_id_: str | None) -> Path | None:
-        asset = session.get(Asset, asset_id_) if asset_id_ else None
+        asset = asset_by_id(session, asset_id_)
         return app.store.path_for(asset.sha256) if asset and asset.sha256 else None
 
     return ClipView(

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from catalog.models import Asset, Generation, PolicyDecisionRecord
+from catalog.lookups import asset_by_id, generation_by_id
+from catalog.models import Asset, Generation
 from catalog.queries import get_generation
-from catalog.records import touch
+from catalog.records import add_generation, touch
 from core.api.errors import BackendError, PolicyDenied, RequestError
 from core.api.ids import new_clip_id
 from core.api.types import (
@@ -62,7 +63,7 @@ def generate(
     parameters: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
     queue: bool = False,
-) -> Generation:
+) -> GenerationResult:
     """Make a clip from a still (or from the prompt alone, where the model allows it).
 
     With ``queue``, the validated request is only recorded (status ``pending``, policy
@@ -85,7 +86,7 @@ def generate(
         prompt=prompt,
         seconds=seconds,
         size=size,
-        input_image=app.store.local_path((sent or source).sha256) if source else None,
+        input_image=app.store.local_path((sent or source).file_sha256) if source else None,
         parameters=dict(parameters or {}),
     )
     plan = _Plan(
@@ -109,11 +110,11 @@ def derive(
     parameters: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
     queue: bool = False,
-) -> Generation:
+) -> GenerationResult:
     """Remix (or edit, or extend) a finished clip; the new clip records its parent."""
     with app.session() as session:
         parent = get_generation(session, clip_id)
-        source = session.get(Asset, parent.source_asset_id) if parent.source_asset_id else None
+        source = asset_by_id(session, parent.source_asset_id)
     if parent.status != GenerationStatus.COMPLETED or not parent.remote_job_id:
         raise RequestError(f"{parent.id} is {parent.status}; only a completed clip can be derived")
     backend_obj = app.backend(parent.backend)
@@ -133,7 +134,7 @@ def derive(
         model=info.name,
         seconds=seconds,
         size=size,
-        parent_input_image=app.store.local_path(source.sha256) if source else None,
+        parent_input_image=app.store.local_path(source.file_sha256) if source else None,
         parameters=dict(parameters or {}),
     )
     plan = _Plan(backend_obj, info, request, parent.source_asset_id, parent)
@@ -206,7 +207,7 @@ def _ingest_fitted(
 
 def _submit_and_run(
     app: Reelvault, plan: _Plan, on_progress: ProgressCallback | None, queue: bool = False
-) -> Generation:
+) -> GenerationResult:
     """Record the attempt and its policy decisions, then run it (or leave it queued)."""
     context = request_context(app, plan.model, plan.source_asset_id)
     decisions = run_checks(app.host, plan.request, plan.backend.name, app.settings, context)
@@ -235,18 +236,7 @@ def _submit_and_run(
     if denied:
         touch(generation, error_code="policy_denied", error_message=PolicyDenied.summary(denied))
     with app.session() as session:
-        session.add(generation)
-        session.flush()
-        session.add_all(
-            PolicyDecisionRecord(
-                generation_id=generation.id,
-                plugin=d.plugin,
-                rule_id=d.rule_id,
-                outcome=d.outcome,
-                reason=d.reason,
-            )
-            for d in decisions
-        )
+        add_generation(session, generation, decisions)
     if denied:
         raise PolicyDenied(generation.id, denied)
     if queue:
@@ -263,10 +253,10 @@ def request_for(
     with app.session() as session:
         row = get_generation(session, generation_id)
         sent_id = row.input_asset_id or row.source_asset_id  # a fitted still is what is sent
-        source = session.get(Asset, sent_id) if sent_id else None
-        parent = session.get(Generation, row.parent_id) if row.parent_id else None
+        source = asset_by_id(session, sent_id)
+        parent = generation_by_id(session, row.parent_id)
     backend = app.backend(row.backend)
-    image = app.store.local_path(source.sha256) if source else None
+    image = app.store.local_path(source.file_sha256) if source else None
     extra = {k: v for k, v in row.parameters.items() if k not in ("seconds", "size")}
     if parent is None:
         request: GenerationRequest | DerivedRequest = GenerationRequest(

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.models import Generation, PolicyDecisionRecord, utcnow
+from catalog.models import Generation, utcnow
 from catalog.queries import get_generation
-from catalog.records import lock_generation, touch
+from catalog.records import add_decisions, lock_generation, touch
 from catalog.statuses import ENDED
-from core.api.types import GenerationStatus, Outcome
+from core.api.types import GenerationStatus, Outcome, PolicyDecision
 from core.host.app import Reelvault
 
 
@@ -65,15 +65,8 @@ def record_failure(
             details=merged(generation.details, details or {}),
         )
         if refused_by is not None:
-            session.add(
-                PolicyDecisionRecord(
-                    generation_id=generation_id,
-                    plugin=refused_by,
-                    rule_id=code,
-                    outcome=Outcome.DENY,
-                    reason=message,
-                )
-            )
+            refusal = PolicyDecision(Outcome.DENY, code, message, plugin=refused_by)
+            add_decisions(session, generation_id, [refusal])
         return generation
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from catalog.models import Generation
 from catalog.queries import get_generation, list_in_flight
 from catalog.queue import database_now
-from catalog.records import adopt_job_id, lock_generation, touch
+from catalog.records import adopt_job_id, lock_generation, save, touch
 from catalog.statuses import ENDED
 from core.api.errors import BackendError, ReelvaultError
 from core.api.types import (
@@ -118,7 +118,7 @@ def _record_sent(
                     touch(row, status=state, progress=status.progress)
                 if row.status not in ENDED:
                     row.details = merged(row.details, status.details)
-                session.add(row)
+                save(session, row)
             return
         except sa.exc.IntegrityError:
             # PostgreSQL: a concurrent ``sync`` committed a row with this id after our

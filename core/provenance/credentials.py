@@ -74,6 +74,8 @@ def sign(
             )
         if signed is None:
             continue
+        if not isinstance(signed, str | Path):
+            raise PluginError(f"the signer {plugin} returned {signed!r}, not a path")
         signed = Path(signed)
         if signed.resolve() == path.resolve() or not signed.is_file():
             raise PluginError(f"the signer {plugin} must write a new file, got {signed}")
@@ -270,18 +272,19 @@ def verify_target(app: Reelvault, target: str) -> VerifyReport:
                 f"{target}: no such file, and no clip or asset has this id"
             ) from None
         generation_id = found.id if isinstance(found, Generation) else None
-        asset = (
-            asset_by_id(session, found.output_asset_id) if isinstance(found, Generation) else found
-        )
-    if asset is None:
-        raise NotFoundError(f"{generation_id} has no video (it is {found.status})")
+        if isinstance(found, Generation):
+            asset = asset_by_id(session, found.output_asset_id)
+            if asset is None:
+                raise NotFoundError(f"{found.id} has no video (it is {found.status})")
+        else:
+            asset = found
     if asset.is_placeholder or not asset.stored_path:
         raise RequestError(
             f"{short(asset.id)} is a placeholder known from another file's credentials; "
             "there is no file to verify"
         )
     try:
-        stored = app.store.local_path(asset.sha256)
+        stored = app.store.local_path(asset.file_sha256)
     except MissingMediaError as exc:
         raise RequestError(f"{short(asset.id)}: {exc}") from None
     results = _verify_checked(app, stored, asset.mime)

@@ -212,8 +212,10 @@ def add_agents(doc: ProvDocument, pairs: Iterable[tuple[str, str]]) -> None:
             f"rvbackend:{backend}", {PROV["type"]: PROV["SoftwareAgent"], "prov:label": backend}
         )
     for backend, model in pairs:
-        attrs = {PROV["type"]: PROV["SoftwareAgent"], "prov:label": model, "rv:backend": backend}
-        doc.agent(_model_agent(backend, model), attrs)
+        doc.agent(
+            _model_agent(backend, model),
+            {PROV["type"]: PROV["SoftwareAgent"], "prov:label": model, "rv:backend": backend},
+        )
 
 
 def add_asset(doc: ProvDocument, asset: Asset, state: str | None) -> None:
@@ -332,7 +334,15 @@ def lineage_prov(session: Session, target: Generation | Asset) -> ProvDocument:
 
 
 def prov_json(doc: ProvDocument) -> str:
-    return doc.serialize(format="json", indent=2)
+    return _serialized(doc, indent=2)
+
+
+def _serialized(doc: ProvDocument, **options: Any) -> str:
+    """The document as PROV-JSON text (``serialize`` answers ``None`` only when given a
+    destination to write to, which this never does)."""
+    text = doc.serialize(format="json", **options)
+    assert text is not None
+    return text
 
 
 class _Sections:
@@ -345,7 +355,7 @@ class _Sections:
         self.prefix: dict[str, str] = {}
 
     def add(self, doc: ProvDocument) -> None:
-        data = json.loads(doc.serialize(format="json"))
+        data = json.loads(_serialized(doc))
         self.prefix.update(data.pop("prefix", {}))
         for section, records in data.items():
             spool = self._spools.get(section)

@@ -191,11 +191,12 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
             family = lineage_dict(session, target)
         if fmt == "json":
             return DeepJSONResponse(family)
-        render: Callable[[Mapping[str, Any]], str] = {
+        renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
             "svg": partial(_lineage_svg, templates.env, request),
             "dot": lineage_render.to_dot,
             "mermaid": lineage_render.to_mermaid,
-        }[fmt]
+        }
+        render = renderers[fmt]
         return Response(render(family), media_type=LINEAGE_FORMATS[fmt])
 
     def media(request: Request) -> Response:
@@ -372,7 +373,7 @@ def is_loopback(host: str) -> bool:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise RequestError(f"cannot resolve host {host!r}") from None
-    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
 def serve(

@@ -50,7 +50,7 @@ def _ranged(
 ) -> Response:
     base = {**headers, "accept-ranges": "bytes"}
     wanted = _parse_range(range_header, size) if range_header else None
-    if wanted == "unsatisfiable":
+    if isinstance(wanted, str):  # "unsatisfiable"
         return Response(status_code=416, headers={**base, "content-range": f"bytes */{size}"})
     if wanted is None or size == 0:
         return StreamingResponse(

@@ -14,7 +14,7 @@ the catalog's registered ``rv_lower`` (the same function), on PostgreSQL by ``lo
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0007_folded_prompts"

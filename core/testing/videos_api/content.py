@@ -35,8 +35,8 @@ def _first_frame(still: bytes | None, width: int, height: int, seed: str) -> np.
             return np.asarray(image.convert("RGB").resize((width, height)))
     rng = np.random.default_rng(int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16))
     coarse = rng.integers(0, 256, (height // 64 + 1, width // 64 + 1, 3), dtype=np.uint8)
-    image = Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(image)
+    noise = Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(noise)
 
 
 def _frames(base: np.ndarray, count: int) -> Iterator[np.ndarray]:

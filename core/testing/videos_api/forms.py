@@ -100,7 +100,10 @@ def parse_body(request: Request) -> Form:
                 (item.file_name or b"").decode(), item.file_object.read()
             )
 
-        headers = {"Content-Type": content_type.encode(), "Content-Length": str(len(request.body))}
+        headers = {
+            "Content-Type": content_type.encode(),
+            "Content-Length": str(len(request.body)).encode(),
+        }
         parser = create_form_parser(
             headers, on_field, on_file, config={"MAX_MEMORY_FILE_SIZE": float("inf")}
         )

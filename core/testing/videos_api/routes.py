@@ -341,13 +341,14 @@ class VideosAPIRoutes:
             raise ApiError(400, "'name' must be 1 to 80 characters.", param="name")
         if "video" not in form.files:
             raise ApiError(400, "Missing required parameter: 'video'.", param="video")
+        character_id = f"char_{secrets.token_hex(8)}"
         character = {
-            "id": f"char_{secrets.token_hex(8)}",
+            "id": character_id,
             "name": name,
             "created_at": int(time.time()),
         }
         with self._lock:
-            self._characters[character["id"]] = character
+            self._characters[character_id] = character
         return Response.json(200, character)
 
     def _character(self, character_id: str) -> Response:
