@@ -8,7 +8,8 @@ needs; the submodules say more:
 - :mod:`core.api.errors`: the whole exception tree;
 - :mod:`core.api.settings`: the read side of a home's settings;
 - :mod:`core.api.ids`: catalog identifiers as users type them;
-- :mod:`core.api.providers`: provider profiles and keys, for remote backends.
+- :mod:`core.api.providers`: provider profiles and keys, for remote backends;
+- :mod:`core.api.remote`: the HTTP client rules every remote backend shares.
 
 Everything else under ``core`` is the host's own business and may change without notice;
 a test holds plugins and the catalog to this package.
@@ -16,7 +17,7 @@ a test holds plugins and the catalog to this package.
 
 from __future__ import annotations
 
-from core.api import providers
+from core.api import providers, remote
 from core.api.errors import (
     AmbiguousIdError,
     BackendError,
@@ -105,5 +106,6 @@ __all__ = [
     "c2pa_settings",
     "hookimpl",
     "providers",
+    "remote",
     "short",
 ]
