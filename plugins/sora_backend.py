@@ -162,7 +162,7 @@ class SoraBackend:
     def _lifecycle_status(self) -> str:
         """Where the models are served, for ``reelvault models``; never raises."""
         try:
-            profiles = load_profiles(self.settings)
+            profiles = load_profiles(self.settings, NAME)
             default = get_profile(self.settings)
         except ReelvaultError as exc:
             return f"misconfigured: {exc}"
@@ -183,7 +183,7 @@ class SoraBackend:
     def _retired_message(self, profile: ProviderProfile, since: date | None) -> str:
         today = self._today()
         try:
-            profiles = load_profiles(self.settings)
+            profiles = load_profiles(self.settings, NAME)
         except ReelvaultError:
             profiles = {}
         others = _serving(profiles, profile, today)
