@@ -194,6 +194,10 @@ class SoraBackend:
         addable = [cmd for name, cmd in KNOWN_PROVIDERS.items() if name not in profiles]
         if addable:
             hints.append("add one that serves it: " + " or ".join(f"`{c}`" for c in addable))
+        hints.append(
+            "or use another backend: --backend veo -m veo-3.0-generate-001 (Google), "
+            "--backend fal or --backend replicate (`reelvault models` lists their models)"
+        )
         hints.append("or make clips offline with --backend local")
         return (
             f"the Videos API is retired at {profile.host}{when} (provider {profile.name}); "

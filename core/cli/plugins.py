@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import click
 from rich.table import Table
 
+from core.api.lifecycle import ModelLifecycle, ModelStatus
 from core.cli.base import (
     cli,
     console,
@@ -43,28 +46,42 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def models_command(ctx: click.Context, as_json: bool) -> None:
-    """Every model of every backend, with the seconds and sizes it allows."""
+    """Every model of every backend: seconds, sizes, and where it stands in its lifecycle.
+
+    The status comes from the backend (sora says which provider serves it) or, when the
+    backend says only "available", from the lifecycle registry; models the registry
+    knows but no loaded backend offers any more are listed too, as retired ones.
+    """
     app = get_app(ctx)
-    rows = [
-        {
-            "backend": backend.name,
-            "model": info.name,
-            "seconds": list(info.seconds),
-            "sizes": list(info.sizes),
-            "default_seconds": info.default_seconds,
-            "default_size": info.default_size,
-            "input_image": "required"
-            if info.requires_input_image
-            else ("optional" if info.accepts_input_image else "no"),
-            "remix": info.supports_remix,
-            "variants": [str(v) for v in info.variants],
-            "status": info.status,
-        }
-        for backend in app.backends.values()
-        for info in backend.models()
-    ]
+    today = datetime.now(UTC).date()
+    registry = app.lifecycle()
+    rows = []
+    for backend in app.backends.values():
+        for info in backend.models():
+            entries = app.lifecycle_of(backend.name, info.name)
+            rows.append(
+                {
+                    "backend": backend.name,
+                    "model": info.name,
+                    "seconds": list(info.seconds),
+                    "sizes": list(info.sizes),
+                    "default_seconds": info.default_seconds,
+                    "default_size": info.default_size,
+                    "input_image": "required"
+                    if info.requires_input_image
+                    else ("optional" if info.accepts_input_image else "no"),
+                    "remix": info.supports_remix,
+                    "variants": [str(v) for v in info.variants],
+                    "status": info.status
+                    if info.status != "available" or not entries
+                    else "; ".join(e.describe(today) for e in entries),
+                    "lifecycle": [e.to_json(today) for e in entries],
+                }
+            )
+    offered = {(r["backend"], r["model"]) for r in rows}
+    gone = [e for (b, m, _), e in registry.items() if (b, m) not in offered]
     if as_json:
-        print_json(rows)
+        print_json(rows + [_gone_row(e, today) for e in gone])
         return
     table = Table(box=None, pad_edge=False)
     for column in ("backend", "model", "seconds", "sizes", "image", "remix", "status"):
@@ -79,7 +96,26 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
             "yes" if row["remix"] else "no",
             row["status"],
         )
+    for entry in gone:
+        table.add_row(entry.backend, entry.model, "", "", "", "", entry.describe(today))
     console().print(table)
+    advice = {}
+    for entry in registry.values():
+        if entry.status_on(today) != ModelStatus.AVAILABLE and entry.alternatives:
+            advice.setdefault(entry.alternatives, []).append(entry.model)
+    for alternatives, models in advice.items():
+        names = ", ".join(dict.fromkeys(models))
+        click.echo(f"instead of {names}: " + "; ".join(alternatives))
+
+
+def _gone_row(entry: ModelLifecycle, today: date) -> dict[str, object]:
+    return {
+        "backend": entry.backend,
+        "model": entry.model,
+        "offered": False,
+        "status": entry.describe(today),
+        "lifecycle": [entry.to_json(today)],
+    }
 
 
 def _ranges(values: list[int]) -> str:

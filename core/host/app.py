@@ -7,8 +7,9 @@ around a temporary home and call exactly what the CLI calls.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -16,10 +17,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from catalog.db import open_catalog, session_scope
+from core.api import lifecycle
 from core.api.errors import PluginError, RequestError
 from core.api.settings import Settings
 from core.api.types import Backend, ModelInfo
-from core.host.plugins import PluginHost, load_host
+from core.host.plugins import PluginHost, call_each, load_host
 from core.media.store import MediaStore
 
 DEFAULT_BACKEND = "local"
@@ -91,6 +93,31 @@ class Reelvault:
         self.host.hook.register_backends(register=register, settings=self.settings)
         return found
 
+    def lifecycle(self) -> dict[tuple[str, str, str | None], lifecycle.ModelLifecycle]:
+        """The lifecycle registry: built-in entries, then plugins', then config.toml's."""
+        from_plugins: list[lifecycle.ModelLifecycle] = []
+        for name, result, error in call_each(self.host, "model_lifecycle", settings=self.settings):
+            entries = list(result or []) if isinstance(result, Iterable) else []
+            if error or not all(isinstance(e, lifecycle.ModelLifecycle) for e in entries):
+                problem = error or "returned something that is not a list of ModelLifecycle"
+                self.warnings.append(f"plugin {name}: model_lifecycle {problem}; left out")
+                continue
+            from_plugins.extend(entries)
+        configured = lifecycle.from_config(self.settings.config, str(self.settings.config_path))
+        return lifecycle.merge(lifecycle.BUILTIN, from_plugins, configured)
+
+    def lifecycle_of(self, backend: str, model: str) -> list[lifecycle.ModelLifecycle]:
+        """The registry's entries for one model (everywhere first, then per host)."""
+        entries = [e for (b, m, _), e in self.lifecycle().items() if (b, m) == (backend, model)]
+        return sorted(entries, key=lambda e: e.where or "")
+
+    def check_not_retired(self, backend: str, model: str, today: date | None = None) -> None:
+        """Refuse a model retired everywhere, naming the alternatives; nothing is sent."""
+        today = today or datetime.now(UTC).date()
+        for entry in self.lifecycle_of(backend, model):
+            if entry.where is None and entry.retired(today):
+                raise RequestError(entry.refusal(today))
+
     def backend(self, name: str) -> Backend:
         try:
             return self.backends[name]
@@ -119,9 +146,8 @@ class Reelvault:
         if not matches:
             where = f"backend {backend!r}" if backend else "any loaded backend"
             raise RequestError(f"unknown model {model!r} in {where}; `reelvault models` lists them")
-        if model is None:
-            return matches[0]
-        if len(matches) > 1:
+        if model is not None and len(matches) > 1:
             names = ", ".join(b.name for b, _ in matches)
             raise RequestError(f"model {model!r} is offered by {names}; choose one with --backend")
+        self.check_not_retired(matches[0][0].name, matches[0][1].name)
         return matches[0]
