@@ -35,6 +35,7 @@ __all__ = [
     "ModelLifecycle",
     "ModelStatus",
     "from_config",
+    "hint",
     "merge",
 ]
 
@@ -87,7 +88,7 @@ class ModelLifecycle:
         """The line a request to this retired model fails with."""
         text = f"model {self.model} ({self.backend}) is {self.describe(today)}"
         if self.alternatives:
-            text += "; use instead: " + ", ".join(_hint(a) for a in self.alternatives)
+            text += "; use instead: " + ", ".join(hint(a) for a in self.alternatives)
         return text
 
     def to_json(self, today: date) -> dict[str, Any]:
@@ -103,7 +104,8 @@ class ModelLifecycle:
         }
 
 
-def _hint(alternative: str) -> str:
+def hint(alternative: str) -> str:
+    """``veo:veo-3.0-generate-001`` as the options that ask for it; a hint as it is."""
     backend, sep, model = alternative.partition(":")
     if sep and backend and model and " " not in alternative:
         return f"--backend {backend} -m {model}"

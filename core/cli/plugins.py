@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import click
 from rich.table import Table
 
-from core.api.lifecycle import ModelLifecycle, ModelStatus
+from core.api.lifecycle import ModelLifecycle, ModelStatus, hint
 from core.cli.base import (
     cli,
     console,
@@ -72,9 +72,7 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
                     else ("optional" if info.accepts_input_image else "no"),
                     "remix": info.supports_remix,
                     "variants": [str(v) for v in info.variants],
-                    "status": info.status
-                    if info.status != "available" or not entries
-                    else "; ".join(e.describe(today) for e in entries),
+                    "status": _status(info.status, [e.describe(today) for e in entries]),
                     "lifecycle": [e.to_json(today) for e in entries],
                 }
             )
@@ -105,7 +103,16 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
             advice.setdefault(entry.alternatives, []).append(entry.model)
     for alternatives, models in advice.items():
         names = ", ".join(dict.fromkeys(models))
-        click.echo(f"instead of {names}: " + "; ".join(alternatives))
+        click.echo(f"instead of {names}: " + "; ".join(hint(a) for a in alternatives))
+
+
+def _status(reported: str, registry: list[str]) -> str:
+    """The backend's own note, plus what the registry adds that it does not say."""
+    if not registry:
+        return reported
+    notes = [] if reported == "available" else [reported]
+    notes += [text for text in registry if text not in reported]
+    return "; ".join(notes)
 
 
 def _gone_row(entry: ModelLifecycle, today: date) -> dict[str, object]:
