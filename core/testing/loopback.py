@@ -28,6 +28,8 @@ import numpy as np
 from PIL import Image
 
 FPS = 4
+_RENDER_LOCK = threading.Lock()
+"""One encoder at a time: libx264 under PyAV is not to be driven from threads at once."""
 CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key", "api-key")
 
 
@@ -86,8 +88,7 @@ class LoopbackService:
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread: threading.Thread | None = None
 
     @property
@@ -95,13 +96,17 @@ class LoopbackService:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> LoopbackService:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     def __enter__(self) -> Any:
         return self.start()
@@ -181,6 +186,12 @@ class LoopbackService:
         return reply
 
 
+class _Server(ThreadingHTTPServer):
+    # A burst of connections must queue, not be reset (the stdlib backlog is 5).
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def _handler(service: LoopbackService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -226,6 +237,11 @@ def render_mp4(width: int, height: int, seconds: int, still: bytes | None, seed:
         rng = np.random.default_rng(int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16))
         coarse = rng.integers(0, 256, (height // 64 + 1, width // 64 + 1, 3), dtype=np.uint8)
         base = np.asarray(Image.fromarray(coarse).resize((width, height)))
+    with _RENDER_LOCK:
+        return _encode(base, width, height, seconds)
+
+
+def _encode(base: np.ndarray, width: int, height: int, seconds: int) -> bytes:
     count = max(1, seconds * FPS)
     step = max(1, width // (count * 4))
     buffer = io.BytesIO()
