@@ -141,12 +141,12 @@ class ProviderProfile:
 
     name: str
     base_url: str
-    kind: str = SORA
     key_env: str | None = None
     azure: bool = False
     api_version: str | None = None
     webhook_secret_env: str | None = None
     builtin: bool = False
+    kind: str = SORA  # last, so positional construction stays as it was
 
     @property
     def host(self) -> str:
