@@ -114,14 +114,17 @@ def hint(alternative: str) -> str:
 
 _SORA_ALTERNATIVES = (
     "--provider NAME (a gateway that serves the Videos API: `reelvault providers add`)",
-    "veo:veo-3.0-generate-001",
-    "veo:veo-3.0-fast-generate-001",
     "fal:fal-ai/kling-video/v2.1/standard/image-to-video",
-    "fal:fal-ai/minimax/hailuo-02/standard/image-to-video",
+    "replicate:kwaivgi/kling-v2.1",
+    "fal:fal-ai/veo3.1/image-to-video",
+    "veo:veo-3.0-generate-001",
 )
+_VEO_ALTERNATIVES = ("fal:fal-ai/veo3.1/image-to-video", "replicate:google/veo-3.1")
 _VEO_31_NOTE = (
-    "third-party notices report a shutdown on the Gemini API on 2026-10-22; unconfirmed by Google"
+    "third-party notices report a shutdown on the Gemini API on 2026-10-22; unconfirmed by "
+    "Google; google-genai 3.0 no longer offers generate_videos for the Gemini API"
 )
+_VEO_NOTE = "google-genai 3.0 no longer offers generate_videos for the Gemini API"
 
 BUILTIN: tuple[ModelLifecycle, ...] = (
     *(
@@ -147,10 +150,20 @@ BUILTIN: tuple[ModelLifecycle, ...] = (
             model,
             ModelStatus.DEPRECATED,
             date(2026, 10, 22),
-            alternatives=("veo:veo-3.0-generate-001", "veo:veo-3.0-fast-generate-001"),
+            alternatives=("veo:veo-3.0-generate-001", *_VEO_ALTERNATIVES),
             note=_VEO_31_NOTE,
         )
         for model in ("veo-3.1-generate-preview", "veo-3.1-fast-generate-preview")
+    ),
+    *(
+        ModelLifecycle(
+            "veo", model, ModelStatus.DEPRECATED, alternatives=_VEO_ALTERNATIVES, note=_VEO_NOTE
+        )
+        for model in (
+            "veo-3.0-generate-001",
+            "veo-3.0-fast-generate-001",
+            "veo-2.0-generate-001",
+        )
     ),
 )
 """What reelvault knows out of the box (sources in docs/remote-backends.md)."""

@@ -60,6 +60,7 @@ MODELS: Mapping[str, VeoModelRules] = {
     "veo-3.0-fast-generate-001": VeoModelRules((4, 6, 8), ("720p", "1080p")),
     "veo-2.0-generate-001": VeoModelRules((5, 6, 8), (), max_samples=2, long_only=()),
 }
+SERVICE_ROOT = "https://generativelanguage.googleapis.com"
 HEIGHTS = {"720p": 720, "1080p": 1080, "4k": 2160}
 ASPECTS = ("16:9", "9:16")
 PARAMETERS = {
@@ -307,7 +308,9 @@ class GeminiAPIServer(LoopbackService):
             file_id = secrets.token_hex(8)
             self.files[file_id] = StoredFile(operation)
             operation.file_ids.append(file_id)
-            uri = f"{self.root_url}/v1beta/files/{file_id}:download?alt=media"
+            # The service's own URI, as the real one sends it: clients (the SDK, the veo
+            # backend) take the file id from it and download from their own base URL.
+            uri = f"{SERVICE_ROOT}/v1beta/files/{file_id}:download?alt=media"
             samples.append({"video": {"uri": uri}})
         return samples
 

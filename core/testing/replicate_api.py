@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import re
 import secrets
@@ -178,12 +179,17 @@ class ReplicateServer(LoopbackService):
         if "content" not in parts:
             raise Problem(422, "Input validation failed", "content is required", "content")
         file_id = secrets.token_hex(10)
-        self.files[file_id] = parts["content"]
+        content = parts["content"]
+        self.files[file_id] = content
         url = f"{self.base_url}/files/{file_id}"
+        digest = hashlib.sha256(content).hexdigest()
         return Reply.json(201, {
-            "id": file_id, "name": parts.get("filename", b"").decode(),
-            "size": len(parts["content"]), "content_type": parts.get("type", b"").decode(),
-            "urls": {"get": url},
+            "id": file_id, "name": parts.get("filename", b"").decode() or "upload",
+            "size": len(content),
+            "content_type": parts.get("type", b"").decode() or "application/octet-stream",
+            "etag": hashlib.md5(content).hexdigest(), "checksums": {"sha256": digest},
+            "metadata": {}, "created_at": "2026-12-01T00:00:00.000000Z",
+            "expires_at": "2026-12-02T00:00:00.000000Z", "urls": {"get": url},
         })  # fmt: skip
 
     def _create(self, model: str, body: Any) -> Reply:
