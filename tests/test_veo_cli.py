@@ -225,19 +225,6 @@ def test_no_key_reaches_output_catalog_files_or_logs(
     assert leaks == [], leaks
 
 
-def test_resume_after_polling_stopped_never_creates_twice(
-    run, home: Path, api: GeminiAPIServer, still_720p
-):
-    write_config(home, "poll_timeout = 0.3\n")
-    api.hold = True
-    make(run, still_720p, expect=1)
-    (job,) = json.loads(run("jobs", "--json").stdout)
-    assert job["remote_job_id"].startswith("veo-3.0-generate-001/")
-    api.release()
-    assert f"{job['id']} completed" in run("resume").stdout
-    assert len(api.creates) == 1 and api.count("POST", "") == 1
-
-
 @pytest.mark.slow
 def test_a_kill_while_polling_then_resume_never_submits_twice(
     run, home: Path, api: GeminiAPIServer, still_720p: Path

@@ -153,6 +153,20 @@ class FalQueueServer(LoopbackService):
         """The next request ends with a ``content_policy_violation`` from the model."""
         self._refusals.append(message)
 
+    @property
+    def created(self) -> int:
+        with self.lock:
+            return len(self.jobs)
+
+    def expire_all(self) -> None:
+        with self.lock:
+            for job in self.jobs.values():
+                job.expired = True
+
+    def storm(self, times: int, seconds: float) -> None:
+        busy = {"detail": "Rate limit exceeded"}
+        self.inject("*", r"^/", 429, times=times, body=busy, headers={"Retry-After": str(seconds)})
+
     def release(self) -> None:
         with self.lock:
             self.hold = False

@@ -185,6 +185,22 @@ class GeminiAPIServer(LoopbackService):
             reply.headers["retry-after"] = retry_delay.removesuffix("s")
         self.inject_reply("*", path, reply, times=times)
 
+    @property
+    def created(self) -> int:
+        with self.lock:
+            return len(self.operations)
+
+    def refuse_next(self, reason: str) -> None:
+        self.filter_next(reason)
+
+    def expire_all(self) -> None:
+        with self.lock:
+            for operation in self.operations.values():
+                operation.expired = True
+
+    def storm(self, times: int, seconds: float) -> None:
+        self.rate_limit(times, retry_delay=f"{seconds}s")
+
     def release(self) -> None:
         """Let held operations finish (they were started while ``hold`` was set)."""
         with self.lock:

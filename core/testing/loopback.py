@@ -158,6 +158,25 @@ class LoopbackService:
                 raise TimeoutError("the stand-in never reached the expected state")
             time.sleep(0.01)
 
+    # --- the scripting every stand-in offers (core.testing.conformance relies on it) -----
+
+    @property
+    def created(self) -> int:  # pragma: no cover - each stand-in answers
+        """How many jobs the service accepted (creates that made a job)."""
+        raise NotImplementedError
+
+    def refuse_next(self, reason: str) -> None:  # pragma: no cover - each stand-in answers
+        """End the next job refused on policy grounds, with ``reason`` as the service's words."""
+        raise NotImplementedError
+
+    def expire_all(self) -> None:  # pragma: no cover - each stand-in answers
+        """Make every job's outputs gone, as after the service's retention."""
+        raise NotImplementedError
+
+    def storm(self, times: int, seconds: float) -> None:  # pragma: no cover
+        """Answer the next ``times`` requests with the service's 429, asking to wait."""
+        raise NotImplementedError
+
     # --- serving -----------------------------------------------------------------------
 
     def route(self, request: Request) -> Reply:  # pragma: no cover - subclasses answer

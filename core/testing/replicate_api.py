@@ -122,6 +122,25 @@ class ReplicateServer(LoopbackService):
     def fail_next(self, error: str) -> None:
         self._failures.append(error)
 
+    @property
+    def created(self) -> int:
+        with self.lock:
+            return len(self.predictions)
+
+    def refuse_next(self, reason: str) -> None:
+        """The next prediction fails as flagged by the safety checker (E005)."""
+        self.fail_next(f"The input or output was flagged as sensitive: {reason} (E005)")
+
+    def expire_all(self) -> None:
+        with self.lock:
+            for prediction in self.predictions.values():
+                prediction.data_removed = True
+
+    def storm(self, times: int, seconds: float) -> None:
+        throttled = {"detail": "Request was throttled. Your rate limit resets in ~1s."}
+        self.inject("*", r"^/v1/", 429, times=times, body=throttled,
+                    headers={"Retry-After": str(seconds)})  # fmt: skip
+
     def release(self) -> None:
         with self.lock:
             self.hold = False
