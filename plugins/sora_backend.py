@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -63,6 +62,7 @@ from core.api.providers import (
     load_profiles,
     split_job_id,
 )
+from core.api.remote import redact, retry_after, send_keeping_key
 
 NAME = "sora"
 SECONDS = (4, 8, 12)
@@ -83,16 +83,13 @@ _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 REFUSAL = re.compile(r"moderation|content[_ ]?policy|safety|refus|blocked", re.IGNORECASE)
 """Failure codes or messages that mean the service declined the content itself."""
 _RETIRED = re.compile(r"deprecat|retired|shut ?down|no longer (available|supported)", re.I)
-_SECRETISH = re.compile(r"\b(sk|sess|whsec|key)[-_][A-Za-z0-9_\-*.]{4,}")
 
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_PAGE_SIZE = 100  # the most GET /videos returns at once
 DEFAULT_MAX_RETRY_WAIT = 120.0
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
-MAX_REDIRECTS = 5
 CHUNK = 1 << 16
-MESSAGE_LIMIT = 300
 
 
 class _Transient(Exception):
@@ -164,7 +161,7 @@ class SoraBackend:
     def _lifecycle_status(self) -> str:
         """Where the models are served, for ``reelvault models``; never raises."""
         try:
-            profiles = load_profiles(self.settings)
+            profiles = load_profiles(self.settings, NAME)
             default = get_profile(self.settings)
         except ReelvaultError as exc:
             return f"misconfigured: {exc}"
@@ -185,7 +182,7 @@ class SoraBackend:
     def _retired_message(self, profile: ProviderProfile, since: date | None) -> str:
         today = self._today()
         try:
-            profiles = load_profiles(self.settings)
+            profiles = load_profiles(self.settings, NAME)
         except ReelvaultError:
             profiles = {}
         others = _serving(profiles, profile, today)
@@ -196,6 +193,10 @@ class SoraBackend:
         addable = [cmd for name, cmd in KNOWN_PROVIDERS.items() if name not in profiles]
         if addable:
             hints.append("add one that serves it: " + " or ".join(f"`{c}`" for c in addable))
+        hints.append(
+            "or use another backend: --backend veo -m veo-3.0-generate-001 (Google), "
+            "--backend fal or --backend replicate (`reelvault models` lists their models)"
+        )
         hints.append("or make clips offline with --backend local")
         return (
             f"the Videos API is retired at {profile.host}{when} (provider {profile.name}); "
@@ -378,7 +379,7 @@ class SoraBackend:
                 **content,
             )
             try:
-                response = _send(client, request, stream, profile.auth_headers(key))
+                response = send_keeping_key(client, request, stream, profile.auth_headers(key))
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 raise _Transient(self._network_error(profile, exc)) from None
             except httpx.TransportError as exc:
@@ -398,7 +399,7 @@ class SoraBackend:
             error = self._error(profile, key, response, video_id, create, retry)
             if not retry:
                 raise error
-            hint = _retry_after(response.headers)
+            hint = retry_after(response.headers)
             if hint is not None and hint > self.max_retry_wait:
                 raise BackendError(
                     f"{error} (the service asks to wait {hint:.0f} s; try again later)",
@@ -568,7 +569,7 @@ def _video_status(
         ) from None
     error = video.get("error") if isinstance(video.get("error"), Mapping) else None
     code = str(error.get("code") or "failed") if error else None
-    message = _redact(str(error.get("message") or "")) if error else None
+    message = redact(str(error.get("message") or "")) if error else None
     if error:  # what is kept on record must not carry a key the service echoed
         video = {**video, "error": {**error, "message": message}}
     expires_at = video.get("expires_at")
@@ -644,68 +645,15 @@ def _error_fields(response: httpx.Response, key: Secret) -> tuple[str | None, st
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         text = response.text.strip() or response.reason_phrase
-        return None, _redact(text, key), None
+        return None, redact(text, key), None
     code = error.get("code")
     param = error.get("param")
     message = str(error.get("message") or response.reason_phrase)
     return (
         str(code) if code is not None else None,
-        _redact(message, key),
+        redact(message, key),
         str(param) if param is not None else None,
     )
-
-
-def _redact(text: str, key: Secret | None = None) -> str:
-    """One line, short, with the key and anything shaped like a key taken out."""
-    text = " ".join(text.split())
-    if key is not None:
-        text = text.replace(key.reveal(), "[key]")
-    text = _SECRETISH.sub("[redacted]", text)
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
-
-
-def _send(
-    client: httpx.Client, request: httpx.Request, stream: bool, auth: Mapping[str, str]
-) -> httpx.Response:
-    """Send ``request``, following redirects without handing the key to another origin.
-
-    httpx drops only ``Authorization`` on a cross-origin redirect, so Azure's ``api-key``
-    would travel to wherever a ``Location`` pointed (a CDN, or anyone who can forge an
-    answer). Every header the profile authenticates with is dropped once the origin
-    (scheme, host, port) changes, and never put back by a later hop.
-    """
-    origin = _origin(request.url)
-    for _hop in range(MAX_REDIRECTS + 1):
-        response = client.send(request, stream=stream)
-        if not response.has_redirect_location:
-            return response
-        response.read()
-        response.close()
-        target = request.url.join(response.headers["location"])
-        method = request.method
-        if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
-            method = "GET"  # what browsers and httpx do; 307/308 repeat the request
-        headers = httpx.Headers(request.headers)
-        headers["Host"] = target.netloc.decode("ascii")
-        if _origin(target) != origin:
-            for name in auth:
-                headers.pop(name, None)
-        body: httpx.SyncByteStream | None = request.stream  # type: ignore[assignment]
-        if method != request.method:
-            for name in ("content-length", "content-type", "transfer-encoding"):
-                headers.pop(name, None)
-            body = None
-        request = httpx.Request(
-            method, target, headers=headers, stream=body, extensions=request.extensions
-        )
-    raise BackendError(
-        f"more than {MAX_REDIRECTS} redirects from {origin[1]}; not followed further",
-        code="redirects",
-    )
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port
 
 
 def _should_retry(response: httpx.Response, create: bool) -> bool:
@@ -715,27 +663,6 @@ def _should_retry(response: httpx.Response, create: bool) -> bool:
     if create:  # refused before any job was made: safe to send again
         return response.status_code in (408, 429)
     return response.status_code in (408, 409, 429) or response.status_code >= 500
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """``retry-after-ms``, else ``Retry-After`` in seconds or as an HTTP date."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _details(profile: ProviderProfile, video: Mapping[str, Any]) -> dict[str, Any]:

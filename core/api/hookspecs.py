@@ -24,8 +24,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import click
 
+    from core.api.lifecycle import ModelLifecycle
     from core.api.settings import Settings
     from core.api.types import (
         Backend,
@@ -137,4 +140,18 @@ def register_commands(cli: click.Group) -> None:
     """Add commands to the ``reelvault`` CLI, e.g. ``@cli.command()``.
 
     Keep commands thin: a command should call a library function that tests can call too.
+    """
+
+
+@hookspec
+def model_lifecycle(settings: Settings) -> Iterable[ModelLifecycle] | None:
+    """Add to the model lifecycle registry (:mod:`core.api.lifecycle`).
+
+    Return :class:`core.api.lifecycle.ModelLifecycle` entries saying which models (of
+    any backend, usually the plugin's own) are available, deprecated or retired, since
+    when, and what to use instead. ``reelvault models`` shows them; a request to a model
+    retired everywhere (no ``where``) fails before anything is sent, naming the
+    alternatives. Entries from plugins replace the built-in ones for the same
+    ``(backend, model, where)``; the user's ``[lifecycle]`` in config.toml replaces both.
+    A plugin that raises here is reported and left out; the other entries still count.
     """

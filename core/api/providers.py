@@ -1,15 +1,20 @@
-"""Provider profiles and API keys for services that speak the OpenAI Videos API.
+"""Provider profiles and API keys for the remote services backends talk to.
 
-A *provider profile* says where the Videos API is served and how to authenticate there.
+A *provider profile* says where a service is served, which API it speaks (its ``kind``:
+``sora`` for the OpenAI Videos API, ``veo`` for Google's Gemini API, ``fal`` for fal's
+queue, ``replicate`` for Replicate's predictions) and how to authenticate there.
 OpenAI announced that its own endpoint for the sora models shuts down on 2026-09-24, while
 compatible providers keep serving the same routes; so every remote job names the
 profile it runs under and the backend never assumes one host.
 
 - The built-in profile ``openai`` reads ``OPENAI_BASE_URL``, ``OPENAI_API_KEY`` and
-  ``OPENAI_WEBHOOK_SECRET`` exactly as the OpenAI SDK does.
+  ``OPENAI_WEBHOOK_SECRET`` exactly as the OpenAI SDK does; ``gemini`` reads
+  ``GOOGLE_GEMINI_BASE_URL`` and ``GEMINI_API_KEY``; ``fal`` reads ``FAL_KEY`` and
+  ``replicate`` reads ``REPLICATE_API_TOKEN``, as their SDKs do.
 - Other profiles live in the home's ``config.toml`` under ``[providers.NAME]``
-  (``base_url``, ``key_env``, ``azure``, ``api_version``, ``webhook_secret_env``);
-  ``default_provider = "NAME"`` picks the one used when a request names none.
+  (``kind``, ``base_url``, ``key_env``, ``azure``, ``api_version``, ``webhook_secret_env``);
+  ``default_provider = "NAME"`` picks the one used when a request names none (for its
+  kind; other kinds use their built-in profile).
 - Keys given with ``reelvault keys set NAME`` live in ``keys.toml`` in the home, mode
   0600, never in the catalog. An environment variable named by the profile wins over it.
 
@@ -38,18 +43,22 @@ from core.api.settings import Settings
 __all__ = [
     "API_KEY",
     "AZURE_API_ROOT",
+    "BUILTIN_NAMES",
     "DEFAULT_AZURE_API_VERSION",
     "ENV_PATTERN",
     "KEYS_FILE",
+    "KINDS",
     "KNOWN_PROVIDERS",
     "NAME_PATTERN",
     "OPENAI",
     "OPENAI_BASE_URL",
     "RETIREMENTS",
+    "SORA",
     "WEBHOOK_SECRET",
     "ProviderProfile",
     "Secret",
     "api_key",
+    "builtin_profiles",
     "check_name",
     "check_url",
     "default_provider",
@@ -69,6 +78,17 @@ __all__ = [
 
 OPENAI = "openai"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+SORA = "sora"
+KINDS = (SORA, "veo", "fal", "replicate")
+"""The APIs a profile can speak; each is served by the backend of the same name."""
+_BUILTINS: Mapping[str, tuple[str, str, str, str | None]] = {
+    # kind: (profile name, default base URL, key variable, base URL variable)
+    "veo": ("gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL"),
+    "fal": ("fal", "https://queue.fal.run", "FAL_KEY", None),
+    "replicate": ("replicate", "https://api.replicate.com/v1", "REPLICATE_API_TOKEN", None),
+}  # fmt: skip
+BUILTIN_NAMES = (OPENAI, *(entry[0] for entry in _BUILTINS.values()))
 KEYS_FILE = "keys.toml"
 API_KEY = "api_key"
 WEBHOOK_SECRET = "webhook_secret"
@@ -117,7 +137,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class ProviderProfile:
-    """Where the Videos API is served and how reelvault authenticates there."""
+    """Where a service is served, which API it speaks, how reelvault authenticates there."""
 
     name: str
     base_url: str
@@ -126,6 +146,7 @@ class ProviderProfile:
     api_version: str | None = None
     webhook_secret_env: str | None = None
     builtin: bool = False
+    kind: str = SORA  # last, so positional construction stays as it was
 
     @property
     def host(self) -> str:
@@ -140,6 +161,8 @@ class ProviderProfile:
         root = self.base_url.rstrip("/")
         if self.azure and not root.endswith(AZURE_API_ROOT):
             root += AZURE_API_ROOT
+        if self.kind == "veo" and not re.search(r"/v1(beta|alpha)?$", root):
+            root += "/v1beta"  # the Gemini API's version, as its SDK adds it
         return root
 
     @property
@@ -152,16 +175,23 @@ class ProviderProfile:
     def auth_headers(self, key: Secret) -> dict[str, str]:
         if self.azure:
             return {"api-key": key.reveal()}
+        if self.kind == "veo":
+            return {"x-goog-api-key": key.reveal()}
+        if self.kind == "fal":
+            return {"Authorization": f"Key {key.reveal()}"}
         return {"Authorization": f"Bearer {key.reveal()}"}
 
     def retired_since(self, today: date) -> date | None:
         """The day this profile's host stopped serving the API, if it has."""
+        if self.kind != SORA:
+            return None
         when = RETIREMENTS.get(self.host)
         return when if when is not None and today >= when else None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "kind": self.kind,
             "base_url": self.base_url,
             "api_root": self.api_root,
             "key_env": self.key_env,
@@ -186,28 +216,43 @@ def openai_profile() -> ProviderProfile:
     )
 
 
-def load_profiles(settings: Settings) -> dict[str, ProviderProfile]:
-    """Every profile: the built-in ``openai`` first, then config.toml's, by name."""
+def builtin_profiles() -> dict[str, ProviderProfile]:
+    """One profile per kind, configured from the environment like each provider's SDK."""
     profiles = {OPENAI: openai_profile()}
+    for kind, (name, base_url, key_env, base_env) in _BUILTINS.items():
+        url = (os.environ.get(base_env) if base_env else None) or base_url
+        profiles[name] = ProviderProfile(
+            name=name, base_url=url, kind=kind, key_env=key_env, builtin=True
+        )
+    return profiles
+
+
+def load_profiles(settings: Settings, kind: str | None = None) -> dict[str, ProviderProfile]:
+    """Every profile (of ``kind``): the built-in ones first, then config.toml's, by name."""
+    profiles = builtin_profiles()
     table = settings.config.get("providers", {})
     if not isinstance(table, Mapping):
         raise ReelvaultError(f"{settings.config_path}: [providers] must be a table")
     for name, entry in sorted(table.items()):
         profiles[name] = _profile_from_config(settings, name, entry)
-    return profiles
+    return {n: p for n, p in profiles.items() if kind is None or p.kind == kind}
 
 
 def _profile_from_config(settings: Settings, name: str, entry: object) -> ProviderProfile:
     where = f"{settings.config_path}: [providers.{name}]"
     if not isinstance(entry, Mapping) or not isinstance(entry.get("base_url"), str):
         raise ReelvaultError(f"{where} needs a base_url")
-    if name == OPENAI:
-        raise ReelvaultError(f"{where}: openai is built in; set OPENAI_BASE_URL instead")
+    if name in BUILTIN_NAMES:
+        raise ReelvaultError(f"{where}: {name} is built in; add a profile under another name")
     try:
         check_name(name)
+        kind = entry.get("kind", SORA)
+        if kind not in KINDS:
+            raise RequestError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         return ProviderProfile(
             name=name,
             base_url=check_url(entry["base_url"]),
+            kind=kind,
             key_env=_optional_str(entry, "key_env"),
             azure=bool(entry.get("azure", False)),
             api_version=_optional_str(entry, "api_version"),
@@ -229,15 +274,24 @@ def default_provider(settings: Settings) -> str:
     return value if isinstance(value, str) and value else OPENAI
 
 
-def get_profile(settings: Settings, name: str | None = None) -> ProviderProfile:
-    """The named profile (or the default one); an unknown name lists the known ones."""
+def get_profile(settings: Settings, name: str | None = None, kind: str = SORA) -> ProviderProfile:
+    """The named profile of ``kind`` (or that kind's default); an unknown name lists the
+    known ones of the kind."""
+    profiles = load_profiles(settings, kind)
     wanted = name or default_provider(settings)
-    profiles = load_profiles(settings)
+    if name is None and wanted not in profiles:  # the default is another kind's
+        wanted = next(p.name for p in builtin_profiles().values() if p.kind == kind)
     if wanted not in profiles:
         known = ", ".join(profiles)
+        other = load_profiles(settings).get(wanted)
+        what = (
+            f"provider {wanted!r} is a {other.kind} provider, not {kind}"
+            if other
+            else f"no provider profile named {wanted!r}"
+        )
         raise RequestError(
-            f"no provider profile named {wanted!r} (known: {known}); "
-            "add one with `reelvault providers add`"
+            f"{what} (known: {known}); add one with `reelvault providers add`"
+            + (f" --kind {kind}" if kind != SORA else "")
         )
     return profiles[wanted]
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 import click
 
 from core.api.errors import PluginError
+from core.api.lifecycle import ModelLifecycle, ModelStatus, hint
 from core.cli.base import (
     Columns,
     cli,
@@ -54,36 +56,82 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def models_command(ctx: click.Context, as_json: bool) -> None:
-    """Every model of every backend, with the seconds and sizes it allows."""
+    """Every model of every backend: seconds, sizes, and where it stands in its lifecycle.
+
+    The status comes from the backend (sora says which provider serves it) or, when the
+    backend says only "available", from the lifecycle registry; models the registry
+    knows but no loaded backend offers any more are listed too, as retired ones.
+    """
     app = get_app(ctx)
-    rows = [
-        {
-            "backend": backend.name,
-            "model": info.name,
-            "seconds": list(info.seconds),
-            "sizes": list(info.sizes),
-            "default_seconds": info.default_seconds,
-            "default_size": info.default_size,
-            "input_image": "required"
-            if info.requires_input_image
-            else ("optional" if info.accepts_input_image else "no"),
-            "remix": info.supports_remix,
-            "variants": [str(v) for v in info.variants],
-            "status": info.status,
-        }
-        for backend in app.backends.values()
-        for info in backend.models()
-    ]
+    today = datetime.now(UTC).date()
+    registry = app.lifecycle()
+    rows = []
+    for backend in app.backends.values():
+        for info in backend.models():
+            entries = app.lifecycle_of(backend.name, info.name)
+            rows.append(
+                {
+                    "backend": backend.name,
+                    "model": info.name,
+                    "seconds": list(info.seconds),
+                    "sizes": list(info.sizes),
+                    "default_seconds": info.default_seconds,
+                    "default_size": info.default_size,
+                    "input_image": "required"
+                    if info.requires_input_image
+                    else ("optional" if info.accepts_input_image else "no"),
+                    "remix": info.supports_remix,
+                    "variants": [str(v) for v in info.variants],
+                    "status": _status(info.status, [e.describe(today) for e in entries]),
+                    "lifecycle": [e.to_json(today) for e in entries],
+                }
+            )
+    offered = {(r["backend"], r["model"]) for r in rows}
+    gone = [e for (b, m, _), e in registry.items() if (b, m) not in offered]
+    listed = rows + [
+        {"backend": e.backend, "model": e.model, "seconds": [], "sizes": [], "input_image": "",
+         "remix": None, "status": e.describe(today)}
+        for e in gone
+    ]  # fmt: skip
     columns: Columns[dict[str, Any]] = {
         "backend": lambda row: row["backend"],
         "model": lambda row: row["model"],
         "seconds": lambda row: _ranges(row["seconds"]),
         "sizes": lambda row: " ".join(row["sizes"]),
         "image": lambda row: row["input_image"],
-        "remix": lambda row: "yes" if row["remix"] else "no",
+        "remix": lambda row: {True: "yes", False: "no", None: ""}[row["remix"]],
         "status": lambda row: row["status"],
     }
-    print_rows(rows, columns, as_json=as_json, empty_message=None)
+    document = rows + [_gone_row(e, today) for e in gone]
+    print_rows(listed, columns, as_json=as_json, empty_message=None, json_document=document)
+    if as_json:
+        return
+    advice: dict[tuple[str, ...], list[str]] = {}
+    for entry in registry.values():
+        if entry.status_on(today) != ModelStatus.AVAILABLE and entry.alternatives:
+            advice.setdefault(entry.alternatives, []).append(entry.model)
+    for alternatives, models in advice.items():
+        names = ", ".join(dict.fromkeys(models))
+        click.echo(f"instead of {names}: " + "; ".join(hint(a) for a in alternatives))
+
+
+def _status(reported: str, registry: list[str]) -> str:
+    """The backend's own note, plus what the registry adds that it does not say."""
+    if not registry:
+        return reported
+    notes = [] if reported == "available" else [reported]
+    notes += [text for text in registry if text not in reported]
+    return "; ".join(notes)
+
+
+def _gone_row(entry: ModelLifecycle, today: date) -> dict[str, object]:
+    return {
+        "backend": entry.backend,
+        "model": entry.model,
+        "offered": False,
+        "status": entry.describe(today),
+        "lifecycle": [entry.to_json(today)],
+    }
 
 
 def _ranges(values: list[int]) -> str:

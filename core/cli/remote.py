@@ -11,6 +11,8 @@ import click
 from core.api.errors import ReelvaultError
 from core.api.providers import (
     API_KEY,
+    KINDS,
+    SORA,
     WEBHOOK_SECRET,
     ProviderProfile,
     check_name,
@@ -44,11 +46,18 @@ def _settings(ctx: click.Context) -> Settings:
 
 @cli.group(name="providers")
 def providers_group() -> None:
-    """Where the Videos API is served: OpenAI-compatible provider profiles."""
+    """Where remote backends send requests: provider profiles of every kind."""
 
 
 @providers_group.command(name="add")
 @click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default=SORA,
+    show_default=True,
+    help="The API it speaks: sora (OpenAI Videos API), veo (Gemini API), fal, replicate.",
+)
 @click.option("--base-url", required=True, help="The API root, e.g. https://api.cometapi.com/v1.")
 @click.option("--key-env", help="Environment variable holding the key (else `keys set NAME`).")
 @click.option("--azure", is_flag=True, help="Azure OpenAI: /openai/v1 paths, api-key header.")
@@ -59,6 +68,7 @@ def providers_group() -> None:
 def providers_add(
     ctx: click.Context,
     name: str,
+    kind: str,
     base_url: str,
     key_env: str | None,
     azure: bool,
@@ -70,6 +80,7 @@ def providers_add(
     profile = ProviderProfile(
         name=name,
         base_url=base_url,
+        kind=kind,
         key_env=key_env,
         azure=azure,
         api_version=api_version,
@@ -77,7 +88,7 @@ def providers_add(
     )
     add_profile(_settings(ctx), profile, make_default=make_default)
     click.echo(
-        f"provider {name} added: {profile.api_root}" + (" (default)" if make_default else "")
+        f"{kind} provider {name} added: {profile.api_root}" + (" (default)" if make_default else "")
     )
 
 
@@ -89,6 +100,7 @@ def providers_list(ctx: click.Context, as_json: bool) -> None:
     rows = describe_profiles(_settings(ctx), datetime.now(UTC).date())
     columns: Columns[dict[str, Any]] = {
         "provider": lambda row: row["name"] + (" *" if row["default"] else ""),
+        "kind": lambda row: row["kind"],
         "api root": lambda row: row["api_root"],
         "key": lambda row: row["key"],
         "status": lambda row: row["status"],

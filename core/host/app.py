@@ -7,8 +7,9 @@ around a temporary home and call exactly what the CLI calls.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from catalog.db import open_catalog, session_scope
+from core.api import lifecycle as model_lifecycle
 from core.api.errors import PluginError, RequestError
 from core.api.settings import Settings
 from core.api.types import Backend, ModelInfo
@@ -127,6 +129,35 @@ class Reelvault:
             refused.clear()  # a refusal the plugin caught and went on from is its business
         return found
 
+    def lifecycle(self) -> dict[tuple[str, str, str | None], model_lifecycle.ModelLifecycle]:
+        """The lifecycle registry: built-in entries, then plugins', then config.toml's."""
+        from_plugins: list[model_lifecycle.ModelLifecycle] = []
+        for name, result, error in call_each(self.host, "model_lifecycle", settings=self.settings):
+            entries = list(result or []) if isinstance(result, Iterable) else []
+            if error or not all(isinstance(e, model_lifecycle.ModelLifecycle) for e in entries):
+                problem = (
+                    error or "nothing: it returned something that is not a list of ModelLifecycle"
+                )
+                self.host.hook_failed(name, "model_lifecycle", problem)
+                continue
+            from_plugins.extend(entries)
+        configured = model_lifecycle.from_config(
+            self.settings.config, str(self.settings.config_path)
+        )
+        return model_lifecycle.merge(model_lifecycle.BUILTIN, from_plugins, configured)
+
+    def lifecycle_of(self, backend: str, model: str) -> list[model_lifecycle.ModelLifecycle]:
+        """The registry's entries for one model (everywhere first, then per host)."""
+        entries = [e for (b, m, _), e in self.lifecycle().items() if (b, m) == (backend, model)]
+        return sorted(entries, key=lambda e: e.where or "")
+
+    def check_not_retired(self, backend: str, model: str, today: date | None = None) -> None:
+        """Refuse a model retired everywhere, naming the alternatives; nothing is sent."""
+        today = today or datetime.now(UTC).date()
+        for entry in self.lifecycle_of(backend, model):
+            if entry.where is None and entry.retired(today):
+                raise RequestError(entry.refusal(today))
+
     def backend(self, name: str) -> Backend:
         try:
             return self.backends[name]
@@ -155,9 +186,8 @@ class Reelvault:
         if not matches:
             where = f"backend {backend!r}" if backend else "any loaded backend"
             raise RequestError(f"unknown model {model!r} in {where}; `reelvault models` lists them")
-        if model is None:
-            return matches[0]
-        if len(matches) > 1:
+        if model is not None and len(matches) > 1:
             names = ", ".join(b.name for b, _ in matches)
             raise RequestError(f"model {model!r} is offered by {names}; choose one with --backend")
+        self.check_not_retired(matches[0][0].name, matches[0][1].name)
         return matches[0]

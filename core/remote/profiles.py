@@ -15,8 +15,11 @@ from core.api.errors import RequestError
 from core.api.files import write_atomic
 from core.api.providers import (
     API_KEY,
+    BUILTIN_NAMES,
     ENV_PATTERN,
+    KINDS,
     OPENAI,
+    SORA,
     ProviderProfile,
     check_name,
     check_url,
@@ -36,6 +39,14 @@ def add_profile(settings: Settings, profile: ProviderProfile, *, make_default: b
             "the openai profile is built in: configure it with OPENAI_BASE_URL and "
             "OPENAI_API_KEY, or add a profile under another name"
         )
+    if profile.name in BUILTIN_NAMES:
+        raise RequestError(
+            f"the {profile.name} profile is built in; add a profile under another name"
+        )
+    if profile.kind not in KINDS:
+        raise RequestError(f"--kind must be one of {', '.join(KINDS)}, not {profile.kind!r}")
+    if profile.kind != SORA and (profile.azure or profile.api_version):
+        raise RequestError("--azure and --api-version apply to sora profiles only")
     check_url(profile.base_url)
     for env in (profile.key_env, profile.webhook_secret_env):
         if env is not None and not ENV_PATTERN.match(env):
@@ -45,6 +56,8 @@ def add_profile(settings: Settings, profile: ProviderProfile, *, make_default: b
     doc = load_document(settings.config_path)
     providers = doc.setdefault("providers", tomlkit.table(is_super_table=True))
     entry = tomlkit.table()
+    if profile.kind != SORA:
+        entry["kind"] = profile.kind
     entry["base_url"] = profile.base_url
     for key in ("key_env", "api_version", "webhook_secret_env"):
         if (value := getattr(profile, key)) is not None:
@@ -58,8 +71,8 @@ def add_profile(settings: Settings, profile: ProviderProfile, *, make_default: b
 
 
 def remove_profile(settings: Settings, name: str) -> None:
-    if name == OPENAI:
-        raise RequestError("the openai profile is built in and cannot be removed")
+    if name in BUILTIN_NAMES:
+        raise RequestError(f"the {name} profile is built in and cannot be removed")
     doc = load_document(settings.config_path)
     providers = doc.get("providers", {})
     if name not in providers:
