@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
-from PIL import Image, UnidentifiedImageError
 
 from core.api import (
     Backend,
@@ -42,10 +41,9 @@ from core.api import (
 )
 from core.api.input_maps import InputMap, maps_from_config
 from core.api.providers import ProviderProfile, api_key, get_profile, key_source
-from core.api.remote import ErrorFields, RemoteService, expired_error, redact
+from core.api.remote import ErrorFields, RemoteService, expired_error, redact, still_mime
 
 NAME = "fal"
-IMAGE_MIMES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _JOB = re.compile(
     r"^(?P<app>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+):(?P<id>[A-Za-z0-9_-]{1,100})"
     r"@(?P<provider>[a-z][a-z0-9_-]{0,39})$"
@@ -290,13 +288,7 @@ def fal_error_fields(response: httpx.Response) -> ErrorFields:
 
 
 def _data_uri(path: Path) -> str:
-    try:
-        with Image.open(path) as image:
-            mime = IMAGE_MIMES.get(image.format or "")
-    except (OSError, UnidentifiedImageError):
-        raise RequestError(f"{path.name}: not an image fal can take") from None
-    if mime is None:
-        raise RequestError("fal apps take JPEG, PNG or WebP stills; pass --fit cover to convert")
+    mime = still_mime(path, "fal")
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 

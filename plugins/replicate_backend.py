@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
-from PIL import Image, UnidentifiedImageError
 
 from core.api import (
     Backend,
@@ -41,10 +40,9 @@ from core.api import (
 )
 from core.api.input_maps import InputMap, maps_from_config
 from core.api.providers import ProviderProfile, api_key, get_profile, key_source
-from core.api.remote import ErrorFields, RemoteService, expired_error, redact
+from core.api.remote import ErrorFields, RemoteService, expired_error, redact, still_mime
 
 NAME = "replicate"
-IMAGE_MIMES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 REFUSAL = re.compile(r"nsfw|sensitive|safety|flagged|content policy|moderation", re.I)
 _JOB = re.compile(r"^(?P<id>[a-z0-9]{8,64})@(?P<provider>[a-z][a-z0-9_-]{0,39})$")
 _STATES = {"starting": JobState.QUEUED, "processing": JobState.IN_PROGRESS,
@@ -194,13 +192,7 @@ class ReplicateBackend:
 
     def _upload(self, service: RemoteService, path: Path) -> str:
         """The still, uploaded to the Files API; its URL is what the input carries."""
-        try:
-            with Image.open(path) as image:
-                mime = IMAGE_MIMES.get(image.format or "")
-        except (OSError, UnidentifiedImageError):
-            raise RequestError(f"{path.name}: not an image Replicate can take") from None
-        if mime is None:
-            raise RequestError("Replicate models take JPEG, PNG or WebP stills; pass --fit cover")
+        mime = still_mime(path, "Replicate")
         files = {"content": (path.name, path.read_bytes(), mime)}
         data = {"filename": path.name, "type": mime}
         uploaded = service.json(service.call("POST", "files", files=files, data=data))

@@ -62,7 +62,7 @@ from core.api.providers import (
     load_profiles,
     split_job_id,
 )
-from core.api.remote import redact, retry_after, send_keeping_key
+from core.api.remote import redact, retry_after, send_keeping_key, still_mime
 
 NAME = "sora"
 SECONDS = (4, 8, 12)
@@ -77,7 +77,6 @@ MODELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("sora-2-pro-2025-10-06", ALL_SIZES, "Sora 2 Pro, dated snapshot"),
 )
 VARIANTS = (Variant.VIDEO, Variant.THUMBNAIL, Variant.SPRITESHEET)
-IMAGE_MIMES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 REFUSAL = re.compile(r"moderation|content[_ ]?policy|safety|refus|blocked", re.IGNORECASE)
@@ -605,17 +604,12 @@ def _input_reference(path: Path, size: str) -> tuple[str, bytes, str]:
     from PIL import Image, UnidentifiedImageError  # loaded when a still is sent
 
     wanted = Size.parse(size)
+    mime = still_mime(path, "the Videos API")
     try:
         with Image.open(path) as image:
-            mime = IMAGE_MIMES.get(image.format or "")
             width, height = image.size
     except (OSError, UnidentifiedImageError):
         raise RequestError(f"{path.name}: not an image the Videos API can take") from None
-    if mime is None:
-        raise RequestError(
-            "the Videos API takes JPEG, PNG or WebP stills; convert the image, "
-            "or pass --fit cover or --fit contain to have reelvault send a PNG"
-        )
     if (width, height) != (wanted.width, wanted.height):
         raise RequestError(
             f"the still is {width}x{height} but the Videos API needs exactly {size}: "

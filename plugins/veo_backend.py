@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
-from PIL import Image, UnidentifiedImageError
 
 from core.api import (
     Backend,
@@ -46,13 +45,12 @@ from core.api import (
 )
 from core.api.lifecycle import BUILTIN, hint
 from core.api.providers import ProviderProfile, Secret, api_key, get_profile, key_source
-from core.api.remote import ErrorFields, RemoteService, expired_error, redact
+from core.api.remote import ErrorFields, RemoteService, expired_error, redact, still_mime
 
 NAME = "veo"
 RESOLUTION_HEIGHTS = {"720p": 720, "1080p": 1080, "4k": 2160}
 LONG_ONLY = ("1080p", "4k")
 """Resolutions the API makes at 8 seconds only."""
-IMAGE_MIMES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 REFUSAL = re.compile(r"safety|responsible ai|\brai\b|blocked|policy|prohibited", re.I)
 _JOB = re.compile(
     r"^(?P<model>veo-[a-z0-9.-]+)/(?P<op>[A-Za-z0-9_-]{1,150})@(?P<provider>[a-z][a-z0-9_-]{0,39})$"
@@ -349,16 +347,7 @@ def _aspect_and_resolution(model: VeoModel, size: str) -> tuple[str, str]:
 
 def _inline_image(path: Path) -> dict[str, str]:
     """The still as the API takes it: base64 bytes and their MIME type."""
-    try:
-        with Image.open(path) as image:
-            mime = IMAGE_MIMES.get(image.format or "")
-    except (OSError, UnidentifiedImageError):
-        raise RequestError(f"{path.name}: not an image Veo can take") from None
-    if mime is None:
-        raise RequestError(
-            "Veo takes JPEG, PNG or WebP stills; convert the image, or pass --fit cover or "
-            "--fit contain to have reelvault send a PNG"
-        )
+    mime = still_mime(path, "Veo")
     return {"bytesBase64Encoded": base64.b64encode(path.read_bytes()).decode(), "mimeType": mime}
 
 

@@ -78,7 +78,7 @@ def test_config_toml_overrides_and_adds_entries(home: Path, still: Path):
         'alternatives = ["veo:veo-2.0-generate-001"]\n',
     )
     app = app_with(home, ("retires", RetiresLocal()))  # the user's word wins over a plugin's
-    clip = generate(app, still, "pan right", seconds=1, size="640x360")
+    clip = generate(app, still, "pan right", seconds=1, size="640x360").generation
     assert clip.status == "completed"
     result = CliRunner().invoke(cli, ["models"], obj=app)
     assert "deprecated since 2026-01-01" in result.stdout

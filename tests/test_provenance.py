@@ -580,11 +580,11 @@ def test_a_config_toml_that_is_a_folder_is_one_clear_error(run, home: Path):
 def test_verify_a_file_reelvault_cannot_probe(
     app: Reelvault, signed_library: SignedLibrary, monkeypatch: pytest.MonkeyPatch
 ):
-    import core.media.sniff
+    import core.api.sniff
 
     def denied(path: Path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(core.media.sniff, "read_head", denied)
+    monkeypatch.setattr(core.api.sniff, "read_head", denied)
     report = verify_target(app, str(signed_library.still))
     assert report.mime == "image/png" and report.results[0].state == VerificationState.VALID

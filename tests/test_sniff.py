@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.media.sniff import file_mime, sniff_mime
+from core.api.sniff import file_mime, sniff_mime
 from tests.conftest import REPO, textured_image
 
 

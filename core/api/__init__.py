@@ -11,7 +11,8 @@ needs; the submodules say more:
 - :mod:`core.api.providers`: provider profiles and keys, for remote backends;
 - :mod:`core.api.times`: timestamps as people read them;
 - :mod:`core.api.files`: :func:`write_atomic`, replacing a file whole (portable);
-- :mod:`core.api.remote`: the HTTP client rules every remote backend shares.
+- :mod:`core.api.remote`: the HTTP client rules every remote backend shares (imported
+  on its own: `from core.api.remote import RemoteService`, so that start-up skips httpx);
 
 Everything else under ``core`` is the host's own business and may change without notice;
 a test holds plugins and the catalog to this package.
@@ -19,7 +20,7 @@ a test holds plugins and the catalog to this package.
 
 from __future__ import annotations
 
-from core.api import providers, remote
+from core.api import providers
 from core.api.errors import (
     AmbiguousIdError,
     BackendError,
@@ -118,7 +119,6 @@ __all__ = [
     "c2pa_settings",
     "hookimpl",
     "providers",
-    "remote",
     "short",
     "timestamp_text",
     "write_atomic",

@@ -69,7 +69,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "models": (
         "core.cli.plugins",
-        "Every model of every backend, with the seconds and sizes it allows.",
+        "Every model of every backend: seconds, sizes, and where it stands in its lifecycle.",
     ),
     "plugins": (
         "core.cli.plugins",
@@ -82,7 +82,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "providers": (
         "core.cli.remote",
-        "Where the Videos API is served: OpenAI-compatible provider profiles.",
+        "Where remote backends send requests: provider profiles of every kind.",
     ),
     "remix": (
         "core.cli.clips",

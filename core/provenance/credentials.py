@@ -24,10 +24,10 @@ from catalog.verifications import (  # importer.py still takes it from here
 from core.api.errors import MissingMediaError, NotFoundError, PluginError, RequestError
 from core.api.ids import short
 from core.api.settings import Settings
+from core.api.sniff import file_mime
 from core.api.types import VerificationResult, VerificationState
 from core.host.app import Reelvault
 from core.host.plugins import PluginHost, call_each
-from core.media.sniff import file_mime
 
 
 def verify(host: PluginHost, path: Path, mime: str, settings: Settings) -> list[VerificationResult]:
