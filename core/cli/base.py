@@ -70,6 +70,7 @@ def get_app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
             home=params.get("home"), db_url=params.get("db"), media=params.get("media")
         )
         root.obj = Reelvault(settings)  # loads the host from these settings
+        root.obj.announce = echo_err
         root.call_on_close(root.obj.close)
     app: Reelvault = root.obj
     if warn_failed_plugins:
@@ -225,6 +226,23 @@ fit_option = click.option(
     help="Fit a still of another size to --size: cover crops, contain pads "
     "(default none: refuse a mismatch where the model needs an exact size).",
 )
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Also copy the new clip's video here: a file, or a folder for a named file.",
+)
+
+
+def check_output_free(output: Path | None) -> None:
+    """Refuse an ``-o`` file that exists before any work is done (``get`` never replaces
+    a file without ``--force``, and finding out after a long render would waste it)."""
+    from core.api.errors import RequestError
+
+    if output is not None and output.exists() and not output.is_dir():
+        raise RequestError(f"{output} exists: choose another name (nothing was made)")
+
+
 provider_option = click.option(
     "--provider", help="Provider profile a remote model runs at (see `reelvault providers`)."
 )
