@@ -64,11 +64,11 @@ from catalog.queries import resolve as resolve_id
 from catalog.readonly import CatalogReader
 from core.api.errors import AmbiguousIdError, NotFoundError, ReelvaultError, RequestError
 from core.host.app import Reelvault
+from core.library.files import download_name
 from core.views import json_text
 from core.views import lineage as lineage_render
 from core.views.exports import lineage_prov, prov_json
 from core.views.report import asset_dict, generation_dict, generation_summary, lineage_dict
-from core.library.files import download_name
 from core.web.media import media_response
 
 PAGE_SIZE = 48
