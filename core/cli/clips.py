@@ -28,6 +28,7 @@ from core.cli.base import (
     progress_bar,
     seconds_option,
     size_option,
+    warn,
 )
 from core.cli.library import print_generation
 from core.generation.generate import derive, generate, in_flight, resume
@@ -43,7 +44,7 @@ def show_result(
     with app.session() as session:
         data = generation_dict(session, generation, app.store)
     for warning in app.warnings:
-        echo_err(f"warning: {warning}")
+        warn(warning)
     if as_json:
         print_json(data)
     else:

@@ -56,7 +56,9 @@ def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json
         "parent": lambda row: row["parent_id"] or "",
         "prompt": lambda row: plain(clip_text(row["prompt"], 60)),
     }
-    print_rows(rows, columns, as_json=as_json, empty_message="no clips match")
+    print_rows(
+        rows, columns, as_json=as_json, empty_message="no clips match", whole=("id", "status")
+    )
 
 
 @cli.command(name="show")
