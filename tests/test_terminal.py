@@ -106,3 +106,17 @@ def test_shell_completion_script_is_offered(home: Path):
         [sys.executable, "-m", "core"], env=env, capture_output=True, text=True, cwd=REPO
     )
     assert "complete" in script.stdout and "_REELVAULT_COMPLETE" in script.stdout
+
+
+def test_show_gives_the_latest_check_per_verifier_and_counts_the_rest(run, still: Path):
+    clips = [generate(run, still, prompt=f"pan left {n}") for n in range(3)]
+    shown = json.loads(run("show", clips[-1]["id"], "--json").stdout)
+    history = shown["source"]["verifications"]
+    verifiers = {v["verifier"] for v in history}
+    assert len(history) > len(verifiers), "the still is expected to be checked per clip"
+    text = run("show", clips[-1]["id"]).stdout
+    source_block = text.split("source", 1)[1].split("\nvideo", 1)[0]
+    checks = [line for line in source_block.splitlines() if "verified by" in line]
+    assert len(checks) == len(verifiers)
+    earlier = len(history) // len(verifiers) - 1
+    assert all(f"({earlier} earlier check" in line for line in checks)

@@ -67,6 +67,7 @@ from core.host.app import Reelvault
 from core.library.files import download_name
 from core.views import json_text
 from core.views import lineage as lineage_render
+from core.views.checks import latest_per_verifier
 from core.views.exports import lineage_prov, prov_json
 from core.views.report import asset_dict, generation_dict, generation_summary, lineage_dict
 from core.web.media import media_response
@@ -102,6 +103,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["pretty_json"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
+    env.filters["latest_per_verifier"] = latest_per_verifier
     return env
 
 

@@ -1,4 +1,5 @@
-"""Downloads from the web app: the clip page's button and named media responses."""
+"""The web app's part of the library: the download button, named media responses, and
+one line per verifier on a clip page."""
 
 from __future__ import annotations
 
@@ -57,3 +58,16 @@ def test_media_responses_are_named_inline(client: TestClient, library: Library):
 def test_a_page_without_a_video_has_no_download_button(client: TestClient, library: Library):
     page = client.get(f"/clips/{library.rejected_id}").text
     assert 'id="download"' not in page
+
+
+def test_clip_page_gives_the_latest_check_per_verifier(client: TestClient, library: Library):
+    clip_id = library.grandchild.id
+    twin = client.get(f"/clips/{clip_id}?format=json").json()
+    history = twin["source"]["verifications"]
+    verifiers = {v["verifier"] for v in history}
+    page = client.get(f"/clips/{clip_id}").text
+    table = page.split('class="verifications"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>\s*<td>source</td>", table)
+    assert len(rows) == len(verifiers)
+    assert len(history) > len(verifiers), "the still is expected to be checked per clip"
+    assert f"and {len(history) - 1} earlier check" in table
