@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from catalog.models import Generation, PolicyDecisionRecord
+from catalog.models import Generation, PolicyDecisionRecord, Removal
 from core.api.settings import Settings
 from tests.conftest import textured_image
 from tests.test_cli import generate
@@ -214,3 +214,25 @@ def test_a_new_catalog_is_announced_once(run, tmp_path: Path):
     assert "new empty catalog" in first.stderr and str(typo) in first.stderr
     second = run("--home", typo, "list")
     assert "new empty catalog" not in second.stderr
+
+
+def test_audit_notes_a_file_removed_on_purpose(run, app, home: Path, still: Path):
+    """A file a removal record accounts for (the same bytes cataloged again after an
+    ``rm`` and a ``gc``) is a note, not a loss."""
+    clip = generate(run, still)
+    with app.session() as session:
+        session.add(
+            Removal(
+                item_id="clip_gone",
+                item_kind="clip",
+                sha256=clip["video"]["sha256"],
+                removed_by="someone@host",
+            )
+        )
+    video = stored_file(home, clip["video"]["sha256"])
+    video.chmod(0o644)
+    video.unlink()
+    report = json.loads(run("audit", "--json").stdout)
+    assert [f for f in report["findings"] if f["kind"] == "missing"] == []
+    (note,) = [n for n in report["notes"] if n["kind"] == "removed"]
+    assert note["asset_id"] == clip["video"]["id"] and "someone@host" in note["message"]
