@@ -170,7 +170,7 @@ def referenced_digests(session: Session) -> set[str]:
 
 def job_ids_in_use(session: Session) -> set[str]:
     """Remote job ids of clips not ended yet (whose backend's work folder must stay)."""
-    stmt = select(Generation.remote_job_id).where(col(Generation.status).in_(UNFINISHED))
+    stmt = select(Generation.remote_job_id).where(col(Generation.status).in_(list(UNFINISHED)))
     return {job for job in session.exec(stmt) if job}
 
 
