@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from catalog.models import Generation, PolicyDecisionRecord, Removal
 from core.api.settings import Settings
+from core.media.store import ContentStore
 from tests.conftest import textured_image
 from tests.test_cli import generate
 
@@ -236,3 +237,18 @@ def test_audit_notes_a_file_removed_on_purpose(run, app, home: Path, still: Path
     assert [f for f in report["findings"] if f["kind"] == "missing"] == []
     (note,) = [n for n in report["notes"] if n["kind"] == "removed"]
     assert note["asset_id"] == clip["video"]["id"] and "someone@host" in note["message"]
+
+
+def test_each_store_deletes_and_dates_its_files(store: ContentStore, tmp_path: Path):
+    """What ``gc`` asks of a store, on the local folder and on a bucket alike."""
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"gc me" * 1000)
+    stored = store.put_file(source)
+    store.local_path(stored.sha256)  # cached too, for a bucket
+    when = store.modified_at(stored.sha256)
+    assert when is not None and abs(time.time() - when) < 600
+    assert stored.sha256 in set(store.digests())
+    store.delete(stored.sha256)
+    assert not store.has(stored.sha256) and store.modified_at(stored.sha256) is None
+    assert not store.path_for(stored.sha256).exists()  # no cached copy left behind
+    store.delete(stored.sha256)  # gone already: fine
