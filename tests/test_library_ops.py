@@ -157,6 +157,7 @@ def test_rm_clears_failed_attempts_in_bulk(run, app, still: Path):
     run("rm", "--status", "failed")
     assert [c["id"] for c in json.loads(run("list", "--json").stdout)] == [ok["id"]]
     assert "name the clips" in run("rm", expect=2).output
+    assert "needs --status" in run("rm", "--before", "1d", expect=2).output
 
 
 def test_gc_leaves_young_files_and_clears_work_leftovers(run, home: Path, still: Path):

@@ -67,6 +67,8 @@ def remove_items(
     cannot be."""
     if not identifiers and status is None and before is None:
         raise RequestError("name the clips or assets to remove, or give --status/--before")
+    if before is not None and status is None:  # a date alone would take finished clips too
+        raise RequestError("--before needs --status (e.g. --status failed --before 7d)")
     with app.session() as session:
         generations: list[Generation] = []
         assets: list[Asset] = []
