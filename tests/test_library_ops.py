@@ -253,3 +253,12 @@ def test_each_store_deletes_and_dates_its_files(store: ContentStore, tmp_path: P
     assert not store.has(stored.sha256) and store.modified_at(stored.sha256) is None
     assert not store.path_for(stored.sha256).exists()  # no cached copy left behind
     store.delete(stored.sha256)  # gone already: fine
+
+
+def test_file_names_are_safe_everywhere():
+    from catalog.models import Asset
+    from core.library.files import file_name, slug
+
+    assert slug('Ça "marche" / über:alles?') == "ca-marche-uber-alles"
+    odd = Asset(id="img_1", kind="image", mime="application/x-odd", original_name='a".b"c')
+    assert file_name(odd, None) == "img_1-a.bc"

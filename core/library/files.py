@@ -69,7 +69,8 @@ def file_name(asset: Asset, clip: Generation | None, variant: str = "video") -> 
     if asset.original_name:
         original = Path(asset.original_name)
         words = slug(original.stem)
-        return f"{asset.id}-{words}{ext or original.suffix}" if words else asset.id + ext
+        ext = ext or re.sub(r"[^A-Za-z0-9.]", "", original.suffix)  # safe in a header too
+        return f"{asset.id}-{words}{ext}" if words else asset.id + ext
     return asset.id + ext
 
 
