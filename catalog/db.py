@@ -212,6 +212,28 @@ def _use_wal(engine: sa.Engine) -> None:
             raw.execute("PRAGMA journal_mode = WAL")
 
 
+def masked_url(url: str) -> str:
+    """A database URL as it may be shown: its password replaced by ``***``."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(not a database URL)"
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite catalog that does not exist yet (opening it creates it), else
+    ``None``: how a typo in a home or URL is told from a library that is there."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    path = Path(database).expanduser()
+    return None if path.exists() else path.absolute()
+
+
 def open_catalog(url: str) -> sa.Engine:
     """An engine for the catalog at ``url``, upgraded to the current schema."""
     engine = create_engine(url)

@@ -213,3 +213,23 @@ class ConsentImage(SQLModel, table=True):
     consent_id: str = Field(foreign_key="consents.id", index=True)
     image_sha256: str = Field(index=True, max_length=64)
     original_name: str | None = Field(default=None, max_length=500)
+
+
+class Removal(SQLModel, table=True):
+    """One clip or asset removed with ``reelvault rm``: who, when, and what it was.
+
+    The row outlives what it describes, so ``audit`` can tell a file someone removed from
+    one that was lost, and a removal can be accounted for later. ``sha256`` is the
+    removed asset's file (a clip's video for a clip), ``summary`` what it looked like
+    (prompt, status, original name) when it went.
+    """
+
+    __tablename__ = "removals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(index=True, max_length=80)
+    item_kind: str = Field(max_length=20)  # clip | asset
+    sha256: str | None = Field(default=None, index=True, max_length=64)
+    removed_by: str = Field(max_length=200)
+    removed_at: datetime = _time(default_factory=utcnow)
+    summary: dict[str, Any] = _json(default_factory=dict)

@@ -27,6 +27,7 @@ SERVICE_PACKAGES = (
     "core.provenance",
     "core.remote",
     "core.views",
+    "core.library",
     "core.media",
     "core.host",
 )

@@ -23,6 +23,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, Response, sync_playwright
 
+from catalog.models import Asset
+from core.library.files import slug
 from tests.web_support import Library, open_library
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -185,3 +187,18 @@ def test_library_and_clip_pages_render_play_and_seek(
     for shot in ("library.png", "clip.png"):
         assert distinct_colours((tmp_path / shot).read_bytes()) > 2000
     assert not problems, problems
+
+
+def test_the_download_button_saves_the_stored_video(server: str, page: Page, library: Library):
+    """Clicking "Download video" on a clip page saves the stored bytes under the clip's name."""
+    first = library.first
+    page.goto(f"{server.rstrip('/')}/clips/{first.id}", wait_until="load")
+    with page.expect_download() as download_info:
+        page.click("a#download")
+    download = download_info.value
+    assert download.suggested_filename == f"{first.id}-{slug(first.prompt)}.mp4"
+    with library.app.session() as session:
+        video = session.get(Asset, first.output_asset_id)
+    assert video is not None and video.sha256 is not None
+    stored = library.app.store.local_path(video.sha256).read_bytes()
+    assert Path(download.path()).read_bytes() == stored

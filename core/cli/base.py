@@ -11,6 +11,7 @@ exit; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -70,18 +71,37 @@ def get_app(ctx: click.Context, warn_failed_plugins: bool = True) -> Reelvault:
             home=params.get("home"), db_url=params.get("db"), media=params.get("media")
         )
         root.obj = Reelvault(settings)  # loads the host from these settings
+        root.obj.announce = echo_err
         root.call_on_close(root.obj.close)
     app: Reelvault = root.obj
     if warn_failed_plugins:
         for failure in app.host.failures:
-            echo_err(f"warning: plugin {failure.name} failed to load (see `reelvault plugins`)")
+            warn(f"plugin {failure.name} failed to load (see `reelvault plugins`)")
         app.host.on_hook_failure = _warn_hook_failure  # a hook may fail later, mid-command
     return app
 
 
 def _warn_hook_failure(failure: PluginFailure) -> None:
     """One line for a plugin hook that raised while the command went on without it."""
-    echo_err(f"warning: plugin {failure.name} failed: {failure.error} (see `reelvault plugins`)")
+    warn(f"plugin {failure.name} failed: {failure.error} (see `reelvault plugins`)")
+
+
+def quiet() -> bool:
+    """Whether ``--quiet`` was given: no progress bars and no warnings, errors only."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("quiet"))
+
+
+def no_color() -> bool:
+    """Whether ``NO_COLOR`` is set (https://no-color.org): then no ANSI styling at all,
+    bold included (rich alone would drop colours and keep bold)."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def warn(message: str) -> None:
+    """A problem that did not stop the command, on stderr unless ``--quiet``."""
+    if not quiet():
+        echo_err(f"warning: {message}")
 
 
 def console() -> Console:
@@ -97,6 +117,7 @@ def console() -> Console:
     return Console(
         file=sys.stdout,
         width=None if terminal else 10_000,
+        color_system=None if no_color() else "auto",
         highlight=False,
         soft_wrap=True,
         markup=False,
@@ -139,14 +160,16 @@ def print_rows(
     as_json: bool,
     empty_message: str | None,
     json_document: Any = None,
+    whole: Sequence[str] = ("id", "model"),
 ) -> None:
     """How every listing command answers: the rows as JSON with ``--json``, else a table
     (or one line per row), or ``empty_message`` on stderr when there is nothing to list.
 
     With ``--json`` the rows are printed as they are, unless the command's document holds
     more than them (``json_document``). Without an ``empty_message`` an empty listing
-    still prints its headings. Cells built from what users or certificates wrote should
-    be :func:`plain` text, never markup.
+    still prints its headings. The ``whole`` columns are never shortened or wrapped on a
+    narrow terminal (ids are copied from them); the others wrap. Cells built from what
+    users or certificates wrote should be :func:`plain` text, never markup.
     """
     if as_json:
         print_json(rows if json_document is None else json_document)
@@ -161,17 +184,23 @@ def print_rows(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for heading in columns:
-        table.add_column(heading)
-    for row in rows:
-        table.add_row(*(cell(row) for cell in columns.values()))
+    cells = [[cell(row) for cell in columns.values()] for row in rows]
+    for index, heading in enumerate(columns):
+        if heading in whole:  # never cut or wrapped: ids must stay copyable
+            longest = max([len(heading), *(len(line[index]) for line in cells)])
+            table.add_column(heading, no_wrap=True, min_width=longest)
+        else:  # the others give way: wrapped onto more lines, nothing lost
+            table.add_column(heading, overflow="fold")
+    for line in cells:
+        table.add_row(*line)
     console().print(table)
 
 
 @contextmanager
 def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
-    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
-    if not sys.stderr.isatty():
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise, or with
+    ``--quiet``."""
+    if not sys.stderr.isatty() or quiet():
         yield None
         return
     from rich.console import Console
@@ -189,7 +218,8 @@ def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
         TaskProgressColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    stderr = Console(stderr=True, color_system=None if no_color() else "auto")
+    with Progress(*columns, console=stderr, transient=True) as progress:
         task = progress.add_task(label, total=100)
 
         def update(state: str, percent: int) -> None:
@@ -198,7 +228,7 @@ def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
         yield update
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -211,8 +241,9 @@ def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
     help="Where the files are: a folder or s3://bucket/prefix (default: $REELVAULT_MEDIA, "
     "`media` in config.toml, else media/ in the home). See docs/storage.md.",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no warnings: errors only.")
 @click.version_option(package_name="reelvault")
-def cli(home: Path | None, db: str | None, media: str | None) -> None:
+def cli(home: Path | None, db: str | None, media: str | None, quiet: bool) -> None:
     """Turn stills into short clips and keep a trustworthy record of every clip."""
 
 
@@ -225,6 +256,23 @@ fit_option = click.option(
     help="Fit a still of another size to --size: cover crops, contain pads "
     "(default none: refuse a mismatch where the model needs an exact size).",
 )
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Also copy the new clip's video here: a file, or a folder for a named file.",
+)
+
+
+def check_output_free(output: Path | None) -> None:
+    """Refuse an ``-o`` file that exists before any work is done (``get`` never replaces
+    a file without ``--force``, and finding out after a long render would waste it)."""
+    from core.api.errors import RequestError
+
+    if output is not None and output.exists() and not output.is_dir():
+        raise RequestError(f"{output} exists: choose another name (nothing was made)")
+
+
 provider_option = click.option(
     "--provider", help="Provider profile a remote model runs at (see `reelvault providers`)."
 )

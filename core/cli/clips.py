@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,18 +13,21 @@ from core.api.types import GenerationStatus, Relation
 from core.cli.base import (
     ClipRequest,
     Columns,
+    check_output_free,
     cli,
     clip_text,
     echo_err,
     generation_options,
     get_app,
     json_option,
+    output_option,
     plain,
     print_json,
     print_rows,
     progress_bar,
     seconds_option,
     size_option,
+    warn,
 )
 from core.cli.library import print_generation
 from core.generation import GenerationResult, derive, generate, in_flight, resume
@@ -31,12 +35,16 @@ from core.host.app import Reelvault
 from core.views.report import generation_dict, generation_summary
 
 
-def show_result(app: Reelvault, result: GenerationResult, as_json: bool) -> None:
+def show_result(
+    app: Reelvault, result: GenerationResult, as_json: bool, output: Path | None = None
+) -> None:
+    """Print the clip made (and, with ``-o``, copy its video out); fail if it did not
+    complete."""
     generation = result.generation
     with app.session() as session:
         data = generation_dict(session, generation, app.store)
     for warning in result.warnings:
-        echo_err(f"warning: {warning}")
+        warn(warning)
     if as_json:
         print_json(data)
     else:
@@ -46,19 +54,27 @@ def show_result(app: Reelvault, result: GenerationResult, as_json: bool) -> None
         raise ReelvaultError(
             f"{generation.id} {generation.status}: {error.get('code')}: {error.get('message')}"
         )
+    if output is not None:
+        from core.library.files import get_file
+
+        echo_err(f"wrote {get_file(app, generation.id, output, None, force=False)}")
 
 
 @cli.command(name="generate")
 @generation_options
+@output_option
 @click.pass_context
-def generate_command(ctx: click.Context, request: ClipRequest, as_json: bool) -> None:
+def generate_command(
+    ctx: click.Context, request: ClipRequest, as_json: bool, output: Path | None
+) -> None:
     """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
+    check_output_free(output)
     app = get_app(ctx)
     with progress_bar("generating") as on_progress:
         result = generate(
             app, request.image, request.prompt, on_progress=on_progress, **request.options()
         )
-    show_result(app, result, as_json)
+    show_result(app, result, as_json, output)
 
 
 @cli.command(name="remix")
@@ -67,6 +83,7 @@ def generate_command(ctx: click.Context, request: ClipRequest, as_json: bool) ->
 @seconds_option
 @size_option
 @json_option
+@output_option
 @click.pass_context
 def remix_command(
     ctx: click.Context,
@@ -75,10 +92,18 @@ def remix_command(
     seconds: int | None,
     size: str | None,
     as_json: bool,
+    output: Path | None,
 ) -> None:
     """Make a new clip from CLIP with a new prompt; lineage records the parent."""
     derive_and_show(
-        ctx, clip, prompt, Relation.REMIX_OF, as_json=as_json, seconds=seconds, size=size
+        ctx,
+        clip,
+        prompt,
+        Relation.REMIX_OF,
+        as_json=as_json,
+        seconds=seconds,
+        size=size,
+        output=output,
     )
 
 
@@ -91,8 +116,10 @@ def derive_and_show(
     as_json: bool,
     seconds: int | None = None,
     size: str | None = None,
+    output: Path | None = None,
 ) -> None:
     """The body of ``remix``, ``edit`` and ``extend``: derive with a progress bar, print."""
+    check_output_free(output)
     app = get_app(ctx)
     label = {Relation.REMIX_OF: "remixing", Relation.EDIT_OF: "editing"}.get(relation, "extending")
     with progress_bar(label) as on_progress:
@@ -105,7 +132,7 @@ def derive_and_show(
             size=size,
             on_progress=on_progress,
         )
-    show_result(app, result, as_json)
+    show_result(app, result, as_json, output)
 
 
 @cli.command(name="jobs")

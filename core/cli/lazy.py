@@ -42,13 +42,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "core.cli.remote",
         "Continue CLIP by SECONDS more; lineage records it as extension_of its parent.",
     ),
+    "gc": (
+        "core.cli.library_ops",
+        "Delete stored files no clip or asset refers to, and leftovers of interrupted work.",
+    ),
     "generate": (
         "core.cli.clips",
         "Make a clip from IMAGE and PROMPT, and catalog it with its lineage.",
     ),
+    "get": (
+        "core.cli.library_ops",
+        "Copy a clip's video (or another of its files, or an asset) out as a named file.",
+    ),
     "import": (
         "core.cli.provenance",
         "Catalog existing images and videos; rebuild lineage from their credentials.",
+    ),
+    "info": (
+        "core.cli.library_ops",
+        "Which home, catalog and media store are in use, what they hold, what runs here.",
     ),
     "jobs": (
         "core.cli.clips",
@@ -91,6 +103,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": (
         "core.cli.clips",
         "Finish every job interrupted by a crash or Ctrl-C, without submitting it again.",
+    ),
+    "rm": (
+        "core.cli.library_ops",
+        "Remove clips or assets from the catalog, all or none; `gc` then frees their files.",
     ),
     "serve": (
         "core.cli.web",

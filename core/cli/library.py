@@ -25,6 +25,7 @@ from core.cli.base import (
     print_json,
     print_rows,
 )
+from core.views.checks import latest_per_verifier
 from core.views.report import generation_dict, generation_summary, lineage_dict
 
 
@@ -56,7 +57,9 @@ def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json
         "parent": lambda row: row["parent_id"] or "",
         "prompt": lambda row: plain(clip_text(row["prompt"], 60)),
     }
-    print_rows(rows, columns, as_json=as_json, empty_message="no clips match")
+    print_rows(
+        rows, columns, as_json=as_json, empty_message="no clips match", whole=("id", "status")
+    )
 
 
 @cli.command(name="show")
@@ -99,11 +102,12 @@ def print_generation(data: dict[str, Any]) -> None:
         asset = data[key]
         if asset:
             lines.append(f"{label:<10}{short(asset['id'])}  {_asset_line(asset)}")
-            lines += [  # the whole history, oldest first: a state that changed shows
+            lines += [  # the latest per verifier; --json has the whole history
                 f"          verified by {v['verifier']}: {v['state']}"
                 + (f" ({v['details']['summary']})" if v["details"].get("summary") else "")
                 + f"  {timestamp_text(v['checked_at'])}"
-                for v in asset["verifications"]
+                + (f"  ({_earlier(v['earlier'])})" if v["earlier"] else "")
+                for v in latest_per_verifier(asset["verifications"])
             ]
     explanation = data["details"].get("explanation") if data["details"] else None
     if explanation:
@@ -116,6 +120,10 @@ def print_generation(data: dict[str, Any]) -> None:
             for d in data["policy_decisions"]
         ]
     click.echo("\n".join(lines))
+
+
+def _earlier(count: int) -> str:
+    return f"{count} earlier check" + ("s" if count > 1 else "")
 
 
 def _asset_line(asset: dict[str, Any]) -> str:

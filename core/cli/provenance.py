@@ -28,6 +28,7 @@ from core.cli.base import (
     print_json,
     print_rows,
     progress_bar,
+    warn,
 )
 from core.provenance.credentials import VerifyReport, verify_target
 
@@ -288,7 +289,7 @@ def trust_list_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         return
     for problem in problems:
-        echo_err(f"warning: {problem.path}: {problem.problem}")
+        warn(f"{problem.path}: {problem.problem}")
 
 
 @trust_group.command(name="remove")
@@ -322,7 +323,7 @@ def signing_init_command(ctx: click.Context, force: bool) -> None:
     click.echo(f"key      {setup.key_path} (readable only by you)")
     click.echo(f"trusted  {setup.anchor.short}  {setup.anchor.subject}")
     if setup.overrides:
-        echo_err("warning: [signing] in config.toml names another certificate; it is used instead")
+        warn("[signing] in config.toml names another certificate; it is used instead")
 
 
 @signing_group.command(name="status")

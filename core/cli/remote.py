@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,6 +28,7 @@ from core.cli.base import (
     echo_err,
     get_app,
     json_option,
+    output_option,
     print_json,
     print_rows,
 )
@@ -182,10 +184,13 @@ def keys_remove(ctx: click.Context, name: str, webhook_secret: bool) -> None:
 @click.argument("clip")
 @click.option("--prompt", "-p", required=True, help="How to change the clip.")
 @json_option
+@output_option
 @click.pass_context
-def edit_command(ctx: click.Context, clip: str, prompt: str, as_json: bool) -> None:
+def edit_command(
+    ctx: click.Context, clip: str, prompt: str, as_json: bool, output: Path | None
+) -> None:
     """Make an edited copy of CLIP; lineage records it as edit_of its parent."""
-    derive_and_show(ctx, clip, prompt, Relation.EDIT_OF, as_json=as_json)
+    derive_and_show(ctx, clip, prompt, Relation.EDIT_OF, as_json=as_json, output=output)
 
 
 @cli.command(name="extend")
@@ -193,10 +198,21 @@ def edit_command(ctx: click.Context, clip: str, prompt: str, as_json: bool) -> N
 @click.option("--prompt", "-p", required=True, help="What happens next.")
 @click.option("--seconds", type=click.IntRange(min=1), required=True, help="Length to add.")
 @json_option
+@output_option
 @click.pass_context
-def extend_command(ctx: click.Context, clip: str, prompt: str, seconds: int, as_json: bool) -> None:
+def extend_command(
+    ctx: click.Context, clip: str, prompt: str, seconds: int, as_json: bool, output: Path | None
+) -> None:
     """Continue CLIP by SECONDS more; lineage records it as extension_of its parent."""
-    derive_and_show(ctx, clip, prompt, Relation.EXTENSION_OF, as_json=as_json, seconds=seconds)
+    derive_and_show(
+        ctx,
+        clip,
+        prompt,
+        Relation.EXTENSION_OF,
+        as_json=as_json,
+        seconds=seconds,
+        output=output,
+    )
 
 
 # --- webhooks and sync -------------------------------------------------------------------

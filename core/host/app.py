@@ -7,7 +7,7 @@ around a temporary home and call exactly what the CLI calls.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from catalog.db import open_catalog, session_scope
+from catalog.db import missing_sqlite_file, open_catalog, session_scope
 from core.api import lifecycle as model_lifecycle
 from core.api.errors import PluginError, RequestError
 from core.api.settings import Settings
@@ -34,6 +34,8 @@ class Reelvault:
         self.store: ContentStore = open_store(
             settings.media, settings.home, settings.media_cache_bytes
         )
+        self.announce: Callable[[str], None] | None = None
+        """Where to tell the user something once, such as a new catalog (the CLI: stderr)."""
         # Worker and webhook threads share one application. From Python 3.12 on,
         # cached_property no longer locks, so two threads could each open an engine or
         # build a second set of backends (with their own connection pools).
@@ -50,7 +52,10 @@ class Reelvault:
         """The catalog, opened (and upgraded) on first use only: ``plugins`` needs none."""
         with self._build_lock:
             if "engine" not in self.__dict__:  # another thread may have opened it meanwhile
+                new_file = missing_sqlite_file(self.settings.db_url)
                 self.__dict__["engine"] = open_catalog(self.settings.db_url)
+                if new_file is not None and self.announce is not None:
+                    self.announce(f"created a new empty catalog at {new_file}")
             return self.__dict__["engine"]
 
     @contextmanager

@@ -328,7 +328,17 @@ class S3Store(ContentStore):
                     if len(sha) == 64 and folder == sha[:2]:
                         yield sha
 
+    def modified_at(self, sha256: str) -> float | None:
+        head = self._head(sha256)
+        return head["LastModified"].timestamp() if head else None
+
     # -- writing --------------------------------------------------------------------
+
+    def delete(self, sha256: str) -> None:
+        self.check()
+        with self._errors("deleting an object", sha256):
+            self.client.delete_object(Bucket=self.bucket, Key=self.key_for(sha256))
+        self.path_for(sha256).unlink(missing_ok=True)  # and its cached copy
 
     def _commit(self, tmp: Path, sha256: str, size: int) -> StoredFile:
         self.upload(tmp, sha256, size)

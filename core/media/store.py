@@ -136,6 +136,19 @@ class ContentStore(ABC):
         """The hash of every file in the store (for migration)."""
 
     @abstractmethod
+    def delete(self, sha256: str) -> None:
+        """Remove the file with this hash (``reelvault gc``); absent already is fine."""
+
+    @abstractmethod
+    def modified_at(self, sha256: str) -> float | None:
+        """When the file was stored (POSIX seconds), ``None`` when absent: ``gc`` leaves
+        young files alone, since a file is stored a moment before its row is written."""
+
+    def temp_files(self) -> Iterator[Path]:
+        """Temporary files of writes in progress or interrupted (``incoming-…``)."""
+        yield from (p for p in sorted(self._tmp_dir().iterdir()) if p.is_file())
+
+    @abstractmethod
     def _commit(self, tmp: Path, sha256: str, size: int) -> StoredFile:
         """Make a complete, fsynced temporary file the stored file with this hash."""
 
@@ -227,6 +240,15 @@ class MediaStore(ContentStore):
                     name = path.name
                     if len(name) == 64 and HEX.issuperset(name) and name[:2] == folder.name:
                         yield name
+
+    def delete(self, sha256: str) -> None:
+        self.path_for(sha256).unlink(missing_ok=True)
+
+    def modified_at(self, sha256: str) -> float | None:
+        try:
+            return self.path_for(sha256).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def _commit(self, tmp: Path, sha256: str, size: int) -> StoredFile:
         final = self.path_for(sha256)

@@ -20,6 +20,7 @@ from typing import Any
 
 from catalog.audits import ClipOrigin, assets_after, clip_origins, count_assets, save_checks
 from catalog.models import Asset, VerificationRecord
+from catalog.removals import removals_of
 from catalog.verifications import last_states, verification_records
 from core.api.errors import MissingMediaError
 from core.api.ids import short
@@ -152,7 +153,21 @@ def _check(
         with app.store.checked_copy(asset.sha256 or "") as copy:
             return _check_copy(app, report, asset, lineage, previous, copy, find)
     except MissingMediaError as exc:
-        find("missing", str(exc))
+        with app.session() as session:
+            removal = removals_of(session, [asset.sha256 or ""]).get(asset.sha256 or "")
+        if removal is None:
+            find("missing", str(exc))
+        else:  # someone removed this file on purpose (``rm``): worth knowing, not a loss
+            when = removal.removed_at.isoformat(timespec="seconds")
+            report.notes.append(
+                Finding(
+                    "removed",
+                    asset.id,
+                    f"file removed by {removal.removed_by} at {when} "
+                    f"(with {removal.item_kind} {removal.item_id})",
+                    generation_id,
+                )
+            )
         return None
 
 

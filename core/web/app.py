@@ -64,8 +64,10 @@ from catalog.queries import resolve as resolve_id
 from catalog.readonly import CatalogReader
 from core.api.errors import AmbiguousIdError, NotFoundError, ReelvaultError, RequestError
 from core.host.app import Reelvault
+from core.library.files import download_name
 from core.views import json_text
 from core.views import lineage as lineage_render
+from core.views.checks import latest_per_verifier
 from core.views.exports import lineage_prov, prov_json
 from core.views.report import asset_dict, generation_dict, generation_summary, lineage_dict
 from core.web.media import media_response
@@ -101,6 +103,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["pretty_json"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
+    env.filters["latest_per_verifier"] = latest_per_verifier
     return env
 
 
@@ -202,14 +205,20 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
     def media(request: Request) -> Response:
         with reader.session() as session:
             asset = asset_by_id(session, request.path_params["asset_id"])
+            name = download_name(session, asset) if asset is not None else ""
         if asset is None or not _servable(asset):
             raise NotFoundError("no stored file has that id")
         assert asset.sha256 is not None
+        # Named as ``reelvault get`` names it; ?download=1 asks the browser to save it.
+        disposition = "attachment" if request.query_params.get("download") else "inline"
         return media_response(
             app.store,
             asset.sha256,
             asset.mime,
-            {"cache-control": IMMUTABLE},
+            {
+                "cache-control": IMMUTABLE,
+                "content-disposition": f'{disposition}; filename="{name}"',
+            },
             asset.id,
             request.headers.get("range"),
         )
@@ -342,6 +351,7 @@ def _clip_urls(request: Request, data: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "page": str(request.url_for("clip", clip_id=data["id"])),
         **{key: file(key) for key in ("video", "thumbnail", "source", "input", "spritesheet")},
+        "download": (f"{file('video')}?download=1" if file("video") else None),
         "source_page": (
             str(request.url_for("still", asset_id=data["source"]["id"])) if data["source"] else None
         ),
