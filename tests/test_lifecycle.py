@@ -82,7 +82,7 @@ def test_config_toml_overrides_and_adds_entries(home: Path, still: Path):
     assert clip.status == "completed"
     result = CliRunner().invoke(cli, ["models"], obj=app)
     assert "deprecated since 2026-01-01" in result.stdout
-    assert "instead of local-motion: --backend veo -m veo-2.0-generate-001" in result.stdout
+    assert "instead of local-motion:\n  --backend veo -m veo-2.0-generate-001\n" in result.stdout
     app.close()
     with pytest.raises(Exception, match="status must be one of available, deprecated, retired"):
         from_config({"lifecycle": {"a:b": {"status": "gone"}}})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from core.cli.base import (
     echo_err,
     get_app,
     json_option,
+    print_json,
     print_rows,
 )
 
@@ -93,26 +96,53 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
          "remix": None, "status": e.describe(today)}
         for e in gone
     ]  # fmt: skip
-    columns: Columns[dict[str, Any]] = {
-        "backend": lambda row: row["backend"],
-        "model": lambda row: row["model"],
-        "seconds": lambda row: _ranges(row["seconds"]),
-        "sizes": lambda row: " ".join(row["sizes"]),
-        "image": lambda row: row["input_image"],
-        "remix": lambda row: {True: "yes", False: "no", None: ""}[row["remix"]],
-        "status": lambda row: row["status"],
-    }
     document = rows + [_gone_row(e, today) for e in gone]
-    print_rows(listed, columns, as_json=as_json, empty_message=None, json_document=document)
     if as_json:
+        print_json(document)
         return
+    columns: Columns[dict[str, Any]] = {
+        "model": lambda row: row["model"],
+        "secs": lambda row: _ranges(row["seconds"]),
+        "sizes": lambda row: _sizes(row["sizes"]),
+        "remix": lambda row: {True: "yes", False: "no", None: ""}[row["remix"]],
+        "status": lambda row: _short_status(row["status"]),
+    }
+    for name in dict.fromkeys(row["backend"] for row in listed):
+        click.echo(f"{name}:")  # a heading per backend leaves the width to the models
+        group = [row for row in listed if row["backend"] == name]
+        print_rows(group, columns, as_json=False, empty_message=None, whole=WHOLE)
     advice: dict[tuple[str, ...], list[str]] = {}
     for entry in registry.values():
         if entry.status_on(today) != ModelStatus.AVAILABLE and entry.alternatives:
             advice.setdefault(entry.alternatives, []).append(entry.model)
+    width = shutil.get_terminal_size().columns
     for alternatives, models in advice.items():
         names = ", ".join(dict.fromkeys(models))
-        click.echo(f"instead of {names}: " + "; ".join(hint(a) for a in alternatives))
+        click.echo(textwrap.fill(f"instead of {names}:", width, subsequent_indent="  "))
+        for alternative in alternatives:
+            click.echo(textwrap.fill(hint(alternative), width, initial_indent="  ",
+                                     subsequent_indent="    "))  # fmt: skip
+
+
+WHOLE = ("model", "secs", "sizes", "remix")
+"""Cells never wrapped: a model name must stay copyable; only the status wraps."""
+
+
+def _sizes(sizes: list[str]) -> str:
+    """The default size and how many more: a model's full list is in ``--json``, and a
+    dozen sizes per row would push the table past a terminal's width."""
+    return sizes[0] + (f" +{len(sizes) - 1}" if len(sizes) > 1 else "") if sizes else ""
+
+
+def _short_status(status: str) -> str:
+    """The lifecycle words of a status, without their explanations: where a model is
+    served is in `reelvault providers list`, and what to use instead follows the table."""
+    states = [
+        part.split(" via ")[0].split(" (")[0]
+        for part in status.split("; ")
+        if part.startswith(("available", "deprecated", "retired"))
+    ]
+    return "; ".join(states[1:] if len(states) > 1 and states[0] == "available" else states)
 
 
 def _status(reported: str, registry: list[str]) -> str:
