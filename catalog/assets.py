@@ -8,10 +8,10 @@ same file and this module only reads and rewrites rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from catalog.models import Asset, Generation, VerificationRecord
 from catalog.records import repoint_references
@@ -69,6 +69,29 @@ def generation_of_output(session: Session, asset_id: str) -> Generation | None:
     return session.exec(stmt).first()
 
 
+def save(session: Session, row: SQLModel) -> None:
+    """Write a new or changed row now (inside the caller's transaction), so the queries
+    that follow in the same ingest or import see it."""
+    session.add(row)
+    session.flush()
+
+
+def add_verifications(session: Session, records: Iterable[VerificationRecord]) -> None:
+    """Add verification results to their assets' histories."""
+    session.add_all(list(records))
+    session.flush()
+
+
+def asset_exactly(session: Session, asset_id: str) -> Asset | None:
+    """The asset with exactly this id (an id the catalog made, such as a placeholder's)."""
+    return session.get(Asset, asset_id)
+
+
+def clip_id_taken(session: Session, generation_id: str) -> bool:
+    """Whether a generation already has this id."""
+    return session.get(Generation, generation_id) is not None
+
+
 def merge_assets(session: Session, old: Asset, new: Asset) -> None:
     """Make every reference to ``old`` (a placeholder) point at ``new``, then drop ``old``.
 
@@ -84,3 +107,4 @@ def merge_assets(session: Session, old: Asset, new: Asset) -> None:
     repoint_references(session, Asset.__tablename__, old.id, new.id)
     session.execute(sa.delete(Asset).where(col(Asset.id) == old.id))
     session.expire_all()
+    session.refresh(new)  # usable after the session, like any returned row

@@ -20,8 +20,6 @@ STILL_RUNNING_SQL = {
     "core/generation/request.py",
     "core/generation/rows.py",
     "core/generation/run.py",
-    "core/provenance/importer.py",
-    "core/provenance/ingest.py",
 }
 SESSION_SQL = {"exec", "execute", "get", "add", "add_all", "flush", "delete", "merge", "scalar"}
 """Session methods that run SQL or write rows: core calls catalog functions instead."""

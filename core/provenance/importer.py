@@ -21,7 +21,14 @@ from typing import Any
 
 from sqlmodel import Session
 
-from catalog.assets import assets_by_label, generation_of_output, verifications_newest_first
+from catalog.assets import (
+    asset_exactly,
+    assets_by_label,
+    clip_id_taken,
+    generation_of_output,
+    save,
+    verifications_newest_first,
+)
 from catalog.models import Asset, Generation, utcnow
 from catalog.queries import asset_by_sha
 from core.api.errors import ReelvaultError, RequestError
@@ -111,8 +118,7 @@ def _link(
         updated_at=utcnow(),
         completed_at=made_at,
     )
-    session.add(generation)
-    session.flush()
+    save(session, generation)
     return generation
 
 
@@ -148,7 +154,7 @@ def ingredient_asset(
         )
         digest = hashlib.sha256(identity.encode()).hexdigest()[:40]
         placeholder_id = f"{ASSET_PREFIXES[kind]}{PLACEHOLDER_MARK}{digest}"
-    existing = session.get(Asset, placeholder_id)
+    existing = asset_exactly(session, placeholder_id)
     if existing is not None:
         return existing
     mime = str(ingredient.get("format") or "application/octet-stream")
@@ -174,8 +180,7 @@ def ingredient_asset(
             "sha256_claimed": claimed_sha,
         },
     )
-    session.add(placeholder)
-    session.flush()
+    save(session, placeholder)
     return placeholder
 
 
@@ -210,7 +215,7 @@ def _free_clip_id(session: Session, claimed: object) -> str:
     if (
         isinstance(claimed, str)
         and _CLIP_ID.match(claimed)
-        and not session.get(Generation, claimed)
+        and not clip_id_taken(session, claimed)
     ):
         return claimed
     return new_clip_id()
@@ -350,7 +355,7 @@ def import_file(app: Reelvault, path: Path) -> ImportOutcome:
     generation = None
     if manifest is not None:
         with app.session() as session:
-            asset = session.get(Asset, cataloged.asset.id)
+            asset = asset_exactly(session, cataloged.asset.id)
             assert asset is not None, "the asset vanished right after it was cataloged"
             generation = link_lineage(session, asset, manifest)
     status = "filled" if cataloged.filled else ("already" if cataloged.existed else "imported")

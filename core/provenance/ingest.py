@@ -18,7 +18,13 @@ from typing import Any
 
 from sqlmodel import Session
 
-from catalog.assets import latest_verification, merge_assets, placeholders_by_label
+from catalog.assets import (
+    add_verifications,
+    latest_verification,
+    merge_assets,
+    placeholders_by_label,
+    save,
+)
 from catalog.models import Asset, VerificationRecord
 from catalog.queries import asset_by_sha
 from catalog.records import ensure_asset
@@ -101,7 +107,7 @@ def _record(
         records = verification_records(asset.id, results)
         if not record_unchanged:
             records = [r for r in records if _changed(session, r)]
-        session.add_all(records)
+        add_verifications(session, records)
     return Ingested(asset, results, filled, existed)
 
 
@@ -125,11 +131,9 @@ def _settle(
         asset = existing
     if row.manifest_label and not asset.manifest_label:
         asset.manifest_label = row.manifest_label
-        session.add(asset)
-        session.flush()
+        save(session, asset)
     for placeholder in _stand_ins(session, asset, trusted) if trusted else []:
         merge_assets(session, placeholder, asset)
-        session.refresh(asset)  # usable after the session, like any returned row
         filled = True
     return asset, filled
 
@@ -143,19 +147,16 @@ def _fill(session: Session, placeholder: Asset, row: Asset) -> Asset:
     """
     if placeholder.id != row.id:
         placeholder.sha256 = None  # the hash belongs to the real row from now on
-        session.add(placeholder)
-        session.flush()
+        save(session, placeholder)
         asset = ensure_asset(session, row)
         merge_assets(session, placeholder, asset)
-        session.refresh(asset)
         return asset
     for name in ("mime", "bytes", "width", "height", "duration", "fps", "frame_count",
                  "stored_path", "original_name"):  # fmt: skip
         setattr(placeholder, name, getattr(row, name))
     placeholder.manifest_label = row.manifest_label or placeholder.manifest_label
     placeholder.is_placeholder = False
-    session.add(placeholder)
-    session.flush()
+    save(session, placeholder)
     return placeholder
 
 
