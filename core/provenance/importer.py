@@ -212,11 +212,7 @@ def _latest_credentials(session: Session, asset_id_: str) -> tuple[str, Mapping[
 
 def _free_clip_id(session: Session, claimed: object) -> str:
     """The clip id the credentials name, unless it is malformed or already taken."""
-    if (
-        isinstance(claimed, str)
-        and _CLIP_ID.match(claimed)
-        and not clip_id_taken(session, claimed)
-    ):
+    if isinstance(claimed, str) and _CLIP_ID.match(claimed) and not clip_id_taken(session, claimed):
         return claimed
     return new_clip_id()
 
