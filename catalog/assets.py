@@ -15,6 +15,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from catalog.models import Asset, Generation, VerificationRecord
 from catalog.records import repoint_references
+from catalog.relations import drop_clashing_relations
 
 
 def placeholders_by_label(session: Session, label: str, kind: str, besides: str) -> list[Asset]:
@@ -104,6 +105,7 @@ def merge_assets(session: Session, old: Asset, new: Asset) -> None:
     if old_made is not None and new_made is not None:
         repoint_references(session, Generation.__tablename__, old_made.id, new_made.id)
         session.execute(sa.delete(Generation).where(col(Generation.id) == old_made.id))
+    drop_clashing_relations(session, old.id, new.id)
     repoint_references(session, Asset.__tablename__, old.id, new.id)
     session.execute(sa.delete(Asset).where(col(Asset.id) == old.id))
     session.expire_all()

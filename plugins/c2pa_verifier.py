@@ -162,7 +162,9 @@ def _ingredient_failures(tree: dict[str, Any]) -> list[dict[str, Any]]:
     while pending:
         node = pending.pop()
         for ingredient in node.get("ingredients") or []:
-            found += [{**f, "ingredient": ingredient.get("title")} for f in ingredient["failures"]]
+            found += [
+                {**f, "ingredient_title": ingredient.get("title")} for f in ingredient["failures"]
+            ]
             if isinstance(ingredient.get("manifest"), dict):
                 pending.append(ingredient["manifest"])
     return found

@@ -60,7 +60,7 @@ def test_an_ingredient_whose_signature_fails_shows_in_verify(run):
     [result] = json.loads(run("verify", path, "--json").stdout)["results"]
     [ingredient] = result["details"]["manifest"]["ingredients"]
     assert "claimSignature.mismatch" in [f["code"] for f in ingredient["failures"]]
-    assert {"code": "claimSignature.mismatch", "ingredient": "E-sig-CA.jpg"}.items() <= next(
+    assert {"code": "claimSignature.mismatch", "ingredient_title": "E-sig-CA.jpg"}.items() <= next(
         f for f in result["details"]["failures"] if f["code"] == "claimSignature.mismatch"
     ).items()
 
@@ -69,3 +69,81 @@ def test_an_intact_ingredient_shows_no_failure(run):
     text = run("verify", public_file("CAICAI")).output
     assert "FAILED" not in text
     assert "claimSignature.mismatch" not in text
+
+
+# -- lineage between images, from their ingredients --------------------------------------
+
+
+def imported_id(run, code: str) -> str:
+    [outcome] = json.loads(run("import", public_file(code), "--json").stdout)["files"]
+    return outcome["asset_id"]
+
+
+def lineage_json(run, asset: str) -> dict:
+    return json.loads(run("lineage", asset, "--json").stdout)
+
+
+def by_name(entries: list[dict]) -> dict[str, dict]:
+    return {(e["original_name"] or e["id"]).removeprefix("adobe-20220124-"): e for e in entries}
+
+
+@pytest.mark.parametrize("order", [("A", "CAICAI"), ("CAICAI", "A")], ids=["A-first", "A-later"])
+def test_caicai_has_a_as_its_parent_and_cai_as_a_component(run, order: tuple[str, str]):
+    ids = {code: imported_id(run, code) for code in order}
+    family = lineage_json(run, ids["CAICAI"])
+    made_from = by_name(family["ingredients"])
+    assert set(made_from) == {"A.jpg", "CAI.jpg"}
+    parent = made_from["A.jpg"]
+    assert (parent["id"], parent["relationship"], parent["placeholder"]) == (
+        ids["A"],
+        "parentOf",
+        None,
+    )
+    component = made_from["CAI.jpg"]
+    assert component["relationship"] == "componentOf"
+    assert component["placeholder"]["title"] == "CAI.jpg"  # known only from CAICAI's claim
+    # and CAI's own ingredients, one level further up, from the manifest CAICAI carries
+    assert by_name(component["ingredients"]).keys() == {"A.jpg", "I.jpg"}
+    text = run("lineage", ids["CAICAI"]).stdout
+    assert f"parentOf  {ids['A']}  adobe-20220124-A.jpg" in text
+    assert "componentOf" in text and "CAI.jpg" in text and "placeholder" in text
+    # both directions: A names CAICAI among what was made from it
+    derived = lineage_json(run, ids["A"])["derived"]
+    assert ids["CAICAI"] in {e["id"] for e in derived}
+    assert {e["relationship"] for e in derived if e["id"] == ids["CAICAI"]} == {"parentOf"}
+    assert "names it as parentOf" in run("lineage", ids["A"]).stdout
+
+
+def test_cai_imported_later_takes_its_placeholders_place(run):
+    caicai = imported_id(run, "CAICAI")
+    placeholder = by_name(lineage_json(run, caicai)["ingredients"])["CAI.jpg"]["id"]
+    cai = imported_id(run, "CAI")
+    family = lineage_json(run, caicai)
+    component = by_name(family["ingredients"])["CAI.jpg"]
+    assert (component["id"], component["placeholder"]) == (cai, None)
+    run("lineage", placeholder, expect=1)  # the placeholder is gone, merged into the file
+    # CAI's own lineage holds the same relations, found from its side
+    assert by_name(lineage_json(run, cai)["ingredients"]).keys() == {"A.jpg", "I.jpg"}
+    assert {e["id"] for e in lineage_json(run, cai)["derived"]} == {caicai}
+    assert imported_id(run, "I") in {
+        e["id"] for e in lineage_json(run, cai)["ingredients"]
+    }  # I.jpg fills its own placeholder by the instance id CAI's ingredient names
+
+
+def test_importing_the_family_again_changes_nothing(run):
+    for code in ("A", "CAI", "CAICAI"):
+        imported_id(run, code)
+    before = {code: lineage_json(run, imported_id(run, code)) for code in ("A", "CAICAI")}
+    again = run("import", *(public_file(c) for c in ("A", "CAI", "CAICAI")), "--json").stdout
+    assert {o["status"] for o in json.loads(again)["files"]} == {"already"}
+    after = {code: lineage_json(run, imported_id(run, code)) for code in ("A", "CAICAI")}
+    assert after == before
+
+
+def test_an_ingredient_without_an_instance_id_match_stays_a_placeholder(run):
+    """E-sig-CA names A.jpg as its parent; an unrelated image with no XMP is not it."""
+    cie = imported_id(run, "CIE-sig-CA")
+    made_from = by_name(lineage_json(run, cie)["ingredients"])
+    assert made_from["E-sig-CA.jpg"]["placeholder"] is not None
+    assert made_from["E-sig-CA.jpg"]["relationship"] == "componentOf"
+    assert by_name(made_from["E-sig-CA.jpg"]["ingredients"])["A.jpg"]["placeholder"] is not None
