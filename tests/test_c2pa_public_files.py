@@ -147,3 +147,33 @@ def test_an_ingredient_without_an_instance_id_match_stays_a_placeholder(run):
     assert made_from["E-sig-CA.jpg"]["placeholder"] is not None
     assert made_from["E-sig-CA.jpg"]["relationship"] == "componentOf"
     assert by_name(made_from["E-sig-CA.jpg"]["ingredients"])["A.jpg"]["placeholder"] is not None
+
+
+def test_an_ingredients_failure_shows_in_show_and_on_the_web_pages(run, app):
+    from starlette.testclient import TestClient
+
+    from core.web.app import create_app
+
+    cie = public_file("CIE-sig-CA")
+    imported_id(run, "CIE-sig-CA")  # its relations come from the import
+    made = run("generate", cie, "-p", "pan right", "--seconds", "1", "--size", "640x360",
+               "--fit", "cover", "--json").stdout  # fmt: skip
+    clip = json.loads(made)["id"]
+    expected = "ingredient 'E-sig-CA.jpg' failed: timeStamp.mismatch, claimSignature.mismatch"
+    shown = run("show", clip).stdout
+    assert expected in shown.split("video", 1)[0]  # under the source still's check
+    data = json.loads(run("show", clip, "--json").stdout)
+    check = data["source"]["verifications"][-1]
+    assert check["state"] == "valid" and "claimSignature.mismatch" in check["codes"]
+    assert ("claimSignature.mismatch", "E-sig-CA.jpg") in {
+        (f["code"], f.get("ingredient_title")) for f in check["details"]["failures"]
+    }
+    with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+        page = client.get(f"/clips/{clip}").text
+        assert expected.replace("'", "&#39;") in page
+        still = data["source"]["id"]
+        assert expected.replace("'", "&#39;") in client.get(f"/stills/{still}").text
+        twin = client.get(f"/stills/{still}", params={"format": "json"}).json()
+        check = twin["asset"]["verifications"][-1]
+        assert "claimSignature.mismatch" in check["codes"]
+        assert "E-sig-CA.jpg" in {e["original_name"] for e in twin["lineage"]["ingredients"]}
