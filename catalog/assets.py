@@ -70,10 +70,10 @@ def generation_of_output(session: Session, asset_id: str) -> Generation | None:
     return session.exec(stmt).first()
 
 
-def save(session: Session, row: SQLModel) -> None:
-    """Write a new or changed row now (inside the caller's transaction), so the queries
-    that follow in the same ingest or import see it."""
-    session.add(row)
+def save(session: Session, *rows: SQLModel) -> None:
+    """Write new or changed rows now (inside the caller's transaction), so the queries
+    that follow in the same ingest or import see them."""
+    session.add_all(rows)
     session.flush()
 
 
@@ -81,11 +81,6 @@ def add_verifications(session: Session, records: Iterable[VerificationRecord]) -
     """Add verification results to their assets' histories."""
     session.add_all(list(records))
     session.flush()
-
-
-def asset_exactly(session: Session, asset_id: str) -> Asset | None:
-    """The asset with exactly this id (an id the catalog made, such as a placeholder's)."""
-    return session.get(Asset, asset_id)
 
 
 def clip_id_taken(session: Session, generation_id: str) -> bool:

@@ -66,6 +66,11 @@ def generate_command(ctx: click.Context, request: ClipRequest, as_json: bool) ->
 @click.option("--prompt", "-p", required=True, help="The new prompt.")
 @seconds_option
 @size_option
+@click.option(
+    "--backend",
+    "-b",
+    help="For an imported clip: the backend that animates its first frame (default local).",
+)
 @json_option
 @click.pass_context
 def remix_command(
@@ -74,11 +79,19 @@ def remix_command(
     prompt: str,
     seconds: int | None,
     size: str | None,
+    backend: str | None,
     as_json: bool,
 ) -> None:
     """Make a new clip from CLIP with a new prompt; lineage records the parent."""
     derive_and_show(
-        ctx, clip, prompt, Relation.REMIX_OF, as_json=as_json, seconds=seconds, size=size
+        ctx,
+        clip,
+        prompt,
+        Relation.REMIX_OF,
+        as_json=as_json,
+        seconds=seconds,
+        size=size,
+        backend=backend,
     )
 
 
@@ -91,6 +104,7 @@ def derive_and_show(
     as_json: bool,
     seconds: int | None = None,
     size: str | None = None,
+    backend: str | None = None,
 ) -> None:
     """The body of ``remix``, ``edit`` and ``extend``: derive with a progress bar, print."""
     app = get_app(ctx)
@@ -104,6 +118,7 @@ def derive_and_show(
             seconds=seconds,
             size=size,
             on_progress=on_progress,
+            backend=backend,
         )
     show_result(app, result, as_json)
 

@@ -20,13 +20,15 @@ from typing import Any
 
 from sqlmodel import Session
 
-from catalog.assets import asset_exactly, clip_id_taken, generation_of_output, save
+from catalog.assets import clip_id_taken, generation_of_output, save
+from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation, utcnow
+from catalog.queries import get_generation
 from core.api.errors import ReelvaultError, RequestError
 from core.api.ids import CLIP_PREFIX, new_clip_id, short
 from core.api.types import GenerationStatus, ProgressCallback, Relation
 from core.host.app import Reelvault
-from core.media.probe import MediaInfo, probe_image, probe_video
+from core.media.probe import MediaInfo, first_frame_jpeg, probe_image, probe_video
 from core.provenance.credentials import (
     INPUT_TO,
     PARENT_OF,
@@ -250,12 +252,17 @@ def import_file(app: Reelvault, path: Path) -> ImportOutcome:
     cataloged = ingest(app, path, kind, info=info, original_name=path.name, record_unchanged=False)
     manifest = manifest_of(cataloged.results)
     generation = None
-    if manifest is not None:
+    if manifest is not None or kind == "video":
+        # Every video becomes a clip (status imported) so listings show it and it can be
+        # derived from; a manifest, when intact, says how it was made.
         with app.session() as session:
-            asset = asset_exactly(session, cataloged.asset.id)
+            asset = asset_by_id(session, cataloged.asset.id)
             assert asset is not None, "the asset vanished right after it was cataloged"
-            generation = link_lineage(session, asset, manifest)
-            link_relations(session, asset, manifest)
+            generation = link_lineage(session, asset, manifest or {})
+            if manifest is not None:
+                link_relations(session, asset, manifest)
+    if generation is not None and generation.thumbnail_asset_id is None:
+        generation = _add_first_frame(app, generation.id, path, info)
     status = "filled" if cataloged.filled else ("already" if cataloged.existed else "imported")
     return ImportOutcome(
         path,
@@ -267,6 +274,26 @@ def import_file(app: Reelvault, path: Path) -> ImportOutcome:
         message=f"{short(cataloged.asset.id)}"
         + (f" made by {generation.id}" if generation else ""),
     )
+
+
+def _add_first_frame(app: Reelvault, generation_id: str, path: Path, info: MediaInfo) -> Generation:
+    """Give an imported clip its first frame as thumbnail: what listings and the web grid
+    show, and what a backend that animates a still starts from when it is remixed. A
+    video whose frames cannot be decoded keeps no thumbnail; it is still cataloged."""
+    try:
+        frame = first_frame_jpeg(path)
+    except RequestError:
+        frame = None
+    thumbnail = None
+    if frame is not None:
+        frame_info = MediaInfo(mime="image/jpeg", width=info.width, height=info.height)
+        thumbnail = ingest(app, frame, "thumbnail", info=frame_info, record_unchanged=False)
+    with app.session() as session:
+        generation = get_generation(session, generation_id)
+        if thumbnail is not None:
+            generation.thumbnail_asset_id = thumbnail.asset.id
+            save(session, generation)
+        return generation
 
 
 def _probe(path: Path) -> tuple[str, MediaInfo]:

@@ -24,7 +24,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from catalog.assets import asset_exactly, assets_by_label, save, verifications_newest_first
+from catalog.assets import assets_by_label, save, verifications_newest_first
+from catalog.lookups import asset_by_id
 from catalog.models import Asset
 from catalog.queries import asset_by_sha
 from catalog.relations import assets_by_instance_id
@@ -87,7 +88,7 @@ def ingredient_asset(
         )
         digest = hashlib.sha256(identity.encode()).hexdigest()[:40]
         placeholder_id = f"{ASSET_PREFIXES[kind]}{PLACEHOLDER_MARK}{digest}"
-    existing = asset_exactly(session, placeholder_id)
+    existing = asset_by_id(session, placeholder_id)
     if existing is not None:
         return existing
     mime = str(ingredient.get("format") or "application/octet-stream")
