@@ -46,6 +46,13 @@ def test_an_imported_video_is_probed_given_its_first_frame_and_listed(
         assert red > 180 and green < 60  # the first frame (red), not a later one
     shown = json.loads(run("show", listed["id"], "--json").stdout)
     assert shown["video"]["duration"] == 1.0 and shown["video"]["width"] == 320
+    from starlette.testclient import TestClient
+
+    from core.web.app import create_app
+
+    with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+        grid = client.get("/").text
+        assert listed["id"] in grid and listed["thumbnail_asset_id"] in grid
     again = json.loads(run("import", video, "--json").stdout)["files"]
     assert [o["status"] for o in again] == ["already"]
     assert len(json.loads(run("list", "--json").stdout)) == 1
