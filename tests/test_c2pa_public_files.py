@@ -177,3 +177,34 @@ def test_an_ingredients_failure_shows_in_show_and_on_the_web_pages(run, app):
         check = twin["asset"]["verifications"][-1]
         assert "claimSignature.mismatch" in check["codes"]
         assert "E-sig-CA.jpg" in {e["original_name"] for e in twin["lineage"]["ingredients"]}
+
+
+def test_filling_a_placeholder_keeps_one_copy_of_each_relation(app):
+    """A placeholder and the file it stood for may both hold a relation: one survives,
+    and none comes to relate the file to itself."""
+    from sqlmodel import select
+
+    from catalog.assets import merge_assets
+    from catalog.models import Asset, AssetRelation
+    from catalog.relations import add_relation
+
+    def image(name: str, placeholder: bool = False) -> Asset:
+        sha = None if placeholder else name * 64
+        return Asset(id=f"img_{name}", sha256=sha, kind="image", mime="image/jpeg",
+                     is_placeholder=placeholder)  # fmt: skip
+
+    with app.session() as session:
+        old, new, other = image("o", placeholder=True), image("n"), image("x")
+        session.add_all([old, new, other])
+        session.flush()
+        add_relation(session, old.id, other.id, "parentOf")  # both name the same parent
+        add_relation(session, new.id, other.id, "parentOf")
+        add_relation(session, other.id, old.id, "componentOf")  # named by another file
+        add_relation(session, new.id, old.id, "componentOf")  # would become new -> new
+        assert not add_relation(session, new.id, new.id, "parentOf")
+        merge_assets(session, old, new)
+        rows = {
+            (r.child_asset_id, r.parent_asset_id, r.relationship)
+            for r in session.exec(select(AssetRelation))
+        }
+    assert rows == {("img_n", "img_x", "parentOf"), ("img_x", "img_n", "componentOf")}
