@@ -8,13 +8,14 @@ same file and this module only reads and rewrites rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from catalog.models import Asset, Generation, VerificationRecord
 from catalog.records import repoint_references
+from catalog.relations import drop_clashing_relations
 
 
 def placeholders_by_label(session: Session, label: str, kind: str, besides: str) -> list[Asset]:
@@ -69,6 +70,17 @@ def generation_of_output(session: Session, asset_id: str) -> Generation | None:
     return session.exec(stmt).first()
 
 
+def add_verifications(session: Session, records: Iterable[VerificationRecord]) -> None:
+    """Add verification results to their assets' histories."""
+    session.add_all(list(records))
+    session.flush()
+
+
+def clip_id_taken(session: Session, generation_id: str) -> bool:
+    """Whether a generation already has this id."""
+    return session.get(Generation, generation_id) is not None
+
+
 def merge_assets(session: Session, old: Asset, new: Asset) -> None:
     """Make every reference to ``old`` (a placeholder) point at ``new``, then drop ``old``.
 
@@ -81,6 +93,8 @@ def merge_assets(session: Session, old: Asset, new: Asset) -> None:
     if old_made is not None and new_made is not None:
         repoint_references(session, Generation.__tablename__, old_made.id, new_made.id)
         session.execute(sa.delete(Generation).where(col(Generation.id) == old_made.id))
+    drop_clashing_relations(session, old.id, new.id)
     repoint_references(session, Asset.__tablename__, old.id, new.id)
     session.execute(sa.delete(Asset).where(col(Asset.id) == old.id))
     session.expire_all()
+    session.refresh(new)  # usable after the session, like any returned row

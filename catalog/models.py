@@ -95,6 +95,9 @@ class Asset(SQLModel, table=True):
     is_placeholder: bool = False
     manifest_label: str | None = Field(default=None, index=True, max_length=200)
     placeholder_info: dict[str, Any] | None = _json(default=None)
+    # The instance id other files' C2PA ingredients name this file by: its active
+    # manifest's, or for a file without credentials the XMP ``xmpMM:InstanceID``.
+    instance_id: str | None = Field(default=None, index=True, max_length=200)
 
     @property
     def file_sha256(self) -> str:
@@ -106,6 +109,25 @@ class Asset(SQLModel, table=True):
         if self.sha256 is None:
             raise ValueError(f"{self.id} is a placeholder with no stored file")
         return self.sha256
+
+
+class AssetRelation(SQLModel, table=True):
+    """One C2PA ingredient relation between two assets: ``child`` names ``parent`` as its
+    ``parentOf``, ``componentOf`` or ``inputTo`` ingredient.
+
+    Lineage between clips lives on :class:`Generation` (source still, parent clip); these
+    rows hold what else the files' credentials say, such as an image edited from another
+    image or placed into it, at any depth. Either end may be a placeholder.
+    """
+
+    __tablename__ = "asset_relations"
+    __table_args__ = (sa.UniqueConstraint("child_asset_id", "parent_asset_id", "relationship"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    child_asset_id: str = Field(foreign_key="assets.id", index=True)
+    parent_asset_id: str = Field(foreign_key="assets.id", index=True)
+    relationship: str = Field(max_length=20)  # parentOf | componentOf | inputTo
+    created_at: datetime = _time(default_factory=utcnow)
 
 
 class Generation(SQLModel, table=True):

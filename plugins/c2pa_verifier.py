@@ -6,8 +6,12 @@ not trusted"), ``Invalid`` (something does not match). A file without a manifest
 ``absent``; any error from the library (a file it cannot parse, a truncated box, a
 manifest it cannot decode) is ``unreadable``, never an exception for the caller.
 
-``codes`` are the failure codes of the active manifest and of every ingredient's
-validation delta. Note that a good file verified without trust anchors still lists
+``codes`` are the failure codes of the active manifest, of every ingredient's
+validation delta, and of the validation status each ingredient recorded when it was
+added (an ingredient whose own credentials failed then, such as a claim signature that
+did not validate, stays a failure inside a parent that is itself intact: the parent's
+state does not hide it). Each ingredient node of the tree carries its own failures.
+Note that a good file verified without trust anchors still lists
 ``signingCredential.untrusted``: the state, not an empty list, is the verdict.
 ``details["manifest"]`` is the active manifest normalised as :mod:`core.api.types` describes,
 with the whole ingredient tree, so the catalog can rebuild lineage from it. A manifest
@@ -104,15 +108,16 @@ def read_credentials(path: Path, mime: str, anchors: str) -> VerificationResult:
     except OSError as exc:
         return _result(VerificationState.UNREADABLE, ("file.unreadable",), error=str(exc))
     state = STATES.get(state_text, VerificationState.INVALID)
-    failures = _failures(results)
     label = store.get("active_manifest")
+    tree = manifest_tree(store, label) if label else None
+    failures = _failures(results) + (_ingredient_failures(tree) if tree else [])
     return _result(
         state,
         tuple(dict.fromkeys(f["code"] for f in failures)),
         validation_state=state_text,
         trust_anchors=anchors.count("BEGIN CERTIFICATE"),
         failures=failures,
-        manifest=manifest_tree(store, label) if label else None,
+        manifest=tree,
     )
 
 
@@ -132,6 +137,37 @@ def _failures(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _entry(item: dict[str, Any]) -> dict[str, Any]:
     return {k: item.get(k) for k in ("code", "explanation", "url")}
+
+
+SUCCESS_SUFFIXES = (".validated", ".match", ".trusted", ".insideValidity", ".accessible")
+"""How c2pa-rs names a success (or informational: ``.skipped``) status code; an
+ingredient's recorded status may mix them with its failures."""
+
+
+def _ingredient_status(ingredient: dict[str, Any]) -> list[dict[str, Any]]:
+    """The failures among the validation status an ingredient recorded."""
+    return [
+        _entry(item)
+        for item in ingredient.get("validation_status") or []
+        if isinstance(item, dict)
+        and isinstance(item.get("code"), str)
+        and not item["code"].endswith((*SUCCESS_SUFFIXES, ".skipped"))
+    ]
+
+
+def _ingredient_failures(tree: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ingredient failure in a normalised tree, each naming its ingredient's title."""
+    found: list[dict[str, Any]] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        for ingredient in node.get("ingredients") or []:
+            found += [
+                {**f, "ingredient_title": ingredient.get("title")} for f in ingredient["failures"]
+            ]
+            if isinstance(ingredient.get("manifest"), dict):
+                pending.append(ingredient["manifest"])
+    return found
 
 
 def manifest_tree(store: dict[str, Any], label: str) -> dict[str, Any]:
@@ -173,6 +209,7 @@ def manifest_tree(store: dict[str, Any], label: str) -> dict[str, Any]:
                 "format": ingredient.get("format"),
                 "relationship": ingredient.get("relationship"),
                 "instance_id": ingredient.get("instance_id"),
+                "failures": _ingredient_status(ingredient),
                 "manifest": None,
             }
             child_label = ingredient.get("active_manifest")

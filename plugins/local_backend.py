@@ -99,6 +99,7 @@ MODEL = ModelInfo(
     requires_input_image=True,
     fits_input_image=True,  # it cover-crops the still to the size, by design
     supports_remix=True,
+    derives_from_still=True,  # a remix re-renders the source still (or first frame)
     variants=(Variant.VIDEO, Variant.THUMBNAIL),
     status="available",
     description=(

@@ -160,10 +160,16 @@ def test_a_corrupt_or_empty_file_never_crashes_import(
     with app.session() as session:
         assets = list(session.exec(select(Asset).where(col(Asset.is_placeholder).is_(False))))
         made = list(session.exec(select(Generation)))
-    assert sorted(a.original_name for a in assets) == ["cut.mp4", "good.mp4"]
-    assert [g.output_asset_id for g in made] == [
-        a.id for a in assets if a.original_name == "good.mp4"
-    ]
+    videos = {a.original_name: a for a in assets if a.kind == "video"}
+    assert sorted(videos) == ["cut.mp4", "good.mp4"]
+    assert {a.kind for a in assets} == {"video", "thumbnail"}  # each video's first frame
+    # Every video is a clip (listed, derivable); the cut one's is built from nothing its
+    # broken credentials say: no source, no parent, backend "import".
+    by_output = {g.output_asset_id: g for g in made}
+    assert set(by_output) == {a.id for a in videos.values()}
+    cut = by_output[videos["cut.mp4"].id]
+    assert (cut.backend, cut.source_asset_id, cut.parent_id) == ("import", None, None)
+    assert by_output[videos["good.mp4"].id].backend == "local"
     assert list((app.store.root / "tmp").iterdir()) == []
 
 
@@ -200,17 +206,21 @@ def test_an_unknown_file_type_is_one_clear_error(app: Reelvault, tmp_path: Path)
         import_paths(app, [tmp_path / "missing.jpg"])
 
 
-def test_imported_clips_list_and_cannot_be_remixed(
+def test_imported_clips_list_and_are_remixed_from_their_first_frame(
     app: Reelvault, signed_library: SignedLibrary, run
 ):
     import_paths(app, [signed_library.clip])
     listed = json.loads(run("list", "--status", GenerationStatus.IMPORTED, "--json").stdout)
     assert [c["id"] for c in listed] == [signed_library.clip_id]
-    out = run("remix", signed_library.clip_id, "--prompt", "zoom", expect=2).output
-    assert "only a completed clip can be derived" in out
     with app.session() as session:
         gen = session.exec(select(Generation)).one()
     assert gen.details["imported_from"]["signer"].startswith("reelvault development signer")
+    # Its source still is only a placeholder here: the local backend animates the clip's
+    # first frame instead (no job of its own holds the imported clip).
+    out = run("remix", signed_library.clip_id, "--prompt", "zoom", "--json").stdout
+    remix = json.loads(out)
+    assert (remix["status"], remix["parent_id"]) == ("completed", signed_library.clip_id)
+    assert remix["input"]["id"] == gen.thumbnail_asset_id and remix["source"] is None
 
 
 def test_a_placeholder_merged_into_a_clip_with_its_own_generation_gives_way(app: Reelvault):

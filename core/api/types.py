@@ -147,7 +147,10 @@ class ModelInfo:
     that the user did not ask for. ``derive_keeps_seconds`` and ``derive_keeps_size``
     name the relations whose result always has the parent's duration or size (a service
     whose remix takes only a prompt): the host refuses a request for another one there,
-    rather than record a value the clip does not have.
+    rather than record a value the clip does not have. ``derives_from_still`` declares
+    that the backend derives a clip by animating a still (the parent's source, or its
+    first frame) rather than by the provider's own copy of the parent, so it can derive
+    from a clip it did not make, such as an imported one.
     """
 
     name: str
@@ -164,6 +167,7 @@ class ModelInfo:
     variants: tuple[Variant, ...] = (Variant.VIDEO,)
     derive_keeps_seconds: tuple[Relation, ...] = ()
     derive_keeps_size: tuple[Relation, ...] = ()
+    derives_from_still: bool = False
     status: str = "available"
     description: str = ""
 

@@ -82,6 +82,11 @@ def generate_command(
 @click.option("--prompt", "-p", required=True, help="The new prompt.")
 @seconds_option
 @size_option
+@click.option(
+    "--backend",
+    "-b",
+    help="For an imported clip: the backend that animates its first frame (default local).",
+)
 @json_option
 @output_option
 @click.pass_context
@@ -91,6 +96,7 @@ def remix_command(
     prompt: str,
     seconds: int | None,
     size: str | None,
+    backend: str | None,
     as_json: bool,
     output: Path | None,
 ) -> None:
@@ -104,6 +110,7 @@ def remix_command(
         seconds=seconds,
         size=size,
         output=output,
+        backend=backend,
     )
 
 
@@ -117,6 +124,7 @@ def derive_and_show(
     seconds: int | None = None,
     size: str | None = None,
     output: Path | None = None,
+    backend: str | None = None,
 ) -> None:
     """The body of ``remix``, ``edit`` and ``extend``: derive with a progress bar, print."""
     check_output_free(output)
@@ -131,6 +139,7 @@ def derive_and_show(
             seconds=seconds,
             size=size,
             on_progress=on_progress,
+            backend=backend,
         )
     show_result(app, result, as_json, output)
 

@@ -26,7 +26,12 @@ from core.cli.base import (
     print_rows,
 )
 from core.views.checks import latest_per_verifier
-from core.views.report import generation_dict, generation_summary, lineage_dict
+from core.views.report import (
+    generation_dict,
+    generation_summary,
+    ingredient_failure_lines,
+    lineage_dict,
+)
 
 
 @cli.command(name="list")
@@ -102,13 +107,14 @@ def print_generation(data: dict[str, Any]) -> None:
         asset = data[key]
         if asset:
             lines.append(f"{label:<10}{short(asset['id'])}  {_asset_line(asset)}")
-            lines += [  # the latest per verifier; --json has the whole history
-                f"          verified by {v['verifier']}: {v['state']}"
-                + (f" ({v['details']['summary']})" if v["details"].get("summary") else "")
-                + f"  {timestamp_text(v['checked_at'])}"
-                + (f"  ({_earlier(v['earlier'])})" if v["earlier"] else "")
-                for v in latest_per_verifier(asset["verifications"])
-            ]
+            for v in latest_per_verifier(asset["verifications"]):  # --json: whole history
+                lines.append(
+                    f"          verified by {v['verifier']}: {v['state']}"
+                    + (f" ({v['details']['summary']})" if v["details"].get("summary") else "")
+                    + f"  {timestamp_text(v['checked_at'])}"
+                    + (f"  ({_earlier(v['earlier'])})" if v["earlier"] else "")
+                )
+                lines += [f"            {line}" for line in ingredient_failure_lines(v["details"])]
     explanation = data["details"].get("explanation") if data["details"] else None
     if explanation:
         lines.append("motion plan" if "motion_plan" in data["details"] else "backend notes")
@@ -183,7 +189,33 @@ def lineage_command(ctx: click.Context, identifier: str, fmt: str, as_json: bool
     else:
         label = "(no source image)"
     lines = [label.rstrip(), *tree_lines(data["clips"], data["target"])]
+    for key, heading in (("ingredients", "made from"), ("derived", "used in")):
+        if data.get(key):
+            lines += [heading, *relation_lines(data[key], key)]
     click.echo("\n".join(lines))
+
+
+def _relation_label(entry: dict[str, Any], key: str) -> str:
+    """One related asset: how it is related, its id (whole: ids are for copying), its name."""
+    how = entry["relationship"] if key == "ingredients" else f"names it as {entry['relationship']}"
+    parts = [how, entry["id"], entry["original_name"] or "", _dims(entry)]
+    if entry.get("placeholder"):
+        parts.append("(placeholder: file not imported)")
+    if entry.get("repeated"):
+        parts.append("(listed in full elsewhere in this tree)")
+    return "  ".join(p for p in parts if p)
+
+
+def relation_lines(entries: list[dict[str, Any]], key: str) -> Iterator[str]:
+    """Related assets as a tree, drawn with a stack (the credentials may nest deep)."""
+    stack = [(e, *_guides("", i == len(entries) - 1)) for i, e in enumerate(entries)]
+    stack.reverse()
+    while stack:
+        entry, guide, indent = stack.pop()
+        yield guide + _relation_label(entry, key)
+        children = entry[key]
+        last = len(children) - 1
+        stack += [(c, *_guides(indent, i == last)) for i, c in reversed(list(enumerate(children)))]
 
 
 def _dims(asset: dict[str, Any]) -> str:

@@ -154,6 +154,9 @@ def _add_ingredients(tree: Tree, manifest: dict[str, Any]) -> None:
         label = f"{ingredient.get('relationship')}  {ingredient.get('title')!r}"
         if ingredient.get("format"):
             label += f"  {ingredient['format']}"
+        failed = [f.get("code") for f in ingredient.get("failures") or [] if f.get("code")]
+        if failed:  # its own credentials failed when it was added: never hidden by its parent
+            label += f"  FAILED {', '.join(dict.fromkeys(failed))}"
         if isinstance(inner, dict):
             branch = tree.add(Text(f"{label}  {_manifest_line(inner)}{_elided(inner)}"))
             for line in _manifest_facts(inner):

@@ -8,6 +8,7 @@ stored, the policy checks run, and the generation row is written with every deci
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,11 +111,21 @@ def derive(
     parameters: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
     queue: bool = False,
+    backend: str | None = None,
 ) -> GenerationResult:
     """Remix (or edit, or extend) a finished clip; the new clip records its parent."""
     with app.session() as session:
         parent = get_generation(session, clip_id)
         source = asset_by_id(session, parent.source_asset_id)
+        first_frame = asset_by_id(session, parent.thumbnail_asset_id)
+    if parent.status == GenerationStatus.IMPORTED:
+        # Its source still, when the credentials named one, may be known only by them.
+        stored_source = source.id if source and source.stored_path else None
+        plan = _imported_parent_plan(
+            app, parent, first_frame, prompt, relation, backend, seconds, size, parameters
+        )
+        plan = dataclasses.replace(plan, source_asset_id=stored_source)
+        return _submit_and_run(app, plan, on_progress, queue)
     if parent.status != GenerationStatus.COMPLETED or not parent.remote_job_id:
         raise RequestError(f"{parent.id} is {parent.status}; only a completed clip can be derived")
     backend_obj = app.backend(parent.backend)
@@ -139,6 +150,55 @@ def derive(
     )
     plan = _Plan(backend_obj, info, request, parent.source_asset_id, parent)
     return _submit_and_run(app, plan, on_progress, queue)
+
+
+def _imported_parent_plan(
+    app: Reelvault,
+    parent: Generation,
+    first_frame: Asset | None,
+    prompt: str,
+    relation: Relation,
+    backend: str | None,
+    seconds: int | None,
+    size: str | None,
+    parameters: Mapping[str, Any] | None,
+) -> _Plan:
+    """Deriving from an imported clip: no backend holds a job for it, so only a backend
+    that animates a still can, from the clip's first frame (its thumbnail, sent as the
+    new clip's input). ``backend`` defaults to the one the clip's credentials name, or
+    the local one for a clip from elsewhere."""
+    name = backend or (parent.backend if parent.backend != "import" else "local")
+    backend_obj = app.backend(name)
+    kind = relation.value.removesuffix("_of")
+    info = model_info(backend_obj, parent.model) or next(
+        (m for m in backend_obj.models() if m.derives_from_still), backend_obj.models()[0]
+    )
+    if not info.derives_from_still:
+        raise RequestError(
+            f"{parent.id} was imported, so there is no {name} video id for it: a {name} {kind} "
+            f"needs the provider's own video id (a backend that animates the first frame, "
+            f"such as --backend local, can {kind} it)"
+        )
+    if not info.supports(relation):
+        raise RequestError(f"model {info.name} does not support {kind}")
+    if first_frame is None or not first_frame.sha256 or not first_frame.stored_path:
+        raise RequestError(f"{parent.id} has no first frame on record: import its video again")
+    seconds = seconds if seconds is not None else parent.seconds
+    seconds = seconds if seconds in info.seconds else info.default_seconds
+    size = size or (parent.size if parent.size in info.sizes else info.default_size)
+    size = info.validate(seconds, size)
+    _check_prompt(prompt)
+    request = DerivedRequest(
+        relation=relation,
+        parent_job_id=parent.remote_job_id or parent.id,
+        prompt=prompt,
+        model=info.name,
+        seconds=seconds,
+        size=size,
+        parent_input_image=app.store.local_path(first_frame.sha256),
+        parameters=dict(parameters or {}),
+    )
+    return _Plan(backend_obj, info, request, None, parent, input_asset_id=first_frame.id)
 
 
 def _derived_shape(
@@ -268,11 +328,12 @@ def request_for(
             parameters=extra,
         )
     else:
-        if not parent.remote_job_id:
+        imported = parent.status == GenerationStatus.IMPORTED  # derived from its first frame
+        if not parent.remote_job_id and not imported:
             raise BackendError(f"{row.id}: its parent {parent.id} has no job id on record")
         request = DerivedRequest(
             relation=Relation(row.relation or Relation.REMIX_OF),
-            parent_job_id=parent.remote_job_id,
+            parent_job_id=parent.remote_job_id or parent.id,
             prompt=row.prompt,
             model=row.model,
             seconds=row.seconds,

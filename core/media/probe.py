@@ -102,6 +102,23 @@ def probe_video(path: Path) -> MediaInfo:
         raise RequestError(f"{path}: not a video reelvault can read ({exc})") from None
 
 
+def first_frame_jpeg(path: Path, quality: int = 90) -> bytes:
+    """The first decodable frame of a video as a JPEG at the video's own size.
+
+    An imported clip's thumbnail, and what a backend that animates a still (the local
+    one) starts from when it remixes a clip it did not make.
+    """
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            image = frame.to_image()
+    except (av.FFmpegError, StopIteration) as exc:
+        raise RequestError(f"{path}: no frame of the video could be decoded ({exc})") from None
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
 def fit_image(path: Path, width: int, height: int, mode: str) -> bytes:
     """The still fitted to exactly ``width`` x ``height``, as PNG bytes.
 

@@ -11,7 +11,6 @@ the manifest says about it, until the file turns up.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,27 +20,27 @@ from typing import Any
 
 from sqlmodel import Session
 
-from catalog.assets import assets_by_label, generation_of_output, verifications_newest_first
+from catalog.assets import clip_id_taken, generation_of_output
+from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation, utcnow
-from catalog.queries import asset_by_sha
+from catalog.queries import get_generation
+from catalog.records import save
 from core.api.errors import ReelvaultError, RequestError
-from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, asset_id, new_clip_id, short
-from core.api.types import GenerationStatus, ProgressCallback, Relation, VerificationState
+from core.api.ids import CLIP_PREFIX, new_clip_id, short
+from core.api.types import GenerationStatus, ProgressCallback, Relation
 from core.host.app import Reelvault
-from core.media.probe import MediaInfo, probe_image, probe_video
+from core.media.probe import MediaInfo, first_frame_jpeg, probe_image, probe_video
 from core.provenance.credentials import (
     INPUT_TO,
     PARENT_OF,
     claimed_sha256,
-    ingredient_kind,
-    ingredient_label,
     ingredients,
     manifest_of,
-    same_signer,
 )
 from core.provenance.ingest import ingest
+from core.provenance.ingredients import ingredient_asset
+from core.provenance.relations import link_relations
 
-PLACEHOLDER_MARK = "ph_"
 _CLIP_ID = re.compile(rf"^{CLIP_PREFIX}[0-9a-z]{{6,34}}$")
 MAX_CHAIN = 64
 
@@ -111,107 +110,13 @@ def _link(
         updated_at=utcnow(),
         completed_at=made_at,
     )
-    session.add(generation)
-    session.flush()
+    save(session, generation)
     return generation
-
-
-def ingredient_asset(
-    session: Session, ingredient: Mapping[str, Any], claimed_sha: str | None
-) -> Asset | None:
-    """The catalog asset an ingredient stands for, made a placeholder if not yet known.
-
-    The SHA-256 that reelvault's generation assertion recorded is decisive. A manifest
-    label is not (any signer can write any label), so it names only an asset of the
-    ingredient's kind whose hash does not contradict the claim, and then only with the
-    same signer and issuer: a placeholder made from the same claim, or a file whose own
-    latest credentials carry that label and verified as trusted. With neither hash nor
-    label, nothing can be linked.
-    """
-    if claimed_sha and (found := asset_by_sha(session, claimed_sha)) is not None:
-        return found
-    label = ingredient_label(ingredient)
-    if not label and not claimed_sha:
-        return None
-    manifest = ingredient.get("manifest")
-    manifest = manifest if isinstance(manifest, Mapping) else {}
-    kind = ingredient_kind(ingredient)
-    if label:
-        for candidate in assets_by_label(session, label, kind):
-            if _stands_for(session, candidate, manifest, claimed_sha):
-                return candidate
-    if claimed_sha:
-        placeholder_id = asset_id(kind, claimed_sha)
-    else:  # one placeholder per label *and signer*: two signers' claims are two things
-        identity = "\n".join(
-            str(v) for v in (label, manifest.get("signer"), manifest.get("issuer"))
-        )
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:40]
-        placeholder_id = f"{ASSET_PREFIXES[kind]}{PLACEHOLDER_MARK}{digest}"
-    existing = session.get(Asset, placeholder_id)
-    if existing is not None:
-        return existing
-    mime = str(ingredient.get("format") or "application/octet-stream")
-    placeholder = Asset(
-        id=placeholder_id,
-        sha256=claimed_sha,
-        kind=kind,
-        mime=mime[:100],
-        is_placeholder=True,
-        manifest_label=label,
-        original_name=_text(ingredient.get("title"), 500),
-        placeholder_info={
-            "title": ingredient.get("title"),
-            "format": ingredient.get("format"),
-            "relationship": ingredient.get("relationship"),
-            "instance_id": ingredient.get("instance_id"),
-            "manifest": label,
-            "claim_generator": manifest.get("claim_generator"),
-            "signer": manifest.get("signer"),
-            "issuer": manifest.get("issuer"),
-            "signed_at": manifest.get("signed_at"),
-            "digital_source_type": manifest.get("digital_source_type"),
-            "sha256_claimed": claimed_sha,
-        },
-    )
-    session.add(placeholder)
-    session.flush()
-    return placeholder
-
-
-def _stands_for(
-    session: Session, candidate: Asset, manifest: Mapping[str, Any], claimed_sha: str | None
-) -> bool:
-    """Whether an asset with the ingredient's label and kind is the ingredient's file."""
-    if claimed_sha and candidate.sha256:
-        return False  # its bytes are known, and they are not the ones claimed
-    if candidate.is_placeholder:
-        return same_signer(candidate.placeholder_info or {}, manifest)
-    own = _latest_credentials(session, candidate.id)
-    return (
-        own is not None
-        and own[0] == VerificationState.TRUSTED
-        and own[1].get("label") == candidate.manifest_label
-        and same_signer(own[1], manifest)
-    )
-
-
-def _latest_credentials(session: Session, asset_id_: str) -> tuple[str, Mapping[str, Any]] | None:
-    """The state and manifest of an asset's most recent verification that read one."""
-    for record in verifications_newest_first(session, asset_id_):
-        manifest = (record.details or {}).get("manifest")
-        if isinstance(manifest, Mapping) and manifest.get("label"):
-            return record.state, manifest
-    return None
 
 
 def _free_clip_id(session: Session, claimed: object) -> str:
     """The clip id the credentials name, unless it is malformed or already taken."""
-    if (
-        isinstance(claimed, str)
-        and _CLIP_ID.match(claimed)
-        and not session.get(Generation, claimed)
-    ):
+    if isinstance(claimed, str) and _CLIP_ID.match(claimed) and not clip_id_taken(session, claimed):
         return claimed
     return new_clip_id()
 
@@ -348,11 +253,17 @@ def import_file(app: Reelvault, path: Path) -> ImportOutcome:
     cataloged = ingest(app, path, kind, info=info, original_name=path.name, record_unchanged=False)
     manifest = manifest_of(cataloged.results)
     generation = None
-    if manifest is not None:
+    if manifest is not None or kind == "video":
+        # Every video becomes a clip (status imported) so listings show it and it can be
+        # derived from; a manifest, when intact, says how it was made.
         with app.session() as session:
-            asset = session.get(Asset, cataloged.asset.id)
+            asset = asset_by_id(session, cataloged.asset.id)
             assert asset is not None, "the asset vanished right after it was cataloged"
-            generation = link_lineage(session, asset, manifest)
+            generation = link_lineage(session, asset, manifest or {})
+            if manifest is not None:
+                link_relations(session, asset, manifest)
+    if generation is not None and generation.thumbnail_asset_id is None:
+        generation = _add_first_frame(app, generation.id, path, info)
     status = "filled" if cataloged.filled else ("already" if cataloged.existed else "imported")
     return ImportOutcome(
         path,
@@ -364,6 +275,26 @@ def import_file(app: Reelvault, path: Path) -> ImportOutcome:
         message=f"{short(cataloged.asset.id)}"
         + (f" made by {generation.id}" if generation else ""),
     )
+
+
+def _add_first_frame(app: Reelvault, generation_id: str, path: Path, info: MediaInfo) -> Generation:
+    """Give an imported clip its first frame as thumbnail: what listings and the web grid
+    show, and what a backend that animates a still starts from when it is remixed. A
+    video whose frames cannot be decoded keeps no thumbnail; it is still cataloged."""
+    try:
+        frame = first_frame_jpeg(path)
+    except RequestError:
+        frame = None
+    thumbnail = None
+    if frame is not None:
+        frame_info = MediaInfo(mime="image/jpeg", width=info.width, height=info.height)
+        thumbnail = ingest(app, frame, "thumbnail", info=frame_info, record_unchanged=False)
+    with app.session() as session:
+        generation = get_generation(session, generation_id)
+        if thumbnail is not None:
+            generation.thumbnail_asset_id = thumbnail.asset.id
+            save(session, generation)
+        return generation
 
 
 def _probe(path: Path) -> tuple[str, MediaInfo]:

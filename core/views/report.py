@@ -25,6 +25,7 @@ from catalog.queries import (
     source_lineage_rows,
     verifications_for,
 )
+from catalog.relations import walk_relations
 from core.media.store import ContentStore
 
 
@@ -130,19 +131,7 @@ def generation_dict(
     assets = assets_by_id(session, [getattr(generation, column) for _, column in ROLES])
 
     def verifications(asset: Asset) -> dict[str, Any]:
-        checks = verifications_for(session, asset.id)
-        return {
-            "verifications": [
-                {
-                    "verifier": v.verifier,
-                    "state": v.state,
-                    "codes": v.codes,
-                    "details": v.details,
-                    "checked_at": _time(v.checked_at),
-                }
-                for v in checks
-            ]
-        }
+        return {"verifications": verification_dicts(session, asset.id)}
 
     return {
         **generation_summary(generation),
@@ -158,6 +147,30 @@ def generation_dict(
     }
 
 
+def ingredient_failure_lines(details: dict[str, Any]) -> list[str]:
+    """``ingredient 'E-sig-CA.jpg' failed: claimSignature.mismatch``, one per ingredient
+    whose own credentials failed, so an intact parent never hides it."""
+    failed: dict[str, list[str]] = {}
+    for failure in details.get("failures") or []:
+        if isinstance(failure, dict) and failure.get("ingredient_title") is not None:
+            failed.setdefault(str(failure["ingredient_title"]), []).append(str(failure["code"]))
+    return [f"ingredient {title!r} failed: {', '.join(codes)}" for title, codes in failed.items()]
+
+
+def verification_dicts(session: Session, asset_id: str) -> list[dict[str, Any]]:
+    """An asset's verification history, oldest first, as ``show`` and the web pages give it."""
+    return [
+        {
+            "verifier": v.verifier,
+            "state": v.state,
+            "codes": v.codes,
+            "details": v.details,
+            "checked_at": _time(v.checked_at),
+        }
+        for v in verifications_for(session, asset_id)
+    ]
+
+
 def lineage_dict(
     session: Session, target: Generation | Asset, store: ContentStore | None = None
 ) -> dict[str, Any]:
@@ -165,19 +178,54 @@ def lineage_dict(
 
     For a clip: its chain of ancestors down to it, and everything derived from it.
     For a still: every clip made from it and everything derived from those.
+    ``ingredients`` and ``derived`` are the asset relations of the still (or the clip's
+    video) that its and other files' Content Credentials name, nested at any depth: what
+    it was made from, and what names it as an ingredient.
     """
     if isinstance(target, Asset):
         rows = source_lineage_rows(session, target.id)
         source: Asset | None = target
+        related_id: str | None = target.id
     else:
         rows = lineage_rows(session, target.id)
         root = rows[0]
         source = asset_by_id(session, root.source_asset_id) if root.source_asset_id else None
+        related_id = target.output_asset_id
     return {
         "target": target.id,
         "source": asset_dict(source, store) if source else None,
         "clips": _nest(rows),
+        "ingredients": _relations(session, related_id, store, upward=True),
+        "derived": _relations(session, related_id, store, upward=False),
     }
+
+
+def _relations(
+    session: Session, asset_id: str | None, store: ContentStore | None, *, upward: bool
+) -> list[dict[str, Any]]:
+    """An asset's relations as a nested list, each asset expanded once, at its nearest
+    place; elsewhere it is listed with ``repeated`` and no entries of its own."""
+    if asset_id is None:
+        return []
+    edges = walk_relations(session, asset_id, upward=upward)
+    key = "ingredients" if upward else "derived"
+    assets = assets_by_id(session, [e.parent_id if upward else e.child_id for e in edges])
+    top: list[dict[str, Any]] = []
+    holders = {asset_id: top}
+    for edge in edges:  # nearest first, so the near end is always placed already
+        near, far = (edge.child_id, edge.parent_id) if upward else (edge.parent_id, edge.child_id)
+        holder, asset = holders.get(near), assets.get(far)
+        if holder is None or asset is None:
+            continue
+        entry = {
+            **asset_dict(asset, store),
+            "relationship": edge.relationship,
+            "repeated": far in holders,
+            key: [],
+        }
+        holder.append(entry)
+        holders.setdefault(far, entry[key])
+    return top
 
 
 def _nest(rows: list[LineageRow]) -> list[dict[str, Any]]:

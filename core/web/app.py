@@ -69,7 +69,14 @@ from core.views import json_text
 from core.views import lineage as lineage_render
 from core.views.checks import latest_per_verifier
 from core.views.exports import lineage_prov, prov_json
-from core.views.report import asset_dict, generation_dict, generation_summary, lineage_dict
+from core.views.report import (
+    asset_dict,
+    generation_dict,
+    generation_summary,
+    ingredient_failure_lines,
+    lineage_dict,
+    verification_dicts,
+)
 from core.web.media import media_response
 
 PAGE_SIZE = 48
@@ -104,6 +111,7 @@ def _environment() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["pretty_json"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
     env.filters["latest_per_verifier"] = latest_per_verifier
+    env.filters["ingredient_failures"] = ingredient_failure_lines
     return env
 
 
@@ -173,8 +181,9 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         with reader.session() as session:
             asset = get_asset(session, request.path_params["asset_id"])
             family = lineage_dict(session, asset)
+            checks = verification_dicts(session, asset.id)
         data = {
-            "asset": asset_dict(asset),
+            "asset": {**asset_dict(asset), "verifications": checks},
             "url": _media_url(request, asset.id) if _servable(asset) else None,
             "lineage": family,
         }
