@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from catalog.organise import organised_by_id
 from catalog.queries import get_generation, list_generations
 from catalog.queries import resolve as resolve_id
 from core.api.errors import RequestError
@@ -24,6 +25,7 @@ from core.cli.base import (
     plain,
     print_json,
     print_rows,
+    sort_option,
 )
 from core.views.report import generation_dict, generation_summary, lineage_dict
 
@@ -38,14 +40,19 @@ from core.views.report import generation_dict, generation_summary, lineage_dict
     show_default=True,
     help="At most this many clips (0: no limit).",
 )
+@sort_option
 @json_option
 @click.pass_context
-def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json: bool) -> None:
+def list_command(
+    ctx: click.Context, filters: FilterRequest, limit: int, sort: str, as_json: bool
+) -> None:
     """List clips, newest first."""
     app = get_app(ctx)
-    clip_filter = filters.to_filter(app, limit=limit or None)
+    clip_filter = filters.to_filter(app, limit=limit or None, sort=sort)
     with app.session() as session:
-        rows = [generation_summary(g) for g in list_generations(session, clip_filter)]
+        clips = list_generations(session, clip_filter)
+        extras = organised_by_id(session, [g.id for g in clips], clips=True)
+    rows = [{**generation_summary(g), **extras[g.id].as_dict()} for g in clips]
     columns: Columns[dict[str, Any]] = {
         "id": lambda row: row["id"],
         "created": lambda row: timestamp_text(row["created_at"]),
@@ -54,9 +61,16 @@ def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json
         "secs": lambda row: str(row["seconds"]),
         "size": lambda row: row["size"],
         "parent": lambda row: row["parent_id"] or "",
-        "prompt": lambda row: plain(clip_text(row["prompt"], 60)),
+        "prompt": lambda row: plain(clip_text(_label(row), 60)),
     }
     print_rows(rows, columns, as_json=as_json, empty_message="no clips match")
+
+
+def _label(row: dict[str, Any]) -> str:
+    """A clip's prompt, after its title and before its tags when it has them."""
+    title = f"{row['title']}: " if row.get("title") else ""
+    tags = "  " + " ".join(f"#{t}" for t in row["tags"]) if row.get("tags") else ""
+    return f"{title}{row['prompt']}{tags}"
 
 
 @cli.command(name="show")
