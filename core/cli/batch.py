@@ -99,11 +99,11 @@ def items_from_csv(rows_file: Path, defaults: ClipRequest) -> list[BatchItem]:
     return items
 
 
-Progress = Callable[[str, int], None]
+ItemProgress = Callable[[str, int], None]
 
 
 @contextmanager
-def batch_progress(count: int) -> Iterator[Callable[[int], Progress | None]]:
+def batch_progress(count: int) -> Iterator[Callable[[int], ItemProgress | None]]:
     """One progress bar for the whole batch on a terminal's stderr (nothing otherwise):
     yields a function giving the progress callback of item ``index``."""
     if not sys.stderr.isatty():
@@ -116,7 +116,7 @@ def batch_progress(count: int) -> Iterator[Callable[[int], Progress | None]]:
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("generating", total=100 * count)
 
-        def for_item(index: int) -> Progress:
+        def for_item(index: int) -> ItemProgress:
             def update(state: str, percent: int) -> None:
                 label = f"generating {index + 1} of {count} ({state})"
                 bar.update(task, completed=100 * index + percent, description=label)
