@@ -72,6 +72,10 @@ def test_annotate_and_sort_by_title_and_rating(run, three):
     assert listed[zoom["id"]]["note"] == "the good one"
     assert listed[tilt["id"]]["title"] == "Alpha shot" and listed[tilt["id"]]["rating"] == 2
 
+    shown = run("show", zoom["id"]).stdout
+    assert "title     beta shot" in shown and "note      the good one" in shown
+    assert json.loads(run("show", tilt["id"], "--json").stdout)["rating"] == 2
+
     run("annotate", tilt["id"], "--clear-rating", "--title", "")
     assert ids(run, "list", "--sort", "title") == [zoom["id"], tilt["id"], pan["id"]]
     assert ids(run, "list", "--sort", "rating") == [pan["id"], zoom["id"], tilt["id"]]

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from catalog.organise import organised_by_id
+from catalog.organise import organised, organised_by_id
 from catalog.queries import get_generation, list_generations
 from catalog.queries import resolve as resolve_id
 from core.api.errors import RequestError
@@ -81,7 +81,9 @@ def show_command(ctx: click.Context, clip: str, as_json: bool) -> None:
     """Everything known about one clip: request, result, files, lineage, decisions."""
     app = get_app(ctx)
     with app.session() as session:
-        data = generation_dict(session, get_generation(session, clip), app.store)
+        generation = get_generation(session, clip)
+        data = generation_dict(session, generation, app.store)
+        data.update(organised(session, generation).as_dict())
     if as_json:
         print_json(data)
     else:
@@ -96,6 +98,14 @@ def print_generation(data: dict[str, Any]) -> None:
         f"prompt    {data['prompt']}",
         f"request   {data['seconds']}s at {data['size']}",
     ]
+    if data.get("title"):
+        lines.insert(1, f"title     {data['title']}")
+    if data.get("tags"):
+        lines.append(f"tags      {' '.join(data['tags'])}")
+    if data.get("rating") is not None:
+        lines.append(f"rating    {data['rating']} of 5")
+    if data.get("note"):
+        lines.append(f"note      {data['note']}")
     extra = {k: v for k, v in data["parameters"].items() if k not in ("seconds", "size")}
     if extra:
         lines.append(f"params    {json.dumps(extra, sort_keys=True)}")
