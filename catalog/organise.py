@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from catalog.models import Annotation, Asset, Generation, Tag, fold_case, utcnow
-from catalog.records import insert_or_ignore
 from core.api.errors import RequestError
 
 MAX_TAG = 64
@@ -57,7 +57,7 @@ def _owned_by(table: type[Tag] | type[Annotation], item: Item) -> sa.ColumnEleme
 def add_tags(session: Session, item: Item, names: Iterable[str]) -> list[str]:
     """Tag ``item`` (a tag it already has is kept once); returns all its tags."""
     for name in dict.fromkeys(normalise_tag(n) for n in names):
-        insert_or_ignore(session, Tag(name=name, created_at=utcnow(), **_owner(item)))
+        _insert_unless_there(session, Tag, {"name": name, "created_at": utcnow(), **_owner(item)})
     return tags_of(session, item)
 
 
@@ -66,6 +66,13 @@ def remove_tags(session: Session, item: Item, names: Iterable[str]) -> list[str]
     wanted = {normalise_tag(n) for n in names}
     session.execute(sa.delete(Tag).where(_owned_by(Tag, item), col(Tag.name).in_(wanted)))
     return tags_of(session, item)
+
+
+def _insert_unless_there(session: Session, table: Any, values: dict[str, Any]) -> None:
+    """Insert a row (its id left to the database) unless a unique key already holds it:
+    two processes tagging the same clip at once must not fail."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing())
 
 
 def tags_of(session: Session, item: Item) -> list[str]:
@@ -96,7 +103,7 @@ def annotate(
         stmt = stmt.with_for_update()
     row = session.exec(stmt).first()
     if row is None:
-        insert_or_ignore(session, Annotation(updated_at=utcnow(), **_owner(item)))
+        _insert_unless_there(session, Annotation, {"updated_at": utcnow(), **_owner(item)})
         row = session.exec(stmt).one()
     if title is not UNSET:
         row.title = " ".join(title.split()) or None if title else None
