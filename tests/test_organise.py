@@ -152,3 +152,29 @@ def test_assets_lists_every_file_with_a_lineage_summary(run, three, tmp_path: Pa
     assert ids(run, "assets", "--sort", "rating", "-n", "1") == [tilt["video"]["id"]]
     table = run("assets").stdout
     assert still in table and "still.jpg" in table and "parents" in table
+
+
+def test_upgrading_an_existing_catalog_indexes_what_it_holds(db_url: str):
+    """Migration 0009 fills the index from the rows already there, and a trigger a later
+    migration dropped with its table (SQLite rebuilds tables to alter them) comes back."""
+    from catalog import search_schema
+    from catalog.db import open_catalog, session_scope
+    from catalog.queries import ClipFilter, list_generations
+    from tests.test_migrations import seed_first_revision
+
+    seed_first_revision(db_url)
+    engine = open_catalog(db_url)
+    try:
+        with session_scope(engine) as session:
+            found = list_generations(session, ClipFilter(text="P", limit=None))
+            assert sorted(g.id for g in found) == ["clip_0", "clip_1", "clip_2"]
+        if engine.dialect.name == "sqlite":
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DROP TRIGGER search_generations_ai")
+                search_schema.ensure_triggers(conn)
+                names = conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                ).scalars()
+                assert "search_generations_ai" in set(names)
+    finally:
+        engine.dispose()
