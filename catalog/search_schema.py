@@ -173,6 +173,15 @@ def _postgresql_objects() -> list[str]:
     return [
         *_documents_table("postgresql"),
         f"CREATE INDEX ix_{DOCUMENTS}_body ON {DOCUMENTS} USING gin (to_tsvector('simple', body))",
+        # Rows inserted by one statement are indexed by one statement (a transition
+        # table): a bulk insert costs one query, not one trigger call per row.
+        function(
+            "rv_search_new_generations",
+            f"{refresh_clips('g.id IN (SELECT id FROM new_rows)', d)};",
+        ),
+        function(
+            "rv_search_new_assets", f"{refresh_assets('a.id IN (SELECT id FROM new_rows)', d)};"
+        ),
         function("rv_search_generation", f"{refresh_clips('g.id = NEW.id', d)};"),
         function(
             "rv_search_asset",
@@ -180,9 +189,15 @@ def _postgresql_objects() -> list[str]:
             f"{refresh_clips('g.source_asset_id = NEW.id', d)};",
         ),
         function("rv_search_organised", either),
-        "CREATE TRIGGER rv_search_generation AFTER INSERT OR UPDATE OF prompt, prompt_folded, "
+        "CREATE TRIGGER rv_search_new_generations AFTER INSERT ON generations "
+        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+        "EXECUTE FUNCTION rv_search_new_generations()",
+        "CREATE TRIGGER rv_search_new_assets AFTER INSERT ON assets "
+        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+        "EXECUTE FUNCTION rv_search_new_assets()",
+        "CREATE TRIGGER rv_search_generation AFTER UPDATE OF prompt, prompt_folded, "
         "source_asset_id ON generations FOR EACH ROW EXECUTE FUNCTION rv_search_generation()",
-        "CREATE TRIGGER rv_search_asset AFTER INSERT OR UPDATE OF original_name ON assets "
+        "CREATE TRIGGER rv_search_asset AFTER UPDATE OF original_name ON assets "
         "FOR EACH ROW EXECUTE FUNCTION rv_search_asset()",
         "CREATE TRIGGER rv_search_tags AFTER INSERT OR UPDATE OR DELETE ON tags "
         "FOR EACH ROW EXECUTE FUNCTION rv_search_organised()",
@@ -227,9 +242,12 @@ def drop(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS}")
     else:
         for table, trigger in (("generations", "rv_search_generation"),
-                               ("assets", "rv_search_asset"), ("tags", "rv_search_tags"),
+                               ("generations", "rv_search_new_generations"),
+                               ("assets", "rv_search_asset"), ("assets", "rv_search_new_assets"),
+                               ("tags", "rv_search_tags"),
                                ("annotations", "rv_search_annotations")):  # fmt: skip
             conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
-        for name in ("rv_search_generation", "rv_search_asset", "rv_search_organised"):
+        for name in ("rv_search_generation", "rv_search_new_generations", "rv_search_asset",
+                     "rv_search_new_assets", "rv_search_organised"):  # fmt: skip
             conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DOCUMENTS}")
