@@ -66,21 +66,23 @@ def _body(expression: str, dialect: str) -> str:
     return f"translate({expression}, '{quoted}' || chr(37), '{spaces}')"
 
 
-def refresh_clips(where: str, dialect: str) -> str:
-    """SQL that rewrites the documents of the clips ``where`` selects (alias ``g``)."""
+def refresh_clips(where: str, dialect: str, rows: str = "generations") -> str:
+    """SQL that rewrites the documents of the clips ``where`` selects (alias ``g``) from
+    ``rows`` (the table, or a trigger's transition table of new rows)."""
     return (
         f"INSERT INTO {DOCUMENTS} (generation_id, body) "
-        f"SELECT g.id, {_body(_clip_body(dialect), dialect)} FROM generations AS g "
+        f"SELECT g.id, {_body(_clip_body(dialect), dialect)} FROM {rows} AS g "
         f"WHERE {where} "
         "ON CONFLICT (generation_id) DO UPDATE SET body = excluded.body"
     )
 
 
-def refresh_assets(where: str, dialect: str) -> str:
-    """SQL that rewrites the documents of the assets ``where`` selects (alias ``a``)."""
+def refresh_assets(where: str, dialect: str, rows: str = "assets") -> str:
+    """SQL that rewrites the documents of the assets ``where`` selects (alias ``a``) from
+    ``rows`` (the table, or a trigger's transition table of new rows)."""
     return (
         f"INSERT INTO {DOCUMENTS} (asset_id, body) "
-        f"SELECT a.id, {_body(_asset_body(dialect), dialect)} FROM assets AS a "
+        f"SELECT a.id, {_body(_asset_body(dialect), dialect)} FROM {rows} AS a "
         f"WHERE {where} "
         "ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body"
     )
@@ -173,15 +175,11 @@ def _postgresql_objects() -> list[str]:
     return [
         *_documents_table("postgresql"),
         f"CREATE INDEX ix_{DOCUMENTS}_body ON {DOCUMENTS} USING gin (to_tsvector('simple', body))",
-        # Rows inserted by one statement are indexed by one statement (a transition
-        # table): a bulk insert costs one query, not one trigger call per row.
-        function(
-            "rv_search_new_generations",
-            f"{refresh_clips('g.id IN (SELECT id FROM new_rows)', d)};",
-        ),
-        function(
-            "rv_search_new_assets", f"{refresh_assets('a.id IN (SELECT id FROM new_rows)', d)};"
-        ),
+        # Rows inserted by one statement are indexed by one statement, read from the
+        # transition table itself (joining it back to its table made the planner scan
+        # the whole table for every insert).
+        function("rv_search_new_generations", f"{refresh_clips('TRUE', d, 'new_rows')};"),
+        function("rv_search_new_assets", f"{refresh_assets('TRUE', d, 'new_rows')};"),
         function("rv_search_generation", f"{refresh_clips('g.id = NEW.id', d)};"),
         function(
             "rv_search_asset",
