@@ -23,6 +23,7 @@ from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlmodel import Session
 
+from catalog import search_schema
 from catalog.models import fold_case
 from core.api.errors import ReelvaultError
 
@@ -128,6 +129,7 @@ def upgrade(engine: sa.Engine) -> None:
         if frozenset(MigrationContext.configure(conn).get_current_heads()) == heads:
             return  # another process upgraded while we waited for the lock
         command.upgrade(_alembic_config(conn), "heads")
+        search_schema.ensure_triggers(conn)  # a migration may have rebuilt a table
         _check_foreign_keys(conn)
         # Fresh statistics for the query planner. Without them SQLite guesses, and on a
         # large catalog it guessed wrong: filtering a listing by the status index, then

@@ -255,3 +255,51 @@ class Removal(SQLModel, table=True):
     removed_by: str = Field(max_length=200)
     removed_at: datetime = _time(default_factory=utcnow)
     summary: dict[str, Any] = _json(default_factory=dict)
+
+
+class Tag(SQLModel, table=True):
+    """One tag on one clip or one asset (exactly one of the two ids is set).
+
+    Tags are stored normalised (:func:`catalog.organise.normalise_tag`), so ``Sci Fi`` and
+    ``sci-fi`` are one tag. Deleting the clip or asset deletes its tags with it, whoever
+    deletes it, because the database cascades.
+    """
+
+    __tablename__ = "tags"
+    __table_args__ = (
+        sa.UniqueConstraint("generation_id", "name"),
+        sa.UniqueConstraint("asset_id", "name"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    generation_id: str | None = Field(
+        default=None, foreign_key="generations.id", ondelete="CASCADE"
+    )
+    asset_id: str | None = Field(default=None, foreign_key="assets.id", ondelete="CASCADE")
+    name: str = Field(index=True, max_length=64)
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class Annotation(SQLModel, table=True):
+    """A person's title, note and rating (0-5) for one clip or one asset.
+
+    ``title_folded`` and ``note_folded`` are :func:`fold_case` copies written with them:
+    sorting by title and searching compare those, so both databases agree on the order
+    and on what a search finds.
+    """
+
+    __tablename__ = "annotations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    generation_id: str | None = Field(
+        default=None, foreign_key="generations.id", ondelete="CASCADE", unique=True
+    )
+    asset_id: str | None = Field(
+        default=None, foreign_key="assets.id", ondelete="CASCADE", unique=True
+    )
+    title: str | None = Field(default=None, max_length=200)
+    title_folded: str | None = Field(default=None, index=True, max_length=200)
+    note: str | None = None
+    note_folded: str | None = None
+    rating: int | None = Field(default=None, index=True)
+    updated_at: datetime = _time(default_factory=utcnow)

@@ -11,14 +11,16 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from catalog.models import (
+    Annotation,
     Asset,
     Generation,
     PolicyDecisionRecord,
     VerificationRecord,
-    fold_case,
 )
+from catalog.organise import annotation_join, sort_columns, tagged
+from catalog.search import matches_text
 from catalog.statuses import ENDED, UNFINISHED
-from core.api.errors import AmbiguousIdError, NotFoundError
+from core.api.errors import AmbiguousIdError, NotFoundError, RequestError
 from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, short
 from core.api.types import VerificationState
 
@@ -117,6 +119,11 @@ class ClipFilter:
     # a large catalog, unlike an OFFSET); ``oldest_first`` reverses that order.
     cursor: str | None = None
     oldest_first: bool = False
+    # Only clips carrying every one of these tags; the order (see catalog.organise.SORTS,
+    # keyset paging with ``cursor`` is for "created" only) and how many to skip.
+    tags: tuple[str, ...] = ()
+    sort: str = "created"
+    offset: int = 0
 
 
 UNCHECKED = "unchecked"
@@ -138,12 +145,6 @@ def latest_state(
     )
 
 
-def _contains_pattern(text: str) -> str:
-    """A LIKE pattern (escape character ``/``) matching any text that contains ``text``."""
-    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-    return f"%{escaped}%"
-
-
 def clip_conditions(filters: ClipFilter) -> list[sa.ColumnElement[bool]]:
     """The WHERE clauses of a filter (not its paging), for listings and exports alike."""
     where: list[sa.ColumnElement[bool]] = []
@@ -154,8 +155,8 @@ def clip_conditions(filters: ClipFilter) -> list[sa.ColumnElement[bool]]:
     if filters.status:
         where.append(col(Generation.status) == filters.status)
     if filters.text:
-        pattern = _contains_pattern(fold_case(filters.text) or "")
-        where.append(col(Generation.prompt_folded).like(pattern, escape="/"))
+        where.append(matches_text(col(Generation.id), "generation_id", filters.text))
+    where += tagged(col(Generation.id), "generation_id", filters.tags)
     if filters.source_asset_id:
         where.append(col(Generation.source_asset_id) == filters.source_asset_id)
     if filters.since:
@@ -170,9 +171,16 @@ def clip_conditions(filters: ClipFilter) -> list[sa.ColumnElement[bool]]:
 
 
 def list_generations(session: Session, filters: ClipFilter) -> list[Generation]:
-    """Newest first (or oldest first), narrowed by every filter that is set."""
+    """Newest first (or oldest first, or by title or rating), narrowed by every filter."""
     stmt = select(Generation).where(*clip_conditions(filters))
     created, ident = col(Generation.created_at), col(Generation.id)
+    if filters.sort != "created":
+        if filters.cursor:
+            raise RequestError("continuing a listing from a clip works in created order only")
+        order = sort_columns(filters.sort, ident, created, "generation_id")
+        stmt = stmt.outerjoin(Annotation, annotation_join(ident, "generation_id"))
+        stmt = stmt.order_by(*order).offset(filters.offset or None)
+        return list(session.exec(stmt.limit(filters.limit)))
     if filters.cursor:
         anchor = session.get(Generation, filters.cursor)
         if anchor is None:
@@ -189,7 +197,7 @@ def list_generations(session: Session, filters: ClipFilter) -> list[Generation]:
         stmt = stmt.order_by(created.desc(), ident.desc())
     if filters.limit is not None:
         stmt = stmt.limit(filters.limit)
-    return list(session.exec(stmt))
+    return list(session.exec(stmt.offset(filters.offset or None)))
 
 
 @dataclass(frozen=True)

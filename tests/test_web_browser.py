@@ -202,3 +202,31 @@ def test_the_download_button_saves_the_stored_video(server: str, page: Page, lib
     assert video is not None and video.sha256 is not None
     stored = library.app.store.local_path(video.sha256).read_bytes()
     assert Path(download.path()).read_bytes() == stored
+
+
+def test_tag_chips_filter_the_grid_and_the_sort_menu_orders_it(
+    server: str, page: Page, library: Library
+):
+    """What a person does with the menus and chips, with no script on the page: a chip is
+    a link to the filtered grid, and the filter form submits the chosen order."""
+    library.cli("tag", library.other.id, "keeper")
+    library.cli("tag", library.first.id, "keeper", "dawn")
+    library.cli("annotate", library.grandchild.id, "--rating", "5")
+    library.cli("annotate", library.first.id, "--rating", "2")
+
+    def cards() -> list[str | None]:
+        found = page.locator("li.card")
+        return [found.nth(i).get_attribute("data-id") for i in range(found.count())]
+
+    page.goto(server, wait_until="load")
+    page.click(f'li.card[data-id="{library.first.id}"] a.chip:text("keeper")')
+    page.wait_for_url("**/?tag=keeper")
+    assert cards() == [library.other.id, library.first.id]
+    assert page.locator('select[name="tag"]').input_value() == "keeper"
+
+    page.select_option('select[name="tag"]', "")
+    page.select_option('select[name="sort"]', "rating")
+    page.click('form.filters button[type="submit"]')
+    page.wait_for_url("**sort=rating**")
+    assert cards()[:2] == [library.grandchild.id, library.first.id]
+    assert len(cards()) == 5

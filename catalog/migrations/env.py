@@ -10,6 +10,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import catalog.models  # noqa: F401  (registers the tables on the metadata)
+from catalog.search_schema import outside_the_models
 
 connection = context.config.attributes["connection"]
 context.configure(
@@ -17,6 +18,7 @@ context.configure(
     target_metadata=SQLModel.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_name=outside_the_models,  # the search index is made by hand, per database
 )
 with context.begin_transaction():
     context.run_migrations()

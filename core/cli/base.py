@@ -273,6 +273,22 @@ def check_output_free(output: Path | None) -> None:
         raise RequestError(f"{output} exists: choose another name (nothing was made)")
 
 
+text_option = click.option(
+    "--text",
+    "-t",
+    help="Only those whose prompt, title, note, file name or tags have words starting with "
+    "every word of this text (at most 200 characters).",
+)
+tag_option = click.option(
+    "--tag", "tags", multiple=True, help="Only those with this tag (repeat: with every one)."
+)
+sort_option = click.option(
+    "--sort",
+    type=click.Choice(["created", "title", "rating"]),
+    default="created",
+    show_default=True,
+    help="Newest first, by title (A-Z, untitled last) or by rating (best first).",
+)
 provider_option = click.option(
     "--provider", help="Provider profile a remote model runs at (see `reelvault providers`)."
 )
@@ -411,6 +427,7 @@ class FilterRequest:
     since: str | None
     until: str | None
     provenance: str | None
+    tags: tuple[str, ...]
 
     def to_filter(self, app: Reelvault, **extra: Any) -> ClipFilter:
         from catalog.queries import ClipFilter
@@ -424,6 +441,7 @@ class FilterRequest:
             since=parse_when(self.since) if self.since else None,
             until=parse_when(self.until) if self.until else None,
             provenance=self.provenance,
+            tags=self.tags,
             **extra,
         )
 
@@ -442,7 +460,7 @@ def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--status", "-s", help="Only this status (completed, failed, rejected, ...)."
             ),
-            click.option("--text", "-t", help="Only prompts containing this text."),
+            text_option,
             click.option(
                 "--source", help="Only clips made from this image (asset id or file path)."
             ),
@@ -453,6 +471,7 @@ def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 type=click.Choice(PROVENANCE_STATES),
                 help="Only clips whose video's latest verification has this state.",
             ),
+            tag_option,
         ),
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from catalog.queries import list_ended
-from core.api.errors import ReelvaultError
+from core.api.errors import ReelvaultError, RequestError
 from core.api.types import GenerationStatus, Relation
 from core.cli.base import (
     ClipRequest,
@@ -17,7 +17,7 @@ from core.cli.base import (
     cli,
     clip_text,
     echo_err,
-    generation_options,
+    fit_option,
     get_app,
     json_option,
     output_option,
@@ -25,10 +25,12 @@ from core.cli.base import (
     print_json,
     print_rows,
     progress_bar,
+    provider_option,
     seconds_option,
     size_option,
     warn,
 )
+from core.cli.batch import BatchItem, batch_progress, items_from_arguments, items_from_csv
 from core.cli.library import print_generation
 from core.generation import GenerationResult, derive, generate, in_flight, resume
 from core.host.app import Reelvault
@@ -61,20 +63,103 @@ def show_result(
 
 
 @cli.command(name="generate")
-@generation_options
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path), metavar="IMAGE…|DIR")
+@click.option("--from", "rows_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A CSV file with a clip per row (columns still, prompt, seconds, size, "
+              "model; empty cells take the options given here).")  # fmt: skip
+@click.option("--prompt", "-p", help="What happens; camera verbs steer motion.")
+@click.option("--model", "-m", help="Model name (default: the local backend's model).")
+@click.option("--backend", "-b", help="Backend name, when a model name is not unique.")
+@seconds_option
+@size_option
+@fit_option
+@provider_option
+@json_option
 @output_option
 @click.pass_context
 def generate_command(
-    ctx: click.Context, request: ClipRequest, as_json: bool, output: Path | None
+    ctx: click.Context,
+    images: tuple[Path, ...],
+    rows_file: Path | None,
+    prompt: str | None,
+    as_json: bool,
+    output: Path | None,
+    **options: Any,
 ) -> None:
-    """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
-    check_output_free(output)
-    app = get_app(ctx)
-    with progress_bar("generating") as on_progress:
-        result = generate(
-            app, request.image, request.prompt, on_progress=on_progress, **request.options()
-        )
-    show_result(app, result, as_json, output)
+    """Make a clip from IMAGE and PROMPT, and catalog it with its lineage.
+
+    Several stills, or a folder of them, make one clip each with the same prompt and
+    options; --from rows.csv gives each clip its own. A still that fails is reported and
+    the others go on; the exit status is 1 if any failed.
+    """
+    request = ClipRequest(image=Path(), prompt=prompt or "", **options)
+    if rows_file is not None and images:
+        raise RequestError("give stills or --from rows.csv, not both")
+    if rows_file is None and not images:
+        raise RequestError("give a still (or several, or a folder), or --from rows.csv")
+    if rows_file is None and not prompt:
+        raise RequestError("give --prompt (-p): what should happen in the clip")
+    single = len(images) == 1 and not images[0].is_dir()
+    if single:  # one clip: the result in full, as it has always been shown
+        check_output_free(output)
+        app = get_app(ctx)
+        with progress_bar("generating") as on_progress:
+            result = generate(
+                app, images[0], request.prompt, on_progress=on_progress, **request.options()
+            )
+        show_result(app, result, as_json, output)
+        return
+    if output is not None and not output.is_dir():
+        raise RequestError("-o with several clips names a folder: each clip gets a named file")
+    items = (
+        items_from_csv(rows_file, request) if rows_file else items_from_arguments(images, request)
+    )
+    run_batch(get_app(ctx), items, as_json, output)
+
+
+def run_batch(
+    app: Reelvault, items: list[BatchItem], as_json: bool, output: Path | None = None
+) -> None:
+    """Generate every item in turn; report each outcome and a summary; fail if any failed."""
+    results: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    with batch_progress(len(items)) as progress_of:
+        for index, item in enumerate(items):
+            clip, problem = None, None
+            try:
+                result = generate(
+                    app,
+                    item.request.image,
+                    item.request.prompt,
+                    on_progress=progress_of(index),
+                    **item.request.options(),
+                )
+                generation = result.generation
+                warnings += result.warnings
+                clip = generation.id
+                if generation.status != GenerationStatus.COMPLETED:
+                    problem = f"{generation.status}: {generation.error_code}: "
+                    problem += f"{generation.error_message}"
+                elif output is not None:
+                    from core.library.files import get_file
+
+                    get_file(app, generation.id, output, None, force=False)
+            except ReelvaultError as exc:
+                problem = str(exc)
+                clip = getattr(exc, "generation_id", None)  # a denial is kept as a clip
+            results.append({"still": item.label, "clip": clip, "error": problem})
+            if not as_json:
+                outcome = f"failed: {problem}" if problem else "completed"
+                click.echo(f"{item.label}  {clip or '-'}  {outcome}")
+    failed = sum(1 for r in results if r["error"])
+    for warning in dict.fromkeys(warnings):
+        warn(warning)
+    if as_json:
+        print_json({"clips": results, "made": len(results) - failed, "failed": failed})
+    else:
+        click.echo(f"made {len(results) - failed} of {len(results)} clips; {failed} failed")
+    if failed:
+        raise ReelvaultError(f"{failed} of {len(results)} stills failed")
 
 
 @cli.command(name="remix")

@@ -22,6 +22,14 @@ import click
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (the module that defines it, its short help as ``--help`` shows it)
+    "annotate": (
+        "core.cli.organise",
+        "Give a clip or an asset (ID) a title, a note or a rating (0-5).",
+    ),
+    "assets": (
+        "core.cli.organise",
+        "Every file of the library (stills, clips' videos, imports) with its lineage summary.",
+    ),
     "audit": (
         "core.cli.provenance",
         "Re-hash every stored file, re-verify its credentials and check lineage against them.",
@@ -125,9 +133,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "core.cli.remote",
         "Import the account's videos that the catalog lacks, with their remix lineage.",
     ),
+    "tag": ("core.cli.organise", "Tag a clip or an asset (ID) with TAGS; prints all its tags."),
     "trust": (
         "core.cli.provenance",
         "Trust anchors: signers that chain to one verify as trusted, others as valid.",
+    ),
+    "untag": (
+        "core.cli.organise",
+        "Take TAGS off a clip or an asset (ID); prints the tags it keeps.",
     ),
     "verify": (
         "core.cli.provenance",

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from catalog.organise import organised, organised_by_id
 from catalog.queries import get_generation, list_generations
 from catalog.queries import resolve as resolve_id
 from core.api.errors import RequestError
@@ -24,6 +25,7 @@ from core.cli.base import (
     plain,
     print_json,
     print_rows,
+    sort_option,
 )
 from core.views.checks import latest_per_verifier
 from core.views.report import (
@@ -44,14 +46,19 @@ from core.views.report import (
     show_default=True,
     help="At most this many clips (0: no limit).",
 )
+@sort_option
 @json_option
 @click.pass_context
-def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json: bool) -> None:
+def list_command(
+    ctx: click.Context, filters: FilterRequest, limit: int, sort: str, as_json: bool
+) -> None:
     """List clips, newest first."""
     app = get_app(ctx)
-    clip_filter = filters.to_filter(app, limit=limit or None)
+    clip_filter = filters.to_filter(app, limit=limit or None, sort=sort)
     with app.session() as session:
-        rows = [generation_summary(g) for g in list_generations(session, clip_filter)]
+        clips = list_generations(session, clip_filter)
+        extras = organised_by_id(session, [g.id for g in clips], clips=True)
+    rows = [{**generation_summary(g), **extras[g.id].as_dict()} for g in clips]
     columns: Columns[dict[str, Any]] = {
         "id": lambda row: row["id"],
         "created": lambda row: timestamp_text(row["created_at"]),
@@ -60,11 +67,18 @@ def list_command(ctx: click.Context, filters: FilterRequest, limit: int, as_json
         "secs": lambda row: str(row["seconds"]),
         "size": lambda row: row["size"],
         "parent": lambda row: row["parent_id"] or "",
-        "prompt": lambda row: plain(clip_text(row["prompt"], 60)),
+        "prompt": lambda row: plain(clip_text(_label(row), 60)),
     }
     print_rows(
         rows, columns, as_json=as_json, empty_message="no clips match", whole=("id", "status")
     )
+
+
+def _label(row: dict[str, Any]) -> str:
+    """A clip's prompt, after its title and before its tags when it has them."""
+    title = f"{row['title']}: " if row.get("title") else ""
+    tags = "  " + " ".join(f"#{t}" for t in row["tags"]) if row.get("tags") else ""
+    return f"{title}{row['prompt']}{tags}"
 
 
 @cli.command(name="show")
@@ -75,7 +89,9 @@ def show_command(ctx: click.Context, clip: str, as_json: bool) -> None:
     """Everything known about one clip: request, result, files, lineage, decisions."""
     app = get_app(ctx)
     with app.session() as session:
-        data = generation_dict(session, get_generation(session, clip), app.store)
+        generation = get_generation(session, clip)
+        data = generation_dict(session, generation, app.store)
+        data.update(organised(session, generation).as_dict())
     if as_json:
         print_json(data)
     else:
@@ -90,6 +106,14 @@ def print_generation(data: dict[str, Any]) -> None:
         f"prompt    {data['prompt']}",
         f"request   {data['seconds']}s at {data['size']}",
     ]
+    if data.get("title"):
+        lines.insert(1, f"title     {data['title']}")
+    if data.get("tags"):
+        lines.append(f"tags      {' '.join(data['tags'])}")
+    if data.get("rating") is not None:
+        lines.append(f"rating    {data['rating']} of 5")
+    if data.get("note"):
+        lines.append(f"note      {data['note']}")
     extra = {k: v for k, v in data["parameters"].items() if k not in ("seconds", "size")}
     if extra:
         lines.append(f"params    {json.dumps(extra, sort_keys=True)}")

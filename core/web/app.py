@@ -51,6 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation
+from catalog.organise import SORTS, Organised, organised, organised_by_id, tag_names
 from catalog.queries import (
     PROVENANCE_STATES,
     ClipFilter,
@@ -62,6 +63,7 @@ from catalog.queries import (
 )
 from catalog.queries import resolve as resolve_id
 from catalog.readonly import CatalogReader
+from catalog.search import MAX_SEARCH_TEXT
 from core.api.errors import AmbiguousIdError, NotFoundError, ReelvaultError, RequestError
 from core.host.app import Reelvault
 from core.library.files import download_name
@@ -81,6 +83,7 @@ from core.web.media import media_response
 
 PAGE_SIZE = 48
 MAX_PAGE_SIZE = 200
+MAX_PAGE_NUMBER = 10_000  # title and rating sorts page by number (an offset: keep it sane)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 LINEAGE_FORMATS = {
     "svg": "image/svg+xml",
@@ -159,7 +162,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         if _wants_json(request):
             return DeepJSONResponse(data)
         twin = str(request.url.include_query_params(format="json"))
-        context = {**data, **extra, "json_twin": twin}
+        context = {**data, **extra, "json_twin": twin, "max_search": MAX_SEARCH_TEXT}
         return templates.TemplateResponse(request, template, context)
 
     def library(request: Request) -> Response:
@@ -171,6 +174,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         with reader.session() as session:
             generation = get_generation(session, request.path_params["clip_id"])
             data = generation_dict(session, generation)
+            data.update(organised(session, generation).as_dict())
             family = lineage_dict(session, generation)
         data["lineage"] = family
         data["urls"] = _clip_urls(request, data)
@@ -306,6 +310,10 @@ def _library_data(session: Session, request: Request) -> dict[str, Any]:
     if before and after:
         raise RequestError("give either before or after, not both")
     size = _page_size(request)
+    sort, page = _sort_and_page(request)
+    if sort != "created" and (before or after):
+        raise RequestError("before and after page the created order; other sorts use page")
+    tag = params.get("tag") or None
     filters = ClipFilter(
         model=params.get("model") or None,
         backend=params.get("backend") or None,
@@ -315,6 +323,9 @@ def _library_data(session: Session, request: Request) -> dict[str, Any]:
         cursor=before or after,
         oldest_first=after is not None,
         limit=size + 1,  # one more tells whether another page follows
+        tags=(tag,) if tag else (),
+        sort=sort,
+        offset=(page - 1) * size,
     )
     rows = list_generations(session, filters)
     more = len(rows) > size
@@ -322,14 +333,24 @@ def _library_data(session: Session, request: Request) -> dict[str, Any]:
     if after:
         rows.reverse()
     states = latest_states(session, [g.output_asset_id for g in rows])
-    base = request.url.remove_query_params(["before", "after"])  # a twin pages its twins
-    has_older = bool(rows) and (after is not None or more)
-    has_newer = bool(rows) and (before is not None or (after is not None and more))
+    extras = organised_by_id(session, [g.id for g in rows], clips=True)
+    # a twin pages its twins
+    base = request.url.remove_query_params(["before", "after", "page"])
+    if sort == "created":
+        has_older = bool(rows) and (after is not None or more)
+        has_newer = bool(rows) and (before is not None or (after is not None and more))
+        older = str(base.include_query_params(before=rows[-1].id)) if has_older else None
+        newer = str(base.include_query_params(after=rows[0].id)) if has_newer else None
+    else:
+        older = str(base.include_query_params(page=page + 1)) if more else None
+        newer = str(base.include_query_params(page=page - 1)) if page > 1 else None
     return {
-        "clips": [_card(request, g, states) for g in rows],
-        "older": str(base.include_query_params(before=rows[-1].id)) if has_older else None,
-        "newer": str(base.include_query_params(after=rows[0].id)) if has_newer else None,
+        "clips": [_card(request, g, states, extras[g.id]) for g in rows],
+        "older": older,
+        "newer": newer,
         "filters": {
+            "tag": filters.tags[0] if filters.tags else None,
+            "sort": sort,
             "q": filters.text,
             "model": filters.model,
             "backend": filters.backend,
@@ -337,13 +358,31 @@ def _library_data(session: Session, request: Request) -> dict[str, Any]:
             "provenance": provenance,
             "n": size,
         },
-        "facets": {**clip_facets(session), "provenance": list(PROVENANCE_STATES)},
+        "facets": {
+            **clip_facets(session),
+            "provenance": list(PROVENANCE_STATES),
+            "tag": tag_names(session),
+            "sort": list(SORTS),
+        },
     }
 
 
-def _card(request: Request, g: Generation, states: Mapping[str, str]) -> dict[str, Any]:
+def _sort_and_page(request: Request) -> tuple[str, int]:
+    sort = request.query_params.get("sort") or "created"
+    if sort not in SORTS:
+        raise RequestError(f"unknown sort {sort!r} (choose {', '.join(SORTS)})")
+    text = request.query_params.get("page", "1")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_NUMBER:
+        raise RequestError(f"page must be a whole number from 1 to {MAX_PAGE_NUMBER}")
+    return sort, int(text)
+
+
+def _card(
+    request: Request, g: Generation, states: Mapping[str, str], extra: Organised
+) -> dict[str, Any]:
     return {
         **generation_summary(g),
+        **extra.as_dict(),
         "provenance": states.get(g.output_asset_id or ""),
         "page": str(request.url_for("clip", clip_id=g.id)),
         "thumbnail": _media_url(request, g.thumbnail_asset_id) if g.thumbnail_asset_id else None,

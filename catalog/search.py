@@ -1,0 +1,78 @@
+"""Searching clips and assets by the words of their prompt, title, note, file name and tags.
+
+A search is split into words (runs of letters and digits, case folded as the catalog
+folds prompts); a clip or asset matches when every word begins one of the words of its
+search document (:mod:`catalog.search_schema`). So ``harb`` finds ``harbor.jpg`` and
+``HARBOR`` finds ``over the harbor``, but ``rbor`` finds neither: matching is by word
+prefix, which is what a full-text index answers fast (an FTS5 prefix query on SQLite,
+``to_tsquery('simple', 'harb:*')`` against a GIN index on PostgreSQL), at a million
+clips as at ten. Text with no letters or digits in it matches nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+
+from catalog.models import fold_case
+from catalog.search_schema import DOCUMENTS, FTS
+from core.api.errors import RequestError
+
+MAX_SEARCH_TEXT = 200
+"""The longest search text accepted, in characters: a search is a few words, and a
+longer one would only make a slower query."""
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search, folded; refuses text longer than :data:`MAX_SEARCH_TEXT`."""
+    if len(text) > MAX_SEARCH_TEXT:
+        raise RequestError(
+            f"the search text is {len(text)} characters long; the limit is {MAX_SEARCH_TEXT}"
+        )
+    return list(dict.fromkeys(_WORD.findall(fold_case(text) or "")))
+
+
+class _Matches(sa.sql.expression.ColumnElement[bool]):
+    """``id_column IN (ids whose document matches every word)``, compiled per database."""
+
+    inherit_cache = False  # the words are part of the SQL shape; never reuse a compilation
+    type = sa.Boolean()
+
+    def __init__(self, id_column: sa.ColumnElement[Any], owner: str, words: list[str]) -> None:
+        self.id_column = id_column
+        self.owner = owner  # "generation_id" or "asset_id"
+        self.words = words
+
+
+@compiles(_Matches)
+def _sqlite_matches(element: _Matches, compiler: Any, **kw: Any) -> str:
+    query = " ".join(f'"{word}"*' for word in element.words)  # words hold no quote
+    return (
+        f"{compiler.process(element.id_column, **kw)} IN (SELECT d.{element.owner} "
+        f"FROM {DOCUMENTS} AS d JOIN {FTS} ON {FTS}.rowid = d.id "
+        f"WHERE {FTS} MATCH {compiler.process(sa.literal(query), **kw)})"
+    )
+
+
+@compiles(_Matches, "postgresql")
+def _postgresql_matches(element: _Matches, compiler: Any, **kw: Any) -> str:
+    query = " & ".join(f"{word}:*" for word in element.words)
+    return (
+        f"{compiler.process(element.id_column, **kw)} IN (SELECT d.{element.owner} "
+        f"FROM {DOCUMENTS} AS d WHERE to_tsvector('simple', d.body) "
+        f"@@ to_tsquery('simple', {compiler.process(sa.literal(query), **kw)}))"
+    )
+
+
+def matches_text(id_column: Any, owner: str, text: str) -> sa.ColumnElement[bool]:
+    """A WHERE clause: the clips (``owner="generation_id"``) or assets (``"asset_id"``)
+    whose search document holds every word of ``text`` (see the module docstring)."""
+    words = search_words(text)
+    if not words:
+        return sa.false()
+    return _Matches(id_column, owner, words)
