@@ -35,6 +35,7 @@ from core.api import (
     PolicyDecision,
     Settings,
     hookimpl,
+    timestamp_text,
 )
 
 if TYPE_CHECKING:
@@ -131,7 +132,8 @@ def check_request(settings: Settings, context: PolicyContext) -> PolicyDecision:
             f"{found} and no consent covers it: record one with "
             "`reelvault consent add --subject NAME --image FILE`",
         )
-    until = f", until {grant.expires_at:%Y-%m-%d %H:%M} UTC" if grant.expires_at else ""
+    expires = timestamp_text(grant.expires_at, seconds=False)
+    until = f", until {expires} UTC" if expires else ""
     return PolicyDecision(
         Outcome.ALLOW, RULE, f"{found}; covered by {grant.id} from {grant.subject!r}{until}"
     )

@@ -27,6 +27,7 @@ from catalog.consents import (
 from catalog.lookups import asset_by_id
 from catalog.models import Asset, ConsentImage, ConsentRecord, utcnow
 from core.api.errors import RequestError
+from core.api.times import timestamp_text
 from core.api.types import (
     ConsentGrant,
     GenerationRequest,
@@ -108,7 +109,8 @@ def revoke_consent(app: Reelvault, text: str, reason: str | None = None) -> dict
         record = get_consent(session, text)
         if record.revoked_at is not None:
             raise RequestError(
-                f"{record.id} was already revoked at {record.revoked_at:%Y-%m-%d %H:%M} UTC"
+                f"{record.id} was already revoked at "
+                f"{timestamp_text(record.revoked_at, seconds=False)} UTC"
             )
         stamp_revoked(session, record, utcnow(), reason)
         images = images_of(session, [record.id])

@@ -65,6 +65,7 @@ from catalog.queries import resolve as resolve_id
 from catalog.readonly import CatalogReader
 from catalog.search import MAX_SEARCH_TEXT
 from core.api.errors import AmbiguousIdError, NotFoundError, ReelvaultError, RequestError
+from core.api.times import timestamp_text
 from core.host.app import Reelvault
 from core.library.files import download_name
 from core.views import json_text
@@ -119,7 +120,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _when(value: str | None) -> str:
-    return value[:19].replace("T", " ") if value else ""
+    return timestamp_text(value)
 
 
 class _SecurityHeaders:
