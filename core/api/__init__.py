@@ -22,6 +22,7 @@ from core.api import providers
 from core.api.errors import (
     AmbiguousIdError,
     BackendError,
+    CatalogError,
     JobStopped,
     MissingMediaError,
     NotFoundError,
@@ -83,6 +84,7 @@ __all__ = [
     "AmbiguousIdError",
     "Backend",
     "BackendError",
+    "CatalogError",
     "ClipView",
     "ConsentGrant",
     "DerivedRequest",

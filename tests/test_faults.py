@@ -1,0 +1,140 @@
+"""Faults end in one clear line and a state the next command can finish (issue 10).
+
+Each test stages one fault a hostile or unlucky user met (a damaged catalog, hostile
+text, an oversized search, a missing file, ...) and checks what the user sees then.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from core.api.settings import Settings
+from core.host.app import Reelvault
+from core.host.doctor import doctor
+from tests.conftest import on_postgresql
+
+sqlite_only = pytest.mark.skipif(on_postgresql(), reason="damages a SQLite catalog file")
+
+
+def _make_clip(run, still: Path) -> str:
+    data = json.loads(run("generate", still, "-p", "pan right", "--json").output)
+    return data["id"]
+
+
+def _one_line_exit_2(run, *args: str) -> str:
+    result = run(*args, expect=2)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+# -- (3) a damaged catalog ------------------------------------------------------------
+
+
+@sqlite_only
+def test_random_bytes_catalog_is_one_line_naming_the_file(home: Path, run):
+    home.mkdir(parents=True)
+    catalog = home / "catalog.db"
+    catalog.write_bytes(os.urandom(20_000))
+    line = _one_line_exit_2(run, "list")
+    assert str(catalog) in line and "damaged" in line and "backup" in line
+
+
+@sqlite_only
+@pytest.mark.parametrize("damage", ["truncated", "zeroed page"])
+def test_damaged_catalog_of_a_real_library(home: Path, run, still: Path, damage: str):
+    clip = _make_clip(run, still)
+    catalog = home / "catalog.db"
+    data = bytearray(catalog.read_bytes())
+    page = 4096
+    if damage == "truncated":
+        data = data[: len(data) // 2 + 100]
+    else:
+        for number in range(1, len(data) // page):
+            data[number * page : (number + 1) * page] = bytes(page)
+    catalog.write_bytes(bytes(data))
+    for wal in home.glob("catalog.db-*"):
+        wal.unlink()
+    for command in (["list"], ["show", clip], ["audit"]):
+        line = _one_line_exit_2(run, *command)
+        assert str(catalog) in line, line
+
+
+@sqlite_only
+def test_emptied_catalog_beside_a_full_store_says_so(home: Path, run, still: Path):
+    _make_clip(run, still)
+    catalog = home / "catalog.db"
+    catalog.write_bytes(b"")
+    for wal in home.glob("catalog.db-*"):
+        wal.unlink()
+    for command in (["list"], ["audit"]):
+        line = _one_line_exit_2(run, *command)
+        assert "empty" in line and str(catalog) in line and "holds files" in line
+    assert catalog.stat().st_size == 0  # nothing was written over it
+
+
+@sqlite_only
+def test_backup_is_a_catalog_with_the_same_clips(home: Path, run, still: Path, tmp_path: Path):
+    clip = _make_clip(run, still)
+    copy = tmp_path / "backup.db"
+    assert "backed up" in run("backup", copy).output
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT id FROM generations").fetchall() == [(clip,)]
+    line = _one_line_exit_2(run, "backup", copy)  # never overwrites
+    assert "already exists" in line
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_backup_of_postgresql_says_to_use_pg_dump(tmp_path: Path):
+    from catalog.health import backup
+    from core.api.errors import RequestError
+
+    engine = __import__("sqlalchemy").create_engine("postgresql+psycopg://u@127.0.0.1:1/x")
+    with pytest.raises(RequestError, match="pg_dump"):
+        backup(engine, tmp_path / "x")
+
+
+def test_doctor_finds_and_fixes_only_what_is_safe(home: Path, run, still: Path, app: Reelvault):
+    clip = _make_clip(run, still)
+    assert run("doctor").exit_code == 0
+    work = app.settings.work_dir
+    partial = work / "incoming" / "video-abc123"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"x" * 1000)
+    dead_job = work / "local" / "local_000000000000000000000000"
+    dead_job.mkdir(parents=True)
+    (dead_job / "input.png").write_bytes(b"y" * 500)
+    fresh = work / "incoming" / "video-being-written"
+    fresh.write_bytes(b"z")
+    old = time.time() - 7200
+    for path in (partial, dead_job / "input.png", dead_job):
+        os.utime(path, (old, old))
+    orphan = app.store.put_stream(__import__("io").BytesIO(b"a file no row names"))
+    os.utime(orphan.path, (old, old))
+    with app.session() as session:
+        from catalog.queries import get_generation
+
+        row = get_generation(session, clip)
+        row.status = "in_progress"
+        row.updated_at = row.updated_at.replace(year=2020)
+        session.add(row)
+
+    report = json.loads(run("doctor", "--json", expect=1).output)
+    assert report["stuck"] == [clip]
+    assert report["orphans"] == [orphan.sha256]
+    assert sorted(report["leftovers"]) == sorted([str(partial), str(dead_job)])
+
+    text = run("doctor", "--fix", expect=1).output
+    assert "resume" in text and "orphan files: 1" in text and "removed 2" in text
+    assert not partial.exists() and not dead_job.exists()
+    assert fresh.exists()  # may be in use by a running download
+    assert orphan.path.exists()  # may be the only copy of a clip: never deleted here
+    assert doctor(Reelvault(Settings.load(home=home))).leftovers == []
