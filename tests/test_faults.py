@@ -138,3 +138,46 @@ def test_doctor_finds_and_fixes_only_what_is_safe(home: Path, run, still: Path, 
     assert fresh.exists()  # may be in use by a running download
     assert orphan.path.exists()  # may be the only copy of a clip: never deleted here
     assert doctor(Reelvault(Settings.load(home=home))).leftovers == []
+
+
+# -- (5) control characters in what people typed or files carry -----------------------
+
+HOSTILE = "\x1b]0;owned\x07pan \x1b[2J right\rOVERWRITE\nforged line\x9b31m"
+
+
+def _assert_escaped(output: str) -> None:
+    for raw in ("\x1b", "\x07", "\r", "\x9b"):
+        assert raw not in output, repr(output)
+    lines = output.splitlines()
+    assert not any(line.lstrip().startswith("forged") for line in lines), output
+
+
+def test_control_characters_are_escaped_for_people_and_exact_in_json(
+    home: Path, run, still: Path, tmp_path: Path
+):
+    hostile_still = tmp_path / "still\x1b[2J\nforged.jpg"
+    hostile_still.write_bytes(still.read_bytes())
+    run("signing", "init")  # the clip's credentials carry the prompt and the file name
+    data = json.loads(run("generate", hostile_still, "-p", HOSTILE, "--json").output)
+    assert data["prompt"] == HOSTILE  # JSON keeps the exact string
+    clip = data["id"]
+
+    shown = run("show", clip).output
+    _assert_escaped(shown)
+    assert "\\x1b]0;owned\\x07" in shown and "\\n" in shown
+    assert json.loads(run("show", clip, "--json").output)["prompt"] == HOSTILE
+
+    for args in (["list"], ["list", "--text", "forged"], ["lineage", clip], ["verify", clip]):
+        _assert_escaped(run(*args).output)
+    assert json.loads(run("list", "--json").output)[0]["prompt"] == HOSTILE
+
+    imported = run("import", hostile_still).output
+    _assert_escaped(imported)
+    assert "\\x1b[2J\\nforged.jpg" in imported
+    _assert_escaped(run("verify", hostile_still, expect=1).output)
+
+
+def test_errors_naming_hostile_files_are_escaped(home: Path, run, tmp_path: Path):
+    missing = tmp_path / "gone\x1b]0;x\x07\n.jpg"
+    result = run("generate", missing, "-p", "pan", expect=2)
+    _assert_escaped(result.output)

@@ -22,6 +22,7 @@ from core.cli.base import (
     print_json,
     print_rows,
     progress_bar,
+    say,
     seconds_option,
     size_option,
 )
@@ -162,7 +163,7 @@ def resume_command(ctx: click.Context) -> None:
         else:
             problems += 1
             reason = problem or f"{generation.error_code}: {generation.error_message}"
-            click.echo(f"{generation.id} {generation.status}: {reason}")
+            say(f"{generation.id} {generation.status}: {reason}")
     if not outcomes:
         echo_err("nothing to resume")
     if problems:

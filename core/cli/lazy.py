@@ -182,7 +182,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ReelvaultError as exc:
-            error = click.ClickException(str(exc))
+            from core.cli.text import printable
+
+            error = click.ClickException(printable(str(exc)))
             error.exit_code = exc.exit_code
             raise error from None
 

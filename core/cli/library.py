@@ -24,6 +24,7 @@ from core.cli.base import (
     plain,
     print_json,
     print_rows,
+    say,
 )
 from core.views.report import generation_dict, generation_summary, lineage_dict
 
@@ -115,7 +116,7 @@ def print_generation(data: dict[str, Any]) -> None:
             f"  {d['outcome']:<5} {d['plugin']}/{d['rule_id']}: {d['reason']}"
             for d in data["policy_decisions"]
         ]
-    click.echo("\n".join(lines))
+    say(*lines)
 
 
 def _asset_line(asset: dict[str, Any]) -> str:
@@ -174,8 +175,7 @@ def lineage_command(ctx: click.Context, identifier: str, fmt: str, as_json: bool
         label += "  (placeholder: file not imported)" if source.get("placeholder") else ""
     else:
         label = "(no source image)"
-    lines = [label.rstrip(), *tree_lines(data["clips"], data["target"])]
-    click.echo("\n".join(lines))
+    say(label.rstrip(), *tree_lines(data["clips"], data["target"]))
 
 
 def _dims(asset: dict[str, Any]) -> str:
