@@ -18,7 +18,7 @@ from catalog.models import (
     fold_case,
 )
 from catalog.statuses import ENDED, UNFINISHED
-from core.api.errors import AmbiguousIdError, NotFoundError
+from core.api.errors import AmbiguousIdError, NotFoundError, RequestError
 from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, short
 from core.api.types import VerificationState
 
@@ -101,6 +101,13 @@ def stored_hashes(session: Session) -> list[str]:
     return [sha for sha in rows if sha]
 
 
+MAX_SEARCH_TEXT = 1000
+"""The longest text a clip search (``list --text``, the web page's ``q``) accepts, in
+characters. Far longer than any prompt a person searches for, and far below what SQLite
+can match (a LIKE pattern over 50,000 bytes is "too complex"); a longer search is
+refused with one clear line (a 400 on the web) instead of failing in the database."""
+
+
 @dataclass(frozen=True)
 class ClipFilter:
     model: str | None = None
@@ -117,6 +124,13 @@ class ClipFilter:
     # a large catalog, unlike an OFFSET); ``oldest_first`` reverses that order.
     cursor: str | None = None
     oldest_first: bool = False
+
+    def __post_init__(self) -> None:
+        if self.text is not None and len(self.text) > MAX_SEARCH_TEXT:
+            raise RequestError(
+                f"the search text is {len(self.text):,} characters long; "
+                f"at most {MAX_SEARCH_TEXT:,} are allowed"
+            )
 
 
 UNCHECKED = "unchecked"

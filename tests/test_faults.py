@@ -181,3 +181,29 @@ def test_errors_naming_hostile_files_are_escaped(home: Path, run, tmp_path: Path
     missing = tmp_path / "gone\x1b]0;x\x07\n.jpg"
     result = run("generate", missing, "-p", "pan", expect=2)
     _assert_escaped(result.output)
+
+
+# -- (8) an enormous search text -------------------------------------------------------
+
+
+def test_oversized_search_text_is_one_line_on_the_cli(home: Path, run, still: Path):
+    from catalog.queries import MAX_SEARCH_TEXT
+
+    _make_clip(run, still)
+    line = _one_line_exit_2(run, "list", "--text", "a" * 60_000)
+    assert "60,000 characters" in line and f"{MAX_SEARCH_TEXT:,}" in line
+    assert run("list", "--text", "x" * MAX_SEARCH_TEXT).exit_code == 0  # the limit is allowed
+    _one_line_exit_2(run, "export", "--text", "a" * 60_000)
+
+
+def test_oversized_search_text_is_a_400_on_the_web(app: Reelvault):
+    from starlette.testclient import TestClient
+
+    from core.web.app import create_app
+
+    with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+        answer = client.get("/", params={"q": "a" * 60_000})
+        assert answer.status_code == 400
+        assert "characters" in answer.text
+        assert client.get("/", params={"q": "a" * 60_000, "format": "json"}).status_code == 400
+        assert client.get("/", params={"q": "pan"}).status_code == 200

@@ -403,7 +403,9 @@ def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--status", "-s", help="Only this status (completed, failed, rejected, ...)."
             ),
-            click.option("--text", "-t", help="Only prompts containing this text."),
+            click.option(
+                "--text", "-t", help="Only prompts containing this text (at most 1,000 characters)."
+            ),
             click.option(
                 "--source", help="Only clips made from this image (asset id or file path)."
             ),
