@@ -207,3 +207,25 @@ def test_oversized_search_text_is_a_400_on_the_web(app: Reelvault):
         assert "characters" in answer.text
         assert client.get("/", params={"q": "a" * 60_000, "format": "json"}).status_code == 400
         assert client.get("/", params={"q": "pan"}).status_code == 200
+
+
+# -- (9) a derived clip whose source still's file is gone ------------------------------
+
+
+def _remove_stored(app: Reelvault, sha256: str) -> None:
+    path = app.store.path_for(sha256)
+    path.parent.chmod(0o755)
+    path.unlink()
+
+
+def test_remix_of_a_clip_whose_still_is_gone_says_so_and_adds_no_row(
+    home: Path, run, still: Path, app: Reelvault
+):
+    clip = _make_clip(run, still)
+    shown = json.loads(run("show", clip, "--json").output)
+    _remove_stored(app, shown["source"]["sha256"])
+    result = run("remix", clip, "-p", "zoom in", expect=1)
+    assert result.output.strip() == (
+        "Error: the source still's file is missing from the store; run `reelvault audit`"
+    )
+    assert [row["id"] for row in json.loads(run("list", "--json").output)] == [clip]

@@ -26,7 +26,7 @@ from catalog.consents import (
 )
 from catalog.lookups import asset_by_id
 from catalog.models import Asset, ConsentImage, ConsentRecord, utcnow
-from core.api.errors import RequestError
+from core.api.errors import MissingMediaError, RequestError
 from core.api.types import (
     ConsentGrant,
     GenerationRequest,
@@ -151,9 +151,19 @@ def consent_lookup(app: Reelvault) -> Callable[[str], ConsentGrant | None]:
 
 
 def stored_image_facts(app: Reelvault, asset: Asset) -> ImageFacts:
-    """Facts about a still already in the store: it was probed when it came in."""
+    """Facts about a still already in the store: it was probed when it came in.
+
+    Its file must still be there: a policy reading a missing file would crash, deny (fail
+    closed) and leave a ``rejected`` row for what is really a damaged store.
+    """
+    try:
+        path = app.store.local_path(asset.sha256)
+    except MissingMediaError:
+        raise MissingMediaError(
+            "the source still's file is missing from the store; run `reelvault audit`"
+        ) from None
     return ImageFacts(
-        path=app.store.local_path(asset.sha256),
+        path=path,
         sha256=asset.sha256,
         bytes=asset.bytes,
         mime=asset.mime,

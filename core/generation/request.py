@@ -16,7 +16,7 @@ from typing import Any
 from catalog.models import Asset, Generation, PolicyDecisionRecord
 from catalog.queries import get_generation
 from catalog.records import touch
-from core.api.errors import BackendError, PolicyDenied, RequestError
+from core.api.errors import BackendError, MissingMediaError, PolicyDenied, RequestError
 from core.api.ids import new_clip_id
 from core.api.types import (
     Backend,
@@ -133,11 +133,26 @@ def derive(
         model=info.name,
         seconds=seconds,
         size=size,
-        parent_input_image=app.store.local_path(source.sha256) if source else None,
+        parent_input_image=source_still_path(app, source) if source else None,
         parameters=dict(parameters or {}),
     )
     plan = _Plan(backend_obj, info, request, parent.source_asset_id, parent)
     return _submit_and_run(app, plan, on_progress, queue)
+
+
+SOURCE_MISSING = "the source still's file is missing from the store; run `reelvault audit`"
+
+
+def source_still_path(app: Reelvault, source: Asset) -> Path:
+    """The parent's still, checked before any row is written: a derived clip whose
+    source file is gone must stop with a line that says so, not reach the policy checks
+    (which would read a missing file, fail closed and record a ``rejected`` row)."""
+    if not source.sha256:
+        raise MissingMediaError(SOURCE_MISSING)
+    try:
+        return app.store.local_path(source.sha256)
+    except MissingMediaError:
+        raise MissingMediaError(SOURCE_MISSING) from None
 
 
 def _derived_shape(
