@@ -17,7 +17,11 @@ import pytest
 from core.api.settings import Settings
 from core.host.app import Reelvault
 from core.host.doctor import doctor
+from tests import sora_support
 from tests.conftest import on_postgresql
+
+api = sora_support.api
+still_720p = sora_support.still_720p
 
 sqlite_only = pytest.mark.skipif(on_postgresql(), reason="damages a SQLite catalog file")
 
@@ -229,3 +233,51 @@ def test_remix_of_a_clip_whose_still_is_gone_says_so_and_adds_no_row(
         "Error: the source still's file is missing from the store; run `reelvault audit`"
     )
     assert [row["id"] for row in json.loads(run("list", "--json").output)] == [clip]
+
+
+# -- (1) a provider's damaged thumbnail or spritesheet ----------------------------------
+
+
+def test_damaged_extras_become_warnings_and_the_clip_completes(home: Path, run, api, still_720p):
+    api.truncated_variants.update({"thumbnail": 100, "spritesheet": 300})
+    result = run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size",
+                 "1280x720", "--json")  # fmt: skip
+    clip = json.loads(result.stdout)
+    assert clip["status"] == "completed" and clip["video"]["mime"] == "video/mp4"
+    warnings = clip["details"]["warnings"]
+    assert len(warnings) == 2
+    assert "thumbnail" in warnings[0] and "made from the video" in warnings[0]
+    assert "spritesheet" in warnings[1] and "has no spritesheet" in warnings[1]
+    assert clip["thumbnail"]["mime"] == "image/webp" and clip["thumbnail"]["width"] == 480
+    assert clip["spritesheet"] is None
+    assert "downloaded" not in clip["details"]
+    shown = run("show", clip["id"]).output
+    assert shown.count("warning   the provider's") == 2
+    assert "warning: the provider's thumbnail" in result.stderr
+
+
+def test_resume_never_downloads_again_what_the_store_holds(
+    home: Path, run, api, still_720p, monkeypatch
+):
+    import core.generation.finish as finish_module
+
+    real_ingest = finish_module.ingest
+
+    def interrupted_at_the_thumbnail(app, path, kind, **options):
+        if kind == "thumbnail":
+            raise KeyboardInterrupt
+        return real_ingest(app, path, kind, **options)
+
+    monkeypatch.setattr(finish_module, "ingest", interrupted_at_the_thumbnail)
+    run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size", "1280x720",
+        expect=1)  # fmt: skip
+    monkeypatch.setattr(finish_module, "ingest", real_ingest)
+    (job,) = json.loads(run("jobs", "--json").stdout)
+    assert "completed" in run("resume").output
+    shown = json.loads(run("show", job["id"], "--json").stdout)
+    assert shown["status"] == "completed" and shown["thumbnail"] and shown["spritesheet"]
+    videos = [
+        r for r in api.requests
+        if r.route == "/videos/{id}/content" and r.query.get("variant", "video") == "video"
+    ]  # fmt: skip
+    assert len(videos) == 1

@@ -106,6 +106,7 @@ def print_generation(data: dict[str, Any]) -> None:
                 + f"  {timestamp_text(v['checked_at'])}"
                 for v in asset["verifications"]
             ]
+    lines += [f"warning   {warning}" for warning in (data["details"] or {}).get("warnings", [])]
     explanation = data["details"].get("explanation") if data["details"] else None
     if explanation:
         lines.append("motion plan" if "motion_plan" in data["details"] else "backend notes")

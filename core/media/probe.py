@@ -102,6 +102,20 @@ def probe_video(path: Path) -> MediaInfo:
         raise RequestError(f"{path}: not a video reelvault can read ({exc})") from None
 
 
+def video_thumbnail(video: Path, destination: Path, max_width: int = 480) -> None:
+    """Write the first frame of ``video`` as a WebP still of at most ``max_width`` pixels
+    across: the thumbnail made here when a provider's own could not be used."""
+    try:
+        with av.open(str(video)) as container:
+            frame = next(container.decode(video=0))
+            image = frame.to_image()
+    except (av.FFmpegError, StopIteration, OSError) as exc:
+        raise RequestError(f"no frame could be read from {video.name}: {exc}") from None
+    if image.width > max_width:
+        image = image.resize((max_width, round(image.height * max_width / image.width)))
+    image.save(destination, "WEBP")
+
+
 def fit_image(path: Path, width: int, height: int, mode: str) -> bytes:
     """The still fitted to exactly ``width`` x ``height``, as PNG bytes.
 
