@@ -76,11 +76,13 @@ def finish(
             if variant in assets:
                 continue  # stored by an earlier, interrupted finish: never fetched twice
             keep_claim(app, generation.id, claim)
+            asset: Asset | None
             if variant == Variant.VIDEO:
                 asset = _download_variant(app, generation, backend, variant, status, claim)
             else:
-                found = _download_extra(app, generation, backend, variant, status, claim, assets)
-                asset, warning = found
+                asset, warning = _download_extra(
+                    app, generation, backend, variant, status, claim, assets
+                )
                 warnings += [warning] if warning else []
             if asset is not None:
                 assets[variant] = asset
