@@ -281,3 +281,43 @@ def test_resume_never_downloads_again_what_the_store_holds(
         if r.route == "/videos/{id}/content" and r.query.get("variant", "video") == "video"
     ]  # fmt: skip
     assert len(videos) == 1
+
+
+# -- (4) a full disk under the media store ----------------------------------------------
+
+
+def test_full_disk_is_one_line_and_resume_goes_on_with_the_other_jobs(
+    home: Path, run, still: Path, monkeypatch
+):
+    import errno
+
+    from core.media.store import MediaStore
+
+    _make_clip(run, still)  # the still is stored; every new file fails from here on
+    real_commit = MediaStore._commit
+    failures = {"left": 1_000}
+
+    def full_disk(self, tmp, sha256, size):
+        if not self.path_for(sha256).exists() and failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_commit(self, tmp, sha256, size)
+
+    monkeypatch.setattr(MediaStore, "_commit", full_disk)
+    for prompt in ("zoom in", "pan left"):
+        result = run("generate", still, "-p", prompt, expect=1)
+        lines = result.output.strip().splitlines()
+        assert lines == [
+            f"Error: no space left on the device holding {home / 'media'}; free some space "
+            "or fix the folder, then `reelvault resume`"
+        ], result.output
+    jobs = json.loads(run("jobs", "--json").output)
+    assert len(jobs) == 2 and all(job["remote_job_id"] for job in jobs)
+
+    failures["left"] = 1  # still full for the first job resumed, then space is freed
+    resumed = run("resume", expect=1).output.strip().splitlines()
+    assert "no space left on the device holding" in resumed[0]
+    assert resumed[1].endswith("completed")
+    assert "1 of 2 jobs did not complete" in resumed[-1]
+    assert run("resume").output.strip().endswith("completed")
+    assert json.loads(run("jobs", "--json").output) == []

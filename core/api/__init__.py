@@ -33,7 +33,7 @@ from core.api.errors import (
     StorageError,
     WebhookRejected,
 )
-from core.api.files import write_atomic
+from core.api.files import disk_error, write_atomic
 from core.api.hookspecs import (
     PROJECT,
     hookimpl,
@@ -117,6 +117,7 @@ __all__ = [
     "WebhookRejected",
     "asset_id",
     "c2pa_settings",
+    "disk_error",
     "hookimpl",
     "providers",
     "short",

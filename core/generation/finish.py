@@ -21,6 +21,7 @@ from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation, utcnow
 from catalog.records import lock_generation, record_downloaded, touch
 from core.api.errors import BackendError, RequestError
+from core.api.files import disk_error
 from core.api.types import Backend, ClipView, GenerationStatus, JobStatus, ModelInfo, Variant
 from core.generation.claim import (
     Claim,
@@ -209,6 +210,8 @@ def _fetch(backend: Backend, job_id: str, variant: Variant, path: Path) -> None:
             with path.open("wb") as fh:
                 backend.download(job_id, variant, fh)
             return
+        except OSError as exc:  # the work folder's disk, not the backend
+            raise disk_error(exc, path.parent) from None
         except BackendError as exc:
             if not exc.transient or attempt == DOWNLOAD_ATTEMPTS - 1:
                 raise
@@ -218,8 +221,11 @@ def _fetch(backend: Backend, job_id: str, variant: Variant, path: Path) -> None:
 @contextlib.contextmanager
 def _scratch_file(app: Reelvault, stem: str) -> Iterator[Path]:
     folder = app.settings.work_dir / "incoming"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=f"{stem}-")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f"{stem}-")
+    except OSError as exc:
+        raise disk_error(exc, folder) from None
     path = Path(name)
     os.close(fd)
     try:
