@@ -17,11 +17,13 @@ import pytest
 from core.api.settings import Settings
 from core.host.app import Reelvault
 from core.host.doctor import doctor
-from tests import sora_support
+from tests import sora_support, test_webhooks
 from tests.conftest import on_postgresql
 
 api = sora_support.api
 still_720p = sora_support.still_720p
+announced = test_webhooks.announced
+hooked_app = test_webhooks.hooked_app
 
 sqlite_only = pytest.mark.skipif(on_postgresql(), reason="damages a SQLite catalog file")
 
@@ -321,3 +323,57 @@ def test_full_disk_is_one_line_and_resume_goes_on_with_the_other_jobs(
     assert "1 of 2 jobs did not complete" in resumed[-1]
     assert run("resume").output.strip().endswith("completed")
     assert json.loads(run("jobs", "--json").output) == []
+
+
+# -- (7) the webhooks receiver under hostile clients -------------------------------------
+
+
+@pytest.fixture
+def webhook_receiver(hooked_app, api, monkeypatch):
+    from core.remote import webhooks
+
+    monkeypatch.setattr(webhooks, "READ_TIMEOUT_SECONDS", 2.0, raising=False)
+    monkeypatch.setattr(webhooks, "MAX_CONNECTIONS", 8, raising=False)
+    with webhooks.WebhookReceiver(hooked_app) as running:
+        yield running
+
+
+def test_a_400_digit_webhook_timestamp_is_a_400(webhook_receiver):
+    import http.client
+
+    host, port = webhook_receiver.url.removeprefix("http://").rstrip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    headers = {"webhook-id": "wh_1", "webhook-timestamp": "9" * 400, "webhook-signature": "v1,A"}
+    conn.request("POST", "/", b'{"type": "video.completed"}', headers)
+    answer = conn.getresponse()
+    assert answer.status == 400
+    assert "webhook-timestamp" in json.loads(answer.read())["message"]
+    conn.close()
+
+
+def test_a_silent_client_times_out_and_connections_are_bounded(webhook_receiver):
+    import socket
+    import threading
+
+    from core.remote import webhooks
+
+    host, port = webhook_receiver.url.removeprefix("http://").rstrip("/").split(":")
+    before = threading.active_count()
+    silent = []
+    for _ in range(webhooks.MAX_CONNECTIONS + 20):
+        conn = socket.create_connection((host, int(port)), timeout=5)
+        conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        silent.append(conn)
+    time.sleep(0.3)
+    assert threading.active_count() - before <= webhooks.MAX_CONNECTIONS
+    refused = silent[-1].recv(4096)
+    assert refused.startswith(b"HTTP/1.1 503"), refused
+    for conn in silent:
+        conn.close()
+    started = time.monotonic()
+    slow = socket.create_connection((host, int(port)), timeout=30)
+    slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+    answer = slow.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") or answer == b"", answer
+    assert time.monotonic() - started < webhooks.READ_TIMEOUT_SECONDS + 5
+    slow.close()
