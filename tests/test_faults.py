@@ -272,7 +272,7 @@ def test_resume_never_downloads_again_what_the_store_holds(
 
     monkeypatch.setattr(finish_module, "ingest", interrupted_at_the_thumbnail)
     run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size", "1280x720",
-        expect=1)  # fmt: skip
+        expect=130)  # fmt: skip
     monkeypatch.setattr(finish_module, "ingest", real_ingest)
     (job,) = json.loads(run("jobs", "--json").stdout)
     assert "completed" in run("resume").output
@@ -377,3 +377,48 @@ def test_a_silent_client_times_out_and_connections_are_bounded(webhook_receiver)
     assert answer.startswith(b"HTTP/1.1 408") or answer == b"", answer
     assert time.monotonic() - started < webhooks.READ_TIMEOUT_SECONDS + 5
     slow.close()
+
+
+# -- (10) leftovers in the work folder ----------------------------------------------------
+
+
+def _work_files(home: Path) -> list[Path]:
+    work = home / "work"
+    return sorted(p for p in work.rglob("*") if p.is_file()) if work.exists() else []
+
+
+def test_a_finished_job_leaves_nothing_in_the_work_folder(home: Path, run, still: Path):
+    run("signing", "init")  # the signer's copy passes through the work folder too
+    _make_clip(run, still)
+    assert _work_files(home) == []
+
+
+def test_ctrl_c_says_how_to_finish_and_resume_cleans_what_a_kill_left(
+    home: Path, run, still: Path, monkeypatch
+):
+    import core.generation.finish as finish_module
+
+    real_ingest = finish_module.ingest
+
+    def ctrl_c_at_the_video(app, path, kind, **options):
+        if kind == "video":
+            raise KeyboardInterrupt
+        return real_ingest(app, path, kind, **options)
+
+    monkeypatch.setattr(finish_module, "ingest", ctrl_c_at_the_video)
+    result = run("generate", still, "-p", "pan right", expect=130)
+    assert result.output.strip().splitlines()[-1] == (
+        "interrupted: the job was not cancelled and nothing is lost; "
+        "run `reelvault resume` to finish it"
+    )
+    monkeypatch.setattr(finish_module, "ingest", real_ingest)
+    killed = home / "work" / "incoming" / "clip_x-video-abcdef"  # what SIGKILL leaves
+    killed.write_bytes(b"partial download")
+    dead_job = home / "work" / "local" / "local_ffffffffffffffffffffffff"
+    dead_job.mkdir()
+    (dead_job / "video.mp4").write_bytes(b"unsigned")
+    old = time.time() - 7200
+    for path in (killed, dead_job / "video.mp4", dead_job):
+        os.utime(path, (old, old))
+    assert run("resume").output.strip().endswith("completed")
+    assert _work_files(home) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -49,13 +51,34 @@ def show_result(app: Reelvault, result: GenerationResult, as_json: bool) -> None
         )
 
 
+INTERRUPTED_EXIT = 130
+"""What a shell reports for a command stopped by Ctrl-C (128 + SIGINT)."""
+
+
+@contextmanager
+def resumable_on_interrupt() -> Iterator[None]:
+    """Ctrl-C while a clip is being made ends in a line that says how to finish it.
+
+    Nothing is lost: the row was written before anything was sent, the job goes on at
+    the backend, and ``reelvault resume`` polls and catalogs it without sending it again.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        echo_err(
+            "interrupted: the job was not cancelled and nothing is lost; "
+            "run `reelvault resume` to finish it"
+        )
+        raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
+
+
 @cli.command(name="generate")
 @generation_options
 @click.pass_context
 def generate_command(ctx: click.Context, request: ClipRequest, as_json: bool) -> None:
     """Make a clip from IMAGE and PROMPT, and catalog it with its lineage."""
     app = get_app(ctx)
-    with progress_bar("generating") as on_progress:
+    with resumable_on_interrupt(), progress_bar("generating") as on_progress:
         result = generate(
             app, request.image, request.prompt, on_progress=on_progress, **request.options()
         )
@@ -96,7 +119,7 @@ def derive_and_show(
     """The body of ``remix``, ``edit`` and ``extend``: derive with a progress bar, print."""
     app = get_app(ctx)
     label = {Relation.REMIX_OF: "remixing", Relation.EDIT_OF: "editing"}.get(relation, "extending")
-    with progress_bar(label) as on_progress:
+    with resumable_on_interrupt(), progress_bar(label) as on_progress:
         result = derive(
             app,
             clip,

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from catalog.health import running_job_ids
 from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation, utcnow
 from catalog.records import lock_generation, record_downloaded, touch
@@ -125,7 +126,24 @@ def finish(
             completed_at=utcnow(),
         )
         finished = row
+    _release(app, backend, finished)
     return GenerationResult(finished, (*warnings, *_announce(app, finished)))
+
+
+def _release(app: Reelvault, backend: Backend, finished: Generation) -> None:
+    """Let the backend drop the job's working files, now that its outputs are cataloged,
+    unless another unfinished row shares the job (identical local requests share one)."""
+    release = getattr(backend, "release", None)
+    job_id = finished.remote_job_id
+    if not callable(release) or not job_id:
+        return
+    with app.session() as session:
+        if job_id in running_job_ids(session):
+            return
+    try:
+        release(job_id)
+    except Exception as exc:  # a plugin's bug: the clip is done; doctor finds the files
+        app.host.hook_failed(backend.name, "release", f"{type(exc).__name__}: {exc}")
 
 
 def _already_stored(app: Reelvault, generation_id: str) -> dict[Variant, Asset]:

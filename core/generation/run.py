@@ -34,6 +34,7 @@ from core.generation.claim import Claim, WorkerLease, held, pause
 from core.generation.finish import finish
 from core.generation.rows import GenerationResult, merged, record_failure
 from core.host.app import Reelvault
+from core.host.doctor import remove_work_leftovers
 
 DEFAULT_POLL_TIMEOUT = 3600.0
 MIN_POLL_INTERVAL = 0.05
@@ -257,6 +258,8 @@ class Resumed:
 
     outcomes: list[tuple[Generation, str | None]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    cleaned_bytes: int = 0
+    """Bytes of work-folder leftovers (of runs that were killed) removed afterwards."""
 
 
 def resume(app: Reelvault, on_progress: ProgressCallback | None = None) -> Resumed:
@@ -288,4 +291,5 @@ def resume(app: Reelvault, on_progress: ProgressCallback | None = None) -> Resum
             outcomes.append((result, None))
         else:
             outcomes.append((result, f"taken over meanwhile by {result.lease_owner}"))
+    resumed.cleaned_bytes = remove_work_leftovers(app)
     return resumed

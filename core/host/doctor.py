@@ -46,6 +46,14 @@ class DoctorReport:
         )
 
 
+def remove_work_leftovers(app: Reelvault) -> int:
+    """Remove what killed runs left in the work folder (see :mod:`core.media.leftovers`);
+    the bytes freed. ``reelvault resume`` calls this after finishing the jobs."""
+    with app.session() as session:
+        running = set(running_job_ids(session))
+    return leftovers.remove(leftovers.work_leftovers(app.store, app.settings.work_dir, running))
+
+
 def doctor(app: Reelvault, *, fix: bool = False, now: datetime | None = None) -> DoctorReport:
     """Examine the library of ``app``; with ``fix``, remove work-folder leftovers."""
     report = DoctorReport(fixed=fix)
