@@ -422,3 +422,75 @@ def test_ctrl_c_says_how_to_finish_and_resume_cleans_what_a_kill_left(
         os.utime(path, (old, old))
     assert run("resume").output.strip().endswith("completed")
     assert _work_files(home) == []
+
+
+# -- (2) killed between writing the row and recording the job id --------------------------
+
+SORA_ARGS = ("--model", "sora-2", "--size", "1280x720")
+
+
+def _killed_after_the_create(run, monkeypatch, image: Path) -> str:
+    """A generate whose create reached the provider but whose job id was never recorded."""
+    import core.generation.run as run_module
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(run_module, "_record_sent", killed)
+        run("generate", image, "-p", "a harbour", *SORA_ARGS, expect=130)
+    (job,) = json.loads(run("jobs", "--json").output)
+    assert job["status"] == "submitting" and job["remote_job_id"] is None
+    return job["id"]
+
+
+def test_resume_adopts_the_remote_job_a_kill_did_not_record(
+    home, run, api, still_720p, monkeypatch
+):
+    clip = _killed_after_the_create(run, monkeypatch, still_720p)
+    assert "completed" in run("resume").output
+    assert api.count("POST", "/videos") == 1  # never created twice
+    shown = json.loads(run("show", clip, "--json").output)
+    assert shown["status"] == "completed" and shown["remote_job_id"]
+    assert len(json.loads(run("list", "--json").output)) == 1
+
+
+def test_sync_adopts_into_the_submitting_row_instead_of_importing_a_duplicate(
+    home, run, api, still_720p, monkeypatch
+):
+    clip = _killed_after_the_create(run, monkeypatch, still_720p)
+    synced = json.loads(run("sync", "--json").output)
+    assert synced["imported"] == [] and [a["id"] for a in synced["adopted"]] == [clip]
+    assert "completed" in run("resume").output
+    assert len(json.loads(run("list", "--json").output)) == 1
+    assert api.count("POST", "/videos") == 1
+
+
+def test_a_create_that_never_left_fails_once_the_window_passes_and_retry_sends_it(
+    home, run, api, still_720p, monkeypatch, app
+):
+    from datetime import timedelta
+
+    from plugins.sora_backend import SoraBackend
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SoraBackend, "submit", killed)
+        run("generate", still_720p, "-p", "a harbour", *SORA_ARGS, expect=130)
+    (job,) = json.loads(run("jobs", "--json").output)
+    assert "again later" in run("resume", expect=1).output  # within the window: wait
+    with app.session() as session:
+        from catalog.queries import get_generation
+
+        row = get_generation(session, job["id"])
+        row.created_at = row.created_at - timedelta(hours=1)
+        session.add(row)
+    failed = run("resume", expect=1).output
+    assert "interrupted before submission" in failed and "--retry" in failed
+    assert json.loads(run("jobs", "--json").output) == []  # nothing left stuck
+    assert api.count("POST", "/videos") == 0
+    assert "completed" in run("resume", "--retry").output
+    assert api.count("POST", "/videos") == 1
+    assert json.loads(run("show", job["id"], "--json").output)["status"] == "completed"

@@ -173,12 +173,17 @@ def jobs_command(ctx: click.Context, ended: int, as_json: bool) -> None:
 
 
 @cli.command(name="resume")
+@click.option(
+    "--retry",
+    is_flag=True,
+    help="Also send again the jobs interrupted before they reached the backend.",
+)
 @click.pass_context
-def resume_command(ctx: click.Context) -> None:
+def resume_command(ctx: click.Context, retry: bool) -> None:
     """Finish every job interrupted by a crash or Ctrl-C, without submitting it again."""
     app = get_app(ctx)
     with progress_bar("resuming") as on_progress:
-        outcomes = resume(app, on_progress=on_progress).outcomes
+        outcomes = resume(app, on_progress=on_progress, retry=retry).outcomes
     problems = 0
     for generation, problem in outcomes:
         if problem is None and generation.status == GenerationStatus.COMPLETED:
