@@ -494,3 +494,46 @@ def test_a_create_that_never_left_fails_once_the_window_passes_and_retry_sends_i
     assert "completed" in run("resume", "--retry").output
     assert api.count("POST", "/videos") == 1
     assert json.loads(run("show", job["id"], "--json").output)["status"] == "completed"
+
+
+# -- (6) forged lineage claims ------------------------------------------------------------
+
+
+def test_a_forged_parent_claim_and_a_forged_id_are_not_adopted(home, run, still: Path, app):
+    from catalog.models import Asset
+    from core.provenance.credentials import compare_lineage, ingredient_is
+    from core.provenance.importer import link_lineage
+
+    run("signing", "init")
+    genuine = json.loads(run("generate", still, "-p", "pan right", "--json").output)
+    parent_sha = genuine["video"]["sha256"]
+    unborn_id = "clip_zzzzzzzzzzzz"
+    forged = {
+        "label": "urn:c2pa:forged",
+        "signer": "Mallory",
+        "issuer": "Mallory CA",
+        "generation": {
+            "generation_id": unborn_id,
+            "prompt": "a remix, supposedly",
+            "relation": "remix_of",
+            "parent": {"sha256": parent_sha},
+        },
+        "ingredients": [{"title": "cat.jpg", "format": "image/jpeg", "relationship": "parentOf"}],
+    }
+    with app.session() as session:
+        fake = Asset(id="vid_forged", sha256="f" * 64, kind="video", mime="video/mp4")
+        session.add(fake)
+        session.flush()
+        made = link_lineage(session, fake, forged)  # valid credentials, not trusted
+        assert made is not None
+        assert made.parent_id is None  # the claim is not linked...
+        assert made.details["claims_not_supported"] == {"parent": parent_sha}  # ...but kept
+        assert made.id != unborn_id  # an untrusted signer's id is not adopted
+        made_id = made.id
+        video = session.get(Asset, genuine["video"]["id"])
+        assert ingredient_is(forged["ingredients"][0], video, parent_sha) is False
+        # audit compares the file's ingredients with the catalog's (unlinked) lineage
+        problems = compare_lineage(forged, source=None, parent=None, derived=False)
+        assert [p.kind for p in problems] == ["lineage_contradiction"]
+    shown = run("show", made_id).output
+    assert f"claimed   parent {parent_sha} (claimed, not supported by ingredients)" in shown

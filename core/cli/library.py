@@ -107,6 +107,11 @@ def print_generation(data: dict[str, Any]) -> None:
                 for v in asset["verifications"]
             ]
     lines += [f"warning   {warning}" for warning in (data["details"] or {}).get("warnings", [])]
+    unsupported = (data["details"] or {}).get("claims_not_supported", {})
+    lines += [
+        f"claimed   {role} {sha} (claimed, not supported by ingredients)"
+        for role, sha in unsupported.items()
+    ]
     explanation = data["details"].get("explanation") if data["details"] else None
     if explanation:
         lines.append("motion plan" if "motion_plan" in data["details"] else "backend notes")
