@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from catalog import search_schema
 from catalog.models import fold_case
-from core.api.errors import ReelvaultError
+from core.api.errors import CatalogError, ReelvaultError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -236,14 +236,54 @@ def missing_sqlite_file(url: str) -> Path | None:
     return None if path.exists() else path.absolute()
 
 
+DAMAGE_SIGNS = (
+    "file is not a database",
+    "database disk image is malformed",
+    "malformed database schema",
+    "database corruption",
+)
+"""What SQLite says of a file whose bytes are wrong (random bytes, a truncated file, a
+zeroed page), as opposed to one that is busy or unreachable."""
+
+
+def sqlite_file(url: str | sa.URL) -> Path | None:
+    """The file behind a SQLite catalog URL; ``None`` for PostgreSQL or memory."""
+    parsed = sa.make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def damage_error(engine: sa.Engine, exc: BaseException) -> CatalogError | None:
+    """The one line a damaged catalog is reported with, or ``None`` when ``exc`` is not
+    the sign of a damaged file (every other database error stays what it is)."""
+    orig = getattr(exc, "orig", exc)
+    if not isinstance(orig, sqlite3.DatabaseError):
+        return None
+    reason = str(orig)
+    if not any(sign in reason.lower() for sign in DAMAGE_SIGNS):
+        return None
+    where = sqlite_file(engine.url) or engine.url.render_as_string(hide_password=True)
+    return CatalogError(
+        f"the catalog {where} is damaged ({reason}): restore it from a backup "
+        "(`reelvault backup` makes one), or move it aside and `reelvault import` "
+        "your clips into a new one"
+    )
+
+
 def open_catalog(url: str) -> sa.Engine:
     """An engine for the catalog at ``url``, upgraded to the current schema."""
     engine = create_engine(url)
     try:
         _use_wal(engine)
         upgrade(engine)
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:
         engine.dispose()
+        damaged = damage_error(engine, exc)
+        if damaged is not None:
+            raise damaged from None
+        if not isinstance(exc, sa.exc.OperationalError):
+            raise
         raise ReelvaultError(f"cannot open catalog {engine.url!r}: {exc.orig}") from None
     return engine
 
@@ -253,11 +293,18 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any error.
 
     Objects stay usable after the block (no expiry on commit) so callers can return them.
+    A page found damaged mid-query ends in the same one line as a damaged file at opening.
     """
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
+        except sa.exc.DBAPIError as exc:
+            session.rollback()
+            damaged = damage_error(engine, exc)
+            if damaged is not None:
+                raise damaged from None
+            raise
         except BaseException:
             session.rollback()
             raise

@@ -6,7 +6,9 @@ unique ``listed_job_id`` makes two syncs (or a sync and a create) import a job o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, col, select
 
 from catalog.models import Generation
 from core.api.ids import new_clip_id
@@ -51,3 +53,45 @@ def imported_generation(
 
 def _time(unix: int | None) -> datetime | None:
     return datetime.fromtimestamp(unix, UTC) if unix else None
+
+
+def unsent_rows(session: Session, backend: str) -> list[Generation]:
+    """Rows of ``backend`` written ahead of a create whose job id was never recorded
+    (``submitting`` with no job id): a kill between the create and its recording."""
+    stmt = (
+        select(Generation)
+        .where(Generation.backend == backend, Generation.status == GenerationStatus.SUBMITTING)
+        .where(col(Generation.remote_job_id).is_(None))
+        .order_by(col(Generation.created_at), col(Generation.id))
+    )
+    return list(session.exec(stmt))
+
+
+def matches_listed_job(
+    row: Generation, job: RemoteJob, window: timedelta, provider: str | None = None
+) -> bool:
+    """Whether ``job`` (as its backend lists it) is what the unsent ``row`` asked for:
+    same model, prompt, size and length, from the same provider, created within
+    ``window`` of the row."""
+    if (job.model, job.prompt, job.size, job.seconds) != (
+        row.model,
+        row.prompt,
+        row.size,
+        row.seconds,
+    ):
+        return False
+    if provider is not None and row.parameters.get("provider") not in (None, provider):
+        return False
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    listed = datetime.fromtimestamp(job.created_at, UTC)
+    return created - timedelta(seconds=5) <= listed <= created + window
+
+
+def failed_with(session: Session, code: str) -> list[Generation]:
+    """Rows that failed with ``code``, oldest first."""
+    stmt = (
+        select(Generation)
+        .where(Generation.status == GenerationStatus.FAILED, Generation.error_code == code)
+        .order_by(col(Generation.created_at), col(Generation.id))
+    )
+    return list(session.exec(stmt))

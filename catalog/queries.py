@@ -18,7 +18,7 @@ from catalog.models import (
     VerificationRecord,
 )
 from catalog.organise import annotation_join, sort_columns, tagged
-from catalog.search import matches_text
+from catalog.search import check_search_text, matches_text
 from catalog.statuses import ENDED, UNFINISHED
 from core.api.errors import AmbiguousIdError, NotFoundError, RequestError
 from core.api.ids import ASSET_PREFIXES, CLIP_PREFIX, short
@@ -124,6 +124,10 @@ class ClipFilter:
     tags: tuple[str, ...] = ()
     sort: str = "created"
     offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.text is not None:  # refused before any query is built
+            check_search_text(self.text)
 
 
 UNCHECKED = "unchecked"

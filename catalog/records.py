@@ -66,6 +66,28 @@ def touch(generation: Generation, **changes: object) -> None:
     generation.updated_at = utcnow()
 
 
+def record_downloaded(session: Session, generation_id: str, variant: str, asset_id: str) -> None:
+    """Note on the row that one output of a job is stored (``details["downloaded"]``), so
+    a finish that is interrupted and resumed does not fetch it again."""
+    row = lock_generation(session, generation_id)
+    if row is None:
+        return
+    done = {**(row.details or {}).get("downloaded", {}), variant: asset_id}
+    touch(row, details={**(row.details or {}), "downloaded": done})
+
+
+def reopen_for_retry(session: Session, generation_id: str, code: str) -> Generation | None:
+    """Put a row that failed with ``code`` back to ``submitting``, to be sent again;
+    ``None`` when it is not (or no longer) such a row."""
+    row = lock_generation(session, generation_id)
+    if row is None or row.status != GenerationStatus.FAILED or row.error_code != code:
+        return None
+    touch(row, status=GenerationStatus.SUBMITTING, error_code=None, error_message=None)
+    row.completed_at = None
+    session.add(row)
+    return row
+
+
 def lock_generation(session: Session, generation_id: str) -> Generation | None:
     """Load a generation for update, so two finishers of one job cannot both write it."""
     stmt = sa.select(Generation).where(col(Generation.id) == generation_id)

@@ -22,18 +22,24 @@ from catalog.search_schema import DOCUMENTS, FTS
 from core.api.errors import RequestError
 
 MAX_SEARCH_TEXT = 200
-"""The longest search text accepted, in characters: a search is a few words, and a
-longer one would only make a slower query."""
+"""The longest search text accepted (``list --text``, the web page's ``q``), in
+characters: a search is a few words, a longer one would only make a slower query, and
+refusing it here gives one clear line (a 400 on the web) instead of a database error."""
 
 _WORD = re.compile(r"[^\W_]+")
 
 
-def search_words(text: str) -> list[str]:
-    """The words of a search, folded; refuses text longer than :data:`MAX_SEARCH_TEXT`."""
+def check_search_text(text: str) -> None:
+    """Refuse a search text longer than :data:`MAX_SEARCH_TEXT`."""
     if len(text) > MAX_SEARCH_TEXT:
         raise RequestError(
-            f"the search text is {len(text)} characters long; the limit is {MAX_SEARCH_TEXT}"
+            f"the search text is {len(text):,} characters long; the limit is {MAX_SEARCH_TEXT:,}"
         )
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search, folded; refuses text longer than :data:`MAX_SEARCH_TEXT`."""
+    check_search_text(text)
     return list(dict.fromkeys(_WORD.findall(fold_case(text) or "")))
 
 

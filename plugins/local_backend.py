@@ -765,6 +765,18 @@ class LocalBackend:
         with (job_dir / OUTPUTS[variant]).open("rb") as source:
             shutil.copyfileobj(source, dest)
 
+    def release(self, job_id: str) -> None:
+        """Remove a finished job's folder (input copy, spec, rendered outputs): the host
+        has cataloged what it made. A job rendering in this process is left alone."""
+        if not _JOB_ID.fullmatch(job_id):
+            return
+        with self._lock:
+            render = self._renders.get(job_id)
+            if render and render.running:
+                return
+            self._renders.pop(job_id, None)
+            shutil.rmtree(self.work_dir / job_id, ignore_errors=True)
+
     def _create_job(self, image: Path, request: Mapping[str, Any]) -> str:
         """Write the job's spec, keyed by everything that determines the output bytes."""
         try:

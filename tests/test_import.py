@@ -35,6 +35,18 @@ from tests.provenance_support import (
 __all__ = ["signed_library"]  # a fixture, used by name
 
 
+@pytest.fixture(autouse=True)
+def trust_the_library_signer(request: pytest.FixtureRequest) -> None:
+    """Clip ids carried in credentials are adopted only from trusted signers: the homes
+    that import the signed library trust the CA it was signed under, as a studio
+    importing its own exports would (the untrusted case has a test of its own)."""
+    if {"app", "signed_library"} <= set(request.fixturenames):
+        from core.provenance.trust import add_anchors
+
+        app = request.getfixturevalue("app")
+        add_anchors(app.settings, request.getfixturevalue("signed_library").ca_pem)
+
+
 def row_counts(app: Reelvault) -> dict[str, int]:
     with app.engine.connect() as conn:
         return {
@@ -264,7 +276,7 @@ def test_a_file_signed_with_another_clips_label_does_not_take_its_place(
             Asset, get_generation(session, signed_library.clip_id).output_asset_id
         )
     assert stand_in.is_placeholder and stand_in.kind == "video" and stand_in.manifest_label
-    # Anyone can sign a photo with that label: it verifies, as signed by an unknown signer.
+    # Anyone can sign a photo with that label, even the trusted signer itself.
     raw = textured_image(tmp_path / "raw.jpg", 320, 180, seed=21)
     harbor = sign_image(
         signed_library.settings,
@@ -276,7 +288,7 @@ def test_a_file_signed_with_another_clips_label_does_not_take_its_place(
 
     (outcome,) = import_paths(app, [harbor]).outcomes
 
-    assert outcome.status == "imported" and outcome.states == ("c2pa_verifier: valid",)
+    assert outcome.status == "imported" and outcome.states == ("c2pa_verifier: trusted",)
     with app.session() as session:
         clip = get_generation(session, signed_library.clip_id)
         assert clip.output_asset_id == stand_in.id

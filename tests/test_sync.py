@@ -162,20 +162,24 @@ def test_a_sync_during_a_create_leaves_one_clip_for_the_job(
     app: Reelvault, api: VideosAPIServer, still_720p: Path
 ):
     """The create returned, and before its id was recorded a sync listed the new video:
-    the generation takes the imported row over, so the catalog has one clip for the job."""
+    the sync adopts the job into the generation's ``submitting`` row instead of importing
+    a second clip, so the catalog has one clip for the job."""
     sora = app.backend("sora")
     real_submit = sora.submit
     imported: list[str] = []
+    adopted: list[str] = []
 
     def submit_then_sync(request: GenerationRequest) -> JobStatus:
         status = real_submit(request)
-        imported.extend(g.id for g in sync(app).imported)
+        report = sync(app)
+        imported.extend(g.id for g in report.imported)
+        adopted.extend(g.id for g in report.adopted)
         return status
 
     sora.submit = submit_then_sync  # type: ignore[method-assign]
     made = generate(app, still_720p, "a harbour", model="sora-2", size="1280x720").generation
-    assert len(imported) == 1 and imported[0] != made.id
-    assert made.status == "completed" and made.details["merged_import"] == imported[0]
+    assert imported == [] and adopted == [made.id]
+    assert made.status == "completed"
     rows = count_rows(app, "SELECT id, remote_job_id, source_asset_id FROM generations")
     assert rows == [(made.id, made.remote_job_id, made.source_asset_id)]
     assert sync(app).imported == []  # nothing new

@@ -24,6 +24,7 @@ from core.api import providers
 from core.api.errors import (
     AmbiguousIdError,
     BackendError,
+    CatalogError,
     JobStopped,
     MissingMediaError,
     NotFoundError,
@@ -34,7 +35,7 @@ from core.api.errors import (
     StorageError,
     WebhookRejected,
 )
-from core.api.files import write_atomic
+from core.api.files import disk_error, write_atomic
 from core.api.hookspecs import (
     PROJECT,
     hookimpl,
@@ -85,6 +86,7 @@ __all__ = [
     "AmbiguousIdError",
     "Backend",
     "BackendError",
+    "CatalogError",
     "ClipView",
     "ConsentGrant",
     "DerivedRequest",
@@ -117,6 +119,7 @@ __all__ = [
     "WebhookRejected",
     "asset_id",
     "c2pa_settings",
+    "disk_error",
     "hookimpl",
     "providers",
     "short",

@@ -13,6 +13,7 @@ A policy *denial* (:class:`PolicyDenied`) is an answer, not a crash: the attempt
     ├── AmbiguousIdError           an identifier prefix matches several entries
     ├── BackendError               a backend could not do it (``transient`` may retry)
     ├── PluginError                a plugin is missing, misconfigured or broke its contract
+    ├── CatalogError               exit 2: the catalog file is damaged or empty
     ├── StorageError               the media store could not be read or written
     │   └── MissingMediaError      a cataloged file is not in the store
     ├── PolicyDenied               a policy refused the request; kept as ``rejected``
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AmbiguousIdError",
     "BackendError",
+    "CatalogError",
     "JobStopped",
     "MissingMediaError",
     "NotFoundError",
@@ -78,6 +80,15 @@ class BackendError(ReelvaultError):
 
 class PluginError(ReelvaultError):
     """A plugin is missing, misconfigured or broke its contract."""
+
+
+class CatalogError(ReelvaultError):
+    """The catalog cannot be used as it is: its file is damaged (not a database, a
+    malformed page) or was emptied while the store still holds files. Every command stops
+    with one line naming the file and what to do, rather than a traceback or, worse, an
+    empty listing that looks like a lost library."""
+
+    exit_code = 2
 
 
 class StorageError(ReelvaultError):

@@ -9,15 +9,36 @@ on Windows, where ``mode`` can only make a file read-only).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+from core.api.errors import StorageError
+
+__all__ = ["disk_error", "write_atomic"]
 
 DEFAULT_MODE = 0o644
 """The mode of a new file when none is asked for: what most umasks give."""
+
+
+def disk_error(exc: OSError, where: str | Path) -> StorageError:
+    """The one line a failed write to a folder is reported with: a full disk, a read-only
+    folder, a quota. ``where`` is the folder (or store) written to, as people know it.
+
+    Raised instead of the ``OSError`` so that the command ends in one line and the job it
+    was doing stays resumable (a resume goes on with the other jobs).
+    """
+    reasons = {
+        errno.ENOSPC: f"no space left on the device holding {where}",
+        errno.EDQUOT: f"the disk quota is used up on the device holding {where}",
+        errno.EROFS: f"{where} is on a read-only file system",
+        errno.EACCES: f"{where} cannot be written: permission denied",
+        errno.EPERM: f"{where} cannot be written: operation not permitted",
+    }
+    reason = reasons.get(exc.errno or 0, f"{where} cannot be written: {exc.strerror or exc}")
+    return StorageError(f"{reason}; free some space or fix the folder, then `reelvault resume`")
 
 
 def write_atomic(path: str | Path, data: bytes | str, *, mode: int | None = None) -> None:

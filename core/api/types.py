@@ -337,6 +337,11 @@ class Backend(Protocol):
     A backend that holds resources (connection pools, files) may also define
     ``close() -> None``: it is optional, not part of this protocol's checks, and the host
     calls it when the application closes (:meth:`core.host.app.Reelvault.close`).
+
+    A backend that keeps working files per job (an input copy, a rendered video) may
+    define ``release(job_id: str) -> None`` too, equally optional: the host calls it once
+    the job's outputs are cataloged and no unfinished row uses that job any more, so a
+    finished job leaves nothing behind in the work folder.
     """
 
     name: str

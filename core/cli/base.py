@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from core.cli.lazy import LazyGroup
+from core.cli.text import printable
 from core.views import json_text
 
 # Everything heavier is imported where it is used: this module is imported by every
@@ -126,15 +127,23 @@ def console() -> Console:
 
 
 def plain(text: str) -> Text:
-    """Untrusted text for a rich table cell or tree label: shown exactly as it is, whatever
-    console it is printed on (a ``str`` label is parsed as markup by default)."""
+    """Untrusted text for a rich table cell or tree label: shown as it is, whatever
+    console it is printed on (a ``str`` label is parsed as markup by default), with its
+    control characters escaped (:func:`core.cli.text.printable`)."""
     from rich.text import Text
 
-    return Text(text)
+    return Text(printable(text))
+
+
+def say(*lines: str, err: bool = False) -> None:
+    """Print each of ``lines`` as one line of human output, control characters escaped:
+    a newline inside a prompt or file name shows as ``\\n``, it cannot forge a line."""
+    click.echo("\n".join(printable(line) for line in lines), err=err)
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    """One line on stderr (a warning, a failure), control characters escaped."""
+    say(message, err=True)
 
 
 JSON_INDENT_LEVELS = 32
@@ -179,7 +188,7 @@ def print_rows(
         return
     if not isinstance(columns, Mapping):
         for row in rows:
-            click.echo(columns(row))
+            say(columns(row))
         return
     from rich.table import Table
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from core.cli.base import (
     print_rows,
     progress_bar,
     provider_option,
+    say,
     seconds_option,
     size_option,
     warn,
@@ -60,6 +63,27 @@ def show_result(
         from core.library.files import get_file
 
         echo_err(f"wrote {get_file(app, generation.id, output, None, force=False)}")
+
+
+INTERRUPTED_EXIT = 130
+"""What a shell reports for a command stopped by Ctrl-C (128 + SIGINT)."""
+
+
+@contextmanager
+def resumable_on_interrupt() -> Iterator[None]:
+    """Ctrl-C while a clip is being made ends in a line that says how to finish it.
+
+    Nothing is lost: the row was written before anything was sent, the job goes on at
+    the backend, and ``reelvault resume`` polls and catalogs it without sending it again.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        echo_err(
+            "interrupted: the job was not cancelled and nothing is lost; "
+            "run `reelvault resume` to finish it"
+        )
+        raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
 
 
 @cli.command(name="generate")
@@ -103,7 +127,7 @@ def generate_command(
     if single:  # one clip: the result in full, as it has always been shown
         check_output_free(output)
         app = get_app(ctx)
-        with progress_bar("generating") as on_progress:
+        with resumable_on_interrupt(), progress_bar("generating") as on_progress:
             result = generate(
                 app, images[0], request.prompt, on_progress=on_progress, **request.options()
             )
@@ -215,7 +239,7 @@ def derive_and_show(
     check_output_free(output)
     app = get_app(ctx)
     label = {Relation.REMIX_OF: "remixing", Relation.EDIT_OF: "editing"}.get(relation, "extending")
-    with progress_bar(label) as on_progress:
+    with resumable_on_interrupt(), progress_bar(label) as on_progress:
         result = derive(
             app,
             clip,
@@ -270,12 +294,17 @@ def jobs_command(ctx: click.Context, ended: int, as_json: bool) -> None:
 
 
 @cli.command(name="resume")
+@click.option(
+    "--retry",
+    is_flag=True,
+    help="Also send again the jobs interrupted before they reached the backend.",
+)
 @click.pass_context
-def resume_command(ctx: click.Context) -> None:
+def resume_command(ctx: click.Context, retry: bool) -> None:
     """Finish every job interrupted by a crash or Ctrl-C, without submitting it again."""
     app = get_app(ctx)
     with progress_bar("resuming") as on_progress:
-        outcomes = resume(app, on_progress=on_progress).outcomes
+        outcomes = resume(app, on_progress=on_progress, retry=retry).outcomes
     problems = 0
     for generation, problem in outcomes:
         if problem is None and generation.status == GenerationStatus.COMPLETED:
@@ -283,7 +312,7 @@ def resume_command(ctx: click.Context) -> None:
         else:
             problems += 1
             reason = problem or f"{generation.error_code}: {generation.error_message}"
-            click.echo(f"{generation.id} {generation.status}: {reason}")
+            say(f"{generation.id} {generation.status}: {reason}")
     if not outcomes:
         echo_err("nothing to resume")
     if problems:

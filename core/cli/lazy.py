@@ -34,9 +34,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "core.cli.provenance",
         "Re-hash every stored file, re-verify its credentials and check lineage against them.",
     ),
+    "backup": (
+        "core.cli.maintenance",
+        "Copy the catalog to PATH, consistently, while other commands keep working.",
+    ),
     "consent": (
         "core.cli.policy",
         "Consent to the use of a person's likeness in particular images.",
+    ),
+    "doctor": (
+        "core.cli.maintenance",
+        "Check the catalog's integrity, stuck jobs, orphan files and work-folder leftovers.",
     ),
     "edit": (
         "core.cli.remote",
@@ -203,7 +211,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ReelvaultError as exc:
-            error = click.ClickException(str(exc))
+            from core.cli.text import printable
+
+            error = click.ClickException(printable(str(exc)))
             error.exit_code = exc.exit_code
             raise error from None
 

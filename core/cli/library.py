@@ -25,6 +25,7 @@ from core.cli.base import (
     plain,
     print_json,
     print_rows,
+    say,
     sort_option,
 )
 from core.views.checks import latest_per_verifier
@@ -139,6 +140,12 @@ def print_generation(data: dict[str, Any]) -> None:
                     + (f"  ({_earlier(v['earlier'])})" if v["earlier"] else "")
                 )
                 lines += [f"            {line}" for line in ingredient_failure_lines(v["details"])]
+    lines += [f"warning   {warning}" for warning in (data["details"] or {}).get("warnings", [])]
+    unsupported = (data["details"] or {}).get("claims_not_supported", {})
+    lines += [
+        f"claimed   {role} {sha} (claimed, not supported by ingredients)"
+        for role, sha in unsupported.items()
+    ]
     explanation = data["details"].get("explanation") if data["details"] else None
     if explanation:
         lines.append("motion plan" if "motion_plan" in data["details"] else "backend notes")
@@ -149,7 +156,7 @@ def print_generation(data: dict[str, Any]) -> None:
             f"  {d['outcome']:<5} {d['plugin']}/{d['rule_id']}: {d['reason']}"
             for d in data["policy_decisions"]
         ]
-    click.echo("\n".join(lines))
+    say(*lines)
 
 
 def _earlier(count: int) -> str:
@@ -216,7 +223,7 @@ def lineage_command(ctx: click.Context, identifier: str, fmt: str, as_json: bool
     for key, heading in (("ingredients", "made from"), ("derived", "used in")):
         if data.get(key):
             lines += [heading, *relation_lines(data[key], key)]
-    click.echo("\n".join(lines))
+    say(*lines)
 
 
 def _relation_label(entry: dict[str, Any], key: str) -> str:

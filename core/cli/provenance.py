@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
-from rich.text import Text
 from rich.tree import Tree
 
 from core.api.errors import ReelvaultError
@@ -28,6 +27,7 @@ from core.cli.base import (
     print_json,
     print_rows,
     progress_bar,
+    say,
     warn,
 )
 from core.provenance.credentials import VerifyReport, verify_target
@@ -98,7 +98,7 @@ def _verify_json(report: VerifyReport, required: VerificationState) -> dict[str,
 
 def _print_verify(report: VerifyReport) -> None:
     where = f"  ({report.generation_id or report.asset_id})" if report.asset_id else ""
-    click.echo(f"file      {report.path}{where}")
+    say(f"file      {report.path}{where}")
     for result in report.results:
         _print_result(result)
 
@@ -112,14 +112,14 @@ def _print_result(result: VerificationResult) -> None:
         lines.append(f"codes     {', '.join(result.codes)}")
     if result.details.get("error"):
         lines.append(f"error     {result.details['error']}")
-    click.echo("\n".join(lines))
+    say(*lines)
     manifest = result.details.get("manifest")
     if isinstance(manifest, dict):
-        # Every label is a Text: what a file's credentials say ("[/oops]" in a prompt or a
+        # Every label is plain Text: what a file's credentials say ("[/oops]" in a prompt or a
         # title) is shown as it is, never parsed as rich markup.
-        tree = Tree(Text(f"manifest  {_manifest_line(manifest)}"))
+        tree = Tree(plain(f"manifest  {_manifest_line(manifest)}"))
         for line in _manifest_facts(manifest):
-            tree.add(Text(line))
+            tree.add(plain(line))
         _add_ingredients(tree, manifest)
         console().print(tree)
 
@@ -158,12 +158,12 @@ def _add_ingredients(tree: Tree, manifest: dict[str, Any]) -> None:
         if failed:  # its own credentials failed when it was added: never hidden by its parent
             label += f"  FAILED {', '.join(dict.fromkeys(failed))}"
         if isinstance(inner, dict):
-            branch = tree.add(Text(f"{label}  {_manifest_line(inner)}{_elided(inner)}"))
+            branch = tree.add(plain(f"{label}  {_manifest_line(inner)}{_elided(inner)}"))
             for line in _manifest_facts(inner):
-                branch.add(Text(line))
+                branch.add(plain(line))
             _add_ingredients(branch, inner)
         else:
-            tree.add(Text(f"{label}  (no credentials)"))
+            tree.add(plain(f"{label}  (no credentials)"))
 
 
 def _elided(manifest: dict[str, Any]) -> str:
@@ -198,14 +198,14 @@ def audit_command(ctx: click.Context, since: str | None, as_json: bool) -> None:
         table.add_row("files checked", str(report.checked))
         table.add_row("placeholders (no file)", str(report.placeholders))
         for state, count in sorted(report.states.items()):  # a verifier's state: as it is
-            table.add_row(Text(f"credentials {state}"), str(count))
+            table.add_row(plain(f"credentials {state}"), str(count))
         for kind, count in report.counts().items():
             table.add_row(kind.replace("_", " "), str(count))
         console().print(table)
         for finding in report.findings:
-            click.echo(describe(finding))
+            say(describe(finding))
         for note in report.notes:
-            click.echo(f"note: {describe(note)}")
+            say(f"note: {describe(note)}")
     if not report.clean:
         raise ReelvaultError(f"audit found {len(report.findings)} problem(s)")
 
@@ -236,7 +236,7 @@ def import_command(
                 line += f"  {outcome.message}"
             if outcome.states:
                 line += f"  [{'; '.join(outcome.states)}]"
-            (echo_err if outcome.status == "failed" else click.echo)(line)
+            say(line, err=outcome.status == "failed")
         if not report.outcomes:
             echo_err("no files found")
     if report.failed:

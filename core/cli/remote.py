@@ -260,6 +260,7 @@ def sync_command(
                     {"id": g.id, "job": g.remote_job_id, "status": g.status}
                     for g in report.imported
                 ],
+                "adopted": [{"id": g.id, "job": g.remote_job_id} for g in report.adopted],
                 "downloaded": [g.id for g in report.downloaded],
                 "problems": report.problems,
             }
@@ -267,6 +268,11 @@ def sync_command(
     else:
         for generation in report.imported:
             click.echo(f"{generation.id} imported {generation.remote_job_id} ({generation.status})")
+        for generation in report.adopted:
+            click.echo(
+                f"{generation.id} adopted {generation.remote_job_id}: its create had reached "
+                "the provider (`reelvault resume` finishes it)"
+            )
         for generation in report.downloaded:
             click.echo(f"{generation.id} downloaded")
         echo_err(

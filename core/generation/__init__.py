@@ -10,7 +10,9 @@ Callers (the CLI, workers, webhooks, sync) use only what is exported here.
 from core.generation.request import derive, generate, request_for
 from core.generation.rows import GenerationResult, record_failure
 from core.generation.run import (
+    INTERRUPTED_BEFORE_SUBMISSION,
     SUBMIT_INTERRUPTED,
+    SUBMIT_WINDOW,
     Resumed,
     in_flight,
     model_info,
@@ -20,7 +22,9 @@ from core.generation.run import (
 )
 
 __all__ = [
+    "INTERRUPTED_BEFORE_SUBMISSION",
     "SUBMIT_INTERRUPTED",
+    "SUBMIT_WINDOW",
     "GenerationResult",
     "Resumed",
     "derive",

@@ -39,6 +39,7 @@ from core.api.types import (
     Size,
 )
 from core.generation.policy import denials, run_checks
+from core.generation.rows import source_still_path
 from core.host.app import Reelvault
 from core.media.probe import probe_image
 from core.media.store import hash_file
@@ -153,9 +154,14 @@ def consent_lookup(app: Reelvault) -> Callable[[str], ConsentGrant | None]:
 
 
 def stored_image_facts(app: Reelvault, asset: Asset) -> ImageFacts:
-    """Facts about a still already in the store: it was probed when it came in."""
+    """Facts about a still already in the store: it was probed when it came in.
+
+    Its file must still be there: a policy reading a missing file would crash, deny (fail
+    closed) and leave a ``rejected`` row for what is really a damaged store.
+    """
+    path = source_still_path(app, asset)
     return ImageFacts(
-        path=app.store.local_path(asset.file_sha256),
+        path=path,
         sha256=asset.file_sha256,
         bytes=asset.bytes or 0,
         mime=asset.mime,

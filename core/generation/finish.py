@@ -17,10 +17,12 @@ from typing import Any
 
 from sqlmodel import Session
 
+from catalog.health import running_job_ids
 from catalog.lookups import asset_by_id, generation_by_id
 from catalog.models import Asset, Generation, utcnow
-from catalog.records import lock_generation, touch
-from core.api.errors import BackendError
+from catalog.records import lock_generation, record_downloaded, touch
+from core.api.errors import BackendError, RequestError
+from core.api.files import disk_error
 from core.api.types import Backend, ClipView, GenerationStatus, JobStatus, ModelInfo, Variant
 from core.generation.claim import (
     Claim,
@@ -34,7 +36,7 @@ from core.generation.claim import (
 from core.generation.rows import GenerationResult, current, merged, record_failure
 from core.host.app import Reelvault
 from core.host.plugins import call_each
-from core.media.probe import probe_image, probe_video
+from core.media.probe import probe_image, probe_video, video_thumbnail
 from core.provenance.credentials import sign
 from core.provenance.ingest import ingest
 
@@ -69,11 +71,25 @@ def finish(
     claimed = take_finish_claim(app, generation.id, claim, stop)
     if isinstance(claimed, Generation):
         return GenerationResult(claimed)
-    assets: dict[Variant, Asset] = {}
+    assets = _already_stored(app, generation.id)
+    warnings: list[str] = []
     try:
-        for variant in info.variants:
+        for variant in sorted(info.variants, key=lambda v: v != Variant.VIDEO):  # video first
+            if variant in assets:
+                continue  # stored by an earlier, interrupted finish: never fetched twice
             keep_claim(app, generation.id, claim)
-            assets[variant] = _download_variant(app, generation, backend, variant, status, claim)
+            asset: Asset | None
+            if variant == Variant.VIDEO:
+                asset = _download_variant(app, generation, backend, variant, status, claim)
+            else:
+                asset, warning = _download_extra(
+                    app, generation, backend, variant, status, claim, assets
+                )
+                warnings += [warning] if warning else []
+            if asset is not None:
+                assets[variant] = asset
+                with app.session() as session:
+                    record_downloaded(session, generation.id, variant.value, asset.id)
     except ClaimLost:
         return GenerationResult(current(app, generation.id))
     except BackendError as exc:
@@ -91,11 +107,15 @@ def finish(
         if not claim.finishes(row):  # our claim lapsed and someone else took the job
             return GenerationResult(row or generation)
         claim.let_go(row)  # a worker's lease: given back by the worker itself
+        details = merged(row.details, status.details)
+        details.pop("downloaded", None)  # the outputs' columns say it from now on
+        if warnings:
+            details["warnings"] = [*details.get("warnings", []), *warnings]
         touch(
             row,
             status=GenerationStatus.COMPLETED,
             progress=100,
-            details=merged(row.details, status.details),
+            details=details,
             output_asset_id=assets[Variant.VIDEO].id if Variant.VIDEO in assets else None,
             thumbnail_asset_id=assets[Variant.THUMBNAIL].id
             if Variant.THUMBNAIL in assets
@@ -106,7 +126,70 @@ def finish(
             completed_at=utcnow(),
         )
         finished = row
-    return GenerationResult(finished, _announce(app, finished))
+    _release(app, backend, finished)
+    return GenerationResult(finished, (*warnings, *_announce(app, finished)))
+
+
+def _release(app: Reelvault, backend: Backend, finished: Generation) -> None:
+    """Let the backend drop the job's working files, now that its outputs are cataloged,
+    unless another unfinished row shares the job (identical local requests share one)."""
+    release = getattr(backend, "release", None)
+    job_id = finished.remote_job_id
+    if not callable(release) or not job_id:
+        return
+    with app.session() as session:
+        if job_id in running_job_ids(session):
+            return
+    try:
+        release(job_id)
+    except Exception as exc:  # a plugin's bug: the clip is done; doctor finds the files
+        app.host.hook_failed(backend.name, "release", f"{type(exc).__name__}: {exc}")
+
+
+def _already_stored(app: Reelvault, generation_id: str) -> dict[Variant, Asset]:
+    """The outputs an interrupted finish of this job stored already and the store holds."""
+    with app.session() as session:
+        row = lock_generation(session, generation_id)
+        noted = dict((row.details or {}).get("downloaded", {})) if row else {}
+        found = {Variant(v): asset_by_id(session, asset_id) for v, asset_id in noted.items()}
+    return {
+        variant: asset
+        for variant, asset in found.items()
+        if asset is not None and asset.sha256 and app.store.has(asset.sha256)
+    }
+
+
+def _download_extra(
+    app: Reelvault,
+    generation: Generation,
+    backend: Backend,
+    variant: Variant,
+    status: JobStatus,
+    claim: Claim,
+    assets: dict[Variant, Asset],
+) -> tuple[Asset | None, str | None]:
+    """A thumbnail or spritesheet, and a warning when the provider's could not be used.
+
+    The video decides the clip: an optional extra that fails to download or decode
+    becomes a warning on the clip, never a failed or stuck job, and a thumbnail is then
+    made here from the video. A full disk or an unreachable store is not the provider's
+    fault and still stops the finish (the job stays resumable).
+    """
+    kind = VARIANT_KINDS[variant]
+    try:
+        return _download_variant(app, generation, backend, variant, status, claim), None
+    except (BackendError, RequestError) as exc:
+        problem = f"the provider's {kind} could not be used ({exc})"
+    video = assets.get(Variant.VIDEO)
+    if variant != Variant.THUMBNAIL or video is None or not video.sha256:
+        return None, f"{problem}; the clip has no {kind}"
+    try:
+        with _scratch_file(app, f"{generation.id}-thumbnail-made") as tmp:
+            video_thumbnail(app.store.local_path(video.sha256), tmp)
+            made = ingest(app, tmp, kind, info=probe_image(tmp)).asset
+    except RequestError as exc:
+        return None, f"{problem}, and none could be made from the video ({exc})"
+    return made, f"{problem}; a thumbnail was made from the video"
 
 
 def _download_variant(
@@ -145,6 +228,8 @@ def _fetch(backend: Backend, job_id: str, variant: Variant, path: Path) -> None:
             with path.open("wb") as fh:
                 backend.download(job_id, variant, fh)
             return
+        except OSError as exc:  # the work folder's disk, not the backend
+            raise disk_error(exc, path.parent) from None
         except BackendError as exc:
             if not exc.transient or attempt == DOWNLOAD_ATTEMPTS - 1:
                 raise
@@ -154,8 +239,11 @@ def _fetch(backend: Backend, job_id: str, variant: Variant, path: Path) -> None:
 @contextlib.contextmanager
 def _scratch_file(app: Reelvault, stem: str) -> Iterator[Path]:
     folder = app.settings.work_dir / "incoming"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=f"{stem}-")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f"{stem}-")
+    except OSError as exc:
+        raise disk_error(exc, folder) from None
     path = Path(name)
     os.close(fd)
     try:

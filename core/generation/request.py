@@ -33,7 +33,7 @@ from core.api.types import (
 from core.generation.consent import request_context
 from core.generation.policy import denials, run_checks
 from core.generation.policy import warnings as policy_warnings
-from core.generation.rows import GenerationResult
+from core.generation.rows import GenerationResult, source_still_path
 from core.generation.run import model_info, run_job, send
 from core.host.app import Reelvault
 from core.media.probe import MediaInfo, fit_image, probe_image
@@ -145,7 +145,7 @@ def derive(
         model=info.name,
         seconds=seconds,
         size=size,
-        parent_input_image=app.store.local_path(source.file_sha256) if source else None,
+        parent_input_image=source_still_path(app, source) if source else None,
         parameters=dict(parameters or {}),
     )
     plan = _Plan(backend_obj, info, request, parent.source_asset_id, parent)
@@ -195,7 +195,7 @@ def _imported_parent_plan(
         model=info.name,
         seconds=seconds,
         size=size,
-        parent_input_image=app.store.local_path(first_frame.sha256),
+        parent_input_image=app.store.local_path(first_frame.file_sha256),
         parameters=dict(parameters or {}),
     )
     return _Plan(backend_obj, info, request, None, parent, input_asset_id=first_frame.id)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from catalog.models import Generation, utcnow
+from catalog.models import Asset, Generation, utcnow
 from catalog.queries import get_generation
 from catalog.records import add_decisions, lock_generation, touch
 from catalog.statuses import ENDED
+from core.api.errors import MissingMediaError
 from core.api.types import GenerationStatus, Outcome, PolicyDecision
 from core.host.app import Reelvault
 
@@ -73,3 +75,18 @@ def record_failure(
 def current(app: Reelvault, generation_id: str) -> Generation:
     with app.session() as session:
         return get_generation(session, generation_id)
+
+
+SOURCE_MISSING = "the source still's file is missing from the store; run `reelvault audit`"
+
+
+def source_still_path(app: Reelvault, source: Asset) -> Path:
+    """A cataloged still's file, checked before any row is written: a request whose
+    source file is gone must stop with a line that says so, not reach the policy checks
+    (which would read a missing file, fail closed and record a ``rejected`` row)."""
+    if not source.sha256:
+        raise MissingMediaError(SOURCE_MISSING)
+    try:
+        return app.store.local_path(source.sha256)
+    except MissingMediaError:
+        raise MissingMediaError(SOURCE_MISSING) from None

@@ -9,14 +9,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from catalog.listed_jobs import failed_with, matches_listed_job
 from catalog.models import Generation
-from catalog.queries import get_generation, list_in_flight
+from catalog.queries import generations_by_job_ids, get_generation, list_in_flight
 from catalog.queue import database_now
-from catalog.records import adopt_job_id, lock_generation, save, touch
+from catalog.records import adopt_job_id, lock_generation, reopen_for_retry, save, touch
 from catalog.statuses import ENDED
 from core.api.errors import BackendError, ReelvaultError
 from core.api.types import (
@@ -32,8 +33,9 @@ from core.api.types import (
 )
 from core.generation.claim import Claim, WorkerLease, held, pause
 from core.generation.finish import finish
-from core.generation.rows import GenerationResult, merged, record_failure
+from core.generation.rows import GenerationResult, current, merged, record_failure
 from core.host.app import Reelvault
+from core.host.doctor import remove_work_leftovers
 
 DEFAULT_POLL_TIMEOUT = 3600.0
 MIN_POLL_INTERVAL = 0.05
@@ -257,17 +259,26 @@ class Resumed:
 
     outcomes: list[tuple[Generation, str | None]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    cleaned_bytes: int = 0
+    """Bytes of work-folder leftovers (of runs that were killed) removed afterwards."""
 
 
-def resume(app: Reelvault, on_progress: ProgressCallback | None = None) -> Resumed:
+def resume(
+    app: Reelvault, on_progress: ProgressCallback | None = None, *, retry: bool = False
+) -> Resumed:
     """Finish every interrupted job, polling the job id on record; never submits anew.
 
     One job's failure does not stop the others. Queued work and jobs under a live lease
     (a worker's, or another process finishing them) are left alone; a lease that ran
-    out means its holder died, and the job is finished here.
+    out means its holder died, and the job is finished here. A row whose job id was
+    never recorded (killed between the create and its recording) is reconciled: see
+    :func:`_reconcile_unsent`. With ``retry``, rows that failed as interrupted before
+    submission are sent again first.
     """
     resumed = Resumed()
     outcomes = resumed.outcomes
+    if retry:
+        _send_again(app, resumed)
     with app.session() as session:
         now = database_now(session)
     for generation in in_flight(app):
@@ -275,17 +286,92 @@ def resume(app: Reelvault, on_progress: ProgressCallback | None = None) -> Resum
         if unsent or held(generation, now):
             continue
         if not generation.remote_job_id:
-            outcomes.append((generation, "never reached the backend: no job id on record"))
-            continue
-        try:
-            finished = run_job(app, generation.id, on_progress=on_progress)
-        except ReelvaultError as exc:
-            outcomes.append((generation, str(exc)))
-            continue
-        resumed.warnings.extend(finished.warnings)
-        result = finished.generation
-        if result.status in ENDED:
-            outcomes.append((result, None))
-        else:
-            outcomes.append((result, f"taken over meanwhile by {result.lease_owner}"))
+            try:
+                problem = _reconcile_unsent(app, generation, now)
+            except ReelvaultError as exc:
+                problem = str(exc)
+            if problem is not None:
+                outcomes.append((current(app, generation.id), problem))
+                continue
+        _finish_one(app, generation, resumed, on_progress)
+    resumed.cleaned_bytes = remove_work_leftovers(app)
     return resumed
+
+
+def _finish_one(
+    app: Reelvault,
+    generation: Generation,
+    resumed: Resumed,
+    on_progress: ProgressCallback | None,
+) -> None:
+    try:
+        finished = run_job(app, generation.id, on_progress=on_progress)
+    except ReelvaultError as exc:
+        resumed.outcomes.append((generation, str(exc)))
+        return
+    resumed.warnings.extend(finished.warnings)
+    result = finished.generation
+    if result.status in ENDED:
+        resumed.outcomes.append((result, None))
+    else:
+        resumed.outcomes.append((result, f"taken over meanwhile by {result.lease_owner}"))
+
+
+SUBMIT_WINDOW = timedelta(minutes=5)
+"""How long after its row was written a create may still be under way (or its job appear
+in the provider's listing); after that, a row with no job id was never sent."""
+INTERRUPTED_BEFORE_SUBMISSION = "interrupted_before_submission"
+
+
+def _reconcile_unsent(app: Reelvault, generation: Generation, now: datetime) -> str | None:
+    """Settle a ``submitting`` row with no job id; ``None`` once it has one to poll.
+
+    For a backend that lists its jobs the create may have reached the service: the job
+    that matches the row (model, prompt, size, length, provider, created within
+    :data:`SUBMIT_WINDOW`) and that no other request row holds is adopted, so it is
+    finished, not sent twice. When none exists and the window has passed, the row
+    becomes ``failed`` (:data:`INTERRUPTED_BEFORE_SUBMISSION`), which ``resume --retry``
+    sends again; within the window it is left for a later resume.
+    """
+    backend = app.backend(generation.backend)
+    if isinstance(backend, ListsJobs):
+        provider = generation.parameters.get("provider")
+        for job in backend.list_jobs(provider):
+            if not matches_listed_job(generation, job, SUBMIT_WINDOW):
+                continue
+            with app.session() as session:
+                holder = generations_by_job_ids(session, [job.status.job_id])
+            other = holder.get(job.status.job_id)
+            if other is not None and not other.details.get("imported"):
+                continue  # another request's job (an identical prompt sent twice)
+            _record_sent(app, generation.id, job.status, None, listed=True)
+            return None
+    created = generation.created_at
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    if now - created < SUBMIT_WINDOW:
+        return "being submitted, or interrupted moments ago: run `reelvault resume` again later"
+    failed = record_failure(
+        app,
+        generation.id,
+        INTERRUPTED_BEFORE_SUBMISSION,
+        "interrupted before submission: the backend has no job for it; "
+        "`reelvault resume --retry` sends it again",
+    )
+    return failed.error_message or INTERRUPTED_BEFORE_SUBMISSION
+
+
+def _send_again(app: Reelvault, resumed: Resumed) -> None:
+    """Send each row that failed as interrupted before submission again (``--retry``)."""
+    with app.session() as session:
+        rows = failed_with(session, INTERRUPTED_BEFORE_SUBMISSION)
+    from core.generation.request import request_for  # request.py builds on this module
+
+    for row in rows:
+        try:
+            backend, request = request_for(app, row.id)
+            with app.session() as session:
+                if reopen_for_retry(session, row.id, INTERRUPTED_BEFORE_SUBMISSION) is None:
+                    continue
+            send(app, backend, request, row.id)
+        except ReelvaultError as exc:
+            resumed.outcomes.append((current(app, row.id), str(exc)))

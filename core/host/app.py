@@ -16,9 +16,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from catalog.db import missing_sqlite_file, open_catalog, session_scope
+from catalog.db import missing_sqlite_file, open_catalog, session_scope, sqlite_file
 from core.api import lifecycle as model_lifecycle
-from core.api.errors import PluginError, RequestError
+from core.api.errors import CatalogError, PluginError, RequestError
 from core.api.settings import Settings
 from core.api.types import Backend, ModelInfo
 from core.host.plugins import PluginHost, call_each, load_host
@@ -52,11 +52,29 @@ class Reelvault:
         """The catalog, opened (and upgraded) on first use only: ``plugins`` needs none."""
         with self._build_lock:
             if "engine" not in self.__dict__:  # another thread may have opened it meanwhile
+                self._refuse_emptied_catalog()
                 new_file = missing_sqlite_file(self.settings.db_url)
                 self.__dict__["engine"] = open_catalog(self.settings.db_url)
                 if new_file is not None and self.announce is not None:
                     self.announce(f"created a new empty catalog at {new_file}")
             return self.__dict__["engine"]
+
+    def _refuse_emptied_catalog(self) -> None:
+        """Stop before a 0-byte catalog file becomes a new, empty catalog while the store
+        still holds the library's files: SQLite would open it as an empty database, and
+        every listing would then look like a lost library. SQLite never leaves a catalog
+        at 0 bytes (creating one writes the schema at once), so such a file was truncated.
+        """
+        path = sqlite_file(self.settings.db_url)
+        if path is None or not path.is_file() or path.stat().st_size > 0:
+            return
+        if next(iter(self.store.digests()), None) is None:
+            return  # nothing stored yet either: a new library
+        raise CatalogError(
+            f"the catalog {path} is empty (0 bytes) while the media store {self.store.url} "
+            "holds files: restore the catalog from a backup, or move it aside and "
+            "`reelvault import` your clips into a new one"
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -102,21 +102,31 @@ def probe_video(path: Path) -> MediaInfo:
         raise RequestError(f"{path}: not a video reelvault can read ({exc})") from None
 
 
-def first_frame_jpeg(path: Path, quality: int = 90) -> bytes:
-    """The first decodable frame of a video as a JPEG at the video's own size.
-
-    An imported clip's thumbnail, and what a backend that animates a still (the local
-    one) starts from when it remixes a clip it did not make.
-    """
+def first_frame(video: Path) -> Image.Image:
+    """The first decodable frame of a video, as an image at the video's own size."""
     try:
-        with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
-            image = frame.to_image()
-    except (av.FFmpegError, StopIteration) as exc:
-        raise RequestError(f"{path}: no frame of the video could be decoded ({exc})") from None
+        with av.open(str(video)) as container:
+            return next(container.decode(video=0)).to_image()
+    except (av.FFmpegError, StopIteration, OSError) as exc:
+        raise RequestError(f"no frame could be read from {video.name}: {exc}") from None
+
+
+def first_frame_jpeg(path: Path, quality: int = 90) -> bytes:
+    """The first frame as a JPEG at the video's own size: an imported clip's thumbnail,
+    and what a backend that animates a still (the local one) starts from when it remixes
+    a clip it did not make."""
     out = io.BytesIO()
-    image.convert("RGB").save(out, format="JPEG", quality=quality)
+    first_frame(path).convert("RGB").save(out, format="JPEG", quality=quality)
     return out.getvalue()
+
+
+def video_thumbnail(video: Path, destination: Path, max_width: int = 480) -> None:
+    """Write the first frame of ``video`` as a WebP still of at most ``max_width`` pixels
+    across: the thumbnail made here when a provider's own could not be used."""
+    image = first_frame(video)
+    if image.width > max_width:
+        image = image.resize((max_width, round(image.height * max_width / image.width)))
+    image.save(destination, "WEBP")
 
 
 def fit_image(path: Path, width: int, height: int, mode: str) -> bytes:

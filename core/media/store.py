@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.api.errors import MissingMediaError, RequestError
+from core.api.files import disk_error
 
 CHUNK = 1 << 20
 HEX = frozenset("0123456789abcdef")
@@ -62,8 +63,9 @@ class IncomingFile:
     ``stored`` is set once the bytes are committed to the store.
     """
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: BinaryIO, where: str = "the media store") -> None:
         self._fh = fh
+        self._where = where
         self._hash = hashlib.sha256()
         self.size = 0
         self.stored: StoredFile | None = None
@@ -71,7 +73,10 @@ class IncomingFile:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._hash.update(data)
         self.size += len(data)
-        return self._fh.write(data)
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            raise disk_error(exc, self._where) from None
 
     def writable(self) -> bool:
         return True
@@ -164,15 +169,24 @@ class ContentStore(ABC):
         After the block, ``incoming.stored`` is the :class:`StoredFile`. On an exception
         the temporary file is removed and nothing is stored.
         """
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="incoming-")
+        try:
+            fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="incoming-")
+        except OSError as exc:
+            raise disk_error(exc, self.url) from None
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as fh:
-                incoming = IncomingFile(fh)
+                incoming = IncomingFile(fh, self.url)
                 yield incoming
-                fh.flush()
-                os.fsync(fh.fileno())
-            incoming.stored = self._commit(tmp, incoming.hexdigest(), incoming.size)
+                try:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                except OSError as exc:
+                    raise disk_error(exc, self.url) from None
+            try:
+                incoming.stored = self._commit(tmp, incoming.hexdigest(), incoming.size)
+            except OSError as exc:
+                raise disk_error(exc, self.url) from None
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -143,6 +143,21 @@ def same_signer(known: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:
     return any(signer) and signer == (manifest.get("signer"), manifest.get("issuer"))
 
 
+def claim_supported(ingredient: Mapping[str, Any], asset: Asset) -> bool:
+    """Whether the ingredient itself bears out a hash claim that named ``asset``.
+
+    The generation assertion's hash is only the signer's word; the ingredient is what the
+    signing tool took in. A claim holds when the ingredient is of the asset's kind and
+    carries the asset's own credentials (the same manifest label, or none on both): a
+    file that claims a trusted clip as its parent while its real ``parentOf`` ingredient
+    is some other image is a forgery, not a remix.
+    """
+    if ingredient_kind(ingredient) != asset.kind:
+        return False
+    # An asset cataloged before labels were kept has none to compare: its kind decides.
+    return asset.manifest_label is None or ingredient_label(ingredient) == asset.manifest_label
+
+
 def ingredient_is(
     ingredient: Mapping[str, Any], asset: Asset, claimed_sha: str | None
 ) -> bool | None:
@@ -154,7 +169,7 @@ def ingredient_is(
     ingredient's format is never it, whatever label it carries.
     """
     if claimed_sha and asset.sha256:
-        return claimed_sha == asset.sha256
+        return claimed_sha == asset.sha256 and claim_supported(ingredient, asset)
     label = ingredient_label(ingredient)
     if label and asset.manifest_label:
         return label == asset.manifest_label and ingredient_kind(ingredient) == asset.kind

@@ -23,7 +23,7 @@ from sqlmodel import Session
 from catalog.assets import clip_id_taken, generation_of_output
 from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation, utcnow
-from catalog.queries import get_generation
+from catalog.queries import asset_by_sha, get_generation
 from catalog.records import save
 from core.api.errors import ReelvaultError, RequestError
 from core.api.ids import CLIP_PREFIX, new_clip_id, short
@@ -33,9 +33,11 @@ from core.media.probe import MediaInfo, first_frame_jpeg, probe_image, probe_vid
 from core.provenance.credentials import (
     INPUT_TO,
     PARENT_OF,
+    claim_supported,
     claimed_sha256,
     ingredients,
     manifest_of,
+    same_signer,
 )
 from core.provenance.ingest import ingest
 from core.provenance.ingredients import ingredient_asset
@@ -45,18 +47,49 @@ _CLIP_ID = re.compile(rf"^{CLIP_PREFIX}[0-9a-z]{{6,34}}$")
 MAX_CHAIN = 64
 
 
-def link_lineage(session: Session, asset: Asset, manifest: Mapping[str, Any]) -> Generation | None:
+def link_lineage(
+    session: Session,
+    asset: Asset,
+    manifest: Mapping[str, Any],
+    trusted: Mapping[str, Any] | None = None,
+) -> Generation | None:
     """The generation that made a clip: the catalog's, or one rebuilt from its manifest.
 
     The manifest's ``parentOf`` ingredient becomes the parent clip (recursively, from the
     ingredient's own manifest) and its ``inputTo`` ingredient the source still; a clip
-    with a parent and no still of its own inherits the parent's, as remixes do.
+    with a parent and no still of its own inherits the parent's, as remixes do. A hash
+    the generation assertion claims for either is used only when the ingredient bears it
+    out (:func:`~core.provenance.credentials.claim_supported`); otherwise it is kept as
+    "claimed, not supported by ingredients". ``trusted`` is the file's manifest when it
+    verified as trusted: only such a signer's clip ids are adopted.
     """
-    return _link(session, asset, manifest, depth=0)
+    return _link(session, asset, manifest, depth=0, trusted=trusted)
+
+
+def _supported_sha(
+    session: Session,
+    ingredient: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    role: str,
+    unsupported: dict[str, str],
+) -> str | None:
+    """The hash claimed for ``role``, unless it names a cataloged file the ingredient
+    does not bear out (then noted in ``unsupported``)."""
+    sha = claimed_sha256(manifest, role)
+    found = asset_by_sha(session, sha) if sha else None
+    if found is not None and not claim_supported(ingredient, found):
+        assert sha is not None
+        unsupported[role] = sha
+        return None
+    return sha
 
 
 def _link(
-    session: Session, asset: Asset, manifest: Mapping[str, Any], depth: int
+    session: Session,
+    asset: Asset,
+    manifest: Mapping[str, Any],
+    depth: int,
+    trusted: Mapping[str, Any] | None = None,
 ) -> Generation | None:
     if asset.kind != "video" or depth > MAX_CHAIN:
         return None
@@ -68,21 +101,30 @@ def _link(
     parent: Generation | None = None
     source: Asset | None = None
     unlinked: list[str] = []
+    unsupported: dict[str, str] = {}
     for ingredient in ingredients(manifest, PARENT_OF)[:1]:
-        parent_asset = ingredient_asset(session, ingredient, claimed_sha256(manifest, "parent"))
+        sha = _supported_sha(session, ingredient, manifest, "parent", unsupported)
+        parent_asset = ingredient_asset(session, ingredient, sha)
         if parent_asset is None:
             unlinked.append(str(ingredient.get("title")))
             continue
-        parent = _link(session, parent_asset, ingredient.get("manifest") or {}, depth + 1)
+        inner = ingredient.get("manifest") or {}
+        parent = _link(session, parent_asset, inner, depth + 1, trusted)
     for ingredient in ingredients(manifest, INPUT_TO)[:1]:
-        source = ingredient_asset(session, ingredient, claimed_sha256(manifest, "source"))
+        sha = _supported_sha(session, ingredient, manifest, "source", unsupported)
+        source = ingredient_asset(session, ingredient, sha)
         if source is None:
             unlinked.append(str(ingredient.get("title")))
     parameters = claimed.get("parameters")
     parameters = dict(parameters) if isinstance(parameters, Mapping) else {}
     made_at = _when(claimed.get("signed_at")) or _when(manifest.get("signed_at")) or utcnow()
     generation = Generation(
-        id=_free_clip_id(session, claimed.get("generation_id")),
+        id=_free_clip_id(
+            session,
+            claimed.get("generation_id")
+            if trusted is not None and (depth == 0 or same_signer(trusted, manifest))
+            else None,
+        ),
         backend=_text(claimed.get("backend")) or "import",
         model=_text(claimed.get("model")) or _text(manifest.get("claim_generator")) or "unknown",
         prompt=str(claimed.get("prompt") or ""),
@@ -104,6 +146,7 @@ def _link(
                 "digital_source_type": manifest.get("digital_source_type"),
                 "unlinked_ingredients": unlinked,
             },
+            **({"claims_not_supported": unsupported} if unsupported else {}),
             **({"motion_plan": claimed["motion_plan"]} if claimed.get("motion_plan") else {}),
         },
         created_at=made_at,
@@ -259,7 +302,8 @@ def import_file(app: Reelvault, path: Path) -> ImportOutcome:
         with app.session() as session:
             asset = asset_by_id(session, cataloged.asset.id)
             assert asset is not None, "the asset vanished right after it was cataloged"
-            generation = link_lineage(session, asset, manifest or {})
+            trusted = manifest_of(cataloged.results, trusted=True)
+            generation = link_lineage(session, asset, manifest or {}, trusted)
             if manifest is not None:
                 link_relations(session, asset, manifest)
     if generation is not None and generation.thumbnail_asset_id is None:

@@ -21,14 +21,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from catalog.listed_jobs import imported_generation
+from sqlmodel import Session
+
+from catalog.listed_jobs import imported_generation, matches_listed_job, unsent_rows
 from catalog.models import Generation
 from catalog.queries import generations_by_job_ids
-from catalog.records import insert_or_ignore
+from catalog.records import adopt_job_id, insert_or_ignore, touch
 from catalog.statuses import ENDED
 from core.api.errors import ReelvaultError, RequestError
-from core.api.types import GenerationStatus, ListsJobs
-from core.generation import run_job
+from core.api.types import GenerationStatus, ListsJobs, RemoteJob
+from core.generation import SUBMIT_WINDOW, run_job
 from core.host.app import Reelvault
 
 
@@ -36,8 +38,26 @@ from core.host.app import Reelvault
 class SyncReport:
     listed: int = 0
     imported: list[Generation] = field(default_factory=list)
+    adopted: list[Generation] = field(default_factory=list)
+    """Rows of ours whose create reached the provider but whose job id a kill lost."""
     downloaded: list[Generation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+
+def _unsent_request(
+    session: Session, backend: str, job: RemoteJob, provider: str | None
+) -> Generation | None:
+    """The ``submitting`` row (no job id yet) that asked for ``job``, if one did."""
+    for row in unsent_rows(session, backend):
+        if matches_listed_job(row, job, SUBMIT_WINDOW, provider):
+            return row
+    return None
+
+
+def _state_of(job: RemoteJob) -> GenerationStatus:
+    """What an adopted row becomes: in flight until ``resume`` downloads it."""
+    state = job.status.state
+    return GenerationStatus.IN_PROGRESS if state.is_terminal else state.status
 
 
 def sync(
@@ -59,6 +79,13 @@ def sync(
         known = generations_by_job_ids(session, ids)
         for job in jobs:  # oldest first, so a parent is cataloged before its remixes
             if job.status.job_id in known:
+                continue
+            unsent = _unsent_request(session, backend, job, provider)
+            if unsent is not None:  # our own create, whose recording a kill cut short
+                adopt_job_id(session, unsent, job.status.job_id, listed=True)
+                touch(unsent, status=_state_of(job), progress=job.status.progress)
+                known[job.status.job_id] = unsent
+                report.adopted.append(unsent)
                 continue
             parent = known.get(job.parent_job_id or "")
             row = imported_generation(backend, job, parent, provider)

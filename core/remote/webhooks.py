@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import errno
 import json
 import queue
@@ -46,6 +47,14 @@ from core.host.app import Reelvault
 TOLERANCE_SECONDS = 300
 """How old (or how far ahead) a delivery may be: the library's fixed five minutes."""
 MAX_BODY_BYTES = 1 << 20
+READ_TIMEOUT_SECONDS = 10.0
+"""How long a connection may take to send its request line, headers and body: a client
+that announces a body and sends nothing frees its thread after this."""
+MAX_CONNECTIONS = 32
+"""Connections served at once; one more is answered 503 at once rather than given a
+thread (a provider retries a delivery that was not accepted)."""
+TIMESTAMP_DIGITS = 12
+"""A Unix time in seconds has 10 digits until the year 2286; more is not a timestamp."""
 DELIVERIES_KEPT = 1000
 """How many recent deliveries a receiver remembers (for tests and diagnostics)."""
 VIDEO_EVENTS = ("video.completed", "video.failed")
@@ -119,10 +128,10 @@ def verify(secret: str, body: bytes, headers: Mapping[str, str]) -> dict[str, An
     ]
     if missing:
         raise WebhookRejected(f"missing header {', '.join(missing)}")
-    try:
-        timestamp = int(lower["webhook-timestamp"])
-    except ValueError:
-        raise WebhookRejected("webhook-timestamp is not a number") from None
+    stamp = lower["webhook-timestamp"].strip()
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= TIMESTAMP_DIGITS):
+        raise MalformedDelivery("webhook-timestamp is not a number of seconds")
+    timestamp = int(stamp)
     current = time.time()
     if current - timestamp > TOLERANCE_SECONDS:
         raise WebhookRejected(f"the delivery is older than {TOLERANCE_SECONDS} s")
@@ -147,6 +156,11 @@ def verify(secret: str, body: bytes, headers: Mapping[str, str]) -> dict[str, An
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise WebhookRejected("the body is not an event")
     return event
+
+
+class MalformedDelivery(WebhookRejected):
+    """A delivery whose headers are not what the standard says (answered 400, not 401:
+    the sender's request is wrong, not its credentials)."""
 
 
 class ReplayGuard:
@@ -236,7 +250,7 @@ class WebhookReceiver:
         self._say = on_message or (lambda _line: None)
         self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
         try:
-            self._server = ThreadingHTTPServer((host, port), self._handler_class())
+            self._server = _BoundedServer((host, port), self._handler_class())
         except OSError as exc:
             raise ReelvaultError(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc}"
@@ -293,6 +307,8 @@ class WebhookReceiver:
         """Judge one delivery; a trusted one is queued for the worker."""
         try:
             event = verify(self._secret.reveal(), body, headers)
+        except MalformedDelivery as exc:
+            delivery = Delivery(HTTPStatus.BAD_REQUEST, f"refused a malformed delivery: {exc}")
         except WebhookRejected as exc:
             delivery = Delivery(HTTPStatus.UNAUTHORIZED, f"refused a delivery: {exc}")
         else:
@@ -324,6 +340,7 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body are two writes: no ACK wait
+            timeout = READ_TIMEOUT_SECONDS  # a socket timeout on every read of the request
 
             def do_POST(self) -> None:
                 text = (self.headers.get("Content-Length") or "0").strip()
@@ -336,7 +353,15 @@ class WebhookReceiver:
                     self.close_connection = True  # the unread body must not be parsed
                     self._answer(Delivery(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large"))
                     return
-                body = self.rfile.read(length)
+                try:
+                    body = self.rfile.read(length)
+                except TimeoutError:
+                    self.close_connection = True
+                    self._answer(Delivery(HTTPStatus.REQUEST_TIMEOUT, "the body never came"))
+                    return
+                if len(body) < length:  # the client hung up halfway
+                    self.close_connection = True
+                    return
                 self._answer(receiver.receive(body, dict(self.headers.items())))
 
             def _answer(self, delivery: Delivery) -> None:
@@ -353,3 +378,44 @@ class WebhookReceiver:
                 pass  # deliveries are reported through on_message
 
         return Handler
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A threading server that serves at most :data:`MAX_CONNECTIONS` connections at once.
+
+    Each connection holds a thread for as long as it is open; without a bound, clients that
+    connect and send nothing would take a thread each until the process runs out.
+    """
+
+    daemon_threads = True
+    request_queue_size = 64
+    _BUSY_BODY = b'{"message": "too many connections; retry later"}'
+    _BUSY = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"Retry-After: 1\r\nConnection: close\r\n"
+        + f"Content-Length: {len(_BUSY_BODY)}\r\n\r\n".encode()
+        + _BUSY_BODY
+    )
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(self._BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()

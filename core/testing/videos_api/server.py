@@ -63,6 +63,9 @@ class VideosAPIServer(VideosAPIRoutes):
         self.webhook_secret = webhook_secret
         self.max_running = max_running
         self.redirect_content = redirect_content
+        self.truncated_variants: dict[str, int] = {}
+        """Variants (``thumbnail``, ``spritesheet``, ``video``) served cut to this many
+        bytes with a 200, as a provider with a damaged output would."""
         self.retired = False
         """Answer every route like a shut-down endpoint (404 ``Invalid URL``)."""
         self.hold = False
