@@ -162,18 +162,6 @@ def _sha(asset: Asset | None) -> str | None:
     return asset.sha256 if asset is not None else None
 
 
-def referenced_digests(session: Session) -> set[str]:
-    """The hash of every file a row refers to (what ``gc`` must keep)."""
-    stmt = select(Asset.sha256).where(col(Asset.stored_path).is_not(None))
-    return {sha for sha in session.exec(stmt) if sha}
-
-
-def job_ids_in_use(session: Session) -> set[str]:
-    """Remote job ids of clips not ended yet (whose backend's work folder must stay)."""
-    stmt = select(Generation.remote_job_id).where(col(Generation.status).in_(list(UNFINISHED)))
-    return {job for job in session.exec(stmt) if job}
-
-
 def removals_of(session: Session, digests: Sequence[str]) -> dict[str, Removal]:
     """The latest removal of the file with each of these hashes, if it was removed."""
     if not digests:

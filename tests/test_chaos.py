@@ -58,8 +58,8 @@ def test_killed_generations_resume_to_a_consistent_library(
     retried = run_module.resume(app, retry=True)
     problems = [p for _, p in first.outcomes + retried.outcomes if p]
 
-    assert json.loads(run("jobs", "--json").output) == []  # nothing stuck
-    rows = json.loads(run("list", "-n", "0", "--json").output)
+    assert json.loads(run("jobs", "--json").stdout) == []  # nothing stuck
+    rows = json.loads(run("list", "-n", "0", "--json").stdout)
     assert all(row["status"] == "completed" for row in rows), (
         [r["status"] for r in rows],
         problems,

@@ -29,7 +29,7 @@ sqlite_only = pytest.mark.skipif(on_postgresql(), reason="damages a SQLite catal
 
 
 def _make_clip(run, still: Path) -> str:
-    data = json.loads(run("generate", still, "-p", "pan right", "--json").output)
+    data = json.loads(run("generate", still, "-p", "pan right", "--json").stdout)
     return data["id"]
 
 
@@ -133,7 +133,7 @@ def test_doctor_finds_and_fixes_only_what_is_safe(home: Path, run, still: Path, 
         row.updated_at = row.updated_at.replace(year=2020)
         session.add(row)
 
-    report = json.loads(run("doctor", "--json", expect=1).output)
+    report = json.loads(run("doctor", "--json", expect=1).stdout)
     assert report["stuck"] == [clip]
     assert report["orphans"] == [orphan.sha256]
     assert sorted(report["leftovers"]) == sorted([str(partial), str(dead_job)])
@@ -164,18 +164,18 @@ def test_control_characters_are_escaped_for_people_and_exact_in_json(
     hostile_still = tmp_path / "still\x1b[2J\nforged.jpg"
     hostile_still.write_bytes(still.read_bytes())
     run("signing", "init")  # the clip's credentials carry the prompt and the file name
-    data = json.loads(run("generate", hostile_still, "-p", HOSTILE, "--json").output)
+    data = json.loads(run("generate", hostile_still, "-p", HOSTILE, "--json").stdout)
     assert data["prompt"] == HOSTILE  # JSON keeps the exact string
     clip = data["id"]
 
     shown = run("show", clip).output
     _assert_escaped(shown)
     assert "\\x1b]0;owned\\x07" in shown and "\\n" in shown
-    assert json.loads(run("show", clip, "--json").output)["prompt"] == HOSTILE
+    assert json.loads(run("show", clip, "--json").stdout)["prompt"] == HOSTILE
 
     for args in (["list"], ["list", "--text", "forged"], ["lineage", clip], ["verify", clip]):
         _assert_escaped(run(*args).output)
-    assert json.loads(run("list", "--json").output)[0]["prompt"] == HOSTILE
+    assert json.loads(run("list", "--json").stdout)[0]["prompt"] == HOSTILE
 
     imported = run("import", hostile_still).output
     _assert_escaped(imported)
@@ -193,7 +193,7 @@ def test_errors_naming_hostile_files_are_escaped(home: Path, run, tmp_path: Path
 
 
 def test_oversized_search_text_is_one_line_on_the_cli(home: Path, run, still: Path):
-    from catalog.queries import MAX_SEARCH_TEXT
+    from catalog.search import MAX_SEARCH_TEXT
 
     _make_clip(run, still)
     line = _one_line_exit_2(run, "list", "--text", "a" * 60_000)
@@ -228,13 +228,13 @@ def test_remix_of_a_clip_whose_still_is_gone_says_so_and_adds_no_row(
     home: Path, run, still: Path, app: Reelvault
 ):
     clip = _make_clip(run, still)
-    shown = json.loads(run("show", clip, "--json").output)
+    shown = json.loads(run("show", clip, "--json").stdout)
     _remove_stored(app, shown["source"]["sha256"])
     result = run("remix", clip, "-p", "zoom in", expect=1)
     assert result.output.strip() == (
         "Error: the source still's file is missing from the store; run `reelvault audit`"
     )
-    assert [row["id"] for row in json.loads(run("list", "--json").output)] == [clip]
+    assert [row["id"] for row in json.loads(run("list", "--json").stdout)] == [clip]
 
 
 # -- (1) a provider's damaged thumbnail or spritesheet ----------------------------------
@@ -313,7 +313,7 @@ def test_full_disk_is_one_line_and_resume_goes_on_with_the_other_jobs(
             f"Error: no space left on the device holding {home / 'media'}; free some space "
             "or fix the folder, then `reelvault resume`"
         ], result.output
-    jobs = json.loads(run("jobs", "--json").output)
+    jobs = json.loads(run("jobs", "--json").stdout)
     assert len(jobs) == 2 and all(job["remote_job_id"] for job in jobs)
 
     failures["left"] = 1  # still full for the first job resumed, then space is freed
@@ -322,7 +322,7 @@ def test_full_disk_is_one_line_and_resume_goes_on_with_the_other_jobs(
     assert resumed[1].endswith("completed")
     assert "1 of 2 jobs did not complete" in resumed[-1]
     assert run("resume").output.strip().endswith("completed")
-    assert json.loads(run("jobs", "--json").output) == []
+    assert json.loads(run("jobs", "--json").stdout) == []
 
 
 # -- (7) the webhooks receiver under hostile clients -------------------------------------
@@ -439,7 +439,7 @@ def _killed_after_the_create(run, monkeypatch, image: Path) -> str:
     with monkeypatch.context() as patched:
         patched.setattr(run_module, "_record_sent", killed)
         run("generate", image, "-p", "a harbour", *SORA_ARGS, expect=130)
-    (job,) = json.loads(run("jobs", "--json").output)
+    (job,) = json.loads(run("jobs", "--json").stdout)
     assert job["status"] == "submitting" and job["remote_job_id"] is None
     return job["id"]
 
@@ -450,19 +450,19 @@ def test_resume_adopts_the_remote_job_a_kill_did_not_record(
     clip = _killed_after_the_create(run, monkeypatch, still_720p)
     assert "completed" in run("resume").output
     assert api.count("POST", "/videos") == 1  # never created twice
-    shown = json.loads(run("show", clip, "--json").output)
+    shown = json.loads(run("show", clip, "--json").stdout)
     assert shown["status"] == "completed" and shown["remote_job_id"]
-    assert len(json.loads(run("list", "--json").output)) == 1
+    assert len(json.loads(run("list", "--json").stdout)) == 1
 
 
 def test_sync_adopts_into_the_submitting_row_instead_of_importing_a_duplicate(
     home, run, api, still_720p, monkeypatch
 ):
     clip = _killed_after_the_create(run, monkeypatch, still_720p)
-    synced = json.loads(run("sync", "--json").output)
+    synced = json.loads(run("sync", "--json").stdout)
     assert synced["imported"] == [] and [a["id"] for a in synced["adopted"]] == [clip]
     assert "completed" in run("resume").output
-    assert len(json.loads(run("list", "--json").output)) == 1
+    assert len(json.loads(run("list", "--json").stdout)) == 1
     assert api.count("POST", "/videos") == 1
 
 
@@ -479,7 +479,7 @@ def test_a_create_that_never_left_fails_once_the_window_passes_and_retry_sends_i
     with monkeypatch.context() as patched:
         patched.setattr(SoraBackend, "submit", killed)
         run("generate", still_720p, "-p", "a harbour", *SORA_ARGS, expect=130)
-    (job,) = json.loads(run("jobs", "--json").output)
+    (job,) = json.loads(run("jobs", "--json").stdout)
     assert "again later" in run("resume", expect=1).output  # within the window: wait
     with app.session() as session:
         from catalog.queries import get_generation
@@ -489,11 +489,11 @@ def test_a_create_that_never_left_fails_once_the_window_passes_and_retry_sends_i
         session.add(row)
     failed = run("resume", expect=1).output
     assert "interrupted before submission" in failed and "--retry" in failed
-    assert json.loads(run("jobs", "--json").output) == []  # nothing left stuck
+    assert json.loads(run("jobs", "--json").stdout) == []  # nothing left stuck
     assert api.count("POST", "/videos") == 0
     assert "completed" in run("resume", "--retry").output
     assert api.count("POST", "/videos") == 1
-    assert json.loads(run("show", job["id"], "--json").output)["status"] == "completed"
+    assert json.loads(run("show", job["id"], "--json").stdout)["status"] == "completed"
 
 
 # -- (6) forged lineage claims ------------------------------------------------------------
@@ -505,7 +505,7 @@ def test_a_forged_parent_claim_and_a_forged_id_are_not_adopted(home, run, still:
     from core.provenance.importer import link_lineage
 
     run("signing", "init")
-    genuine = json.loads(run("generate", still, "-p", "pan right", "--json").output)
+    genuine = json.loads(run("generate", still, "-p", "pan right", "--json").stdout)
     parent_sha = genuine["video"]["sha256"]
     unborn_id = "clip_zzzzzzzzzzzz"
     forged = {

@@ -10,29 +10,23 @@ a shared store from any machine, since it asks the shared catalog what is in use
 from __future__ import annotations
 
 import getpass
-import shutil
 import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
+from catalog.health import running_job_ids
 from catalog.models import Asset, Generation
-from catalog.queries import ClipFilter, list_generations, resolve
+from catalog.queries import ClipFilter, list_generations, resolve, stored_hashes
 from catalog.removals import (
     RemovalPlan,
-    job_ids_in_use,
     plan_removal,
-    referenced_digests,
     remove,
 )
 from core.api.errors import MissingMediaError, RequestError
 from core.host.app import Reelvault
-
-GRACE_SECONDS = 3600
-"""Files and work folders younger than this are never collected: a file is stored a
-moment before the row that refers to it is written, by another process perhaps."""
+from core.media import leftovers
 
 
 def who() -> str:
@@ -108,18 +102,22 @@ class Collected:
 def collect_garbage(
     app: Reelvault, *, dry_run: bool = False, now: float | None = None
 ) -> Collected:
-    """Delete stored files no row refers to and the leftovers of interrupted work."""
+    """Delete stored files no row refers to and the leftovers of interrupted work.
+
+    What counts as unneeded is :func:`core.media.leftovers.scan`'s answer, the same one
+    ``reelvault doctor`` reports; a stored file is also given the scan's grace period,
+    since a ``generate`` in another process stores its file before it writes the row.
+    """
     now = time.time() if now is None else now
     with app.session() as session:
-        keep = referenced_digests(session)
-        jobs_running = job_ids_in_use(session)
+        keep = set(stored_hashes(session))
+        jobs_running = set(running_job_ids(session))
+    found = leftovers.scan(app.store, app.settings.work_dir, keep, jobs_running, now=now)
     result = Collected()
     store = app.store
-    for sha in list(store.digests()):
-        if sha in keep:
-            continue
+    for sha in found.orphans:
         stored = store.modified_at(sha)
-        if stored is None or now - stored < GRACE_SECONDS:
+        if stored is None or now - stored < leftovers.LEFTOVER_GRACE_SECONDS:
             continue
         try:
             size = store.size_of(sha)
@@ -129,38 +127,8 @@ def collect_garbage(
         result.bytes += size
         if not dry_run:
             store.delete(sha)
-    for path in _leftovers(app, jobs_running, now):
-        result.leftovers.append(str(path))
-        result.bytes += _size(path)
-        if not dry_run:
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    result.leftovers = [str(path) for path in found.work]
+    result.bytes += found.work_bytes()
+    if not dry_run:
+        leftovers.remove(found.work)
     return result
-
-
-def _leftovers(app: Reelvault, jobs_running: set[str], now: float) -> list[Path]:
-    """Temporary files of interrupted writes, and the local backend's job folders of
-    clips that ended (their files are in the store) or are gone, older than the grace."""
-    candidates = list(app.store.temp_files())
-    incoming = app.settings.work_dir / "incoming"
-    if incoming.is_dir():
-        candidates += sorted(incoming.iterdir())
-    local_jobs = app.settings.work_dir / "local"
-    if local_jobs.is_dir():
-        candidates += [p for p in sorted(local_jobs.iterdir()) if p.name not in jobs_running]
-    return [p for p in candidates if _age(p, now) >= GRACE_SECONDS]
-
-
-def _age(path: Path, now: float) -> float:
-    try:
-        return now - path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0

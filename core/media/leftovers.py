@@ -75,9 +75,7 @@ def work_leftovers(
     work = [
         path for path in _work_entries(work_dir, set(running_jobs)) if _newest_change(path) < cutoff
     ]
-    store_tmp = store.root / "tmp"
-    if store_tmp.is_dir():
-        work += [path for path in sorted(store_tmp.iterdir()) if _newest_change(path) < cutoff]
+    work += [path for path in store.temp_files() if _newest_change(path) < cutoff]
     return work
 
 
