@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from datetime import UTC, date, datetime
@@ -135,14 +136,15 @@ def _sizes(sizes: list[str]) -> str:
 
 
 def _short_status(status: str) -> str:
-    """The lifecycle words of a status, without their explanations: where a model is
-    served is in `reelvault providers list`, and what to use instead follows the table."""
+    """A status without its explanations and advice: what to use instead follows the
+    table, and ``--json`` keeps every word. Where a model is served (a host in
+    parentheses) stays: it is what tells two providers of one model apart."""
     states = [
-        part.split(" via ")[0].split(" (")[0]
+        re.sub(r" \([^()]*\s[^()]*\)", "", part)
         for part in status.split("; ")
         if part.startswith(("available", "deprecated", "retired"))
     ]
-    return "; ".join(states[1:] if len(states) > 1 and states[0] == "available" else states)
+    return "; ".join(states)
 
 
 def _status(reported: str, registry: list[str]) -> str:
