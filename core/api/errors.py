@@ -24,10 +24,7 @@ A policy *denial* (:class:`PolicyDenied`) is an answer, not a crash: the attempt
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from core.api.types import PolicyDecision
+from typing import Protocol
 
 __all__ = [
     "AmbiguousIdError",
@@ -107,10 +104,22 @@ class MissingMediaError(StorageError):
     """A file the catalog records is not in the store (``reelvault audit`` finds them all)."""
 
 
+class _Verdict(Protocol):
+    """What :class:`PolicyDenied` reads of a :class:`~core.api.types.PolicyDecision`
+    (named structurally: the types module builds on this one, not the reverse)."""
+
+    @property
+    def plugin(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
 class PolicyDenied(ReelvaultError):
     """The request was refused by a policy; the attempt is cataloged as ``rejected``."""
 
-    def __init__(self, generation_id: str, decisions: Sequence[PolicyDecision]) -> None:
+    def __init__(self, generation_id: str, decisions: Sequence[_Verdict]) -> None:
         super().__init__(
             f"request denied by policy ({self.summary(decisions)}); recorded as {generation_id}"
         )
@@ -118,7 +127,7 @@ class PolicyDenied(ReelvaultError):
         self.decisions = list(decisions)
 
     @staticmethod
-    def summary(decisions: Sequence[PolicyDecision]) -> str:
+    def summary(decisions: Sequence[_Verdict]) -> str:
         """The denials as one line: the row's error message says the same as the exception."""
         return "; ".join(f"{d.plugin}/{d.rule_id}: {d.reason}" for d in decisions)
 

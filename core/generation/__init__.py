@@ -7,7 +7,7 @@ signs and catalogs what it made, under the claim of :mod:`~core.generation.claim
 Callers (the CLI, workers, webhooks, sync) use only what is exported here.
 """
 
-from core.generation.request import derive, generate, request_for
+from core.generation.request import derive, generate
 from core.generation.rows import GenerationResult, record_failure
 from core.generation.run import (
     INTERRUPTED_BEFORE_SUBMISSION,
@@ -16,6 +16,7 @@ from core.generation.run import (
     Resumed,
     in_flight,
     model_info,
+    request_for,
     resume,
     run_job,
     send,

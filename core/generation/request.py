@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from catalog.lookups import asset_by_id, generation_by_id
+from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation
 from catalog.queries import get_generation
 from catalog.records import add_generation, touch
-from core.api.errors import BackendError, PolicyDenied, RequestError
+from core.api.errors import PolicyDenied, RequestError
 from core.api.ids import new_clip_id
 from core.api.types import (
     Backend,
@@ -304,41 +304,3 @@ def _submit_and_run(
     send(app, plan.backend, request, generation.id)
     result = run_job(app, generation.id, on_progress=on_progress)
     return GenerationResult(result.generation, (*warnings, *result.warnings))
-
-
-def request_for(
-    app: Reelvault, generation_id: str
-) -> tuple[Backend, GenerationRequest | DerivedRequest]:
-    """Rebuild the request a recorded (queued) generation stands for, from its row alone."""
-    with app.session() as session:
-        row = get_generation(session, generation_id)
-        sent_id = row.input_asset_id or row.source_asset_id  # a fitted still is what is sent
-        source = asset_by_id(session, sent_id)
-        parent = generation_by_id(session, row.parent_id)
-    backend = app.backend(row.backend)
-    image = app.store.local_path(source.file_sha256) if source else None
-    extra = {k: v for k, v in row.parameters.items() if k not in ("seconds", "size")}
-    if parent is None:
-        request: GenerationRequest | DerivedRequest = GenerationRequest(
-            model=row.model,
-            prompt=row.prompt,
-            seconds=row.seconds,
-            size=row.size,
-            input_image=image,
-            parameters=extra,
-        )
-    else:
-        imported = parent.status == GenerationStatus.IMPORTED  # derived from its first frame
-        if not parent.remote_job_id and not imported:
-            raise BackendError(f"{row.id}: its parent {parent.id} has no job id on record")
-        request = DerivedRequest(
-            relation=Relation(row.relation or Relation.REMIX_OF),
-            parent_job_id=parent.remote_job_id or parent.id,
-            prompt=row.prompt,
-            model=row.model,
-            seconds=row.seconds,
-            size=row.size,
-            parent_input_image=image,
-            parameters=extra,
-        )
-    return backend, request

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from catalog.listed_jobs import failed_with, matches_listed_job
+from catalog.lookups import asset_by_id, generation_by_id
 from catalog.models import Generation
 from catalog.queries import generations_by_job_ids, get_generation, list_in_flight
 from catalog.queue import database_now
@@ -30,6 +31,7 @@ from core.api.types import (
     ListsJobs,
     ModelInfo,
     ProgressCallback,
+    Relation,
 )
 from core.generation.claim import Claim, WorkerLease, held, pause
 from core.generation.finish import finish
@@ -364,7 +366,6 @@ def _send_again(app: Reelvault, resumed: Resumed) -> None:
     """Send each row that failed as interrupted before submission again (``--retry``)."""
     with app.session() as session:
         rows = failed_with(session, INTERRUPTED_BEFORE_SUBMISSION)
-    from core.generation.request import request_for  # request.py builds on this module
 
     for row in rows:
         try:
@@ -375,3 +376,41 @@ def _send_again(app: Reelvault, resumed: Resumed) -> None:
             send(app, backend, request, row.id)
         except ReelvaultError as exc:
             resumed.outcomes.append((current(app, row.id), str(exc)))
+
+
+def request_for(
+    app: Reelvault, generation_id: str
+) -> tuple[Backend, GenerationRequest | DerivedRequest]:
+    """Rebuild the request a recorded (queued) generation stands for, from its row alone."""
+    with app.session() as session:
+        row = get_generation(session, generation_id)
+        sent_id = row.input_asset_id or row.source_asset_id  # a fitted still is what is sent
+        source = asset_by_id(session, sent_id)
+        parent = generation_by_id(session, row.parent_id)
+    backend = app.backend(row.backend)
+    image = app.store.local_path(source.file_sha256) if source else None
+    extra = {k: v for k, v in row.parameters.items() if k not in ("seconds", "size")}
+    if parent is None:
+        request: GenerationRequest | DerivedRequest = GenerationRequest(
+            model=row.model,
+            prompt=row.prompt,
+            seconds=row.seconds,
+            size=row.size,
+            input_image=image,
+            parameters=extra,
+        )
+    else:
+        imported = parent.status == GenerationStatus.IMPORTED  # derived from its first frame
+        if not parent.remote_job_id and not imported:
+            raise BackendError(f"{row.id}: its parent {parent.id} has no job id on record")
+        request = DerivedRequest(
+            relation=Relation(row.relation or Relation.REMIX_OF),
+            parent_job_id=parent.remote_job_id or parent.id,
+            prompt=row.prompt,
+            model=row.model,
+            seconds=row.seconds,
+            size=row.size,
+            parent_input_image=image,
+            parameters=extra,
+        )
+    return backend, request

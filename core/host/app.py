@@ -22,7 +22,8 @@ from core.api.errors import CatalogError, PluginError, RequestError
 from core.api.settings import Settings
 from core.api.types import Backend, ModelInfo
 from core.host.plugins import PluginHost, call_each, load_host
-from core.media.store import ContentStore, open_store
+from core.media.store import ContentStore
+from core.media.stores import open_store
 
 DEFAULT_BACKEND = "local"
 

@@ -2,7 +2,8 @@
 
 Two stores share one interface, :class:`ContentStore`: the local folder
 (:class:`MediaStore`, the default) and S3-compatible object storage
-(:class:`core.media.s3.S3Store`), chosen by :func:`open_store` from the ``media`` setting.
+(:class:`core.media.s3.S3Store`), chosen by :func:`core.media.stores.open_store` from the
+``media`` setting.
 Both name a file ``ab/abcdef…`` (the first two hex digits, then the digest), which is
 what the catalog records as ``stored_path``: a row says *which* file, never *where*, so
 every machine sharing a catalog reads it from the store it is configured with.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from core.api.errors import MissingMediaError, RequestError
+from core.api.errors import MissingMediaError
 from core.api.files import disk_error
 
 CHUNK = 1 << 20
@@ -272,19 +273,6 @@ class MediaStore(ContentStore):
             os.replace(tmp, final)
             fsync_dir(final.parent)
         return StoredFile(sha256, size, final)
-
-
-def open_store(media: str, home: Path, cache_bytes: int) -> ContentStore:
-    """The store the ``media`` setting names: ``s3://bucket[/prefix]``, or a folder
-    (relative to the home; ``file://`` allowed). The S3 client is imported only here."""
-    if media.startswith("s3://"):
-        from core.media.s3 import S3Store
-
-        return S3Store.from_url(media, cache_dir=home / "cache" / "media", cache_bytes=cache_bytes)
-    if "://" in media and not media.startswith("file://"):
-        raise RequestError(f"media store {media!r}: use a folder or s3://bucket/prefix")
-    folder = Path(media.removeprefix("file://")).expanduser()
-    return MediaStore(folder if folder.is_absolute() else home / folder)
 
 
 def hash_file(path: Path) -> tuple[str, int]:

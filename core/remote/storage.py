@@ -19,7 +19,8 @@ from catalog.queries import stored_hashes
 from core.api.errors import StorageError
 from core.api.providers import load_document
 from core.host.app import Reelvault
-from core.media.store import ContentStore, open_store
+from core.media.store import ContentStore
+from core.media.stores import open_store
 from core.remote.profiles import write_config
 
 MigrateProgress = Callable[[str, int], None]
