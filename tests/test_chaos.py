@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from core.host.doctor import doctor
+from core.library.doctor import doctor
 from core.testing import VideosAPIServer
 from tests import sora_support
 from tests.conftest import REPO

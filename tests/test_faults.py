@@ -16,7 +16,7 @@ import pytest
 
 from core.api.settings import Settings
 from core.host.app import Reelvault
-from core.host.doctor import doctor
+from core.library.doctor import doctor
 from tests import sora_support, test_webhooks
 from tests.conftest import on_postgresql
 

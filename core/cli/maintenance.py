@@ -40,7 +40,7 @@ def doctor_command(ctx: click.Context, fix: bool, as_json: bool) -> None:
     """
     from dataclasses import asdict
 
-    from core.host.doctor import doctor
+    from core.library.doctor import doctor
 
     app = get_app(ctx)
     report = doctor(app, fix=fix)
@@ -53,7 +53,7 @@ def doctor_command(ctx: click.Context, fix: bool, as_json: bool) -> None:
 
 
 def _print_report(report: object) -> None:
-    from core.host.doctor import DoctorReport
+    from core.library.doctor import DoctorReport
 
     assert isinstance(report, DoctorReport)
     if report.integrity:

@@ -37,7 +37,7 @@ from core.generation.claim import Claim, WorkerLease, held, pause
 from core.generation.finish import finish
 from core.generation.rows import GenerationResult, current, merged, record_failure
 from core.host.app import Reelvault
-from core.host.doctor import remove_work_leftovers
+from core.library.doctor import remove_work_leftovers
 
 DEFAULT_POLL_TIMEOUT = 3600.0
 MIN_POLL_INTERVAL = 0.05
