@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,8 +39,15 @@ from core.api import (
     hookimpl,
 )
 from core.api.input_maps import InputMap, maps_from_config
-from core.api.providers import ProviderProfile, api_key, get_profile, key_source
-from core.api.remote import ErrorFields, RemoteService, expired_error, redact, still_mime
+from core.api.providers import ProviderProfile, get_profile
+from core.api.remote import (
+    ErrorFields,
+    RemoteService,
+    ServicePool,
+    expired_error,
+    redact,
+    still_mime,
+)
 
 NAME = "fal"
 _JOB = re.compile(
@@ -119,11 +125,16 @@ class FalBackend:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self._config = settings.section(NAME)
-        self._transport = transport
-        self._sleep = sleep
-        self._services: dict[str, RemoteService] = {}
-        self._lock = threading.Lock()
+        self._pool = ServicePool(
+            settings,
+            NAME,
+            parse_error=fal_error_fields,
+            user_agent="reelvault-fal/0.1",
+            service_class=_FalService,
+            transport=transport,
+            sleep=sleep,
+        )
+        self._config = self._pool.config
 
     def maps(self) -> dict[str, InputMap]:
         """The built-in tables, then the user's from config.toml (which win)."""
@@ -145,7 +156,7 @@ class FalBackend:
         image = _data_uri(request.input_image) if request.input_image else None
         body = table.input_for(request, image)
         provider = request.parameters.get("provider")
-        profile, service = self._service(provider if isinstance(provider, str) else None)
+        profile, service = self._pool.get(provider if isinstance(provider, str) else None)
         answer = service.json(service.call("POST", request.model, create=True, json=body))
         request_id = answer.get("request_id")
         if not isinstance(request_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", request_id):
@@ -165,7 +176,7 @@ class FalBackend:
 
     def poll(self, job_id: str) -> JobStatus:
         app, request_id, provider = _split(job_id)
-        profile, service = self._service(provider)
+        profile, service = self._pool.get(provider)
         base = f"{app}/requests/{request_id}"
         status = service.json(service.call("GET", f"{base}/status", job=job_id))
         details: dict[str, Any] = {"provider": profile.name, "request_id": request_id}
@@ -196,7 +207,7 @@ class FalBackend:
                 raise BackendError(status.error_message or "expired", code="expired")
             raise BackendError(f"{job_id} is {status.state}: nothing to download", "not_ready")
         _, _, provider = _split(job_id)
-        profile, service = self._service(provider)
+        profile, service = self._pool.get(provider)
         try:  # the CDN is another origin: the key never goes there
             service.download(status.details["video"]["url"], dest, job=job_id, authenticated=False)
         except BackendError as exc:
@@ -205,10 +216,7 @@ class FalBackend:
             raise
 
     def close(self) -> None:
-        with self._lock:
-            services, self._services = list(self._services.values()), {}
-        for service in services:
-            service.close()
+        self._pool.close()
 
     def _failed(
         self, job_id: str, profile: ProviderProfile, error: BackendError, details: dict[str, Any]
@@ -229,31 +237,6 @@ class FalBackend:
             details=details,
             refused=kind in REFUSAL_TYPES,
         )
-
-    def _service(self, provider: str | None) -> tuple[ProviderProfile, RemoteService]:
-        profile = get_profile(self.settings, provider, kind=NAME)
-        key = api_key(self.settings, profile)
-        if key is None:
-            where = key_source(self.settings, profile)
-            raise BackendError(f"no API key for provider {profile.name}: {where}", code="auth")
-        with self._lock:
-            service = self._services.get(profile.name)
-            if service is None or service.key != key:
-                service = _FalService(
-                    profile.name,
-                    profile.api_root,
-                    key,
-                    profile.auth_headers(key),
-                    key_source=key_source(self.settings, profile),
-                    key_fix=f"reelvault keys set {profile.name}",
-                    parse_error=fal_error_fields,
-                    config=self._config,
-                    transport=self._transport,
-                    sleep=self._sleep,
-                    user_agent="reelvault-fal/0.1",
-                )
-                self._services[profile.name] = service
-            return profile, service
 
 
 class _FalService(RemoteService):

@@ -17,7 +17,6 @@ recorded as a refusal with Replicate's words. Add a model with a
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,8 +38,15 @@ from core.api import (
     hookimpl,
 )
 from core.api.input_maps import InputMap, maps_from_config
-from core.api.providers import ProviderProfile, api_key, get_profile, key_source
-from core.api.remote import ErrorFields, RemoteService, expired_error, redact, still_mime
+from core.api.providers import ProviderProfile, get_profile
+from core.api.remote import (
+    ErrorFields,
+    RemoteService,
+    ServicePool,
+    expired_error,
+    redact,
+    still_mime,
+)
 
 NAME = "replicate"
 REFUSAL = re.compile(r"nsfw|sensitive|safety|flagged|content policy|moderation", re.I)
@@ -115,11 +121,15 @@ class ReplicateBackend:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self._config = settings.section(NAME)
-        self._transport = transport
-        self._sleep = sleep
-        self._services: dict[str, RemoteService] = {}
-        self._lock = threading.Lock()
+        self._pool = ServicePool(
+            settings,
+            NAME,
+            parse_error=replicate_error_fields,
+            user_agent="reelvault-replicate/0.1",
+            transport=transport,
+            sleep=sleep,
+        )
+        self._config = self._pool.config
 
     def maps(self) -> dict[str, InputMap]:
         """The built-in tables, then the user's from config.toml (which win)."""
@@ -140,7 +150,7 @@ class ReplicateBackend:
             raise RequestError(f"replicate has no mapping for model {request.model!r}")
         table.input_for(request, "")  # refuse what the model does not take before uploading
         provider = request.parameters.get("provider")
-        profile, service = self._service(provider if isinstance(provider, str) else None)
+        profile, service = self._pool.get(provider if isinstance(provider, str) else None)
         image = self._upload(service, request.input_image) if request.input_image else None
         body: dict[str, Any] = {"input": table.input_for(request, image)}
         model, _, version = request.model.partition(":")
@@ -164,7 +174,7 @@ class ReplicateBackend:
 
     def poll(self, job_id: str) -> JobStatus:
         prediction_id, provider = _split(job_id)
-        profile, service = self._service(provider)
+        profile, service = self._pool.get(provider)
         found = service.call("GET", f"predictions/{prediction_id}", job=job_id)
         return _status(profile, service.json(found), service)
 
@@ -176,7 +186,7 @@ class ReplicateBackend:
             code = "expired" if status.error_code == "expired" else "not_ready"
             raise BackendError(status.error_message or f"{job_id} is {status.state}", code)
         _, provider = _split(job_id)
-        profile, service = self._service(provider)
+        profile, service = self._pool.get(provider)
         try:  # the delivery host is another origin: the key never goes there
             service.download(status.details["output_url"], dest, job=job_id, authenticated=False)
         except BackendError as exc:
@@ -185,10 +195,7 @@ class ReplicateBackend:
             raise
 
     def close(self) -> None:
-        with self._lock:
-            services, self._services = list(self._services.values()), {}
-        for service in services:
-            service.close()
+        self._pool.close()
 
     def _upload(self, service: RemoteService, path: Path) -> str:
         """The still, uploaded to the Files API; its URL is what the input carries."""
@@ -200,31 +207,6 @@ class ReplicateBackend:
         if not isinstance(url, str):
             raise BackendError(f"{service.name} sent a file without a URL", "bad_response")
         return url
-
-    def _service(self, provider: str | None) -> tuple[ProviderProfile, RemoteService]:
-        profile = get_profile(self.settings, provider, kind=NAME)
-        key = api_key(self.settings, profile)
-        if key is None:
-            where = key_source(self.settings, profile)
-            raise BackendError(f"no API key for provider {profile.name}: {where}", code="auth")
-        with self._lock:
-            service = self._services.get(profile.name)
-            if service is None or service.key != key:
-                service = RemoteService(
-                    profile.name,
-                    profile.api_root,
-                    key,
-                    profile.auth_headers(key),
-                    key_source=key_source(self.settings, profile),
-                    key_fix=f"reelvault keys set {profile.name}",
-                    parse_error=replicate_error_fields,
-                    config=self._config,
-                    transport=self._transport,
-                    sleep=self._sleep,
-                    user_agent="reelvault-replicate/0.1",
-                )
-                self._services[profile.name] = service
-            return profile, service
 
 
 def replicate_error_fields(response: httpx.Response) -> ErrorFields:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,8 +43,14 @@ from core.api import (
     hookimpl,
 )
 from core.api.lifecycle import BUILTIN, hint
-from core.api.providers import ProviderProfile, Secret, api_key, get_profile, key_source
-from core.api.remote import ErrorFields, RemoteService, expired_error, redact, still_mime
+from core.api.providers import ProviderProfile, Secret, get_profile
+from core.api.remote import (
+    ErrorFields,
+    ServicePool,
+    expired_error,
+    redact,
+    still_mime,
+)
 
 NAME = "veo"
 RESOLUTION_HEIGHTS = {"720p": 720, "1080p": 1080, "4k": 2160}
@@ -105,11 +110,15 @@ class VeoBackend:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self._config = settings.section(NAME)
-        self._transport = transport
-        self._sleep = sleep
-        self._services: dict[str, RemoteService] = {}
-        self._lock = threading.Lock()
+        self._pool = ServicePool(
+            settings,
+            NAME,
+            parse_error=google_error_fields,
+            user_agent="reelvault-veo/0.1",
+            transport=transport,
+            sleep=sleep,
+        )
+        self._config = self._pool.config
 
     def models(self) -> Sequence[ModelInfo]:
         try:
@@ -155,7 +164,7 @@ class VeoBackend:
         negative = request.parameters.get("negative_prompt")
         if isinstance(negative, str) and negative:
             parameters["negativePrompt"] = negative
-        profile, service = self._service(provider)
+        profile, service = self._pool.get(provider)
         body = {"instances": [instance], "parameters": parameters}
         try:
             response = service.call(
@@ -182,7 +191,7 @@ class VeoBackend:
 
     def poll(self, job_id: str) -> JobStatus:
         model, operation, provider = _split(job_id)
-        profile, service = self._service(provider)
+        profile, service = self._pool.get(provider)
         path = f"models/{model}/operations/{operation}"
         found = service.json(service.call("GET", path, job=job_id))
         return _status(job_id, profile, found, service.key)
@@ -194,7 +203,7 @@ class VeoBackend:
         if status.state != JobState.COMPLETED:
             raise BackendError(f"{job_id} is {status.state}: nothing to download", code="not_ready")
         _, _, provider = _split(job_id)
-        profile, service = self._service(provider)
+        profile, service = self._pool.get(provider)
         sample = status.details["videos"][0]
         if isinstance(sample.get("encodedVideo"), str):  # the video inline, no file
             dest.write(base64.b64decode(sample["encodedVideo"]))
@@ -212,37 +221,9 @@ class VeoBackend:
             raise
 
     def close(self) -> None:
-        with self._lock:
-            services, self._services = list(self._services.values()), {}
-        for service in services:
-            service.close()
+        self._pool.close()
 
     # --- helpers -------------------------------------------------------------------------
-
-    def _service(self, provider: str | None) -> tuple[ProviderProfile, RemoteService]:
-        profile = get_profile(self.settings, provider, kind=NAME)
-        key = api_key(self.settings, profile)
-        if key is None:
-            where = key_source(self.settings, profile)
-            raise BackendError(f"no API key for provider {profile.name}: {where}", code="auth")
-        with self._lock:
-            service = self._services.get(profile.name)
-            if service is None or service.key != key:
-                service = RemoteService(
-                    profile.name,
-                    profile.api_root,
-                    key,
-                    profile.auth_headers(key),
-                    key_source=key_source(self.settings, profile),
-                    key_fix=f"reelvault keys set {profile.name}",
-                    parse_error=google_error_fields,
-                    config=self._config,
-                    transport=self._transport,
-                    sleep=self._sleep,
-                    user_agent="reelvault-veo/0.1",
-                )
-                self._services[profile.name] = service
-            return profile, service
 
 
 def google_error_fields(response: httpx.Response) -> ErrorFields:

@@ -32,7 +32,7 @@ import httpx
 import tenacity
 
 from core.api.errors import BackendError, RequestError
-from core.api.providers import Secret
+from core.api.providers import ProviderProfile, Secret, api_key, get_profile, key_source
 from core.api.sniff import read_head, sniff_mime
 
 __all__ = [
@@ -439,3 +439,67 @@ def still_mime(path: Path, service: str) -> str:
             "or pass --fit cover or --fit contain to have reelvault send a PNG"
         )
     return mime
+
+
+class ServicePool:
+    """One :class:`RemoteService` per provider profile of a backend's kind, built on first
+    use and rebuilt when the profile's key changes; shared by the backend's threads.
+
+    Every HTTP backend needs the same bookkeeping (find the profile, refuse a missing key
+    with the line that says where to put it, reuse one connection pool per provider), so
+    it is written once here.
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        kind: str,
+        *,
+        parse_error: ErrorParser,
+        user_agent: str,
+        service_class: type[RemoteService] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.kind = kind
+        self.config: Mapping[str, Any] = settings.section(kind)
+        self._parse_error = parse_error
+        self._user_agent = user_agent
+        self._service_class = service_class or RemoteService
+        self._transport = transport
+        self._sleep = sleep
+        self._services: dict[str, RemoteService] = {}
+        self._lock = threading.Lock()
+
+    def get(self, provider: str | None) -> tuple[ProviderProfile, RemoteService]:
+        """The profile a job runs at (``provider``, else the kind's default) and its service."""
+        profile = get_profile(self.settings, provider, kind=self.kind)
+        key = api_key(self.settings, profile)
+        where = key_source(self.settings, profile)
+        if key is None:
+            raise BackendError(f"no API key for provider {profile.name}: {where}", code="auth")
+        with self._lock:
+            service = self._services.get(profile.name)
+            if service is None or service.key != key:
+                service = self._service_class(
+                    profile.name,
+                    profile.api_root,
+                    key,
+                    profile.auth_headers(key),
+                    key_source=where,
+                    key_fix=f"reelvault keys set {profile.name}",
+                    parse_error=self._parse_error,
+                    config=self.config,
+                    transport=self._transport,
+                    sleep=self._sleep,
+                    user_agent=self._user_agent,
+                )
+                self._services[profile.name] = service
+            return profile, service
+
+    def close(self) -> None:
+        with self._lock:
+            services, self._services = list(self._services.values()), {}
+        for service in services:
+            service.close()
