@@ -27,13 +27,14 @@ from PIL import Image  # noqa: E402
 from bench._common import best_of  # noqa: E402
 from core.api.types import Size  # noqa: E402
 from plugins import local_backend as lb  # noqa: E402
+from plugins.local_backend import render  # noqa: E402
 
 PROMPTS = ("slow push in for 2s, then pan right", "pan left", "pull out slowly")
 
 
 def render_before(still: Image.Image, plan: lb.MotionPlan, size: Size, video: Path) -> None:
     """Renderer version 1's frame loop (thumbnail aside), for the baseline."""
-    framing, union = lb._frame_path(plan, still.size, size)
+    framing, union = render._frame_path(plan, still.size, size)
     scale = size.width * max(c.zoom for c in plan.cameras()) / framing.view_w
     work = still
     if scale < 1:  # shrunk once up front, as before
@@ -41,18 +42,18 @@ def render_before(still: Image.Image, plan: lb.MotionPlan, size: Size, video: Pa
         shrunk = (math.ceil(union_w * scale), math.ceil(union_h * scale))
         work = still.resize(shrunk, Image.Resampling.LANCZOS, box=union)
         sx, sy = shrunk[0] / union_w, shrunk[1] / union_h
-        framing = lb._Framing(
+        framing = render._Framing(
             (framing.origin_x - union[0]) * sx,
             (framing.origin_y - union[1]) * sy,
             framing.view_w * sx,
             framing.view_h * sy,
         )
-    n = lb._frame_count(plan.seconds)
-    with av.open(str(video), "w", format="mp4", options=lb.MUX_OPTIONS) as container:
-        stream = container.add_stream("libx264", rate=lb.FPS, options=lb.X264_OPTIONS)
+    n = render._frame_count(plan.seconds)
+    with av.open(str(video), "w", format="mp4", options=render.MUX_OPTIONS) as container:
+        stream = container.add_stream("libx264", rate=lb.FPS, options=render.X264_OPTIONS)
         ctx = stream.codec_context
         ctx.width, ctx.height, ctx.pix_fmt = size.width, size.height, "yuv420p"
-        ctx.thread_count, ctx.thread_type = lb.ENCODER_THREADS, "FRAME"
+        ctx.thread_count, ctx.thread_type = render.ENCODER_THREADS, "FRAME"
         ctx.gop_size = 2 * lb.FPS
         ctx.colorspace, ctx.color_range = Colorspace.ITU709, ColorRange.MPEG
         ctx.color_primaries, ctx.color_trc = ColorPrimaries.BT709, ColorTrc.BT709

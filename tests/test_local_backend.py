@@ -47,6 +47,7 @@ from plugins.local_backend import (
     parse_motion,
     render_clip,
 )
+from plugins.local_backend import jobs as local_jobs
 from tests.conftest import REPO
 
 SMALL = "640x360"
@@ -429,7 +430,7 @@ def test_large_stills_render_at_the_requested_size(tmp_path: Path) -> None:
 WRITER = """
 import sys, time
 from pathlib import Path
-from plugins.local_backend import _partial
+from plugins.local_backend.jobs import _partial
 partial = _partial(Path(sys.argv[1]) / "thumbnail.jpg")
 partial.write_bytes(b"half a render")
 print(partial, flush=True)
@@ -456,12 +457,12 @@ def test_cleanup_removes_partials_of_dead_writers_only_however_old(tmp_path: Pat
     dead, dead_partial = partial_from_process(job_dir, lives_for=0)
     dead.wait(30)
     finished_thread: list[Path] = []
-    name_it = local_backend._partial  # named by whichever thread calls it
+    name_it = local_jobs._partial  # named by whichever thread calls it
     helper = threading.Thread(target=lambda: finished_thread.append(name_it(job_dir / "v.mp4")))
     helper.start()
     helper.join()
     finished_thread[0].write_bytes(b"left by a thread that is gone")
-    ours = local_backend._partial(job_dir / "video.mp4")
+    ours = local_jobs._partial(job_dir / "video.mp4")
     ours.write_bytes(b"this thread's own work")
     foreign = job_dir / ".video.mp4.otherhost-1-2.partial"  # another machine's: unknowable
     foreign.write_bytes(b"?")
@@ -469,11 +470,11 @@ def test_cleanup_removes_partials_of_dead_writers_only_however_old(tmp_path: Pat
     for path in (live_partial, dead_partial, finished_thread[0], ours, foreign):
         os.utime(path, (an_hour_ago, an_hour_ago))
     try:
-        local_backend._remove_stale_partials(job_dir)
+        local_jobs._remove_stale_partials(job_dir)
         assert live_partial.exists() and ours.exists() and foreign.exists()
         assert not dead_partial.exists() and not finished_thread[0].exists()
     finally:
         live.kill()
         live.wait(30)
-    local_backend._remove_stale_partials(job_dir)
+    local_jobs._remove_stale_partials(job_dir)
     assert not live_partial.exists()  # its writer is gone now
