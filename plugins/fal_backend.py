@@ -46,8 +46,8 @@ from core.api.remote import (
     ServicePool,
     expired_error,
     redact,
-    still_mime,
 )
+from core.api.sniff import still_mime
 
 NAME = "fal"
 _JOB = re.compile(

@@ -45,8 +45,8 @@ from core.api.remote import (
     ServicePool,
     expired_error,
     redact,
-    still_mime,
 )
+from core.api.sniff import still_mime
 
 NAME = "replicate"
 REFUSAL = re.compile(r"nsfw|sensitive|safety|flagged|content policy|moderation", re.I)

@@ -49,8 +49,8 @@ from core.api.remote import (
     ServicePool,
     expired_error,
     redact,
-    still_mime,
 )
+from core.api.sniff import still_mime
 
 NAME = "veo"
 RESOLUTION_HEIGHTS = {"720p": 720, "1080p": 1080, "4k": 2160}

@@ -25,15 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
 import tenacity
 
-from core.api.errors import BackendError, RequestError
+from core.api.errors import BackendError
 from core.api.providers import ProviderProfile, Secret, api_key, get_profile, key_source
-from core.api.sniff import read_head, sniff_mime
 
 __all__ = [
     "CHUNK",
@@ -418,27 +416,6 @@ def send_keeping_key(
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
-
-
-STILL_MIMES = ("image/jpeg", "image/png", "image/webp")
-"""What every remote video API served today takes as a still."""
-
-
-def still_mime(path: Path, service: str) -> str:
-    """The MIME type of a still ``service`` is about to be sent, read from its first bytes
-    (decoding a large image only to name its format would cost more than the request)."""
-    try:
-        mime = sniff_mime(read_head(path))
-    except OSError as exc:
-        raise RequestError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
-    if mime is None or not mime.startswith("image/"):
-        raise RequestError(f"{path.name}: not an image {service} can take")
-    if mime not in STILL_MIMES:
-        raise RequestError(
-            f"{service} takes JPEG, PNG or WebP stills; convert the image, "
-            "or pass --fit cover or --fit contain to have reelvault send a PNG"
-        )
-    return mime
 
 
 class ServicePool:

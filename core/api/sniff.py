@@ -12,6 +12,8 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
+from core.api.errors import RequestError
+
 HEAD = 32
 """Bytes read: enough for every signature below."""
 
@@ -61,3 +63,24 @@ def file_mime(path: Path) -> str | None:
 def read_head(path: Path) -> bytes:
     with path.open("rb") as fh:
         return fh.read(HEAD)
+
+
+STILL_MIMES = ("image/jpeg", "image/png", "image/webp")
+"""What every remote video API served today takes as a still."""
+
+
+def still_mime(path: Path, service: str) -> str:
+    """The MIME type of a still ``service`` is about to be sent, read from its first bytes
+    (decoding a large image only to name its format would cost more than the request)."""
+    try:
+        mime = sniff_mime(read_head(path))
+    except OSError as exc:
+        raise RequestError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+    if mime is None or not mime.startswith("image/"):
+        raise RequestError(f"{path.name}: not an image {service} can take")
+    if mime not in STILL_MIMES:
+        raise RequestError(
+            f"{service} takes JPEG, PNG or WebP stills; convert the image, "
+            "or pass --fit cover or --fit contain to have reelvault send a PNG"
+        )
+    return mime

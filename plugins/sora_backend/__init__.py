@@ -50,7 +50,7 @@ from core.api import (
     hookimpl,
 )
 from core.api.providers import ProviderProfile, job_id, split_job_id
-from core.api.remote import still_mime
+from core.api.sniff import still_mime
 from plugins.sora_backend.lifecycle import (
     ALL_SIZES,
     DEFAULT_SIZE,
