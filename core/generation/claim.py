@@ -24,7 +24,15 @@ from typing import TypeGuard
 from sqlmodel import Session
 
 from catalog.models import Generation
-from catalog.queue import begin_submit, claim_finish, claim_next, hand_back, release, renew
+from catalog.queue import (
+    begin_submit,
+    claim_finish,
+    claim_next,
+    database_now,
+    hand_back,
+    release,
+    renew,
+)
 from catalog.records import lock_generation, touch
 from catalog.statuses import ENDED
 from core.api.errors import JobStopped
@@ -165,6 +173,8 @@ def take_finish_claim(
                 return row
             finishing = row.status == GenerationStatus.FINISHING
             before = GenerationStatus.IN_PROGRESS if finishing else row.status
+            if finishing and holder_gone(row.lease_owner):  # killed mid-finish: take over
+                row.lease_expires_at = database_now(session) - LAPSED
             if claim_finish(session, row, claim.holder, FINISH_CLAIM):
                 return before
             if row.status != GenerationStatus.FINISHING:
@@ -204,6 +214,37 @@ def let_go(app: Reelvault, generation_id: str, claim: Claim) -> None:
 
 
 def held(generation: Generation, now: datetime) -> bool:
-    """Under a live lease or finishing claim (in the database's time): someone has it."""
+    """Under a live lease or finishing claim (in the database's time) of a holder that
+    may still be working on it: someone has it."""
     expires = generation.lease_expires_at
-    return generation.lease_owner is not None and (expires is None or expires >= now)
+    live = generation.lease_owner is not None and (expires is None or expires >= now)
+    return live and not holder_gone(generation.lease_owner)
+
+
+def holder_gone(holder: str | None) -> bool:
+    """Whether a lease's holder is a process of this machine that has ended.
+
+    A killed ``generate`` cannot let go of its finishing claim, and waiting out the
+    claim (minutes) would leave ``resume`` unable to finish the job it was killed on.
+    Holder names end in ``HOST:PID:TOKEN`` (:func:`holder_name`); only a process on this
+    host can be checked, only where signal 0 probes without side effects (POSIX), and a
+    reused pid merely keeps the claim until it runs out, as before.
+    """
+    if not holder or os.name != "posix":
+        return False
+    parts = holder.rsplit(":", 3)
+    if len(parts) < 3 or parts[-3].rsplit(":", 1)[-1] != socket.gethostname():
+        return False
+    try:
+        pid = int(parts[-2])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists, under another user
+    return False
