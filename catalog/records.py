@@ -72,8 +72,34 @@ def record_downloaded(session: Session, generation_id: str, variant: str, asset_
     row = lock_generation(session, generation_id)
     if row is None:
         return
-    done = {**(row.details or {}).get("downloaded", {}), variant: asset_id}
-    touch(row, details={**(row.details or {}), "downloaded": done})
+    details = dict(row.details or {})
+    done = {**details.get("downloaded", {}), variant: asset_id}
+    storing = {k: v for k, v in details.get("storing", {}).items() if k != variant}
+    details = {**details, "downloaded": done, "storing": storing}
+    if not storing:
+        details.pop("storing")  # the intent is fulfilled: the asset id says it now
+    touch(row, details=details)
+
+
+def record_storing(session: Session, generation_id: str, variant: str, sha256: str) -> None:
+    """Note on the row the SHA-256 of the output about to be stored
+    (``details["storing"]``), before it is put in the store.
+
+    A signed video differs on every signing, so a finish killed between storing the file
+    and cataloging it cannot find that file by signing again; this write-ahead lets the
+    resumed finish catalog the stored file instead of leaving it orphaned.
+    """
+    row = lock_generation(session, generation_id)
+    if row is None:
+        return
+    storing = {**(row.details or {}).get("storing", {}), variant: sha256}
+    touch(row, details={**(row.details or {}), "storing": storing})
+
+
+def storing_intents(session: Session, generation_id: str) -> dict[str, str]:
+    """The outputs of a job a finish set out to store, by variant, not yet cataloged."""
+    row = lock_generation(session, generation_id)
+    return dict((row.details or {}).get("storing", {})) if row else {}
 
 
 def reopen_for_retry(session: Session, generation_id: str, code: str) -> Generation | None:

@@ -3,7 +3,7 @@
 Each run starts a real ``reelvault generate`` process (local or the loopback Videos API)
 and kills it at a random moment; then ``resume --retry`` finishes what can be finished
 and ``audit`` checks every file. Afterwards no row is stuck, no remote job was created
-twice, and no stored file is partial.
+twice, and no stored file is orphaned.
 """
 
 from __future__ import annotations
@@ -69,11 +69,8 @@ def test_killed_generations_resume_to_a_consistent_library(
     assert api.count("POST", "/videos") == len(sora_jobs)  # no create was sent twice
     report = doctor(app)
     assert report.integrity == [] and report.stuck == []
-    # A kill between storing a finished video and writing its row leaves that file
-    # without a row (the resumed finish signs anew, so its bytes differ). Such a file is
-    # always whole, never partial: doctor reports it, gc may remove it.
-    from core.media.probe import probe_video
-
-    for digest in report.orphans:
-        assert probe_video(app.store.local_path(digest)).mime == "video/mp4"
+    # A kill between storing a finished video and writing its row left that file without
+    # a row (the resumed finish signed anew, so its bytes differed); the hash noted on the
+    # row before the store put now lets the resumed finish catalog that very file.
+    assert report.orphans == []
     run("audit")

@@ -285,6 +285,43 @@ def test_resume_never_downloads_again_what_the_store_holds(
     assert len(videos) == 1
 
 
+def test_resume_catalogs_the_video_a_kill_left_stored_but_uncataloged(
+    home: Path, run, still: Path, app: Reelvault, monkeypatch
+):
+    """A kill after the signed video is in the store but before the catalog knows it:
+    the resumed finish catalogs that very file (a second signature would give other
+    bytes and leave the first file orphaned)."""
+    import core.generation.finish as finish_module
+
+    real_ingest = finish_module.ingest
+    stored: list[str] = []
+
+    def killed_after_the_store_put(app_, path, kind, **options):
+        if kind == "video" and not stored:
+            stored.append(app_.store.put_file(path).sha256)
+            raise KeyboardInterrupt  # no row for the file, as SIGKILL would leave it
+        return real_ingest(app_, path, kind, **options)
+
+    run("signing", "init")  # each signing gives other bytes
+    monkeypatch.setattr(finish_module, "ingest", killed_after_the_store_put)
+    run("generate", still, "-p", "pan right", expect=130)
+    (job,) = json.loads(run("jobs", "--json").stdout)
+    assert doctor(app).orphans == stored  # the window this test is about
+
+    assert run("resume").output.strip().endswith("completed")
+    clip = json.loads(run("show", job["id"], "--json").stdout)
+    assert clip["status"] == "completed"
+    assert "storing" not in clip["details"] and "downloaded" not in clip["details"]
+    assert clip["video"]["sha256"] == stored[0]  # the same bytes, not a second signing
+    assert doctor(app).orphans == []
+    videos = [d for d in app.store.digests() if _is_video(app, d)]
+    assert videos == stored  # one stored video: the first signing's
+
+
+def _is_video(app: Reelvault, digest: str) -> bool:
+    return app.store.local_path(digest).read_bytes()[4:8] == b"ftyp"
+
+
 # -- (4) a full disk under the media store ----------------------------------------------
 
 

@@ -20,7 +20,13 @@ from sqlmodel import Session
 from catalog.health import running_job_ids
 from catalog.lookups import asset_by_id, generation_by_id
 from catalog.models import Asset, Generation, utcnow
-from catalog.records import lock_generation, record_downloaded, touch
+from catalog.records import (
+    lock_generation,
+    record_downloaded,
+    record_storing,
+    storing_intents,
+    touch,
+)
 from core.api.errors import BackendError, RequestError
 from core.api.files import disk_error
 from core.api.types import Backend, ClipView, GenerationStatus, JobStatus, ModelInfo, Variant
@@ -37,6 +43,7 @@ from core.generation.rows import GenerationResult, current, merged, record_failu
 from core.host.app import Reelvault
 from core.host.plugins import call_each
 from core.media.probe import probe_image, probe_video, video_thumbnail
+from core.media.store import hash_file
 from core.provenance.credentials import sign
 from core.provenance.ingest import ingest
 
@@ -109,6 +116,7 @@ def finish(
         claim.let_go(row)  # a worker's lease: given back by the worker itself
         details = merged(row.details, status.details)
         details.pop("downloaded", None)  # the outputs' columns say it from now on
+        details.pop("storing", None)
         if warnings:
             details["warnings"] = [*details.get("warnings", []), *warnings]
         touch(
@@ -200,7 +208,17 @@ def _download_variant(
     status: JobStatus,
     claim: Claim,
 ) -> Asset:
+    """Fetch one variant, sign it if it is the video, store and catalog it.
+
+    The hash about to be stored is written on the row first (a write-ahead), so a finish
+    killed after the store has the file but before the catalog does picks that very file
+    up when resumed (:func:`_adopt_stored`) instead of signing again (which gives other
+    bytes) and leaving the first file orphaned.
+    """
     kind = VARIANT_KINDS[variant]
+    adopted = _adopt_stored(app, generation.id, variant)
+    if adopted is not None:
+        return adopted
     with _scratch_file(app, f"{generation.id}-{variant}") as tmp:
         _fetch(backend, status.job_id, variant, tmp)
         info = probe_video(tmp) if kind == "video" else probe_image(tmp)
@@ -211,10 +229,28 @@ def _download_variant(
             signed = sign(app.host, tmp, info.mime, claims, app.settings)
             to_store = signed or tmp
         try:
+            sha256, _size = hash_file(to_store)
+            with app.session() as session:
+                record_storing(session, generation.id, variant.value, sha256)
             return ingest(app, to_store, kind, info=info).asset
         finally:
             if to_store != tmp:
                 to_store.unlink(missing_ok=True)
+
+
+def _adopt_stored(app: Reelvault, generation_id: str, variant: Variant) -> Asset | None:
+    """The output an interrupted finish set out to store and the store holds, cataloged
+    now from the store itself: no second download, no second signature; ``None`` when
+    there is no such file (it was never stored, or gc removed it) and the variant is
+    fetched as usual."""
+    with app.session() as session:
+        sha256 = storing_intents(session, generation_id).get(variant.value)
+    if not sha256 or not app.store.has(sha256):
+        return None
+    kind = VARIANT_KINDS[variant]
+    path = app.store.local_path(sha256)
+    info = probe_video(path) if kind == "video" else probe_image(path)
+    return ingest(app, path, kind, info=info).asset
 
 
 def _fetch(backend: Backend, job_id: str, variant: Variant, path: Path) -> None:
