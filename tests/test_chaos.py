@@ -64,7 +64,11 @@ def test_killed_generations_resume_to_a_consistent_library(
         [r["status"] for r in rows],
         problems,
     )
-    sora_jobs = [row["remote_job_id"] for row in rows if row["backend"] == "sora"]
+    sora_jobs = [
+        json.loads(run("show", row["id"], "--json").stdout)["remote_job_id"]
+        for row in rows
+        if row["backend"] == "sora"
+    ]
     assert len(sora_jobs) == len(set(sora_jobs))
     assert api.count("POST", "/videos") == len(sora_jobs)  # no create was sent twice
     report = doctor(app)

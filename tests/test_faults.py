@@ -574,3 +574,18 @@ def test_a_forged_parent_claim_and_a_forged_id_are_not_adopted(home, run, still:
         assert [p.kind for p in problems] == ["lineage_contradiction"]
     shown = run("show", made_id).output
     assert f"claimed   parent {parent_sha} (claimed, not supported by ingredients)" in shown
+
+
+def test_a_claim_is_given_up_only_for_a_holder_process_that_is_gone():
+    import socket
+    import subprocess
+    import sys
+
+    from core.generation.claim import holder_gone, holder_name
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    assert holder_gone(f"finishing:{socket.gethostname()}:{ended.pid}:abc123")
+    assert not holder_gone(holder_name("finishing"))  # this very process
+    assert not holder_gone(f"finishing:another-host:{ended.pid}:abc123")  # cannot be checked
+    assert not holder_gone("not a holder name") and not holder_gone(None)
