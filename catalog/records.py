@@ -42,7 +42,12 @@ def insert_or_ignore(session: Session, row: SQLModel) -> bool:
             return False
         return True
     keys = sa.inspect(table).primary_key
-    values = row.model_dump()
+    # A key the database assigns (an identity column) is left out, not sent as NULL.
+    values = {
+        name: value
+        for name, value in row.model_dump().items()
+        if value is not None or name not in {key.name for key in keys}
+    }
     stmt = (
         postgresql.insert(table).values(**values).on_conflict_do_nothing().returning(*keys)
         if dialect == "postgresql"

@@ -8,12 +8,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from catalog.models import Generation, PolicyDecisionRecord, Removal
 from core.api.settings import Settings
 from core.media.store import ContentStore
-from tests.conftest import textured_image
+from tests.conftest import on_postgresql, textured_image
 from tests.test_cli import generate
 
 
@@ -210,6 +211,7 @@ def test_info_masks_the_catalog_password(run, home: Path):
     assert masked_url("postgresql://me:s3cret@db/rv") == "postgresql://me:***@db/rv"
 
 
+@pytest.mark.skipif(on_postgresql(), reason="a SQLite catalog file is what a typo creates")
 def test_a_new_catalog_is_announced_once(run, tmp_path: Path):
     typo = tmp_path / "hoem"
     first = run("--home", typo, "list")

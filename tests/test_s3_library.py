@@ -34,7 +34,7 @@ def asset_rows(db_url: str) -> int:
     try:
         with engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(Asset)).scalar_one()
-    except sa.exc.OperationalError:  # no catalog was even created
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # no catalog was created
         return 0
     finally:
         engine.dispose()
