@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from sqlmodel import Session
 
 from catalog import search_schema
@@ -194,6 +194,23 @@ def _migration_lock(engine: sa.Engine) -> Iterator[None]:
     lock_path = Path(database).expanduser().with_suffix(".migrate-lock")
     with FileLock(lock_path):
         yield
+
+
+def being_created(database: Path) -> bool:
+    """Whether another process may be creating the SQLite catalog ``database`` right now.
+
+    Opening a new catalog makes an empty file before its schema is written under the
+    upgrade lock, so an empty file is a damaged catalog only once a schema was written
+    (the lock file is there) and nobody is writing one now (the lock is free).
+    """
+    lock_path = database.with_suffix(".migrate-lock")
+    if not lock_path.exists():
+        return True
+    try:
+        with FileLock(lock_path, timeout=0):
+            return False
+    except Timeout:
+        return True
 
 
 def _use_wal(engine: sa.Engine) -> None:

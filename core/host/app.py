@@ -16,7 +16,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from catalog.db import missing_sqlite_file, open_catalog, session_scope, sqlite_file
+from catalog.db import (
+    being_created,
+    missing_sqlite_file,
+    open_catalog,
+    session_scope,
+    sqlite_file,
+)
 from core.api import lifecycle as model_lifecycle
 from core.api.errors import CatalogError, PluginError, RequestError
 from core.api.settings import Settings
@@ -71,6 +77,8 @@ class Reelvault:
             return
         if next(iter(self.store.digests()), None) is None:
             return  # nothing stored yet either: a new library
+        if being_created(path):
+            return  # another process is making this library's catalog at this moment
         raise CatalogError(
             f"the catalog {path} is empty (0 bytes) while the media store {self.store.url} "
             "holds files: restore the catalog from a backup, or move it aside and "
