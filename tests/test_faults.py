@@ -407,6 +407,12 @@ def test_a_silent_client_times_out_and_connections_are_bounded(webhook_receiver)
     assert refused.startswith(b"HTTP/1.1 503"), refused
     for conn in silent:
         conn.close()
+    # A closed client frees its thread (and its slot) as soon as its handler reads the
+    # end of the stream; wait for that rather than racing the handlers.
+    freed_by = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < freed_by:
+        time.sleep(0.05)
+    assert threading.active_count() <= before, "closed connections kept their threads"
     started = time.monotonic()
     slow = socket.create_connection((host, int(port)), timeout=30)
     slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
