@@ -37,6 +37,7 @@ from catalog.exports import (
     referenced_asset_batches,
 )
 from catalog.models import Asset, Generation, PolicyDecisionRecord
+from catalog.organise import Organised, organised_by_id
 from catalog.queries import (
     ClipFilter,
     LineageNode,
@@ -91,6 +92,9 @@ CSV_COLUMNS = (
     "policy",
     "error_code",
     "error_message",
+    "title",
+    "rating",
+    "tags",
 )
 
 
@@ -122,8 +126,9 @@ def clip_records(session: Session, filters: ClipFilter) -> Iterator[dict[str, An
         assets = assets_by_id(session, asset_ids)
         states = latest_states(session, asset_ids)
         decisions = decisions_by_generation(session, ids)
+        extras = organised_by_id(session, ids, clips=True)
         for g in batch:
-            yield _record(g, assets, states, decisions.get(g.id, []))
+            yield _record(g, assets, states, decisions.get(g.id, []), extras[g.id])
 
 
 def _record(
@@ -131,7 +136,10 @@ def _record(
     assets: Mapping[str, Asset],
     states: Mapping[str, str],
     decisions: Sequence[PolicyDecisionRecord],
+    extra: Organised,
 ) -> dict[str, Any]:
+    """A clip's record; what a person added (tags, title, note, rating) travels with it,
+    because a library moved elsewhere should not lose its organisation."""
     return {
         **generation_summary(g),
         "parameters": g.parameters,
@@ -142,6 +150,7 @@ def _record(
         "provenance": states.get(g.output_asset_id or ""),
         **files_dict(g, assets, None, lambda asset: {"provenance": states.get(asset.id)}),
         "policy_decisions": [decision_dict(d) for d in decisions],
+        **extra.as_dict(),
     }
 
 
@@ -184,6 +193,7 @@ def write_csv(records: Iterable[Mapping[str, Any]], out: TextIO) -> int:
             "policy": policy,
             "error_code": error.get("code"),
             "error_message": error.get("message"),
+            "tags": " ".join(record.get("tags") or ()),
         }
         writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
         count += 1
