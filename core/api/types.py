@@ -19,6 +19,7 @@ __all__ = [
     "FIT_MODES",
     "GENERATION_ASSERTION",
     "Backend",
+    "CancelsJobs",
     "ClipView",
     "ConsentGrant",
     "DerivedRequest",
@@ -316,6 +317,19 @@ class ListsJobs(Protocol):
     """
 
     def list_jobs(self, scope: str | None = None) -> Iterable[RemoteJob]: ...
+
+
+@runtime_checkable
+class CancelsJobs(Protocol):
+    """A backend that can stop a job at its provider (``generate --cancel-remote``).
+
+    ``cancel`` returns the job's status once the provider took the request: ``failed``
+    when it is cancelled (or being cancelled: the provider will not make or bill more
+    of it), or the job's own state when it had already finished. An unknown job is a
+    :class:`BackendError` with code ``unknown_job``, as for ``poll``.
+    """
+
+    def cancel(self, job_id: str) -> JobStatus: ...
 
 
 @runtime_checkable

@@ -12,8 +12,10 @@ It follows ``shared/reference/fal-queue.md`` (fal-client, fal-js and fal's docs)
   ``error``/``error_type`` when the run failed).
 - ``GET /{owner}/{app}/requests/{id}``: the app's output, ``{"video": {url, ...}}``, or
   the model's error (422, e.g. ``content_policy_violation``); 404 once expired.
-- ``PUT /{owner}/{app}/requests/{id}/cancel``: ``CANCELLATION_REQUESTED`` or
-  ``ALREADY_COMPLETED``.
+- ``PUT /{owner}/{app}/requests/{id}/cancel``: 202 ``CANCELLATION_REQUESTED`` while queued
+  or running (the request then never renders), 400 ``ALREADY_COMPLETED`` after. How fal
+  reports a cancelled request afterwards is not documented; here its status is
+  ``COMPLETED`` with ``error``/``error_type`` ``request_cancelled`` and its result a 400.
 - ``GET /cdn/{token}/output.mp4``: the video (a real MP4 of the still's shape), no key.
 
 ``Authorization: Key ...`` is required (401 otherwise). ``hold``/:meth:`release` keep
@@ -128,6 +130,7 @@ class Job:
     held: bool = False
     refusal: str | None = None
     expired: bool = False
+    cancelled: bool = False
     token: str = ""
     video: bytes | None = None
 
@@ -228,10 +231,17 @@ class FalQueueServer(LoopbackService):
         if job is None or not job.app.startswith(app):
             return Reply.json(404, {"detail": "Request not found"})
         elapsed = -1.0 if job.held else time.monotonic() - job.created
-        done = elapsed >= self.queue_seconds + self.render_seconds
+        done = job.cancelled or elapsed >= self.queue_seconds + self.render_seconds
         if tail == "/cancel" and method == "PUT":
-            status = "ALREADY_COMPLETED" if done else "CANCELLATION_REQUESTED"
-            return Reply.json(400 if done else 202, {"status": status})
+            if done:
+                return Reply.json(400, {"status": "ALREADY_COMPLETED"})
+            with self.lock:
+                job.cancelled = True
+            return Reply.json(202, {"status": "CANCELLATION_REQUESTED"})
+        if tail == "/status" and method == "GET" and job.cancelled:
+            body = {"status": "COMPLETED", "logs": None, "error": "Request was cancelled",
+                    "error_type": "request_cancelled"}  # fmt: skip
+            return Reply.json(200, body)
         if tail == "/status" and method == "GET":
             if not done and elapsed < self.queue_seconds:
                 return Reply.json(202, {"status": "IN_QUEUE", "queue_position": 1})
@@ -247,6 +257,9 @@ class FalQueueServer(LoopbackService):
     def _result(self, job: Job, done: bool) -> Reply:
         if not done:
             return Reply.json(400, {"detail": "Request is still in progress"})
+        if job.cancelled:
+            return Reply.json(400, {"detail": "Request was cancelled",
+                                    "error_type": "request_cancelled"})  # fmt: skip
         if job.expired:
             return Reply.json(404, {"detail": "Request not found"})
         if job.refusal is not None:
