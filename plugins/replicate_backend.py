@@ -170,14 +170,16 @@ class ReplicateBackend(HttpBackend):
         return _status(profile, service.json(found), service)
 
     def cancel(self, job_id: str) -> JobStatus:
-        """``POST /predictions/{id}/cancel``; the prediction as it stands after that
-        (``canceled``, or unchanged when it had already finished)."""
+        """``POST /predictions/{id}/cancel``: ``failed`` (code ``cancelled``) once Replicate
+        took it, or the prediction as it stands when it had already ended."""
         prediction_id, provider = _split(job_id)
         profile, service = self._pool.get(provider)
-        answer = service.call("POST", f"predictions/{prediction_id}/cancel", job=job_id)
-        status = _status(profile, service.json(answer), service)
-        if status.state in (JobState.QUEUED, JobState.IN_PROGRESS):  # asked, not yet stopped
-            return JobStatus(job_id, JobState.FAILED, error_code="canceled",
+        answer = service.json(
+            service.call("POST", f"predictions/{prediction_id}/cancel", job=job_id)
+        )
+        status = _status(profile, answer, service)
+        if answer.get("status") in ("starting", "processing", "canceled"):  # asked, or done
+            return JobStatus(job_id, JobState.FAILED, error_code="cancelled",
                              error_message=f"canceled at {profile.name}",
                              details=status.details)  # fmt: skip
         return status

@@ -324,9 +324,8 @@ class CancelsJobs(Protocol):
     """A backend that can stop a job at its provider (``generate --cancel-remote``).
 
     ``cancel`` returns the job's status once the provider took the request: ``failed``
-    when it is cancelled (or being cancelled: the provider will not make or bill more
-    of it), or the job's own state when it had already finished. An unknown job is a
-    :class:`BackendError` with code ``unknown_job``, as for ``poll``.
+    (code ``cancelled``) when it is being stopped, or the job's own state when it had
+    already ended. An unknown job is a ``BackendError`` (``unknown_job``), as for ``poll``.
     """
 
     def cancel(self, job_id: str) -> JobStatus: ...

@@ -18,8 +18,6 @@ from core.host.app import Reelvault
 
 CANCELLED = "cancelled"
 """The error code of a clip whose job was cancelled at the user's request."""
-STOPPED = (CANCELLED, "canceled")
-"""How backends report a job the provider stopped on request (Replicate spells it so)."""
 
 
 def cancel_remote(app: Reelvault, generation_id: str) -> str:
@@ -49,7 +47,7 @@ def cancel_remote(app: Reelvault, generation_id: str) -> str:
         raise ReelvaultError(
             f"could not cancel {job}: {exc}; it may still run: `reelvault resume` finishes it"
         ) from None
-    if status.state != JobState.FAILED or status.error_code not in STOPPED:
+    if status.state != JobState.FAILED or status.error_code != CANCELLED:
         return (
             f"{generation.id}: {job} had already {status.state} at the provider; "
             "`reelvault resume` catalogs it"
