@@ -8,17 +8,23 @@ signed delivery to the receiver, which finishes the job (poll, download, catalog
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from core.api.errors import WebhookRejected
 from core.api.settings import Settings
 from core.host.app import Reelvault
 from core.host.plugins import load_host
+from core.remote.deliveries import FalKeys, fal_delivery
 from core.remote.webhooks import WebhookReceiver
 from core.testing import new_webhook_secret
 from core.testing.fal_api import FalQueueServer
@@ -138,3 +144,77 @@ def test_a_provider_without_webhooks_is_refused_in_one_line(run):
         "Error: provider gemini is a veo provider, which sends no webhooks: its jobs are "
         "finished by polling (`reelvault resume`)"
     )
+
+
+# --- fal's signatures, piece by piece ----------------------------------------------------
+
+
+def fal_signed(key: Ed25519PrivateKey, body: bytes, request_id: str = "req-1", stamp=None):
+    stamp = str(int(time.time()) if stamp is None else stamp)
+    message = "\n".join((request_id, "user-1", stamp, hashlib.sha256(body).hexdigest()))
+    return {"X-Fal-Webhook-Request-Id": request_id, "X-Fal-Webhook-User-Id": "user-1",
+            "X-Fal-Webhook-Timestamp": stamp,
+            "X-Fal-Webhook-Signature": key.sign(message.encode()).hex()}  # fmt: skip
+
+
+def jwks_serving(*keys: Ed25519PrivateKey) -> tuple[FalKeys, list[int]]:
+    """A key set at a mock URL, and a list counting how often it was fetched."""
+    fetched: list[int] = []
+
+    def answer(_request: httpx.Request) -> httpx.Response:
+        fetched.append(1)
+        entries = [{"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(
+            k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode().rstrip("=")}
+            for k in keys]  # fmt: skip
+        return httpx.Response(200, json={"keys": [{"kty": "RSA", "n": "x"}, *entries]})
+
+    return FalKeys("https://jwks.test/keys", transport=httpx.MockTransport(answer)), fetched
+
+
+FAL_BODY = b'{"request_id": "req-1", "status": "OK", "payload": {"video": {"url": "u"}}}'
+APP = {"app": "fal-ai/kling-video"}
+
+
+def test_a_fal_delivery_names_its_job_and_the_keys_are_fetched_once():
+    key = Ed25519PrivateKey.generate()
+    keys, fetched = jwks_serving(key)
+    announced = fal_delivery(keys, FAL_BODY, fal_signed(key, FAL_BODY), APP, "falqueue")
+    assert announced.job_id == "fal-ai/kling-video:req-1@falqueue"
+    assert announced.what == "fal request OK" and announced.delivery_id == "req-1"
+    fal_delivery(keys, FAL_BODY, fal_signed(key, FAL_BODY), APP, "falqueue")
+    assert len(fetched) == 1  # kept, not fetched per delivery
+    no_app = fal_delivery(keys, FAL_BODY, fal_signed(key, FAL_BODY), {}, "falqueue")
+    assert no_app.job_id is None and "?app=" in no_app.hint
+
+
+@pytest.mark.parametrize(
+    ("delivery", "reason"),
+    [
+        (lambda k: (FAL_BODY.replace(b"OK", b"ER"), fal_signed(k, FAL_BODY)), "no signature"),
+        (lambda k: (FAL_BODY, fal_signed(Ed25519PrivateKey.generate(), FAL_BODY)), "no signature"),
+        (lambda k: (FAL_BODY, fal_signed(k, FAL_BODY, stamp=int(time.time()) - 301)), "300 s off"),
+        (
+            lambda k: (FAL_BODY, {**fal_signed(k, FAL_BODY), "X-Fal-Webhook-Signature": "zz"}),
+            "no signature",
+        ),
+        (lambda k: (FAL_BODY, {}), "missing header x-fal-webhook-request-id"),
+        (lambda k: (FAL_BODY, fal_signed(k, FAL_BODY, request_id="req-2")), "another request"),
+    ],
+    ids=["tampered", "stranger", "stale", "not-hex", "unsigned", "other-request"],
+)
+def test_tampered_forged_stale_or_mismatched_fal_deliveries_are_refused(delivery, reason):
+    key = Ed25519PrivateKey.generate()
+    keys, _ = jwks_serving(key)
+    body, headers = delivery(key)
+    with pytest.raises(WebhookRejected, match=reason):
+        fal_delivery(keys, body, headers, APP, "falqueue")
+
+
+def test_an_unreachable_key_set_refuses_the_delivery_in_one_line():
+    def down(_request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    keys = FalKeys("https://jwks.test/keys", transport=httpx.MockTransport(down))
+    key = Ed25519PrivateKey.generate()
+    with pytest.raises(WebhookRejected, match=r"could not be fetched from https://jwks.test"):
+        fal_delivery(keys, FAL_BODY, fal_signed(key, FAL_BODY), APP, "falqueue")

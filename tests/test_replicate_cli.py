@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from core.api.settings import Settings
+from core.generation.cancel import cancel_remote
+from core.host.app import Reelvault
 from core.testing.replicate_api import ReplicateServer
 from tests import hosted_support
 from tests.hosted_support import Hosted, jobs, key_leaks, show, write_config
@@ -173,3 +176,36 @@ def test_ctrl_c_without_the_flag_leaves_the_prediction_running_and_resumable(
     (job,) = jobs(run)
     api.release()
     assert f"{job['id']} completed" in run("resume").stdout
+
+
+def test_cancel_stops_a_running_prediction_and_leaves_a_finished_one_for_resume(
+    run, home: Path, api: ReplicateServer, still_720p: Path
+):
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace("poll_timeout = 30", "poll_timeout = 0.3"))
+    api.hold = True
+    make(run, still_720p, expect=1)
+    (running,) = jobs(run)
+    app = Reelvault(Settings.load(home=home))
+    try:
+        assert cancel_remote(app, running["id"]) == (
+            f"cancelled {running['id']}: {running['remote_job_id']} was stopped at the provider"
+        )
+        (prediction,) = api.predictions.values()
+        assert api._state(prediction) == "canceled"
+        shown = show(run, running["id"])
+        assert shown["error"]["code"] == "cancelled"
+        assert "canceled at rep" in shown["error"]["message"]
+        assert "had already ended (failed); nothing to cancel" in cancel_remote(app, running["id"])
+
+        make(run, still_720p, expect=1)
+        (finished,) = jobs(run)
+        api.release()
+        done = api.predictions[finished["remote_job_id"].removesuffix("@rep")]
+        api.wait_for(lambda: api._state(done) == "succeeded")
+        assert "had already completed at the provider; `reelvault resume` catalogs it" in (
+            cancel_remote(app, finished["id"])
+        )
+    finally:
+        app.close()
+    assert f"{finished['id']} completed" in run("resume").stdout
