@@ -70,9 +70,9 @@ def test_a_replicate_delivery_finishes_the_job_once_and_forgeries_are_refused(
     run, home: Path, open_app, monkeypatch: pytest.MonkeyPatch, still_720p: Path
 ):
     with ReplicateServer(api_key=REP.key) as api:
-        monkeypatch.setenv("REP_WHSEC", api.webhook_secret)  # as read from the secret route
-        REP.connect(home, monkeypatch, api.base_url, 'webhook_secret_env = "REP_WHSEC"\n')
+        REP.connect(home, monkeypatch, api.base_url)  # no secret stored: asked of Replicate
         with WebhookReceiver(open_app(), "rep") as receiver:
+            assert api.count("GET", r"^/v1/webhooks/default/secret$") == 1
             write_config(home, f'[plugins.replicate]\nwebhook_url = "{receiver.url}"\n')
             api.hold = True
             clip = in_flight_clip(run, REP, still_720p)

@@ -39,7 +39,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from catalog.queries import generations_by_job_ids
 from catalog.statuses import ENDED
 from core.api.errors import ReelvaultError, WebhookRejected
+from core.api.providers import ProviderProfile, Secret, api_key, key_source
 from core.api.providers import job_id as video_job_id
+from core.api.remote import RemoteService
+from core.api.settings import Settings
 from core.generation import run_job
 from core.host.app import Reelvault
 
@@ -79,6 +82,34 @@ def video_event(event: Mapping[str, Any], webhook_id: str, provider: str) -> Ann
         return Announced(webhook_id, kind, str(video_id), None)
     return Announced(webhook_id, kind, video_id, video_job_id(video_id, provider),
                      "`reelvault sync` imports it")  # fmt: skip
+
+
+def replicate_secret(settings: Settings, profile: ProviderProfile) -> Secret | None:
+    """The account's signing secret, asked of Replicate (``GET /webhooks/default/secret``)
+    with the profile's API key, for a profile that has none stored; ``None`` without a key.
+
+    It is held in memory only: keys.toml keeps what the user put there, nothing else.
+    """
+    key = api_key(settings, profile)
+    if key is None:
+        return None
+    service = RemoteService(
+        profile.name,
+        profile.api_root,
+        key,
+        profile.auth_headers(key),
+        key_source=key_source(settings, profile),
+        key_fix=f"reelvault keys set {profile.name}",
+        config=settings.section("replicate"),
+    )
+    try:
+        answer = service.json(service.call("GET", "webhooks/default/secret"))
+    finally:
+        service.close()
+    value = answer.get("key")
+    if not isinstance(value, str) or not value.startswith("whsec_"):
+        raise WebhookRejected(f"{profile.name} sent no whsec_ webhook secret")
+    return Secret(value)
 
 
 def replicate_prediction(body: bytes, webhook_id: str, provider: str) -> Announced:

@@ -59,6 +59,7 @@ from core.remote.deliveries import (
     fal_delivery,
     finish_announced,
     replicate_prediction,
+    replicate_secret,
     video_event,
 )
 
@@ -407,13 +408,11 @@ def _signing_secret(app: Reelvault, profile: ProviderProfile) -> Secret:
     """The profile's ``whsec_`` secret, checked at start-up rather than at the first delivery."""
     secret = webhook_secret(app.settings, profile)
     where = key_source(app.settings, profile, "webhook_secret")
+    if secret is None and profile.kind == "replicate":  # the account's, from the API
+        secret = replicate_secret(app.settings, profile)
+        where = f"GET /webhooks/default/secret at {profile.name}"
     if secret is None:
-        hint = (
-            " (Replicate's is at GET /v1/webhooks/default/secret)"
-            if profile.kind == "replicate"
-            else ""
-        )
-        raise ReelvaultError(f"no webhook secret for provider {profile.name}: {where}{hint}")
+        raise ReelvaultError(f"no webhook secret for provider {profile.name}: {where}")
     try:
         secret_bytes(secret.reveal())
     except WebhookRejected:
