@@ -12,6 +12,11 @@ A model error comes back as the result: a ``content_policy_violation`` is record
 a refusal with fal's words; other validation errors name the field (``loc``). Results
 are kept for a limited time (an hour, less for large ones); once gone, the job is
 reported as expired. Add an app with a ``[plugins.fal.models."APP"]`` table in config.toml.
+
+A request can be cancelled (``PUT .../requests/{id}/cancel``: ``generate --cancel-remote``).
+With ``webhook_url`` in ``[plugins.fal]``, the submit carries ``fal_webhook`` pointing at
+``reelvault webhooks serve``, with ``?app=OWNER/APP`` added: fal's delivery names only the
+request, and the job id needs the app too.
 """
 
 from __future__ import annotations
@@ -209,14 +214,19 @@ class FalBackend(HttpBackend):
 
     def cancel(self, job_id: str) -> JobStatus:
         """Ask fal to drop the request (``PUT .../cancel``): a queued one is removed, a
-        running one signalled. One that already finished is reported as it stands."""
+        running one signalled. One that already ended (``ALREADY_COMPLETED``, which may
+        come as a 400) is reported as it stands, by polling it."""
         app, request_id, provider = _split(job_id)
         profile, service = self._pool.get(provider)
         try:
-            service.call("PUT", f"{app}/requests/{request_id}/cancel", job=job_id)
+            answer = service.json(
+                service.call("PUT", f"{app}/requests/{request_id}/cancel", job=job_id)
+            )
         except BackendError as exc:
-            if exc.code != "invalid_request":  # ALREADY_COMPLETED comes as a refusal
+            if exc.code != "invalid_request":
                 raise
+            return self.poll(job_id)
+        if answer.get("status") == "ALREADY_COMPLETED":
             return self.poll(job_id)
         details = {"provider": profile.name, "request_id": request_id}
         return JobStatus(job_id, JobState.FAILED, error_code="cancelled",

@@ -12,6 +12,11 @@ an API prediction finishes; it is then reported as expired).
 A prediction that failed because a safety checker flagged the input or output is
 recorded as a refusal with Replicate's words. Add a model with a
 ``[plugins.replicate.models."OWNER/NAME"]`` table in config.toml.
+
+A prediction can be cancelled (``POST /predictions/{id}/cancel``: ``generate
+--cancel-remote``). With ``webhook_url`` in ``[plugins.replicate]``, predictions are
+created with ``webhook`` and ``webhook_events_filter: ["completed"]``, so that
+``reelvault webhooks serve`` finishes them as soon as they end.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.api.settings import Settings
-from core.generation.cancel import cancel_remote
+from core.generation import cancel_remote
 from core.host.app import Reelvault
 from core.testing.replicate_api import ReplicateServer
 from tests import hosted_support

@@ -13,6 +13,9 @@ needs; the submodules say more:
 - :mod:`core.api.files`: :func:`write_atomic`, replacing a file whole (portable);
 - :mod:`core.api.remote`: the HTTP client rules every remote backend shares (imported
   on its own: `from core.api.remote import RemoteService`, so that start-up skips httpx);
+- :mod:`core.api.http_backend`: :class:`HttpBackend`, the base of fal, Replicate and Veo
+  (settings, one service per provider profile, ``models`` status, ``webhook_url``);
+- :mod:`core.api.input_maps`: per-model input tables (:func:`mapped_models`);
 
 Everything else under ``core`` is the host's own business and may change without notice;
 a test holds plugins and the catalog to this package.

@@ -36,6 +36,7 @@ from core.cli.base import (
 from core.cli.batch import BatchItem, batch_progress, items_from_arguments, items_from_csv
 from core.cli.library import print_generation
 from core.generation import GenerationResult, derive, generate, in_flight, resume
+from core.generation import cancel_remote as cancel_job
 from core.host.app import Reelvault
 from core.views.report import generation_dict, generation_summary
 
@@ -85,10 +86,8 @@ def resumable_on_interrupt(
     except KeyboardInterrupt as exc:
         clip = exc.generation_id if isinstance(exc, JobInterrupted) else None
         if cancel_remote and app is not None and clip is not None:
-            from core.generation.cancel import cancel_remote as cancel
-
             try:
-                echo_err(f"interrupted: {cancel(app, clip)}")
+                echo_err(f"interrupted: {cancel_job(app, clip)}")
             except ReelvaultError as failure:
                 echo_err(f"interrupted: {failure}")
             raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
