@@ -153,7 +153,8 @@ class JobInterrupted(KeyboardInterrupt):
 
     Still a :class:`KeyboardInterrupt`, so whatever stops on Ctrl-C stops as before; the
     CLI reads ``generation_id`` to cancel that job at its provider when asked to
-    (``generate --cancel-remote``), or to say how to resume it.
+    (``generate --cancel-remote``), or to say how to resume it. Only a plain
+    ``KeyboardInterrupt`` (the signal) is wrapped; a subclass raised on purpose keeps its type.
     """
 
     def __init__(self, generation_id: str) -> None:

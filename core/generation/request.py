@@ -304,8 +304,8 @@ def _submit_and_run(
     try:
         send(app, plan.backend, request, generation.id)
         result = run_job(app, generation.id, on_progress=on_progress)
-    except KeyboardInterrupt as exc:  # the caller learns which clip was cut short
-        if isinstance(exc, JobInterrupted):
+    except KeyboardInterrupt as exc:
+        if type(exc) is not KeyboardInterrupt:  # raised on purpose as its own kind: kept
             raise
-        raise JobInterrupted(generation.id) from None
+        raise JobInterrupted(generation.id) from None  # Ctrl-C, naming the clip cut short
     return GenerationResult(result.generation, (*warnings, *result.warnings))
