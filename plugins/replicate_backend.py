@@ -143,11 +143,12 @@ class ReplicateBackend(HttpBackend):
         if table is None:
             raise RequestError(f"replicate has no mapping for model {request.model!r}")
         table.input_for(request, "")  # refuse what the model does not take before uploading
+        hook = self.webhook_url()  # and a bad webhook_url too
         provider = request.parameters.get("provider")
         profile, service = self._pool.get(provider if isinstance(provider, str) else None)
         image = self._upload(service, request.input_image) if request.input_image else None
         body: dict[str, Any] = {"input": table.input_for(request, image)}
-        if hook := self.webhook_url():  # only the end is wanted: it is when polling would act
+        if hook:  # only the end is wanted: it is when polling would act
             body |= {"webhook": hook, "webhook_events_filter": ["completed"]}
         model, _, version = request.model.partition(":")
         if version:

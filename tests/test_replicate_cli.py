@@ -209,3 +209,13 @@ def test_cancel_stops_a_running_prediction_and_leaves_a_finished_one_for_resume(
     finally:
         app.close()
     assert f"{finished['id']} completed" in run("resume").stdout
+
+
+def test_a_bad_webhook_url_is_one_line_and_nothing_is_sent(
+    run, home: Path, api: ReplicateServer, still_720p: Path
+):
+    write_config(home, '[plugins.replicate]\nwebhook_url = "ftp://hooks.example"\n')
+    line = make(run, still_720p, expect=1).output.strip().splitlines()[-1]
+    assert line.endswith("[plugins.replicate] webhook_url: 'ftp://hooks.example' is not an "
+                         "http(s) URL"), line  # fmt: skip
+    assert api.files == {} and api.creates == []
