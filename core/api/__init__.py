@@ -13,6 +13,9 @@ needs; the submodules say more:
 - :mod:`core.api.files`: :func:`write_atomic`, replacing a file whole (portable);
 - :mod:`core.api.remote`: the HTTP client rules every remote backend shares (imported
   on its own: `from core.api.remote import RemoteService`, so that start-up skips httpx);
+- :mod:`core.api.http_backend`: :class:`HttpBackend`, the base of fal, Replicate and Veo
+  (settings, one service per provider profile, ``models`` status, ``webhook_url``);
+- :mod:`core.api.input_maps`: per-model input tables (:func:`mapped_models`);
 
 Everything else under ``core`` is the host's own business and may change without notice;
 a test holds plugins and the catalog to this package.
@@ -25,6 +28,7 @@ from core.api.errors import (
     AmbiguousIdError,
     BackendError,
     CatalogError,
+    JobInterrupted,
     JobStopped,
     MissingMediaError,
     NotFoundError,
@@ -55,6 +59,7 @@ from core.api.types import (
     FIT_MODES,
     GENERATION_ASSERTION,
     Backend,
+    CancelsJobs,
     ClipView,
     ConsentGrant,
     DerivedRequest,
@@ -86,6 +91,7 @@ __all__ = [
     "AmbiguousIdError",
     "Backend",
     "BackendError",
+    "CancelsJobs",
     "CatalogError",
     "ClipView",
     "ConsentGrant",
@@ -93,6 +99,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationStatus",
     "ImageFacts",
+    "JobInterrupted",
     "JobState",
     "JobStatus",
     "JobStopped",

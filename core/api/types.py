@@ -19,6 +19,7 @@ __all__ = [
     "FIT_MODES",
     "GENERATION_ASSERTION",
     "Backend",
+    "CancelsJobs",
     "ClipView",
     "ConsentGrant",
     "DerivedRequest",
@@ -316,6 +317,18 @@ class ListsJobs(Protocol):
     """
 
     def list_jobs(self, scope: str | None = None) -> Iterable[RemoteJob]: ...
+
+
+@runtime_checkable
+class CancelsJobs(Protocol):
+    """A backend that can stop a job at its provider (``generate --cancel-remote``).
+
+    ``cancel`` returns the job's status once the provider took the request: ``failed``
+    (code ``cancelled``) when it is being stopped, or the job's own state when it had
+    already ended. An unknown job is a ``BackendError`` (``unknown_job``), as for ``poll``.
+    """
+
+    def cancel(self, job_id: str) -> JobStatus: ...
 
 
 @runtime_checkable

@@ -156,7 +156,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "webhooks": (
         "core.cli.remote",
-        "Receive the Videos API's video.completed / video.failed webhooks.",
+        "Receive webhooks (Videos API, Replicate, fal) and finish the jobs they announce.",
     ),
     "worker": (
         "core.cli.queue",

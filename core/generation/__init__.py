@@ -7,6 +7,7 @@ signs and catalogs what it made, under the claim of :mod:`~core.generation.claim
 Callers (the CLI, workers, webhooks, sync) use only what is exported here.
 """
 
+from core.generation.cancel import CANCELLED, cancel_remote
 from core.generation.request import derive, generate
 from core.generation.rows import GenerationResult, record_failure
 from core.generation.run import (
@@ -23,11 +24,13 @@ from core.generation.run import (
 )
 
 __all__ = [
+    "CANCELLED",
     "INTERRUPTED_BEFORE_SUBMISSION",
     "SUBMIT_INTERRUPTED",
     "SUBMIT_WINDOW",
     "GenerationResult",
     "Resumed",
+    "cancel_remote",
     "derive",
     "generate",
     "in_flight",

@@ -18,7 +18,7 @@ from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation
 from catalog.queries import get_generation
 from catalog.records import add_generation, touch
-from core.api.errors import PolicyDenied, RequestError
+from core.api.errors import JobInterrupted, PolicyDenied, RequestError
 from core.api.ids import new_clip_id
 from core.api.types import (
     Backend,
@@ -301,6 +301,11 @@ def _submit_and_run(
         raise PolicyDenied(generation.id, denied)
     if queue:
         return GenerationResult(generation, warnings)
-    send(app, plan.backend, request, generation.id)
-    result = run_job(app, generation.id, on_progress=on_progress)
+    try:
+        send(app, plan.backend, request, generation.id)
+        result = run_job(app, generation.id, on_progress=on_progress)
+    except KeyboardInterrupt as exc:
+        if type(exc) is not KeyboardInterrupt:  # raised on purpose as its own kind: kept
+            raise
+        raise JobInterrupted(generation.id) from None  # Ctrl-C, naming the clip cut short
     return GenerationResult(result.generation, (*warnings, *result.warnings))
