@@ -41,6 +41,7 @@ __all__ = [
     "expired_error",
     "json_object",
     "redact",
+    "request_timeout",
     "retry_after",
     "send_keeping_key",
 ]
@@ -48,6 +49,7 @@ __all__ = [
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_MAX_RETRY_WAIT = 120.0
 DEFAULT_TIMEOUT = 600.0
+DEFAULT_POLL_REQUEST_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 MAX_REDIRECTS = 5
 MESSAGE_LIMIT = 300
@@ -141,12 +143,11 @@ class RemoteService:
         self.max_retry_wait = float(config.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
         self._sleep = sleep
         self._lock = threading.Lock()
+        self.poll_timeout = request_timeout(config, poll=True)
+        """Pass as ``timeout=`` to :meth:`call` for a status request (a poll)."""
         self.client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
-            timeout=httpx.Timeout(
-                float(config.get("timeout", DEFAULT_TIMEOUT)),
-                connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
-            ),
+            timeout=request_timeout(config),
             follow_redirects=False,  # followed by send_keeping_key, which guards the key
             headers={"User-Agent": user_agent},
             transport=transport,
@@ -171,7 +172,8 @@ class RemoteService:
         ``create`` marks a request that starts a (billed) job: it is repeated only when
         it surely did not arrive (no connection was made, or a 408/429 refusal), never
         after a timeout or a 5xx. ``job`` names the job a 404 is about. ``url`` may be
-        absolute (a download link); the key goes only to the service's own origin.
+        absolute (a download link); the key goes only to the service's own origin. A
+        status request passes ``timeout=self.poll_timeout`` (:func:`request_timeout`).
         """
         headers = self.auth_headers if authenticated else {}
 
@@ -307,6 +309,24 @@ class RemoteService:
             code="network",
             transient=True,
         )
+
+
+def request_timeout(config: Mapping[str, Any], *, poll: bool = False) -> httpx.Timeout:
+    """How long one request may take, from a backend's ``[plugins.NAME]`` settings.
+
+    A create, an upload or a download may be slow to answer for good reasons, so it
+    gets ``timeout`` (600 s, the official SDK's default). A status request (a poll, a
+    page of a job listing) answers at once or not at all: with ``poll`` it gets
+    ``poll_request_timeout`` (30 s), so that one that hangs is given up and retried like
+    any failed poll instead of holding its job (and every job polled with it) for ten
+    minutes. Both connect within ``connect_timeout`` (5 s).
+    """
+    read = "poll_request_timeout" if poll else "timeout"
+    default = DEFAULT_POLL_REQUEST_TIMEOUT if poll else DEFAULT_TIMEOUT
+    return httpx.Timeout(
+        float(config.get(read, default)),
+        connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+    )
 
 
 def _worth_retrying(status: int, create: bool, fields: ErrorFields) -> bool:

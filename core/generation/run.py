@@ -33,8 +33,9 @@ from core.api.types import (
     ProgressCallback,
     Relation,
 )
-from core.generation.claim import Claim, WorkerLease, held, pause
+from core.generation.claim import Claim, WorkerLease, held
 from core.generation.finish import finish
+from core.generation.poller import shared_poller
 from core.generation.rows import GenerationResult, current, merged, record_failure
 from core.host.app import Reelvault
 from core.library.doctor import remove_work_leftovers
@@ -203,13 +204,16 @@ def _poll_until_done(
     on_progress: ProgressCallback | None,
     stop: threading.Event | None = None,
 ) -> JobStatus:
+    """Poll through the process's shared poller (one round serves every waiting job)."""
     assert generation.remote_job_id is not None
+    poller = shared_poller(backend)
     deadline = time.monotonic() + limit
+    due = time.monotonic()  # the first poll at once
     interval = 1.0
     last_written = (generation.status, generation.progress)
     last_write_time = 0.0
     while True:
-        status = backend.poll(generation.remote_job_id)
+        status = poller.status(generation.remote_job_id, due, stop=stop, name=generation.id)
         if on_progress:
             on_progress(status.state, status.progress)
         now = time.monotonic()
@@ -231,7 +235,7 @@ def _poll_until_done(
             wait = status.poll_after
         else:
             wait, interval = interval, min(interval * 2, MAX_POLL_INTERVAL)
-        pause(max(MIN_POLL_INTERVAL, min(wait, deadline - now)), stop, generation.id)
+        due = now + max(MIN_POLL_INTERVAL, min(wait, deadline - now))
 
 
 def _record_status(app: Reelvault, generation_id: str, status: JobStatus) -> None:
