@@ -143,8 +143,7 @@ class RemoteService:
         self.max_retry_wait = float(config.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
         self._sleep = sleep
         self._lock = threading.Lock()
-        self.poll_timeout = request_timeout(config, poll=True)
-        """Pass as ``timeout=`` to :meth:`call` for a status request (a poll)."""
+        self.poll_timeout = request_timeout(config, poll=True)  # a poll's ``timeout=``
         self.client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             timeout=request_timeout(config),
@@ -314,12 +313,11 @@ class RemoteService:
 def request_timeout(config: Mapping[str, Any], *, poll: bool = False) -> httpx.Timeout:
     """How long one request may take, from a backend's ``[plugins.NAME]`` settings.
 
-    A create, an upload or a download may be slow to answer for good reasons, so it
-    gets ``timeout`` (600 s, the official SDK's default). A status request (a poll, a
-    page of a job listing) answers at once or not at all: with ``poll`` it gets
-    ``poll_request_timeout`` (30 s), so that one that hangs is given up and retried like
-    any failed poll instead of holding its job (and every job polled with it) for ten
-    minutes. Both connect within ``connect_timeout`` (5 s).
+    A create or a download may be slow to answer for good reasons: it gets ``timeout``
+    (600 s, the official SDK's default). A status request (a poll, a page of a job list)
+    answers at once or not at all: with ``poll`` it gets ``poll_request_timeout`` (30 s),
+    so one that hangs is retried like any failed poll instead of holding its job (and
+    every job polled with it) for ten minutes. Both connect within ``connect_timeout``.
     """
     read = "poll_request_timeout" if poll else "timeout"
     default = DEFAULT_POLL_REQUEST_TIMEOUT if poll else DEFAULT_TIMEOUT

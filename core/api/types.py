@@ -320,15 +320,10 @@ class ListsJobs(Protocol):
 
 @runtime_checkable
 class PollsMany(Protocol):
-    """A backend that can read many jobs' statuses at once (sora, from its job list).
-
-    When many jobs of one backend run in a process (a worker, a batch), the host polls
-    them together: one round of ``poll_many`` answers every job due, instead of one
-    ``poll`` per job. Return the statuses you could read, keyed by job id; leave out any
-    job you could not (not found, its service failed to answer): the host polls each of
-    those with ``poll``, which reports a failure job by job. Never raise for one job's
-    trouble; an exception is taken as "none answered". Optional: a backend without it is
-    polled job by job.
+    """Reads many jobs' statuses at once (sora: its job list), for shared poll rounds:
+    return those you could read, by job id, and leave out any you could not (not found,
+    the service failed); the host polls those with ``poll``, which reports a failure job
+    by job. Raising means "none answered". See docs/plugins.md.
     """
 
     def poll_many(self, job_ids: Sequence[str]) -> Mapping[str, JobStatus]: ...
@@ -354,9 +349,7 @@ class Backend(Protocol):
     ``close() -> None``: it is optional, not part of this protocol's checks, and the host
     calls it when the application closes (:meth:`core.host.app.Reelvault.close`).
 
-    A backend that can poll many jobs in one request may define ``poll_many`` too
-    (:class:`PollsMany`); the host then shares one poll round among all the jobs it
-    waits for.
+    One that polls many jobs in one request may define ``poll_many`` (:class:`PollsMany`).
 
     A backend that keeps working files per job (an input copy, a rendered video) may
     define ``release(job_id: str) -> None`` too, equally optional: the host calls it once
