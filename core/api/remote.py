@@ -52,6 +52,7 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_POLL_REQUEST_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 MAX_REDIRECTS = 5
+JOIN_LIMIT = 32 << 20  # request bodies up to this size are sent from one buffer
 MESSAGE_LIMIT = 300
 CHUNK = 1 << 16
 SECRETISH = re.compile(
@@ -311,14 +312,10 @@ class RemoteService:
 
 
 def request_timeout(config: Mapping[str, Any], *, poll: bool = False) -> httpx.Timeout:
-    """How long one request may take, from a backend's ``[plugins.NAME]`` settings.
-
-    A create or a download may be slow to answer for good reasons: it gets ``timeout``
-    (600 s, the official SDK's default). A status request (a poll, a page of a job list)
-    answers at once or not at all: with ``poll`` it gets ``poll_request_timeout`` (30 s),
-    so one that hangs is retried like any failed poll instead of holding its job (and
-    every job polled with it) for ten minutes. Both connect within ``connect_timeout``.
-    """
+    """How long one request may take, per a backend's ``[plugins.NAME]`` settings: a
+    create or download ``timeout`` (600 s, as the SDK); a status request (``poll``: a
+    poll, a list page) ``poll_request_timeout`` (30 s), so one that hangs is retried
+    instead of holding its job, and every job polled with it, for ten minutes."""
     read = "poll_request_timeout" if poll else "timeout"
     default = DEFAULT_POLL_REQUEST_TIMEOUT if poll else DEFAULT_TIMEOUT
     return httpx.Timeout(
@@ -400,8 +397,11 @@ def send_keeping_key(
     httpx drops only ``Authorization`` on a cross-origin redirect, so a key in any other
     header (Azure's ``api-key``, Google's ``x-goog-api-key``) would travel to wherever a
     ``Location`` pointed. Every header the key travels in is dropped once the origin
-    (scheme, host, port) changes, and never put back by a later hop.
+    (scheme, host, port) changes, and never put back by a later hop. A body of known,
+    modest size goes out whole: a multipart create would take a send per part (~18).
     """
+    if int(request.headers.get("content-length") or JOIN_LIMIT + 1) <= JOIN_LIMIT:
+        request.read()  # one buffer, and a stream a 307/308 hop can send again
     origin = _origin(request.url)
     for _hop in range(MAX_REDIRECTS + 1):
         response = client.send(request, stream=stream)
