@@ -57,10 +57,11 @@ class _BatchPoll(_Transport):
 
     def _from_list(self, provider: str, wanted: Mapping[str, str]) -> dict[str, JobStatus]:
         """``wanted`` maps video ids to job ids; the statuses of those the list holds."""
-        created = [self._created_at[job] for job in wanted.values() if job in self._created_at]
-        if not created:
+        known = {job: self._created_at.get(job) for job in wanted.values()}
+        bounded = {job: created for job, created in known.items() if created is not None}
+        if not bounded:
             return {}  # nothing bounds the search: polling them one by one is cheaper
-        oldest, bounded = min(created), sum(1 for j in wanted.values() if j in self._created_at)
+        oldest = min(bounded.values())
         profile, key = self._connect(provider)
         found: dict[str, JobStatus] = {}
         after: str | None = None
@@ -80,7 +81,7 @@ class _BatchPoll(_Transport):
                 job = wanted.get(str(video.get("id"))) if isinstance(video, dict) else None
                 if job is not None:
                     found[job] = self._remember(profile, video, hint)
-            seen_all = sum(1 for job in found if job in self._created_at) >= bounded
+            seen_all = all(job in found for job in bounded)
             last = videos[-1] if videos else {}
             last_created = last.get("created_at") if isinstance(last, dict) else None
             older = isinstance(last_created, int) and last_created < oldest
