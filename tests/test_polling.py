@@ -260,3 +260,13 @@ def test_a_multipart_create_goes_out_from_one_buffer():
 def _boundaries(built: list[bytes], sent: list[bytes]) -> tuple[bytes, bytes]:
     """Each request has a boundary of its own: the first line of each body."""
     return built[0].split(b"\r\n")[0], sent[0].split(b"\r\n")[0]
+
+
+def test_a_rate_limited_list_waits_as_the_service_asks(home: Path, api: VideosAPIServer):
+    api.hold = True
+    sleeps: list[float] = []
+    sora = sora_at(home, sleeps)
+    jobs = [create(sora, f"harbour {i}").job_id for i in range(2)]
+    api.inject("GET", "/videos", 429, times=2, headers={"retry-after": "3"})
+    assert set(sora.poll_many(jobs)) == set(jobs)
+    assert sleeps == [3.0, 3.0] and api.count("GET", "/videos") == 3
