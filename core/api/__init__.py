@@ -24,6 +24,7 @@ a test holds plugins and the catalog to this package.
 from __future__ import annotations
 
 from core.api import providers
+from core.api.capabilities import CancelsJobs, ListsJobs, PollsMany
 from core.api.errors import (
     AmbiguousIdError,
     BackendError,
@@ -59,7 +60,6 @@ from core.api.types import (
     FIT_MODES,
     GENERATION_ASSERTION,
     Backend,
-    CancelsJobs,
     ClipView,
     ConsentGrant,
     DerivedRequest,
@@ -68,7 +68,6 @@ from core.api.types import (
     ImageFacts,
     JobState,
     JobStatus,
-    ListsJobs,
     ModelInfo,
     Outcome,
     PolicyContext,
@@ -112,6 +111,7 @@ __all__ = [
     "PolicyContext",
     "PolicyDecision",
     "PolicyDenied",
+    "PollsMany",
     "ProgressCallback",
     "ReelvaultError",
     "Relation",

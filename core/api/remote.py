@@ -41,6 +41,7 @@ __all__ = [
     "expired_error",
     "json_object",
     "redact",
+    "request_timeout",
     "retry_after",
     "send_keeping_key",
 ]
@@ -48,8 +49,10 @@ __all__ = [
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_MAX_RETRY_WAIT = 120.0
 DEFAULT_TIMEOUT = 600.0
+DEFAULT_POLL_REQUEST_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 MAX_REDIRECTS = 5
+JOIN_LIMIT = 32 << 20  # request bodies up to this size are sent from one buffer
 MESSAGE_LIMIT = 300
 CHUNK = 1 << 16
 SECRETISH = re.compile(
@@ -141,12 +144,10 @@ class RemoteService:
         self.max_retry_wait = float(config.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
         self._sleep = sleep
         self._lock = threading.Lock()
+        self.poll_timeout = request_timeout(config, poll=True)  # a poll's ``timeout=``
         self.client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
-            timeout=httpx.Timeout(
-                float(config.get("timeout", DEFAULT_TIMEOUT)),
-                connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
-            ),
+            timeout=request_timeout(config),
             follow_redirects=False,  # followed by send_keeping_key, which guards the key
             headers={"User-Agent": user_agent},
             transport=transport,
@@ -171,7 +172,8 @@ class RemoteService:
         ``create`` marks a request that starts a (billed) job: it is repeated only when
         it surely did not arrive (no connection was made, or a 408/429 refusal), never
         after a timeout or a 5xx. ``job`` names the job a 404 is about. ``url`` may be
-        absolute (a download link); the key goes only to the service's own origin.
+        absolute (a download link); the key goes only to the service's own origin. A
+        status request passes ``timeout=self.poll_timeout`` (:func:`request_timeout`).
         """
         headers = self.auth_headers if authenticated else {}
 
@@ -309,6 +311,19 @@ class RemoteService:
         )
 
 
+def request_timeout(config: Mapping[str, Any], *, poll: bool = False) -> httpx.Timeout:
+    """How long one request may take, per a backend's ``[plugins.NAME]`` settings: a
+    create or download ``timeout`` (600 s, as the SDK); a status request (``poll``: a
+    poll, a list page) ``poll_request_timeout`` (30 s), so one that hangs is retried
+    instead of holding its job, and every job polled with it, for ten minutes."""
+    read = "poll_request_timeout" if poll else "timeout"
+    default = DEFAULT_POLL_REQUEST_TIMEOUT if poll else DEFAULT_TIMEOUT
+    return httpx.Timeout(
+        float(config.get(read, default)),
+        connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+    )
+
+
 def _worth_retrying(status: int, create: bool, fields: ErrorFields) -> bool:
     if fields.auth:
         return False
@@ -382,8 +397,11 @@ def send_keeping_key(
     httpx drops only ``Authorization`` on a cross-origin redirect, so a key in any other
     header (Azure's ``api-key``, Google's ``x-goog-api-key``) would travel to wherever a
     ``Location`` pointed. Every header the key travels in is dropped once the origin
-    (scheme, host, port) changes, and never put back by a later hop.
+    (scheme, host, port) changes, and never put back by a later hop. A body of known,
+    modest size goes out whole: a multipart create would take a send per part (~18).
     """
+    if int(request.headers.get("content-length") or JOIN_LIMIT + 1) <= JOIN_LIMIT:
+        request.read()  # one buffer, and a stream a 307/308 hop can send again
     origin = _origin(request.url)
     for _hop in range(MAX_REDIRECTS + 1):
         response = client.send(request, stream=stream)

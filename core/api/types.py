@@ -7,7 +7,7 @@ frozen dataclass so a plugin can build one without knowing how the catalog store
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,6 @@ __all__ = [
     "FIT_MODES",
     "GENERATION_ASSERTION",
     "Backend",
-    "CancelsJobs",
     "ClipView",
     "ConsentGrant",
     "DerivedRequest",
@@ -28,7 +27,6 @@ __all__ = [
     "ImageFacts",
     "JobState",
     "JobStatus",
-    "ListsJobs",
     "ModelInfo",
     "Outcome",
     "PolicyContext",
@@ -307,31 +305,6 @@ class RemoteJob:
 
 
 @runtime_checkable
-class ListsJobs(Protocol):
-    """A backend that can list its account's jobs, for ``reelvault sync`` (sora can).
-
-    Listing implies that every create is a job of its own, with an id of its own (a
-    provider's video), so the catalog keeps one clip per such job. A backend whose job
-    ids name their inputs, so that identical requests share one job (the local backend),
-    does not list its jobs.
-    """
-
-    def list_jobs(self, scope: str | None = None) -> Iterable[RemoteJob]: ...
-
-
-@runtime_checkable
-class CancelsJobs(Protocol):
-    """A backend that can stop a job at its provider (``generate --cancel-remote``).
-
-    ``cancel`` returns the job's status once the provider took the request: ``failed``
-    (code ``cancelled``) when it is being stopped, or the job's own state when it had
-    already ended. An unknown job is a ``BackendError`` (``unknown_job``), as for ``poll``.
-    """
-
-    def cancel(self, job_id: str) -> JobStatus: ...
-
-
-@runtime_checkable
 class Backend(Protocol):
     """A generator backend. Register instances through ``register_backends``.
 
@@ -350,6 +323,8 @@ class Backend(Protocol):
     A backend that holds resources (connection pools, files) may also define
     ``close() -> None``: it is optional, not part of this protocol's checks, and the host
     calls it when the application closes (:meth:`core.host.app.Reelvault.close`).
+
+    One that polls many jobs in one request may define ``poll_many`` (:class:`PollsMany`).
 
     A backend that keeps working files per job (an input copy, a rendered video) may
     define ``release(job_id: str) -> None`` too, equally optional: the host calls it once

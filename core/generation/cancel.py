@@ -11,8 +11,9 @@ before the cancel arrived is left for ``resume`` to catalog, not thrown away.
 from __future__ import annotations
 
 from catalog.statuses import ENDED
+from core.api.capabilities import CancelsJobs
 from core.api.errors import BackendError, ReelvaultError
-from core.api.types import CancelsJobs, JobState
+from core.api.types import JobState
 from core.generation.rows import current, record_failure
 from core.host.app import Reelvault
 

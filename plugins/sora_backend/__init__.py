@@ -18,10 +18,15 @@ still as a multipart ``input_reference`` that must match ``size`` exactly; rate 
 not arrive, because the API has no idempotency key and a blind retry can start (and
 bill) the same video twice.
 
+Polls are status requests with a short timeout of their own (``poll_request_timeout``,
+30 s: one that hangs is retried, not waited out for the 600 s a create may take), and
+many running jobs are polled together from the list of recent videos (``poll_many``).
+
 The package splits that work by concern: :mod:`.lifecycle` (models, profiles,
 retirements), :mod:`.transport` (HTTP calls, retries, errors), :mod:`.status` (Video
-objects as job statuses); this module is the plugin (the backend, the request mapping
-of each route, and its hook) and re-exports the names callers use.
+objects as job statuses), :mod:`.batch` (many statuses from one list); this module is
+the plugin (the backend, the request mapping of each route, and its hook) and
+re-exports the names callers use.
 """
 
 from __future__ import annotations
@@ -50,7 +55,9 @@ from core.api import (
     hookimpl,
 )
 from core.api.providers import ProviderProfile, job_id, split_job_id
+from core.api.remote import request_timeout
 from core.api.sniff import still_mime
+from plugins.sora_backend.batch import _BatchPoll
 from plugins.sora_backend.lifecycle import (
     ALL_SIZES,
     DEFAULT_SIZE,
@@ -61,7 +68,6 @@ from plugins.sora_backend.lifecycle import (
     VARIANTS,
 )
 from plugins.sora_backend.status import REFUSAL, _json, _video_status
-from plugins.sora_backend.transport import _Transport
 
 __all__ = [
     "ALL_SIZES",
@@ -81,12 +87,10 @@ _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_PAGE_SIZE = 100  # the most GET /videos returns at once
 DEFAULT_MAX_RETRY_WAIT = 120.0
-DEFAULT_TIMEOUT = 600.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
 CHUNK = 1 << 16
 
 
-class SoraBackend(_Transport):
+class SoraBackend(_BatchPoll):
     """The Videos API, at whichever provider profile a request names."""
 
     name = NAME
@@ -107,15 +111,15 @@ class SoraBackend(_Transport):
         self.max_retries = int(config.get("max_retries", DEFAULT_MAX_RETRIES))
         self.max_retry_wait = float(config.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
         self.page_size = int(config.get("page_size", DEFAULT_PAGE_SIZE))
-        self.timeout = httpx.Timeout(
-            float(config.get("timeout", DEFAULT_TIMEOUT)),
-            connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
-        )
+        self.timeout = request_timeout(config)  # creates and downloads
+        self.poll_timeout = request_timeout(config, poll=True)  # polls and list pages
         self._transport = transport
         self._today = today or (lambda: datetime.now(UTC).date())
         self._sleep = sleep
         self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
+        self._created_at: dict[str, int] = {}  # running jobs' creation times, for poll_many
+        self._hints: dict[str, float] = {}  # each provider's last poll hint, in seconds
 
     # --- the Backend protocol ------------------------------------------------------------
 
@@ -165,7 +169,9 @@ class SoraBackend(_Transport):
     def poll(self, job_id: str) -> JobStatus:
         video_id, provider = _split(job_id)
         profile, key = self._connect(provider)
-        response = self._call(profile, key, "GET", f"videos/{video_id}", video_id=video_id)
+        response = self._call(
+            profile, key, "GET", f"videos/{video_id}", video_id=video_id, timeout=self.poll_timeout
+        )
         return self._status(profile, response)
 
     def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
@@ -211,7 +217,10 @@ class SoraBackend(_Transport):
             params: dict[str, str | int] = {"limit": self.page_size, "order": "asc"}
             if after:
                 params["after"] = after
-            page = _json(self._call(profile, key, "GET", "videos", params=params), profile)
+            response = self._call(
+                profile, key, "GET", "videos", params=params, timeout=self.poll_timeout
+            )
+            page = _json(response, profile)
             videos = page.get("data")
             if not isinstance(videos, list):
                 raise BackendError(f"{profile.name} sent a list without data", code="bad_response")
@@ -222,9 +231,8 @@ class SoraBackend(_Transport):
             after = page.get("last_id") or videos[-1].get("id")
 
     def _status(self, profile: ProviderProfile, response: httpx.Response) -> JobStatus:
-        hint = response.headers.get("openai-poll-after-ms")
-        poll_after = int(hint) / 1000 if hint and hint.isdigit() else None
-        return _video_status(profile, _json(response, profile), poll_after)
+        hint = self._poll_hint(profile, response.headers)
+        return self._remember(profile, _json(response, profile), hint)
 
     def _remote_job(self, profile: ProviderProfile, video: Mapping[str, Any]) -> RemoteJob:
         parent = video.get("remixed_from_video_id")
