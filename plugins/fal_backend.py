@@ -192,7 +192,9 @@ class FalBackend(HttpBackend):
         app, request_id, provider = _split(job_id)
         profile, service = self._pool.get(provider)
         base = f"{app}/requests/{request_id}"
-        status = service.json(service.call("GET", f"{base}/status", job=job_id))
+        status = service.json(
+            service.call("GET", f"{base}/status", job=job_id, timeout=service.poll_timeout)
+        )
         details: dict[str, Any] = {"provider": profile.name, "request_id": request_id}
         state = status.get("status")
         if state == "IN_QUEUE":

@@ -172,7 +172,9 @@ class ReplicateBackend(HttpBackend):
     def poll(self, job_id: str) -> JobStatus:
         prediction_id, provider = _split(job_id)
         profile, service = self._pool.get(provider)
-        found = service.call("GET", f"predictions/{prediction_id}", job=job_id)
+        found = service.call(
+            "GET", f"predictions/{prediction_id}", job=job_id, timeout=service.poll_timeout
+        )
         return _status(profile, service.json(found), service)
 
     def cancel(self, job_id: str) -> JobStatus:

@@ -208,7 +208,7 @@ class VeoBackend(HttpBackend):
         model, operation, provider = _split(job_id)
         profile, service = self._pool.get(provider)
         path = f"models/{model}/operations/{operation}"
-        found = service.json(service.call("GET", path, job=job_id))
+        found = service.json(service.call("GET", path, job=job_id, timeout=service.poll_timeout))
         return _status(job_id, profile, found, service.key)
 
     def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
