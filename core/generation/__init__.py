@@ -21,6 +21,7 @@ from core.generation.run import (
     run_job,
     send,
 )
+from core.generation.variants import regenerate, variants_of
 
 __all__ = [
     "INTERRUPTED_BEFORE_SUBMISSION",
@@ -33,8 +34,10 @@ __all__ = [
     "in_flight",
     "model_info",
     "record_failure",
+    "regenerate",
     "request_for",
     "resume",
     "run_job",
     "send",
+    "variants_of",
 ]
