@@ -92,6 +92,7 @@ def generate(
     if image is not None and not info.accepts_input_image:
         raise RequestError(f"model {info.name} does not take an input image")
     cataloged: Asset | None = None
+    path: Path | None
     if isinstance(image, Asset):
         cataloged, path, name = image, source_still_path(app, image), image.original_name
     else:
