@@ -58,9 +58,7 @@ def clip_origins(session: Session, asset_ids: Sequence[str]) -> dict[str, ClipOr
         session.exec(select(Generation).where(col(Generation.output_asset_id).in_(asset_ids)))
     )
     # A variant's parent is kin, not an ingredient: its video went into nothing.
-    parent_ids = {
-        g.parent_id for g in made if g.parent_id and Relation.recorded_derives(g.relation)
-    }
+    parent_ids = {g.parent_id for g in made if g.parent_id and Relation.derives(g.relation)}
     parents = (
         {
             g.id: g

@@ -24,6 +24,7 @@ from core.cli import cli
 from core.generation import regenerate, variants_of
 from core.host.app import Reelvault
 from core.testing.fal_api import FalQueueServer
+from core.testing.gemini_api import GeminiAPIServer
 from core.web.app import create_app
 from tests import sora_support
 from tests.sora_support import write_config
@@ -31,6 +32,7 @@ from tests.test_imported_clips import plain_mp4
 
 KEY = "fal-key-id-R3gn:8Vw2Qk5Tz1Lm7Hd4Ps9Xc6Bf"
 WAN = "fal-ai/wan-i2v"
+GEMINI_KEY = "AIzaSyRegen-Qm4v9Xc2Lp7Rt5Wn8Bk3Hd6Jf1"
 TO_FAL = ("-m", WAN, "--backend", "fal", "--provider", "falqueue")
 still_720p = sora_support.still_720p
 
@@ -224,9 +226,16 @@ def test_the_policy_checks_run_as_for_generate(
             if d["plugin"] == "denies_fal"] == [("denies_fal", "deny")]  # fmt: skip
 
 
-def test_a_remix_with_no_source_still(run, app: Reelvault, api: FalQueueServer, tmp_path: Path):
+def test_a_remix_with_no_source_still(
+    run,
+    app: Reelvault,
+    api: FalQueueServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
     """An imported clip has no still; its local remix sent the first frame and has none
-    either. A model that needs a still says so in one line; nothing is recorded."""
+    either. A model that needs a still says so in one line and nothing is recorded; one
+    that makes clips from a prompt alone (veo, on its loopback Gemini API) remakes it."""
     [outcome] = json.loads(run("import", plain_mp4(tmp_path / "a.mp4"), "--json").stdout)["files"]
     remix = as_json(
         run("remix", outcome["generation_id"], "-p", "zoom in", "--seconds", "1", "--size",
@@ -244,3 +253,19 @@ def test_a_remix_with_no_source_still(run, app: Reelvault, api: FalQueueServer, 
         regenerate(app, remix["id"], model="local-motion")
     assert len(json.loads(run("list", "--json").stdout)) == before
     assert api.submits == []
+
+    with GeminiAPIServer(api_key=GEMINI_KEY, render_seconds=0.1) as gemini:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+        veo = as_json(
+            run("regenerate", remix["id"][:12], "-m", "veo-3.0-generate-001", "--seconds", "4",
+                "--size", "1280x720", "--json")
+        )  # fmt: skip
+        ((instance,),) = [body["instances"] for body in gemini.creates]
+    assert (veo["status"], veo["backend"], veo["source"]) == ("completed", "veo", None)
+    assert (veo["parent_id"], veo["relation"], veo["prompt"]) == (
+        remix["id"],
+        "variant_of",
+        "zoom in",
+    )
+    assert "image" not in instance and instance["prompt"] == "zoom in"

@@ -101,21 +101,13 @@ class Relation(enum.StrEnum):
     REMIX_OF = "remix_of"
     EDIT_OF = "edit_of"
     EXTENSION_OF = "extension_of"
-    VARIANT_OF = "variant_of"
-    """The same shot (source still, prompt, length, size) made again, usually with another
-    model or backend (``reelvault regenerate``): kin to compare, not made from its video."""
+    VARIANT_OF = "variant_of"  # the same shot by another model (``regenerate``): kin only
 
-    @property
-    def derives(self) -> bool:
-        """Whether the new clip is made from the parent's video (sent to the backend as a
-        derived request, named as an ingredient in its credentials); a variant is not."""
-        return self is not Relation.VARIANT_OF
-
-    @classmethod
-    def recorded_derives(cls, relation: str | None) -> bool:
-        """:attr:`derives` for a relation as a catalog row records it next to a parent;
-        none recorded is a remix (rows from before relations were named)."""
-        return relation is None or cls(relation).derives
+    @staticmethod
+    def derives(relation: str | None) -> bool:
+        """Whether a clip with this relation (as recorded; none is a remix) is made from
+        its parent's video: a variant is not, so it is sent and signed as a new clip."""
+        return relation != Relation.VARIANT_OF
 
 
 @dataclass(frozen=True)
@@ -217,13 +209,10 @@ class ModelInfo:
         return fit
 
     def supports(self, relation: Relation) -> bool:
-        """Whether the model can derive a clip this way (every model can make a variant:
-        that is an ordinary generation)."""
         return {
             Relation.REMIX_OF: self.supports_remix,
             Relation.EDIT_OF: self.supports_edit,
             Relation.EXTENSION_OF: self.supports_extension,
-            Relation.VARIANT_OF: True,
         }[relation]
 
     def validate(self, seconds: int, size: str) -> str:

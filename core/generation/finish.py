@@ -303,7 +303,7 @@ def _claims(app: Reelvault, generation: Generation, status: JobStatus) -> dict[s
     motion plan); ``parent`` names the parent clip's generation as well as its video. A
     variant's parent is not an ingredient: nothing of its video went into this one.
     """
-    derived = Relation.recorded_derives(generation.relation)
+    derived = Relation.derives(generation.relation)
     with app.session() as session:
         source = asset_by_id(session, generation.source_asset_id)
         parent = generation_by_id(session, generation.parent_id) if derived else None

@@ -135,7 +135,7 @@ def derive(
     backend: str | None = None,
 ) -> GenerationResult:
     """Remix (or edit, or extend) a finished clip; the new clip records its parent."""
-    if not relation.derives:
+    if not Relation.derives(relation):
         raise RequestError(
             f"a {relation.value} clip is not derived: `reelvault regenerate` makes it"
         )

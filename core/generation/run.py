@@ -390,7 +390,7 @@ def request_for(
         row = get_generation(session, generation_id)
         sent_id = row.input_asset_id or row.source_asset_id  # a fitted still is what is sent
         source = asset_by_id(session, sent_id)
-        derived = Relation.recorded_derives(row.relation)
+        derived = Relation.derives(row.relation)
         parent = generation_by_id(session, row.parent_id) if derived else None
     backend = app.backend(row.backend)
     image = app.store.local_path(source.file_sha256) if source else None

@@ -217,7 +217,7 @@ def _check_copy(
             source=lineage.source,
             parent=lineage.parent,
             derived=lineage.generation.parent_id is not None
-            and Relation.recorded_derives(lineage.generation.relation),
+            and Relation.derives(lineage.generation.relation),
         ):
             finding = Finding(problem.kind, asset.id, problem.message, generation_id)
             if problem.kind in FINDING_KINDS:

@@ -267,7 +267,7 @@ def add_generation(doc: ProvDocument, g: Generation, parent_video: str | None) -
         other_attributes={"prov:role": RV["model"]},
     )
     # A variant's parent video is kin (the same shot by another model), not something used.
-    derived = Relation.recorded_derives(g.relation)
+    derived = Relation.derives(g.relation)
     used = {
         "source": g.source_asset_id,
         "input": g.input_asset_id,
