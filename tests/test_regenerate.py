@@ -23,10 +23,13 @@ from core.api.types import Outcome, PolicyDecision
 from core.cli import cli
 from core.generation import regenerate, variants_of
 from core.host.app import Reelvault
+from core.provenance.audit import audit
+from core.provenance.signing import init_signing
 from core.testing.fal_api import FalQueueServer
 from core.testing.gemini_api import GeminiAPIServer
 from core.web.app import create_app
 from tests import sora_support
+from tests.provenance_support import manifest_json, quick_clip, stored_path
 from tests.sora_support import write_config
 from tests.test_imported_clips import plain_mp4
 
@@ -269,3 +272,24 @@ def test_a_remix_with_no_source_still(
         "zoom in",
     )
     assert "image" not in instance and instance["prompt"] == "zoom in"
+
+
+def test_a_signed_variant_names_its_still_not_its_parent_and_audits_clean(
+    app: Reelvault, still: Path
+):
+    """A variant is kin: nothing of its parent's video went into it, so its credentials
+    name only the still, and ``audit`` expects no parent ingredient of it."""
+    init_signing(app.settings)
+    clip = quick_clip(app, still)
+    variant = regenerate(app, clip.id, model="local-motion", seconds=2).generation
+    assert (variant.status, variant.parent_id, variant.relation) == (
+        "completed",
+        clip.id,
+        "variant_of",
+    )
+    assert variant.output_asset_id
+    manifest = manifest_json(stored_path(app, variant.output_asset_id).read_bytes())
+    active = manifest["manifests"][manifest["active_manifest"]]
+    assert [i["relationship"] for i in active["ingredients"]] == ["inputTo"]
+    report = audit(app)
+    assert report.clean and report.notes == [], report.findings
