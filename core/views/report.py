@@ -26,7 +26,7 @@ from catalog.queries import (
     verifications_for,
 )
 from catalog.relations import walk_relations
-from catalog.variants import shot_variants
+from catalog.shots import shot_variants
 from core.media.store import ContentStore
 
 
@@ -150,7 +150,7 @@ def generation_dict(
 
 def variant_dicts(session: Session, generation: Generation) -> list[dict[str, Any]]:
     """Every clip of ``generation``'s shot (its original and the variants ``regenerate``
-    made of it, see :mod:`catalog.variants`), oldest first, with what a comparison needs:
+    made of it, see :mod:`catalog.shots`), oldest first, with what a comparison needs:
     who made it (backend, model, provider: ``None`` for the backend's default), its
     length, size and status, and which of its files can be shown. Empty for a clip
     that has no variants, so a page shows the section only where there is a choice."""

@@ -17,7 +17,7 @@ from typing import Any
 from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation
 from catalog.queries import get_generation
-from catalog.variants import shot_variants
+from catalog.shots import shot_variants
 from core.api.errors import RequestError
 from core.api.types import ProgressCallback
 from core.generation.request import generate

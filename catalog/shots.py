@@ -1,4 +1,4 @@
-"""Variants: every clip made of the same shot, found from any one of them.
+"""Shots: every clip made of the same shot (its variants), found from any one of them.
 
 ``reelvault regenerate`` records a new clip as ``variant_of`` the clip it remade. A
 variant may be remade again, so a shot's variants form a tree under one original (the
