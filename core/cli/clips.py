@@ -279,7 +279,7 @@ def regenerate_command(
     """Make CLIP's shot again with another model; lineage records it as variant_of CLIP.
 
     The same source still, prompt, seconds and size (and --fit), through the same checks
-    and policy as `generate`; `show` and the web page put the variants side by side.
+    and policy as `generate`; `lineage` shows the variants and the web page compares them.
     """
     if output is not None and not wait:
         raise RequestError("-o needs the clip made now: leave out --no-wait")
