@@ -16,12 +16,14 @@ import pytest
 from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
+from catalog.models import Generation
 from core.api.errors import PolicyDenied, RequestError
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import Outcome, PolicyDecision
 from core.cli import cli
 from core.generation import regenerate, variants_of
+from core.generation.remake import variant_parameters
 from core.host.app import Reelvault
 from core.provenance.audit import audit
 from core.provenance.signing import init_signing
@@ -293,3 +295,25 @@ def test_a_signed_variant_names_its_still_not_its_parent_and_audits_clean(
     assert [i["relationship"] for i in active["ingredients"]] == ["inputTo"]
     report = audit(app)
     assert report.clean and report.notes == [], report.findings
+
+
+def test_only_the_options_that_make_sense_go_along():
+    """``fit`` means the same to every backend; a provider or a backend's own knob only
+    to the clip's own backend. What is given now wins; ``--fit none`` drops a fit."""
+    made = Generation(
+        id="clip_a", backend="fal", model=WAN, prompt="p", seconds=5, size="1280x720",
+        status="completed",
+        parameters={"seconds": 5, "size": "1280x720", "fit": "cover", "provider": "falqueue",
+                    "seed": 7},
+    )  # fmt: skip
+    assert variant_parameters(made, "fal", None, None) == {
+        "fit": "cover",
+        "provider": "falqueue",
+        "seed": 7,
+    }
+    assert variant_parameters(made, "local", None, None) == {"fit": "cover"}
+    assert variant_parameters(made, "veo", "gemini", "contain") == {
+        "fit": "contain",
+        "provider": "gemini",
+    }
+    assert variant_parameters(made, "fal", "other", "none") == {"provider": "other", "seed": 7}
