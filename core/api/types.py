@@ -95,11 +95,18 @@ class Variant(enum.StrEnum):
 
 
 class Relation(enum.StrEnum):
-    """How a generation relates to the clip it was derived from."""
+    """How a generation relates to its parent clip (``parent_id`` in the catalog)."""
 
     REMIX_OF = "remix_of"
     EDIT_OF = "edit_of"
     EXTENSION_OF = "extension_of"
+    VARIANT_OF = "variant_of"  # the same shot by another model (``regenerate``): kin only
+
+    @staticmethod
+    def derives(relation: str | None) -> bool:
+        """Whether a clip with this relation (as recorded; none is a remix) is made from
+        its parent's video: a variant is not, so it is sent and signed as a new clip."""
+        return relation != Relation.VARIANT_OF
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Commands that make clips and finish them: ``generate``, ``remix``, ``jobs``, ``resume``."""
+"""Commands that make clips and finish them: ``generate``, ``remix``, ``regenerate``,
+``jobs``, ``resume``."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from core.cli.base import (
 )
 from core.cli.batch import BatchItem, batch_progress, items_from_arguments, items_from_csv
 from core.cli.library import print_generation
-from core.generation import GenerationResult, derive, generate, in_flight, resume
+from core.generation import GenerationResult, derive, generate, in_flight, regenerate, resume
 from core.generation import cancel_remote as cancel_job
 from core.host.app import Reelvault
 from core.views.report import generation_dict, generation_summary
@@ -271,6 +272,49 @@ def derive_and_show(
             on_progress=on_progress,
             backend=backend,
         )
+    show_result(app, result, as_json, output)
+
+
+@cli.command(name="regenerate")
+@click.argument("clip")
+@click.option("--model", "-m", required=True, help="The model to make the shot with now.")
+@click.option("--backend", "-b", help="Backend name, when a model name is not unique.")
+@provider_option
+@click.option("--seconds", type=click.IntRange(min=1), help="Clip length (default: CLIP's).")
+@click.option("--size", help="WIDTHxHEIGHT (default: CLIP's size).")
+@fit_option
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Make it now, or only queue it for `reelvault worker` (as `submit` does) "
+              "and print its id.")  # fmt: skip
+@json_option
+@output_option
+@click.pass_context
+def regenerate_command(
+    ctx: click.Context,
+    clip: str,
+    wait: bool,
+    as_json: bool,
+    output: Path | None,
+    **options: Any,
+) -> None:
+    """Make CLIP's shot again with another model; lineage records it as variant_of CLIP.
+
+    The same source still, prompt, seconds and size (and --fit), through the same checks
+    and policy as `generate`; `lineage` shows the variants and the web page compares them.
+    """
+    if output is not None and not wait:
+        raise RequestError("-o needs the clip made now: leave out --no-wait")
+    check_output_free(output)
+    app = get_app(ctx)
+    if not wait:
+        queued = regenerate(app, clip, queue=True, **options).generation
+        if as_json:
+            print_json(generation_summary(queued))
+        else:
+            click.echo(queued.id)
+        return
+    with resumable_on_interrupt(), progress_bar("regenerating") as on_progress:
+        result = regenerate(app, clip, on_progress=on_progress, **options)
     show_result(app, result, as_json, output)
 
 

@@ -112,6 +112,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "core.cli.remote",
         "Where remote backends send requests: provider profiles of every kind.",
     ),
+    "regenerate": (
+        "core.cli.clips",
+        "Make CLIP's shot again with another model; lineage records it as variant_of CLIP.",
+    ),
     "remix": (
         "core.cli.clips",
         "Make a new clip from CLIP with a new prompt; lineage records the parent.",

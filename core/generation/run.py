@@ -435,12 +435,17 @@ def _send_again(app: Reelvault, resumed: Resumed) -> None:
 def request_for(
     app: Reelvault, generation_id: str
 ) -> tuple[Backend, GenerationRequest | DerivedRequest]:
-    """Rebuild the request a recorded (queued) generation stands for, from its row alone."""
+    """Rebuild the request a recorded (queued) generation stands for, from its row alone.
+
+    A variant (``variant_of``) has a parent but is an ordinary generation of its own: only
+    a derived clip's request names its parent's job.
+    """
     with app.session() as session:
         row = get_generation(session, generation_id)
         sent_id = row.input_asset_id or row.source_asset_id  # a fitted still is what is sent
         source = asset_by_id(session, sent_id)
-        parent = generation_by_id(session, row.parent_id)
+        derived = Relation.derives(row.relation)
+        parent = generation_by_id(session, row.parent_id) if derived else None
     backend = app.backend(row.backend)
     image = app.store.local_path(source.file_sha256) if source else None
     extra = {k: v for k, v in row.parameters.items() if k not in ("seconds", "size")}

@@ -48,6 +48,7 @@ from catalog.queries import (
 )
 from catalog.readonly import reading
 from core.api.errors import RequestError
+from core.api.types import Relation
 from core.host.app import Reelvault
 from core.views.report import ROLES, decision_dict, error_dict, files_dict, generation_summary
 
@@ -275,7 +276,13 @@ def add_generation(doc: ProvDocument, g: Generation, parent_video: str | None) -
         identifier=f"{me}.model",
         other_attributes={"prov:role": RV["model"]},
     )
-    used = {"source": g.source_asset_id, "input": g.input_asset_id, "parent": parent_video}
+    # A variant's parent video is kin (the same shot by another model), not something used.
+    derived = Relation.derives(g.relation)
+    used = {
+        "source": g.source_asset_id,
+        "input": g.input_asset_id,
+        "parent": parent_video if derived else None,
+    }
     for role, asset_id in used.items():
         if asset_id:
             doc.used(
@@ -304,7 +311,9 @@ def add_generation(doc: ProvDocument, g: Generation, parent_video: str | None) -
     video = f"rv:{g.output_asset_id}"
     if g.source_asset_id:
         doc.wasDerivedFrom(video, f"rv:{g.source_asset_id}", me, identifier=f"{me}.derived.source")
-    if parent_video:
+    if parent_video and not derived:
+        doc.alternateOf(video, f"rv:{parent_video}")
+    elif parent_video:
         doc.wasDerivedFrom(
             video,
             f"rv:{parent_video}",
