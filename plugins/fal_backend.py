@@ -21,9 +21,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import (
     Backend,
@@ -38,6 +36,7 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.deferred import deferred_import
 from core.api.input_maps import InputMap, maps_from_config
 from core.api.providers import ProviderProfile, get_profile
 from core.api.remote import (
@@ -48,6 +47,11 @@ from core.api.remote import (
     redact,
 )
 from core.api.sniff import still_mime
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
 
 NAME = "fal"
 _JOB = re.compile(

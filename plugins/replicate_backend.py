@@ -20,9 +20,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import (
     Backend,
@@ -37,6 +35,7 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.deferred import deferred_import
 from core.api.input_maps import InputMap, maps_from_config
 from core.api.providers import ProviderProfile, get_profile
 from core.api.remote import (
@@ -47,6 +46,11 @@ from core.api.remote import (
     redact,
 )
 from core.api.sniff import still_mime
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
 
 NAME = "replicate"
 REFUSAL = re.compile(r"nsfw|sensitive|safety|flagged|content policy|moderation", re.I)

@@ -25,9 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import (
     Backend,
@@ -42,6 +40,7 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.deferred import deferred_import
 from core.api.lifecycle import BUILTIN, hint
 from core.api.providers import ProviderProfile, Secret, get_profile
 from core.api.remote import (
@@ -51,6 +50,11 @@ from core.api.remote import (
     redact,
 )
 from core.api.sniff import still_mime
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
 
 NAME = "veo"
 RESOLUTION_HEIGHTS = {"720p": 720, "1080p": 1080, "4k": 2160}
