@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,9 @@ from click.testing import CliRunner
 
 from catalog.db import _alembic_config, create_engine, current_revisions, head_revisions
 from catalog.migrations import HEADS
+from core.api.settings import ANCHORS_CACHE, Settings
 from core.cli import COMMANDS, cli
+from core.provenance.signing import make_dev_chain
 from tests.conftest import REPO
 
 HEAVY = ("numpy", "av", "PIL", "cv2", "c2pa", "prov", "pydot", "starlette")
@@ -135,10 +138,38 @@ def test_the_version_table_is_read_as_alembic_reads_it(tmp_path: Path) -> None:
 
 
 def test_verify_of_a_file_opens_no_catalog_and_decodes_nothing(tmp_path: Path) -> None:
-    """``verify PATH`` needs the verifier plugin and c2pa, not the catalog nor a decoder."""
+    """``verify PATH`` needs the verifier plugin and c2pa, not the catalog nor a decoder;
+    the trust anchors are parsed (with cryptography) once, not by every command."""
+    home = tmp_path / "home"
+    modules_after(run_cli(["signing", "init"]), (), home)  # a trust anchor to hand c2pa
     still = REPO / "examples" / "harbor.jpg"  # no credentials: verified as absent, exit 1
-    probe = ("c2pa", "sqlalchemy", "sqlmodel", "alembic", "av", "PIL", "numpy", "cv2")
-    assert modules_after(run_cli(["verify", str(still)], 1), probe, tmp_path / "home") == {"c2pa"}
+    verify = run_cli(["verify", str(still)], 1)
+    probe = ("c2pa", "cryptography", "sqlalchemy", "sqlmodel", "alembic", "av", "PIL", "numpy")
+    assert modules_after(verify, probe, home) == {"c2pa", "cryptography"}
+    assert modules_after(verify, probe, home) == {"c2pa"}
+
+
+def test_the_trust_anchors_c2pa_gets_follow_every_change_to_their_files(tmp_path: Path) -> None:
+    first = make_dev_chain("bench")
+    second = next(c for c in iter(lambda: make_dev_chain("bench"), None)
+                  if len(c.ca_pem) == len(first.ca_pem))  # fmt: skip
+    settings = Settings.load(home=tmp_path / "home")
+    anchors = settings.trust_dir / "anchors.pem"
+    anchors.parent.mkdir(parents=True)
+    anchors.write_bytes(first.ca_pem)
+    parsed = settings.trust_anchors_pem()
+    assert parsed and parsed == settings.trust_anchors_pem()  # read back from the cache
+    assert (settings.home / "cache" / ANCHORS_CACHE).is_file()
+    # Another certificate of the same length and modification time (as a quick rewrite on
+    # a coarse clock leaves it): the cache is keyed by the bytes, so it is not fooled.
+    written = anchors.stat()
+    anchors.write_bytes(second.ca_pem)
+    os.utime(anchors, ns=(written.st_atime_ns, written.st_mtime_ns))
+    assert settings.trust_anchors_pem() == second.ca_pem.decode() != parsed
+    anchors.write_bytes(first.ca_pem[:-200] + b"\n" + second.ca_pem)  # a damaged block first
+    assert settings.trust_anchors_pem() == second.ca_pem.decode()
+    anchors.unlink()
+    assert settings.trust_anchors_pem() == ""
 
 
 def test_a_deferred_module_is_imported_at_its_first_use_by_any_thread(tmp_path: Path) -> None:
