@@ -1,6 +1,7 @@
 """Start-up cost of the command line, and ``verify`` as a whole command, in subprocesses.
 
     python bench/startup.py [--seconds 8] [--size 1280x720] [--large-mib 107] [--repeats 5]
+                            [--compare-with OTHER_CHECKOUT]
 
 Baselines, measured in the same run:
 - ``reelvault --help`` and ``reelvault list`` on an empty catalog against
@@ -16,6 +17,10 @@ in a throwaway home, then one clip of ``--seconds`` at ``--size``. The large one
 (``--large-mib``, 0 to skip) is lossless noise written with PyAV (a file of that size in
 seconds, where a render would take minutes), signed by the project's C2PA signer plugin
 with the same certificate, as the clips the local backend makes are.
+
+``--compare-with`` measures another checkout's commands in the same run (with ``python -m
+core`` run from that folder, its own modules are the ones imported), for before/after
+figures on a machine whose speed varies.
 
 Each figure is the best of ``--repeats`` runs after one warm-up run, with bytecode caches
 written (as an installed package has them): the best wall time, and the best CPU time
@@ -49,14 +54,16 @@ with open(sys.argv[1], "rb") as fh:
 """
 
 
-def best_run(argv: list[str], env: dict[str, str], repeats: int) -> tuple[float, float]:
+def best_run(
+    argv: list[str], env: dict[str, str], repeats: int, cwd: Path = ROOT
+) -> tuple[float, float]:
     """The best wall time and the best CPU time of ``repeats`` runs, after a warm-up."""
-    subprocess.run(argv, env=env, cwd=ROOT, check=False, capture_output=True)
+    subprocess.run(argv, env=env, cwd=cwd, check=False, capture_output=True)
     walls, cpus = [], []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run(argv, env=env, cwd=ROOT, check=False, capture_output=True)
+        done = subprocess.run(argv, env=env, cwd=cwd, check=False, capture_output=True)
         walls.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -110,6 +117,12 @@ def main() -> None:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--large-mib", type=int, default=107)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        help="another checkout (e.g. `git worktree add ../before COMMIT`) whose reelvault "
+        "commands are measured too, in the same run, as 'before'",
+    )
     args = parser.parse_args()
     python = sys.executable
     reelvault = [python, "-m", "core"]
@@ -124,8 +137,11 @@ def main() -> None:
         bare = best_run([python, "-c", "pass"], env, repeats)
         print(f"start-up (best of {repeats} subprocess runs)")
         for label, argv in (("--help", ["--help"]), ("list (empty catalog)", ["list"])):
-            report(f"  reelvault {label}", best_run([*reelvault, *argv], env, repeats), bare,
-                   "python -c pass")  # fmt: skip
+            took = best_run([*reelvault, *argv], env, repeats)
+            report(f"  reelvault {label}", took, bare, "python -c pass")
+            if args.compare_with:
+                before = best_run([*reelvault, *argv], env, repeats, args.compare_with)
+                report(f"  reelvault {label}", took, before, "before")
         for floor in ("sqlmodel", "catalog.models"):
             took = best_run([python, "-c", f"import {floor}"], env, repeats)
             report(f"  floor: import {floor}", took, bare, "python -c pass")
@@ -147,6 +163,10 @@ def main() -> None:
             reader = best_run([python, "-c", BARE_READER, str(video)], env, repeats)
             print(f"verify of {label} ({mib:.1f} MiB), whole command")
             report("  reelvault verify", took, reader, "bare c2pa Reader")
+            if args.compare_with:
+                before = best_run([*reelvault, "verify", str(video)], env, repeats,
+                                  args.compare_with)  # fmt: skip
+                report("  reelvault verify", took, before, "before")
 
 
 if __name__ == "__main__":
