@@ -35,6 +35,8 @@ class DeferredModule:
 
     def __getattr__(self, attr: str) -> Any:
         # Called only for attributes not copied here yet: the first read of each.
+        if attr == "__name__":  # an instance made without __init__ (a copy): no module
+            raise AttributeError(attr)
         value = getattr(importlib.import_module(self.__name__), attr)
         setattr(self, attr, value)
         return value
