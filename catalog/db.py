@@ -146,7 +146,9 @@ def upgrade(engine: sa.Engine) -> None:
         _foreign_keys_deferred(conn),
         conn.begin(),
     ):
-        if _revisions_of(conn) == HEADS:
+        # Alembic's own heads from here on: should HEADS ever lag behind a new migration,
+        # every opening would import Alembic and take this lock, but change nothing.
+        if _revisions_of(conn) == head_revisions():
             return  # another process upgraded while we waited for the lock
         command.upgrade(_alembic_config(conn), "heads")
         search_schema.ensure_triggers(conn)  # a migration may have rebuilt a table

@@ -13,9 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from catalog.db import _alembic_config, create_engine, current_revisions, head_revisions
+from catalog.db import (
+    _alembic_config,
+    create_engine,
+    current_revisions,
+    head_revisions,
+    open_catalog,
+)
 from catalog.migrations import HEADS
 from core.api.settings import ANCHORS_CACHE, Settings
 from core.cli import COMMANDS, cli
@@ -118,6 +125,20 @@ def test_the_heads_opening_compares_with_are_alembics() -> None:
     """A new migration must update ``catalog.migrations.HEADS`` with it, or every command
     would take the catalog for an outdated one (and import Alembic to find nothing to do)."""
     assert head_revisions() == HEADS
+
+
+def test_heads_lagging_behind_the_migrations_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a migration be merged without its revision in HEADS, opening a catalog
+    compares with Alembic's heads before changing anything: no upgrade, no ANALYZE."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    open_catalog(url).dispose()
+    before = (tmp_path / "c.db").stat().st_mtime_ns
+    monkeypatch.setattr("catalog.db.HEADS", frozenset({"0008_removals"}))
+    open_catalog(url).dispose()
+    assert (tmp_path / "c.db").stat().st_mtime_ns == before
+    assert current_revisions(create_engine(url)) == head_revisions()
 
 
 def test_the_version_table_is_read_as_alembic_reads_it(tmp_path: Path) -> None:
