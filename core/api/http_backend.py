@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.api.errors import ReelvaultError, RequestError
 from core.api.providers import check_url, get_profile
 from core.api.remote import ErrorFields, RemoteService, ServicePool, default_error_fields
 from core.api.settings import Settings
+
+if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
+    import httpx
 
 __all__ = ["HttpBackend"]
 

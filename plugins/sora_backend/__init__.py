@@ -36,9 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import (
     Backend,
@@ -54,6 +52,7 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.deferred import deferred_import
 from core.api.providers import ProviderProfile, job_id, split_job_id
 from core.api.remote import request_timeout
 from core.api.sniff import still_mime
@@ -68,6 +67,11 @@ from plugins.sora_backend.lifecycle import (
     VARIANTS,
 )
 from plugins.sora_backend.status import REFUSAL, _json, _video_status
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
 
 __all__ = [
     "ALL_SIZES",

@@ -10,13 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from core.api import BackendError, JobState, JobStatus
+from core.api.deferred import deferred_import
 from core.api.providers import ProviderProfile, job_id
 from core.api.remote import redact
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
 
 REFUSAL = re.compile(r"moderation|content[_ ]?policy|safety|refus|blocked", re.IGNORECASE)
 """Failure codes or messages that mean the service declined the content itself."""

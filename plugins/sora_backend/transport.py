@@ -14,16 +14,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
-import tenacity
+from typing import TYPE_CHECKING, Any
 
 from core.api import BackendError, JobState
+from core.api.deferred import deferred_import
 from core.api.providers import ProviderProfile, Secret, key_source
 from core.api.remote import redact, retry_after, send_keeping_key
 from plugins.sora_backend.lifecycle import _Lifecycle
 from plugins.sora_backend.status import _json
+
+if TYPE_CHECKING:
+    import httpx
+    import tenacity
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
+    tenacity = deferred_import("tenacity")
 
 _RETIRED = re.compile(r"deprecat|retired|shut ?down|no longer (available|supported)", re.I)
 
