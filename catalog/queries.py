@@ -49,21 +49,34 @@ def resolve(session: Session, text: str) -> Generation | Asset:
 def _by_prefix(session: Session, table: type[_Row], prefix: str) -> list[_Row]:
     """Rows whose id starts with ``prefix``, read as a range of the primary key.
 
-    Every id starting with ``prefix`` sorts at or after it and before :func:`_after_prefix`,
-    so on SQLite (byte order) the range alone selects them and walks only the matching
+    Every id starting with ``prefix`` sorts at or after it and before :func:`_after_prefix`
+    in byte order, so on SQLite the range alone selects them and walks only the matching
     entries of the primary key index, however large the table; a ``LIKE`` scans it all.
-    PostgreSQL compares text by the database's collation, where that is not byte order,
-    so there the prefix stays a ``LIKE`` (exact under any collation, but a scan unless
-    the database's collation is ``C``).
+
+    PostgreSQL compares text by the database's collation, and its primary key index is
+    built in that order: a ``COLLATE "C"`` range cannot use it, and a ``LIKE`` uses it only
+    when the collation is exactly ``C`` (not ``C.UTF-8``, not ``en_US``). There the range
+    is taken in the database's own order, wide enough under any collation: from the prefix
+    up to the prefix followed by as many ``z`` as an id can hold, since ids are made of
+    ``[0-9a-z_]`` only and ``z`` sorts last among those in every collation. An exact,
+    byte-wise ``starts_with`` then drops whatever else an unusual collation files in that
+    range, so no collation can make a prefix match an id it does not begin.
     """
     ident = col(table.id)
-    upper = _after_prefix(prefix)
-    if session.get_bind().dialect.name == "sqlite":
-        where = [ident >= prefix] + ([ident < upper] if upper is not None else [])
+    if session.get_bind().dialect.name == "postgresql":
+        widest = prefix + _LAST_ID_CHARACTER * _LONGEST_ID
+        where = [ident >= prefix, ident <= widest, sa.func.starts_with(ident, prefix)]
     else:
-        where = [ident.startswith(prefix, autoescape=True)]
+        upper = _after_prefix(prefix)
+        where = [ident >= prefix] + ([ident < upper] if upper is not None else [])
     stmt = select(table).where(*where).order_by(ident).limit(AMBIGUITY_SHOWN + 1)
     return list(session.exec(stmt))
+
+
+_LAST_ID_CHARACTER = "z"
+"""The character that sorts last among those ids are made of (``core.api.ids``)."""
+_LONGEST_ID = 100
+"""More characters than any id has (an asset's: a kind and a SHA-256, 68 characters)."""
 
 
 def _after_prefix(prefix: str) -> str | None:
