@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
@@ -254,12 +255,12 @@ def lineage(session: Session, generation_id: str) -> list[LineageNode]:
     Ancestors are the chain of parents up to the first clip; descendants are the whole
     tree of clips derived from this one. Rows come ordered by depth, then age.
     """
-    return _nodes(session, _family(generation_id))
+    return _nodes(session, _family(), {"seed": generation_id})
 
 
 def lineage_rows(session: Session, generation_id: str) -> list[LineageRow]:
     """:func:`lineage` with only the columns a lineage view shows (see :class:`LineageRow`)."""
-    return _rows(session, _family(generation_id))
+    return _rows(session, _rows_statement(_family), {"seed": generation_id})
 
 
 def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
@@ -267,35 +268,41 @@ def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
 
     Depth 0 holds the clips made directly from the image; remixes follow below them.
     """
-    return _nodes(session, _made_from(asset_id))
+    return _nodes(session, _made_from(), {"seed": asset_id})
 
 
 def source_lineage_rows(session: Session, asset_id: str) -> list[LineageRow]:
     """:func:`clips_from_source` with only the columns a lineage view shows."""
-    return _rows(session, _made_from(asset_id))
+    return _rows(session, _rows_statement(_made_from), {"seed": asset_id})
 
 
-def _family(generation_id: str) -> sa.Subquery:
-    """(id, depth) of a clip's ancestors, itself and its descendants."""
+# The lineage queries take the clip (or still) as a bound parameter, ``seed``, so each is
+# built once and then found in SQLAlchemy's compiled cache by identity: building and
+# hashing the recursive statement anew cost more than a whole short lineage.
+
+
+def _family() -> sa.Subquery:
+    """(id, depth) of the ancestors of the clip ``seed``, itself and its descendants."""
+    seed = sa.bindparam("seed", type_=sa.String)
     g = sa.orm.aliased(Generation)
     up = (
         select(col(Generation.id).label("id"), col(Generation.parent_id).label("next_id"))
         .add_columns(sa.literal(0).label("depth"))
-        .where(col(Generation.id) == generation_id)
+        .where(col(Generation.id) == seed)
         .cte("up", recursive=True)
     )
     up = up.union_all(select(g.id, g.parent_id, up.c.depth - 1).where(g.id == up.c.next_id))
-    down = _descendants_cte(col(Generation.id) == generation_id)
+    down = _descendants_cte(col(Generation.id) == seed)
     return sa.union_all(
         sa.select(up.c.id, up.c.depth).where(up.c.depth < 0),
         sa.select(down.c.id, down.c.depth),
     ).subquery("related")
 
 
-def _made_from(asset_id: str) -> sa.Subquery:
-    seeds = sa.and_(
-        col(Generation.source_asset_id) == asset_id, col(Generation.parent_id).is_(None)
-    )
+def _made_from() -> sa.Subquery:
+    """(id, depth) of the clips made from the still ``seed`` and all their descendants."""
+    seed = sa.bindparam("seed", type_=sa.String)
+    seeds = sa.and_(col(Generation.source_asset_id) == seed, col(Generation.parent_id).is_(None))
     down = _descendants_cte(seeds)
     return sa.select(down.c.id, down.c.depth).subquery("related")
 
@@ -314,24 +321,32 @@ def _ordered(related: sa.Subquery) -> tuple[Any, ...]:
     return (related.c.depth, col(Generation.created_at), col(Generation.id))
 
 
-def _nodes(session: Session, related: sa.Subquery) -> list[LineageNode]:
+def _nodes(session: Session, related: sa.Subquery, seed: dict[str, str]) -> list[LineageNode]:
     stmt = (
         select(Generation, related.c.depth)
         .join(related, col(Generation.id) == related.c.id)
         .order_by(*_ordered(related))
     )
-    return [LineageNode(gen, depth) for gen, depth in session.exec(stmt)]
+    return [LineageNode(gen, depth) for gen, depth in session.exec(stmt, params=seed)]
 
 
-def _rows(session: Session, related: sa.Subquery) -> list[LineageRow]:
+@cache
+def _rows_statement(related: Callable[[], sa.Subquery]) -> sa.Select[Any]:
+    """The narrow lineage query over ``related()``, built once per kind of lineage."""
+    subquery = related()
     columns = [getattr(Generation, name) for name in _ROW_COLUMNS]
-    stmt = (
-        sa.select(*columns, related.c.depth)
-        .join(related, col(Generation.id) == related.c.id)
-        .order_by(*_ordered(related))
+    return (
+        sa.select(*columns, subquery.c.depth)
+        .join(subquery, col(Generation.id) == subquery.c.id)
+        .order_by(*_ordered(subquery))
     )
-    # Core, not the ORM: plain rows straight into tuples, nothing tracked per clip.
-    return list(map(LineageRow._make, session.connection().execute(stmt)))
+
+
+def _rows(session: Session, stmt: sa.Select[Any], seed: dict[str, str]) -> list[LineageRow]:
+    # Core, not the ORM: plain rows fetched at once straight into tuples, nothing tracked
+    # per clip.
+    rows = session.connection().execute(stmt, seed).all()
+    return list(map(LineageRow._make, rows))
 
 
 def list_in_flight(session: Session) -> list[Generation]:
