@@ -91,9 +91,9 @@ class Database:
         text = io.StringIO()  # COPY: the fast way in, and it fires the insert triggers
         for row in rows:
             text.write("\t".join(_copy_field(row[c]) for c in columns) + "\n")
-        with self.raw.transaction(), self.raw.cursor() as cursor:
-            with cursor.copy(f"COPY generations ({', '.join(columns)}) FROM STDIN") as copy:
-                copy.write(text.getvalue())
+        copying = f"COPY generations ({', '.join(columns)}) FROM STDIN"
+        with self.raw.transaction(), self.raw.cursor() as cursor, cursor.copy(copying) as copy:
+            copy.write(text.getvalue())
 
     def query(self, sql: str, parameters: Any = ()) -> list[Any]:
         if self.name == "SQLite":
