@@ -353,7 +353,7 @@ def _rows(session: Session, stmt: sa.Select[Any], seed: dict[str, str]) -> list[
     for row in session.connection().execute(stmt, seed).all():
         made = row[-2]
         made = made.replace(tzinfo=UTC) if made.tzinfo is None else made.astimezone(UTC)
-        lineage.append(LineageRow(*row[:-2], made, row[-1]))
+        lineage.append(LineageRow._make((*row[:-2], made, row[-1])))
     return lineage
 
 

@@ -159,3 +159,29 @@ def test_filter_menus_list_each_value_once(engine: sa.Engine) -> None:
             "model": ["fade-1", "local-motion", "sora-2"],
             "status": ["completed", "failed"],
         }
+
+
+def test_a_search_is_compiled_once_per_words_and_never_answers_with_old_words(
+    engine: sa.Engine,
+) -> None:
+    add_clips(engine, "clip_f1", "clip_f2", prompt="forest at dawn")
+    add_clips(engine, "clip_h1", prompt="harbor at dusk")
+    compiled: list[object] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: compiled.append(a[4].compiled))
+
+    def found(text: str) -> list[str]:
+        with Session(engine) as s:
+            compiled.clear()
+            ids = sorted(g.id for g in list_generations(s, ClipFilter(text=text)))
+            (listing,) = (c for c in compiled if "search_" in str(c))
+            used.setdefault(text, []).append(listing)  # kept alive: ids stay distinct
+            return ids
+
+    used: dict[str, list[object]] = {}
+    for _ in range(2):
+        assert found("forest") == ["clip_f1", "clip_f2"]
+        assert found("harbor") == ["clip_h1"]
+        assert found("dusk harbor") == ["clip_h1"]
+        assert found("dawn harbor") == []
+    assert all(first is again for first, again in used.values()), used
+    assert len({id(first) for first, _ in used.values()}) == 4  # one per distinct search
