@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
@@ -247,7 +247,6 @@ class LineageRow(NamedTuple):
 
 
 _ROW_COLUMNS = LineageRow._fields[:-1]  # all but depth
-assert _ROW_COLUMNS[-1] == "created_at", "_rows_statement reads the time last"
 
 
 def lineage(session: Session, generation_id: str) -> list[LineageNode]:
@@ -335,10 +334,7 @@ def _nodes(session: Session, related: sa.Subquery, seed: dict[str, str]) -> list
 def _rows_statement(related: Callable[[], sa.Subquery]) -> sa.Select[Any]:
     """The narrow lineage query over ``related()``, built once per kind of lineage."""
     subquery = related()
-    columns: list[Any] = [getattr(Generation, name) for name in _ROW_COLUMNS]
-    # The time as the database driver gives it, made UTC-aware in :func:`_rows` inline:
-    # the column type's own per-value Python call cost as much as the query on a long chain.
-    columns[-1] = sa.type_coerce(col(Generation.created_at), sa.DateTime(timezone=True))
+    columns = [getattr(Generation, name) for name in _ROW_COLUMNS]
     return (
         sa.select(*columns, subquery.c.depth)
         .join(subquery, col(Generation.id) == subquery.c.id)
@@ -349,12 +345,8 @@ def _rows_statement(related: Callable[[], sa.Subquery]) -> sa.Select[Any]:
 def _rows(session: Session, stmt: sa.Select[Any], seed: dict[str, str]) -> list[LineageRow]:
     # Core, not the ORM: plain rows fetched at once straight into tuples, nothing tracked
     # per clip.
-    lineage = []
-    for row in session.connection().execute(stmt, seed).all():
-        made = row[-2]
-        made = made.replace(tzinfo=UTC) if made.tzinfo is None else made.astimezone(UTC)
-        lineage.append(LineageRow._make((*row[:-2], made, row[-1])))
-    return lineage
+    rows = session.connection().execute(stmt, seed).all()
+    return list(map(LineageRow._make, rows))
 
 
 def list_in_flight(session: Session) -> list[Generation]:
