@@ -6,7 +6,6 @@ compares these models with the migrated schema and fails on any drift.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,23 +46,6 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-    def result_processor(
-        self, dialect: sa.Dialect, coltype: object
-    ) -> Callable[[Any], datetime | None] | None:
-        """On SQLite, the stored text straight to an aware time in one call per value: the
-        generic path (the dialect's parser, then :meth:`process_result_value`) cost a
-        noticeable share of reading a long lineage."""
-        if dialect.name != "sqlite":
-            return super().result_processor(dialect, coltype)
-
-        def from_text(value: str | None) -> datetime | None:
-            if value is None:
-                return None
-            parsed = datetime.fromisoformat(value)
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-        return from_text
 
 
 def fold_case(text: str | None) -> str | None:
