@@ -1,7 +1,7 @@
 """Start-up cost of the command line, and ``verify`` as a whole command, in subprocesses.
 
     python bench/startup.py [--seconds 8] [--size 1280x720] [--large-mib 107] [--repeats 5]
-                            [--compare-with OTHER_CHECKOUT]
+                            [--compare-with OTHER_CHECKOUT] [--pg POSTGRESQL_URL]
 
 Baselines, measured in the same run:
 - ``reelvault --help`` and ``reelvault list`` on an empty catalog against
@@ -123,6 +123,9 @@ def main() -> None:
         help="another checkout (e.g. `git worktree add ../before COMMIT`) whose reelvault "
         "commands are measured too, in the same run, as 'before'",
     )
+    parser.add_argument(
+        "--pg", help="also `list` on an empty PostgreSQL catalog: postgresql+psycopg://USER@HOST/DB"
+    )
     args = parser.parse_args()
     python = sys.executable
     reelvault = [python, "-m", "core"]
@@ -142,6 +145,14 @@ def main() -> None:
             if args.compare_with:
                 before = best_run([*reelvault, *argv], env, repeats, args.compare_with)
                 report(f"  reelvault {label}", took, before, "before")
+        if args.pg:
+            from bench._common import scratch_database
+
+            with scratch_database(args.pg, "bench_startup_empty") as url:
+                on_pg = {**env, "REELVAULT_DB": url}
+                subprocess.run([*reelvault, "list"], env=on_pg, check=True, capture_output=True)
+                took = best_run([*reelvault, "list"], on_pg, repeats)
+                report("  reelvault list (empty PostgreSQL catalog)", took, bare, "python -c pass")
         for floor in ("sqlmodel", "catalog.models"):
             took = best_run([python, "-c", f"import {floor}"], env, repeats)
             report(f"  floor: import {floor}", took, bare, "python -c pass")
