@@ -124,7 +124,7 @@ def test_each_card_links_to_its_page_with_a_picture(client: TestClient, files: F
 def test_an_imported_video_has_a_playable_asset_page(client: TestClient, files: Files):
     page = client.get(f"/assets/{files.imported}").text
     assert f'<video class="source" src="http://127.0.0.1/media/{files.imported}"' in page
-    assert "<img class=\"source\"" not in page
+    assert '<img class="source"' not in page
     stored = client.get(f"/media/{files.imported}")
     assert stored.status_code == 200 and stored.content.endswith(b"not really a movie")
 

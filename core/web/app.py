@@ -1,7 +1,9 @@
 """``reelvault serve``: the library as a local, read-only web app (Starlette + Jinja2).
 
-Pages: the library grid (``/``), one clip (``/clips/ID``), one source still and every
-clip made from it (``/stills/ID``), and a lineage in any format (``/lineage/ID``). Every
+Pages: the clips grid (``/``), the grid of every cataloged file (``/assets``; both grids
+are built in :mod:`core.web.grids`), one clip (``/clips/ID``), one source still and every
+clip made from it (``/stills/ID``; ``/assets/ID`` is the same page for any file: a video
+plays), and a lineage in any format (``/lineage/ID``). Every
 page has a JSON twin at the same address with ``?format=json``, built from the same
 dictionary the page is rendered from, so the two cannot disagree.
 
