@@ -179,7 +179,9 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         svg = _lineage_svg(templates.env, request, family)
         return page(request, "clip.html", data, clip=data, svg=svg)
 
-    def still(request: Request) -> Response:
+    def asset_page(request: Request) -> Response:
+        """One file: a still (its picture), a video (it plays), a placeholder (what the
+        credentials naming it say), with its lineage."""
         with reader.session() as session:
             asset = get_asset(session, request.path_params["asset_id"])
             family = lineage_dict(session, asset)
@@ -254,8 +256,8 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         Route("/", library, name="library"),
         Route("/clips/{clip_id}", clip, name="clip"),
         Route("/assets", assets, name="assets"),
-        Route("/assets/{asset_id}", still, name="asset"),  # any file: a video, a placeholder
-        Route("/stills/{asset_id}", still, name="still"),
+        Route("/assets/{asset_id}", asset_page, name="asset"),  # any file: a video, a placeholder
+        Route("/stills/{asset_id}", asset_page, name="still"),
         Route("/lineage/{identifier}", lineage, name="lineage"),
         Route("/media/{asset_id}", media, name="media"),
         Mount("/static", StaticFiles(packages=[("core.web", "static")]), name="static"),
