@@ -13,8 +13,9 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Annotation, Asset, Generation
 from catalog.organise import annotation_join, sort_columns, tagged
-from catalog.queries import UNCHECKED, latest_state
-from catalog.search import matches_text
+from catalog.queries import UNCHECKED, in_created_order, latest_state
+from catalog.search import check_search_text, matches_text
+from core.api.errors import NotFoundError, RequestError
 
 LISTED_KINDS = ("image", "video")
 """What ``assets`` lists: thumbnails and sprite sheets are parts of a clip, not files of
@@ -31,6 +32,16 @@ class AssetFilter:
     sort: str = "created"
     limit: int | None = 50
     offset: int = 0
+    # Keyset paging, as ClipFilter's: continue past this asset id in created order
+    # (``oldest_first`` reverses it); title and rating sorts page by ``offset`` instead.
+    cursor: str | None = None
+    oldest_first: bool = False
+    # The web grid shows placeholders too (marked as such); the CLI lists stored files.
+    placeholders: bool = False
+
+    def __post_init__(self) -> None:
+        if self.text is not None:  # refused before any query is built
+            check_search_text(self.text)
 
 
 def list_assets(session: Session, filters: AssetFilter) -> list[Asset]:
@@ -39,8 +50,9 @@ def list_assets(session: Session, filters: AssetFilter) -> list[Asset]:
     created = col(Asset.created_at)
     where: list[sa.ColumnElement[bool]] = [
         col(Asset.kind).in_([filters.kind] if filters.kind else LISTED_KINDS),
-        col(Asset.is_placeholder).is_(False),
     ]
+    if not filters.placeholders:
+        where.append(col(Asset.is_placeholder).is_(False))
     if filters.mime:
         where.append(col(Asset.mime) == filters.mime)
     if filters.provenance == UNCHECKED:
@@ -52,8 +64,17 @@ def list_assets(session: Session, filters: AssetFilter) -> list[Asset]:
     where += tagged(ident, "asset_id", filters.tags)
     stmt = select(Asset).where(*where)
     if filters.sort != "created":
+        if filters.cursor:
+            raise RequestError("continuing a listing from a file works in created order only")
         stmt = stmt.outerjoin(Annotation, annotation_join(ident, "asset_id"))
-    stmt = stmt.order_by(*sort_columns(filters.sort, ident, created, "asset_id"))
+        stmt = stmt.order_by(*sort_columns(filters.sort, ident, created, "asset_id"))
+    else:
+        anchor = None
+        if filters.cursor:
+            anchor = session.get(Asset, filters.cursor)
+            if anchor is None:
+                raise NotFoundError(f"no file {filters.cursor!r} to continue the listing from")
+        stmt = in_created_order(stmt, created, ident, anchor, oldest_first=filters.oldest_first)
     return list(session.exec(stmt.offset(filters.offset or None).limit(filters.limit)))
 
 
@@ -62,6 +83,7 @@ class LineageSummary:
     parents: int  # the files it was made from: a clip's still (and its parent clip's video)
     children: int  # the clips made from it: from a still, or remixes of a clip's video
     clip: str | None  # the clip whose video (or fitted still) it is
+    poster: str | None = None  # that clip's thumbnail, when the file is its video
 
 
 def lineage_summaries(session: Session, asset_ids: Sequence[str]) -> dict[str, LineageSummary]:
@@ -89,14 +111,17 @@ def lineage_summaries(session: Session, asset_ids: Sequence[str]) -> dict[str, L
             children[asset_id] += count
     parents: Counter[str] = Counter()
     clips: dict[str, str] = {}
-    outputs = sa.select(g.id, g.output_asset_id, g.source_asset_id, g.parent_id).where(
-        col(g.output_asset_id).in_(ids)
-    )
-    for clip_id, output, source, parent_id in session.execute(outputs):
+    posters: dict[str, str] = {}
+    outputs = sa.select(
+        g.id, g.output_asset_id, g.source_asset_id, g.parent_id, g.thumbnail_asset_id
+    ).where(col(g.output_asset_id).in_(ids))
+    for clip_id, output, source, parent_id, thumbnail in session.execute(outputs):
         parents[output] = int(source is not None) + int(parent_id is not None)
         clips[output] = clip_id
+        if thumbnail:
+            posters[output] = thumbnail
     fitted = sa.select(g.id, g.input_asset_id).where(col(g.input_asset_id).in_(ids))
     for clip_id, input_id in session.execute(fitted):
         parents[input_id] = 1  # fitted from the clip's source still
         clips.setdefault(input_id, clip_id)
-    return {i: LineageSummary(parents[i], children[i], clips.get(i)) for i in ids}
+    return {i: LineageSummary(parents[i], children[i], clips.get(i), posters.get(i)) for i in ids}

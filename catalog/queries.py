@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from catalog.models import (
     Annotation,
@@ -199,23 +200,41 @@ def list_generations(session: Session, filters: ClipFilter) -> list[Generation]:
         stmt = stmt.outerjoin(Annotation, annotation_join(ident, "generation_id"))
         stmt = stmt.order_by(*order).offset(filters.offset or None)
         return list(session.exec(stmt.limit(filters.limit)))
+    anchor = None
     if filters.cursor:
         anchor = session.get(Generation, filters.cursor)
         if anchor is None:
             raise NotFoundError(f"no clip {filters.cursor!r} to continue the listing from")
-        if filters.oldest_first:
+    stmt = in_created_order(stmt, created, ident, anchor, oldest_first=filters.oldest_first)
+    if filters.limit is not None:
+        stmt = stmt.limit(filters.limit)
+    return list(session.exec(stmt.offset(filters.offset or None)))
+
+
+def in_created_order(
+    stmt: SelectOfScalar[Any],
+    created: Any,
+    ident: Any,
+    anchor: Generation | Asset | None,
+    *,
+    oldest_first: bool,
+) -> SelectOfScalar[Any]:
+    """``stmt`` newest first (or oldest first), continuing past ``anchor`` when given.
+
+    Keyset paging, shared by the clip and asset listings: the rows past a known row, in
+    (created, id) order, stay as fast deep in a large catalog as on the first page, unlike
+    an OFFSET.
+    """
+    if anchor is not None:
+        if oldest_first:
             past = sa.or_(created > anchor.created_at, ident > anchor.id)
             stmt = stmt.where(created >= anchor.created_at, past)
         else:
             past = sa.or_(created < anchor.created_at, ident < anchor.id)
             stmt = stmt.where(created <= anchor.created_at, past)
-    if filters.oldest_first:
-        stmt = stmt.order_by(created, ident)
-    else:
-        stmt = stmt.order_by(created.desc(), ident.desc())
-    if filters.limit is not None:
-        stmt = stmt.limit(filters.limit)
-    return list(session.exec(stmt.offset(filters.offset or None)))
+    if oldest_first:
+        return stmt.order_by(created, ident)
+    return stmt.order_by(created.desc(), ident.desc())
 
 
 @dataclass(frozen=True)

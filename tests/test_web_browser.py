@@ -230,3 +230,33 @@ def test_tag_chips_filter_the_grid_and_the_sort_menu_orders_it(
     page.wait_for_url("**sort=rating**")
     assert cards()[:2] == [library.grandchild.id, library.first.id]
     assert len(cards()) == 5
+
+
+def test_the_assets_grid_is_one_click_away_and_shows_every_picture(
+    server: str, page: Page, library: Library, tmp_path: Path
+):
+    """From the clips grid the nav link opens the assets grid, where every still and
+    every clip's video (by its thumbnail) is drawn, and the kind menu narrows it."""
+    page.goto(server, wait_until="load")
+    page.click('nav.sections a:text("Assets")')
+    page.wait_for_url("**/assets")
+    clips = (library.first, library.remix, library.grandchild, library.other)
+    videos = {c.output_asset_id for c in clips}
+    stills = {c.source_asset_id for c in clips}
+    shown = page.eval_on_selector_all(
+        "li.card",
+        "cards => cards.map(c => ({id: c.dataset.id, img: c.querySelector('img.thumb')}))"
+        ".map(c => ({id: c.id, w: c.img ? c.img.naturalWidth : 0}))",
+    )
+    assert {c["id"] for c in shown} == videos | stills, shown
+    assert all(c["w"] > 0 for c in shown), shown  # every picture decoded
+    page.screenshot(path=str(tmp_path / "assets.png"), full_page=True)
+
+    page.select_option('select[name="kind"]', "image")
+    page.click('form.filters button[type="submit"]')
+    page.wait_for_url("**kind=image**")
+    found = page.locator("li.card")
+    assert {found.nth(i).get_attribute("data-id") for i in range(found.count())} == stills
+    page.click(f'li.card[data-id="{library.first.source_asset_id}"] > a')
+    page.wait_for_url("**/stills/**")
+    assert page.locator("img.source").evaluate("i => i.naturalWidth") > 0

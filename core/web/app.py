@@ -1,7 +1,9 @@
 """``reelvault serve``: the library as a local, read-only web app (Starlette + Jinja2).
 
-Pages: the library grid (``/``), one clip (``/clips/ID``), one source still and every
-clip made from it (``/stills/ID``), and a lineage in any format (``/lineage/ID``). Every
+Pages: the clips grid (``/``), the grid of every cataloged file (``/assets``; both grids
+are built in :mod:`core.web.grids`), one clip (``/clips/ID``), one source still and every
+clip made from it (``/stills/ID``; ``/assets/ID`` is the same page for any file: a video
+plays), and a lineage in any format (``/lineage/ID``). Every
 page has a JSON twin at the same address with ``?format=json``, built from the same
 dictionary the page is rendered from, so the two cannot disagree.
 
@@ -36,7 +38,6 @@ from functools import partial
 from typing import Any
 
 import jinja2
-from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.datastructures import URL, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -50,17 +51,8 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.lookups import asset_by_id
-from catalog.models import Asset, Generation
-from catalog.organise import SORTS, Organised, organised, organised_by_id, tag_names
-from catalog.queries import (
-    PROVENANCE_STATES,
-    ClipFilter,
-    clip_facets,
-    get_asset,
-    get_generation,
-    latest_states,
-    list_generations,
-)
+from catalog.organise import organised
+from catalog.queries import get_asset, get_generation
 from catalog.queries import resolve as resolve_id
 from catalog.readonly import CatalogReader
 from catalog.search import MAX_SEARCH_TEXT
@@ -75,17 +67,14 @@ from core.views.exports import lineage_prov, prov_json
 from core.views.report import (
     asset_dict,
     generation_dict,
-    generation_summary,
     ingredient_failure_lines,
     lineage_dict,
     variant_dicts,
     verification_dicts,
 )
+from core.web.grids import assets_data, library_data, media_url, servable
 from core.web.media import media_response
 
-PAGE_SIZE = 48
-MAX_PAGE_SIZE = 200
-MAX_PAGE_NUMBER = 10_000  # title and rating sorts page by number (an offset: keep it sane)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 LINEAGE_FORMATS = {
     "svg": "image/svg+xml",
@@ -169,8 +158,13 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
 
     def library(request: Request) -> Response:
         with reader.session() as session:
-            data = _library_data(session, request)
+            data = library_data(session, request)
         return page(request, "library.html", data)
+
+    def assets(request: Request) -> Response:
+        with reader.session() as session:
+            data = assets_data(session, request)
+        return page(request, "assets.html", data)
 
     def clip(request: Request) -> Response:
         with reader.session() as session:
@@ -185,14 +179,16 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         svg = _lineage_svg(templates.env, request, family)
         return page(request, "clip.html", data, clip=data, svg=svg)
 
-    def still(request: Request) -> Response:
+    def asset_page(request: Request) -> Response:
+        """One file: a still (its picture), a video (it plays), a placeholder (what the
+        credentials naming it say), with its lineage."""
         with reader.session() as session:
             asset = get_asset(session, request.path_params["asset_id"])
             family = lineage_dict(session, asset)
             checks = verification_dicts(session, asset.id)
         data = {
             "asset": {**asset_dict(asset), "verifications": checks},
-            "url": _media_url(request, asset.id) if _servable(asset) else None,
+            "url": media_url(request, asset.id) if servable(asset) else None,
             "lineage": family,
         }
         svg = _lineage_svg(templates.env, request, family)
@@ -223,7 +219,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         with reader.session() as session:
             asset = asset_by_id(session, request.path_params["asset_id"])
             name = download_name(session, asset) if asset is not None else ""
-        if asset is None or not _servable(asset):
+        if asset is None or not servable(asset):
             raise NotFoundError("no stored file has that id")
         assert asset.sha256 is not None
         # Named as ``reelvault get`` names it; ?download=1 asks the browser to save it.
@@ -259,7 +255,9 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
     routes = [
         Route("/", library, name="library"),
         Route("/clips/{clip_id}", clip, name="clip"),
-        Route("/stills/{asset_id}", still, name="still"),
+        Route("/assets", assets, name="assets"),
+        Route("/assets/{asset_id}", asset_page, name="asset"),  # any file: a video, a placeholder
+        Route("/stills/{asset_id}", asset_page, name="still"),
         Route("/lineage/{identifier}", lineage, name="lineage"),
         Route("/media/{asset_id}", media, name="media"),
         Mount("/static", StaticFiles(packages=[("core.web", "static")]), name="static"),
@@ -287,117 +285,11 @@ def _wants_json(request: Request) -> bool:
     return request.query_params.get("format") == "json"
 
 
-def _servable(asset: Asset) -> bool:
-    return bool(asset.sha256) and not asset.is_placeholder
-
-
-def _media_url(request: Request, asset_id: str) -> str:
-    return str(request.url_for("media", asset_id=asset_id))
-
-
-def _page_size(request: Request) -> int:
-    text = request.query_params.get("n", str(PAGE_SIZE))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
-        raise RequestError(f"n must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    return int(text)
-
-
-def _library_data(session: Session, request: Request) -> dict[str, Any]:
-    """The library page: newest first, filtered, paged by keyset cursors."""
-    params = request.query_params
-    provenance = params.get("provenance") or None
-    if provenance and provenance not in PROVENANCE_STATES:
-        raise RequestError(
-            f"unknown provenance state {provenance!r} (choose {', '.join(PROVENANCE_STATES)})"
-        )
-    before, after = params.get("before") or None, params.get("after") or None
-    if before and after:
-        raise RequestError("give either before or after, not both")
-    size = _page_size(request)
-    sort, page = _sort_and_page(request)
-    if sort != "created" and (before or after):
-        raise RequestError("before and after page the created order; other sorts use page")
-    tag = params.get("tag") or None
-    filters = ClipFilter(
-        model=params.get("model") or None,
-        backend=params.get("backend") or None,
-        status=params.get("status") or None,
-        text=params.get("q") or None,
-        provenance=provenance,
-        cursor=before or after,
-        oldest_first=after is not None,
-        limit=size + 1,  # one more tells whether another page follows
-        tags=(tag,) if tag else (),
-        sort=sort,
-        offset=(page - 1) * size,
-    )
-    rows = list_generations(session, filters)
-    more = len(rows) > size
-    rows = rows[:size]
-    if after:
-        rows.reverse()
-    states = latest_states(session, [g.output_asset_id for g in rows])
-    extras = organised_by_id(session, [g.id for g in rows], clips=True)
-    # a twin pages its twins
-    base = request.url.remove_query_params(["before", "after", "page"])
-    if sort == "created":
-        has_older = bool(rows) and (after is not None or more)
-        has_newer = bool(rows) and (before is not None or (after is not None and more))
-        older = str(base.include_query_params(before=rows[-1].id)) if has_older else None
-        newer = str(base.include_query_params(after=rows[0].id)) if has_newer else None
-    else:
-        older = str(base.include_query_params(page=page + 1)) if more else None
-        newer = str(base.include_query_params(page=page - 1)) if page > 1 else None
-    return {
-        "clips": [_card(request, g, states, extras[g.id]) for g in rows],
-        "older": older,
-        "newer": newer,
-        "filters": {
-            "tag": filters.tags[0] if filters.tags else None,
-            "sort": sort,
-            "q": filters.text,
-            "model": filters.model,
-            "backend": filters.backend,
-            "status": filters.status,
-            "provenance": provenance,
-            "n": size,
-        },
-        "facets": {
-            **clip_facets(session),
-            "provenance": list(PROVENANCE_STATES),
-            "tag": tag_names(session),
-            "sort": list(SORTS),
-        },
-    }
-
-
-def _sort_and_page(request: Request) -> tuple[str, int]:
-    sort = request.query_params.get("sort") or "created"
-    if sort not in SORTS:
-        raise RequestError(f"unknown sort {sort!r} (choose {', '.join(SORTS)})")
-    text = request.query_params.get("page", "1")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_NUMBER:
-        raise RequestError(f"page must be a whole number from 1 to {MAX_PAGE_NUMBER}")
-    return sort, int(text)
-
-
-def _card(
-    request: Request, g: Generation, states: Mapping[str, str], extra: Organised
-) -> dict[str, Any]:
-    return {
-        **generation_summary(g),
-        **extra.as_dict(),
-        "provenance": states.get(g.output_asset_id or ""),
-        "page": str(request.url_for("clip", clip_id=g.id)),
-        "thumbnail": _media_url(request, g.thumbnail_asset_id) if g.thumbnail_asset_id else None,
-    }
-
-
 def _clip_urls(request: Request, data: Mapping[str, Any]) -> dict[str, Any]:
     def file(key: str) -> str | None:
         asset = data[key]
         servable = asset and asset["sha256"] and not asset["placeholder"]
-        return _media_url(request, asset["id"]) if servable else None
+        return media_url(request, asset["id"]) if servable else None
 
     lineage = request.url_for("lineage", identifier=data["id"])
     return {
@@ -420,8 +312,8 @@ def _variant_card(request: Request, variant: Mapping[str, Any]) -> dict[str, Any
     return {
         **variant,
         "page": str(request.url_for("clip", clip_id=variant["id"])),
-        "video": _media_url(request, video) if video else None,
-        "thumbnail": _media_url(request, thumbnail) if thumbnail else None,
+        "video": media_url(request, video) if video else None,
+        "thumbnail": media_url(request, thumbnail) if thumbnail else None,
     }
 
 
@@ -436,7 +328,7 @@ def _lineage_svg(env: jinja2.Environment, request: Request, family: Mapping[str,
     return env.get_template("lineage.svg").render(
         layout=lineage_render.layout(family),
         node_href=node_href,
-        media_href=lambda asset_id: _media_url(request, asset_id),
+        media_href=lambda asset_id: media_url(request, asset_id),
     )
 
 
