@@ -10,7 +10,8 @@ provider, the field the service complained about and what to do, never the key.
 :class:`RemoteService` does all of that; a backend supplies only how its provider
 writes errors (:data:`ErrorParser`). The helpers below it (:func:`retry_after`,
 :func:`redact`, :func:`send_keeping_key`, :func:`json_object`) are public for backends
-that keep their own call loop (sora).
+with needs of their own; every built-in remote backend calls through
+:class:`RemoteService`, most through a :class:`ServicePool`.
 
 This module is part of the plugin API: third-party backends may import it.
 """
@@ -35,9 +36,12 @@ from core.api.providers import ProviderProfile, Secret, api_key, get_profile, ke
 
 __all__ = [
     "CHUNK",
+    "DEFAULT_MAX_RETRIES",
     "ErrorFields",
     "ErrorParser",
     "RemoteService",
+    "ServicePool",
+    "default_error_fields",
     "expired_error",
     "json_object",
     "redact",
@@ -113,7 +117,15 @@ class RemoteService:
     ``name`` is how messages name the provider (a profile name), ``key_source`` where
     the key came from (``$GEMINI_API_KEY``, never the key) and ``key_fix`` the command
     that sets another one.
+
+    A provider with rules of its own subclasses it and overrides :meth:`should_retry`
+    (a header that says whether to repeat) or :meth:`error` (more in its one line).
     """
+
+    create_recovery = ""
+    """Said after "the job may have been created, so it was not sent again": how a user
+    finds such a job (e.g. `` (`reelvault sync` imports it if it was)``), when there is a
+    way."""
 
     def __init__(
         self,
@@ -188,7 +200,8 @@ class RemoteService:
                 error = self._network_error(exc)
                 if create:
                     raise BackendError(
-                        f"{error}; the job may have been created, so it was not sent again",
+                        f"{error}; the job may have been created, so it was not sent again"
+                        f"{self.create_recovery}",
                         code="network",
                     ) from None
                 raise _Transient(error) from None
@@ -198,7 +211,7 @@ class RemoteService:
             response.close()
             fields = self.parse_error(response)
             error = self.error(response, fields, job=job, create=create)
-            if not _worth_retrying(response.status_code, create, fields):
+            if not self.should_retry(response, create, fields):
                 raise error
             hint = retry_after(response.headers)
             hint = fields.retry_after if hint is None else hint
@@ -222,9 +235,16 @@ class RemoteService:
         except _Transient as exc:
             raise exc.error from None
 
-    def download(self, url: str, dest: BinaryIO, *, job: str, authenticated: bool) -> None:
-        """Stream ``url`` into ``dest``; a connection cut part-way is a transient error."""
-        response = self.call("GET", url, job=job, stream=True, authenticated=authenticated)
+    def download(
+        self, url: str, dest: BinaryIO, *, job: str, authenticated: bool, **content: Any
+    ) -> None:
+        """Stream ``url`` into ``dest``; a connection cut part-way is a transient error.
+
+        ``content`` goes to the request as for :meth:`call` (``params=...``).
+        """
+        response = self.call(
+            "GET", url, job=job, stream=True, authenticated=authenticated, **content
+        )
         try:
             for chunk in response.iter_bytes(CHUNK):
                 dest.write(chunk)
@@ -236,6 +256,11 @@ class RemoteService:
             ) from None
         finally:
             response.close()
+
+    def should_retry(self, response: httpx.Response, create: bool, fields: ErrorFields) -> bool:
+        """Whether an error answer is worth repeating: never a refused key; a create only
+        when it surely made no job (408, 429); anything else on 408, 429 and 5xx."""
+        return _worth_retrying(response.status_code, create, fields)
 
     def json(self, response: httpx.Response) -> dict[str, Any]:
         return json_object(response, self.name)
@@ -282,6 +307,7 @@ class RemoteService:
             )
         maybe = (
             "; the job may or may not have been created, so it was not sent again"
+            f"{self.create_recovery}"
             if create and status >= 500
             else ""
         )

@@ -19,14 +19,14 @@ not arrive, because the API has no idempotency key and a blind retry can start (
 bill) the same video twice.
 
 The package splits that work by concern: :mod:`.lifecycle` (models, profiles,
-retirements), :mod:`.transport` (HTTP calls, retries, errors), :mod:`.status` (Video
+retirements), :mod:`.transport` (the API's own HTTP rules on the shared
+:mod:`core.api.remote` layer), :mod:`.status` (Video
 objects as job statuses); this module is the plugin (the backend, the request mapping
 of each route, and its hook) and re-exports the names callers use.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
@@ -50,6 +50,7 @@ from core.api import (
     hookimpl,
 )
 from core.api.providers import ProviderProfile, job_id, split_job_id
+from core.api.remote import ServicePool, default_error_fields, json_object
 from core.api.sniff import still_mime
 from plugins.sora_backend.lifecycle import (
     ALL_SIZES,
@@ -60,8 +61,8 @@ from plugins.sora_backend.lifecycle import (
     SECONDS,
     VARIANTS,
 )
-from plugins.sora_backend.status import REFUSAL, _json, _video_status
-from plugins.sora_backend.transport import _Transport
+from plugins.sora_backend.status import REFUSAL, _video_status
+from plugins.sora_backend.transport import VideosService, _Transport
 
 __all__ = [
     "ALL_SIZES",
@@ -78,12 +79,7 @@ __all__ = [
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
-DEFAULT_MAX_RETRIES = 4
 DEFAULT_PAGE_SIZE = 100  # the most GET /videos returns at once
-DEFAULT_MAX_RETRY_WAIT = 120.0
-DEFAULT_TIMEOUT = 600.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
-CHUNK = 1 << 16
 
 
 class SoraBackend(_Transport):
@@ -103,19 +99,17 @@ class SoraBackend(_Transport):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        config = settings.section(NAME)
-        self.max_retries = int(config.get("max_retries", DEFAULT_MAX_RETRIES))
-        self.max_retry_wait = float(config.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
-        self.page_size = int(config.get("page_size", DEFAULT_PAGE_SIZE))
-        self.timeout = httpx.Timeout(
-            float(config.get("timeout", DEFAULT_TIMEOUT)),
-            connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+        self._pool = ServicePool(
+            settings,
+            NAME,
+            parse_error=default_error_fields,  # {"error": {"message", "code", "param"}}
+            user_agent="reelvault-sora/0.1",
+            service_class=VideosService,
+            transport=transport,
+            sleep=sleep,
         )
-        self._transport = transport
+        self.page_size = int(self._pool.config.get("page_size", DEFAULT_PAGE_SIZE))
         self._today = today or (lambda: datetime.now(UTC).date())
-        self._sleep = sleep
-        self._clients: dict[str, httpx.Client] = {}
-        self._lock = threading.Lock()
 
     # --- the Backend protocol ------------------------------------------------------------
 
@@ -130,7 +124,7 @@ class SoraBackend(_Transport):
         provider = request.parameters.get("provider")
         if provider is not None and not isinstance(provider, str):
             raise RequestError("the provider parameter must be a profile name")
-        profile, key = self._connect(provider)
+        profile, service = self._connect(provider)
         fields: list[tuple[str, tuple[str | None, Any] | tuple[str, bytes, str]]] = [
             ("prompt", (None, request.prompt)),
             ("model", (None, request.model)),
@@ -139,12 +133,12 @@ class SoraBackend(_Transport):
         ]
         if request.input_image is not None:
             fields.append(("input_reference", _input_reference(request.input_image, request.size)))
-        response = self._call(profile, key, "POST", "videos", create=True, files=fields)
+        response = self._call(profile, service, "POST", "videos", create=True, files=fields)
         return self._status(profile, response)
 
     def derive(self, request: DerivedRequest) -> JobStatus:
         video_id, provider = _split(request.parent_job_id)
-        profile, key = self._connect(provider)
+        profile, service = self._connect(provider)
         parent = {"id": video_id}
         body: dict[str, str | dict[str, str]]
         if request.relation == Relation.REMIX_OF:
@@ -159,59 +153,36 @@ class SoraBackend(_Transport):
             body = {"prompt": request.prompt, "seconds": seconds, "video": parent}
         else:
             raise BackendError(f"sora cannot derive {request.relation}", code="unsupported")
-        response = self._call(profile, key, "POST", path, create=True, json=body)
+        response = self._call(profile, service, "POST", path, create=True, json=body)
         return self._status(profile, response)
 
     def poll(self, job_id: str) -> JobStatus:
         video_id, provider = _split(job_id)
-        profile, key = self._connect(provider)
-        response = self._call(profile, key, "GET", f"videos/{video_id}", video_id=video_id)
+        profile, service = self._connect(provider)
+        response = self._call(profile, service, "GET", f"videos/{video_id}", job=video_id)
         return self._status(profile, response)
 
     def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
         if variant not in VARIANTS:
             raise BackendError(f"sora has no {variant} variant", code="unsupported_variant")
         video_id, provider = _split(job_id)
-        profile, key = self._connect(provider)
-        try:
-            response = self._call(
-                profile,
-                key,
-                "GET",
-                f"videos/{video_id}/content",
-                video_id=video_id,
-                params={"variant": variant.value},
-                stream=True,
-            )
-        except BackendError as exc:
-            if exc.code in ("unknown_job", "invalid_request"):
-                raise self._why_no_content(profile, key, video_id, exc) from None
-            raise
-        try:
-            for chunk in response.iter_bytes(CHUNK):
-                dest.write(chunk)
-        except httpx.TransportError as exc:
-            raise BackendError(
-                f"the {variant} download of {video_id} from {profile.name} broke off "
-                f"({type(exc).__name__})",
-                code="download_interrupted",
-                transient=True,
-            ) from None
-        finally:
-            response.close()
+        profile, service = self._connect(provider)
+        self._download(profile, service, video_id, variant.value, dest)
 
     def list_jobs(self, scope: str | None = None) -> Iterator[RemoteJob]:
         """Every video the provider's account holds, oldest first (``GET /videos``, paged).
 
         ``scope`` is a provider profile name; the default profile without one.
         """
-        profile, key = self._connect(scope)
+        profile, service = self._connect(scope)
         after: str | None = None
         while True:
             params: dict[str, str | int] = {"limit": self.page_size, "order": "asc"}
             if after:
                 params["after"] = after
-            page = _json(self._call(profile, key, "GET", "videos", params=params), profile)
+            page = json_object(
+                self._call(profile, service, "GET", "videos", params=params), profile.name
+            )
             videos = page.get("data")
             if not isinstance(videos, list):
                 raise BackendError(f"{profile.name} sent a list without data", code="bad_response")
@@ -224,7 +195,7 @@ class SoraBackend(_Transport):
     def _status(self, profile: ProviderProfile, response: httpx.Response) -> JobStatus:
         hint = response.headers.get("openai-poll-after-ms")
         poll_after = int(hint) / 1000 if hint and hint.isdigit() else None
-        return _video_status(profile, _json(response, profile), poll_after)
+        return _video_status(profile, json_object(response, profile.name), poll_after)
 
     def _remote_job(self, profile: ProviderProfile, video: Mapping[str, Any]) -> RemoteJob:
         parent = video.get("remixed_from_video_id")

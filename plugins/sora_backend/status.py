@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from core.api import BackendError, JobState, JobStatus
 from core.api.providers import ProviderProfile, job_id
 from core.api.remote import redact
@@ -50,18 +48,6 @@ def _video_status(
         details=_details(profile, video),
         refused=bool(error) and bool(REFUSAL.search(f"{code} {message}")),
     )
-
-
-def _json(response: httpx.Response, profile: ProviderProfile) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        raise BackendError(
-            f"{profile.name} sent a response that is not JSON", code="bad_response"
-        ) from None
-    if not isinstance(data, dict):
-        raise BackendError(f"{profile.name} sent an unexpected response", code="bad_response")
-    return data
 
 
 def _details(profile: ProviderProfile, video: Mapping[str, Any]) -> dict[str, Any]:
