@@ -135,6 +135,8 @@ class Job:
 class FalQueueServer(LoopbackService):
     """fal's queue API on 127.0.0.1; see the module docstring."""
 
+    download_route = _CDN.pattern
+
     def __init__(self, api_key: str, *, queue_seconds: float = 0.05, render_seconds: float = 0.2):
         super().__init__()
         self.api_key = api_key
