@@ -123,9 +123,7 @@ class RemoteService:
     """
 
     create_recovery = ""
-    """Said after "the job may have been created, so it was not sent again": how a user
-    finds such a job (e.g. `` (`reelvault sync` imports it if it was)``), when there is a
-    way."""
+    """Said after "the job may have been created, so it was not sent again": how to find it."""
 
     def __init__(
         self,
@@ -238,13 +236,10 @@ class RemoteService:
     def download(
         self, url: str, dest: BinaryIO, *, job: str, authenticated: bool, **content: Any
     ) -> None:
-        """Stream ``url`` into ``dest``; a connection cut part-way is a transient error.
-
-        ``content`` goes to the request as for :meth:`call` (``params=...``).
-        """
-        response = self.call(
-            "GET", url, job=job, stream=True, authenticated=authenticated, **content
-        )
+        """Stream ``url`` into ``dest`` (``content``: as for :meth:`call`); a connection cut
+        part-way is a transient error."""
+        response = self.call("GET", url, job=job, stream=True, authenticated=authenticated,
+                             **content)  # fmt: skip
         try:
             for chunk in response.iter_bytes(CHUNK):
                 dest.write(chunk)
@@ -260,7 +255,12 @@ class RemoteService:
     def should_retry(self, response: httpx.Response, create: bool, fields: ErrorFields) -> bool:
         """Whether an error answer is worth repeating: never a refused key; a create only
         when it surely made no job (408, 429); anything else on 408, 429 and 5xx."""
-        return _worth_retrying(response.status_code, create, fields)
+        status = response.status_code
+        if fields.auth:
+            return False
+        if create:  # refused before any job was made: safe to send again
+            return status in (408, 429)
+        return status in (408, 429) or status >= 500
 
     def json(self, response: httpx.Response) -> dict[str, Any]:
         return json_object(response, self.name)
@@ -333,14 +333,6 @@ class RemoteService:
             code="network",
             transient=True,
         )
-
-
-def _worth_retrying(status: int, create: bool, fields: ErrorFields) -> bool:
-    if fields.auth:
-        return False
-    if create:  # refused before any job was made: safe to send again
-        return status in (408, 429)
-    return status in (408, 429) or status >= 500
 
 
 def expired_error(job: str, provider: str, expired_at: float | None) -> BackendError:

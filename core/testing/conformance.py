@@ -2,14 +2,14 @@
 
 Every remote backend owes the same guarantees: it makes a clip (create, poll, download);
 it reports a running job's progress, which the catalog keeps; it records the job id
-before polling, so ``reelvault resume`` finishes an interrupted job without a second
-create; it waits out a 429 storm; it gets the video despite a 5xx or a connection cut
-during the download; it records a refusal with the provider's reason as a deny
-decision; it reports expired output as expired; it says a bad key in one line; Ctrl-C
-either cancels the job at the provider (``--cancel-remote``, when the backend can) or
-leaves it for ``resume``; and no key reaches the catalog, the logs or an export. This
-module checks all of that against a loopback stand-in of the backend's API, through the
-CLI a user types.
+before polling, so ``reelvault resume`` finishes a job whose process stopped polling or
+was killed, without a second create; it waits out a 429 storm; it gets the video despite
+a 5xx or a connection cut during the download; it records a refusal with the provider's
+reason as a deny decision; it reports expired output as expired; it says a bad key in
+one line; Ctrl-C either cancels the job at the provider (``--cancel-remote``, when the
+backend can) or leaves it for ``resume``; and no key reaches the catalog, the logs or an
+export. This module checks all of that against a loopback stand-in of the backend's
+API, through the CLI a user types.
 
 A backend's tests subclass :class:`BackendConformance` and provide one fixture,
 ``stand_in``: the running stand-in (a :class:`core.testing.loopback.LoopbackService`
@@ -142,9 +142,11 @@ class BackendConformance:
         assert job["remote_job_id"] and stand_in.created == 1
         return job
 
-    def interrupted(self, still: Path, stand_in: Any, *options: str) -> tuple[str, str]:
-        """``generate`` run as a user runs it, stopped with Ctrl-C (SIGINT) while its job
-        runs remotely; the clip id and what it said on stderr."""
+    def stopped(
+        self, still: Path, stand_in: Any, how: signal.Signals, *options: str
+    ) -> tuple[str, int, str]:
+        """``generate`` run as a user runs it, sent ``how`` (SIGINT: Ctrl-C; SIGKILL: a
+        crash) while its job runs remotely; the clip id, the exit status and stderr."""
         stand_in.hold = True
         command = [sys.executable, "-m", "core", *self.generate_args(still), *options]
         process = subprocess.Popen(
@@ -157,17 +159,16 @@ class BackendConformance:
                 assert process.poll() is None, process.communicate()
                 assert time.monotonic() < deadline, "the job never started remotely"
                 time.sleep(0.05)
-                running = [j for j in self.jobs() if j["remote_job_id"]] if stand_in.created else []
-            process.send_signal(signal.SIGINT)
+                if stand_in.created:
+                    running = [j for j in self.jobs() if j["remote_job_id"]]
+            process.send_signal(how)
             _, stderr = process.communicate(timeout=60)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        assert process.returncode == 130, (process.returncode, stderr)
-        assert stderr.strip().splitlines()[-1].startswith("interrupted: "), stderr
         (job,) = running
-        return str(job["id"]), stderr
+        return str(job["id"]), process.returncode, stderr
 
     # --- the suite ---------------------------------------------------------------------
 
@@ -186,6 +187,15 @@ class BackendConformance:
         stand_in.release()
         assert f"{job['id']} completed" in self.cli("resume").stdout
         assert stand_in.created == 1 and self.show(job["id"])["status"] == "completed"
+
+    def test_a_killed_run_is_resumed_without_a_second_create(
+        self, stand_in: Any, conformance_still: Path
+    ) -> None:
+        clip, status, _ = self.stopped(conformance_still, stand_in, signal.SIGKILL)
+        assert status == -signal.SIGKILL and stand_in.created == 1
+        stand_in.release()
+        assert f"{clip} completed" in self.cli("resume").stdout
+        assert stand_in.created == 1 and self.show(clip)["status"] == "completed"
 
     def test_a_429_storm_is_waited_out(self, stand_in: Any, conformance_still: Path) -> None:
         stand_in.storm(3, 0.05)
@@ -271,7 +281,8 @@ class BackendConformance:
         self, stand_in: Any, conformance_still: Path
     ) -> None:
         options = ("--cancel-remote",) if self.supports_cancel else ()
-        clip, said = self.interrupted(conformance_still, stand_in, *options)
+        clip, status, said = self.stopped(conformance_still, stand_in, signal.SIGINT, *options)
+        assert status == 130 and said.strip().splitlines()[-1].startswith("interrupted: "), said
         assert stand_in.created == 1
         if self.supports_cancel:  # stopped there and recorded so: nothing left running
             assert stand_in.cancelled == 1, said
