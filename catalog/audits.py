@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Asset, Generation, VerificationRecord
 from catalog.queries import assets_by_id
+from core.api.types import Relation
 
 
 def _added_since(since: datetime | None) -> list[sa.ColumnElement[bool]]:
@@ -56,7 +57,8 @@ def clip_origins(session: Session, asset_ids: Sequence[str]) -> dict[str, ClipOr
     made = list(
         session.exec(select(Generation).where(col(Generation.output_asset_id).in_(asset_ids)))
     )
-    parent_ids = {g.parent_id for g in made if g.parent_id}
+    # A variant's parent is kin, not an ingredient: its video went into nothing.
+    parent_ids = {g.parent_id for g in made if g.parent_id and Relation.derives(g.relation)}
     parents = (
         {
             g.id: g

@@ -169,17 +169,64 @@ def repoint_references(session: Session, table_name: str, old_id: str, new_id: s
     Used when two rows turn out to be one thing (an imported clip and the generation
     that made it, a placeholder and the file it stood for): whatever pointed at the row
     that goes now points at the one that stays. A row never comes to point at itself
-    (a clip whose parent was the row it replaces).
+    (a clip whose parent was the row it replaces), and a row that would repeat one the
+    survivor already has (the same tag on both, two annotations) is folded into it first.
     """
     for table in SQLModel.metadata.sorted_tables:
         for fk in table.foreign_keys:
             if fk.column.table.name != table_name:
                 continue
+            _fold_clashing_rows(session, table, fk.parent, old_id, new_id)
             values: dict[str, Any] = {fk.parent.name: new_id}
             stmt = table.update().where(fk.parent == old_id)
             if table.name == table_name:
                 stmt = stmt.where(fk.column != new_id)
             session.execute(stmt.values(values))
+
+
+def _unique_column_sets(table: sa.Table) -> list[list[sa.Column[Any]]]:
+    """The column sets a unique constraint or unique index of ``table`` covers."""
+    sets = [list(c.columns) for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+    sets += [list(index.columns) for index in table.indexes if index.unique]
+    return [columns for columns in sets if columns]
+
+
+def _fold_clashing_rows(
+    session: Session, table: sa.Table, moving: sa.Column[Any], old_id: str, new_id: str
+) -> None:
+    """Before ``moving`` goes from ``old_id`` to ``new_id``: each row of ``old_id`` that
+    would break a unique key the survivor's row already holds gives the survivor what it
+    lacks (its empty columns) and is dropped, so the move never fails and keeps what a
+    person wrote on either side (a title on one, a note on the other)."""
+    for columns in _unique_column_sets(table):
+        if moving not in columns:
+            continue
+        others = [c for c in columns if c is not moving]
+        survivor = table.alias("survivor")
+        same_key = sa.and_(
+            survivor.c[moving.name] == new_id, *(survivor.c[c.name] == c for c in others)
+        )
+        departing = table.alias("departing")
+        fillable = [
+            c for c in table.columns
+            if c.nullable and not c.primary_key and not c.foreign_keys and c not in columns
+        ]  # fmt: skip
+        if fillable:
+            match = sa.and_(
+                departing.c[moving.name] == old_id,
+                *(departing.c[c.name] == table.c[c.name] for c in others),
+            )
+            session.execute(
+                table.update()
+                .where(moving == new_id, sa.exists().where(match))
+                .values({
+                    c.name: sa.func.coalesce(
+                        c, sa.select(departing.c[c.name]).where(match).scalar_subquery()
+                    )
+                    for c in fillable
+                })
+            )  # fmt: skip
+        session.execute(table.delete().where(moving == old_id, sa.exists().where(same_key)))
 
 
 def save(session: Session, *rows: SQLModel) -> None:

@@ -12,16 +12,21 @@ A model error comes back as the result: a ``content_policy_violation`` is record
 a refusal with fal's words; other validation errors name the field (``loc``). Results
 are kept for a limited time (an hour, less for large ones); once gone, the job is
 reported as expired. Add an app with a ``[plugins.fal.models."APP"]`` table in config.toml.
+
+A request can be cancelled (``PUT .../requests/{id}/cancel``: ``generate --cancel-remote``).
+With ``webhook_url`` in ``[plugins.fal]``, the submit carries ``fal_webhook`` pointing at
+``reelvault webhooks serve``, with ``?app=OWNER/APP`` added: fal's delivery names only the
+request, and the job id needs the app too.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -38,15 +43,10 @@ from core.api import (
     Variant,
     hookimpl,
 )
-from core.api.input_maps import InputMap, maps_from_config
-from core.api.providers import ProviderProfile, get_profile
-from core.api.remote import (
-    ErrorFields,
-    RemoteService,
-    ServicePool,
-    expired_error,
-    redact,
-)
+from core.api.http_backend import HttpBackend
+from core.api.input_maps import InputMap, mapped_models
+from core.api.providers import ProviderProfile
+from core.api.remote import ErrorFields, RemoteService, expired_error, redact
 from core.api.sniff import still_mime
 
 NAME = "fal"
@@ -111,134 +111,6 @@ MAPS: tuple[InputMap, ...] = (
 REFUSAL_TYPES = ("content_policy_violation",)
 
 
-class FalBackend:
-    """fal's queue API, at the built-in ``fal`` profile or a fal-kind profile."""
-
-    name = NAME
-    description = "image-to-video apps on fal's queue (Kling, Hailuo, Wan, Veo, Seedance)"
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self._pool = ServicePool(
-            settings,
-            NAME,
-            parse_error=fal_error_fields,
-            user_agent="reelvault-fal/0.1",
-            service_class=_FalService,
-            transport=transport,
-            sleep=sleep,
-        )
-        self._config = self._pool.config
-
-    def maps(self) -> dict[str, InputMap]:
-        """The built-in tables, then the user's from config.toml (which win)."""
-        where = f"{self.settings.config_path}: [plugins.{NAME}]"
-        return {**{m.model: m for m in MAPS}, **maps_from_config(self._config, where)}
-
-    def models(self) -> Sequence[ModelInfo]:
-        try:
-            profile = get_profile(self.settings, kind=NAME)
-            status = f"available via {profile.name} ({profile.host})"
-        except Exception as exc:  # a broken config.toml must not hide the model list
-            status = f"misconfigured: {exc}"
-        return [table.model_info(status) for table in self.maps().values()]
-
-    def submit(self, request: GenerationRequest) -> JobStatus:
-        table = self.maps().get(request.model)
-        if table is None:
-            raise RequestError(f"fal has no mapping for app {request.model!r}")
-        image = _data_uri(request.input_image) if request.input_image else None
-        body = table.input_for(request, image)
-        provider = request.parameters.get("provider")
-        profile, service = self._pool.get(provider if isinstance(provider, str) else None)
-        answer = service.json(service.call("POST", request.model, create=True, json=body))
-        request_id = answer.get("request_id")
-        if not isinstance(request_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", request_id):
-            raise BackendError(f"{profile.name} sent no request id", code="bad_response")
-        app = "/".join(request.model.split("/")[:2])
-        details = {"provider": profile.name, "request_id": request_id, "explanation": [
-            f"{request.model} at {profile.name} ({profile.host}) as {request_id}",
-            "input: " + ", ".join(f"{k}={v}" for k, v in body.items()
-                                  if k not in (table.image_field, table.prompt_field)),
-        ]}  # fmt: skip
-        return JobStatus(
-            job_id=f"{app}:{request_id}@{profile.name}", state=JobState.QUEUED, details=details
-        )
-
-    def derive(self, request: DerivedRequest) -> JobStatus:
-        raise BackendError("fal apps cannot remix, edit or extend here", code="unsupported")
-
-    def poll(self, job_id: str) -> JobStatus:
-        app, request_id, provider = _split(job_id)
-        profile, service = self._pool.get(provider)
-        base = f"{app}/requests/{request_id}"
-        status = service.json(service.call("GET", f"{base}/status", job=job_id))
-        details: dict[str, Any] = {"provider": profile.name, "request_id": request_id}
-        state = status.get("status")
-        if state == "IN_QUEUE":
-            details["queue_position"] = status.get("queue_position")
-            return JobStatus(job_id=job_id, state=JobState.QUEUED, details=details)
-        if state == "IN_PROGRESS":
-            return JobStatus(job_id=job_id, state=JobState.IN_PROGRESS, details=details)
-        if state != "COMPLETED":
-            raise BackendError(f"{profile.name} sent an unknown status {state!r}", "bad_response")
-        try:
-            result = service.json(service.call("GET", base, job=job_id))
-        except BackendError as exc:
-            return self._failed(job_id, profile, exc, details)
-        video = result.get("video")
-        if not isinstance(video, Mapping) or not isinstance(video.get("url"), str):
-            raise BackendError(f"{profile.name} sent a result without a video", "bad_response")
-        details["video"] = dict(video)
-        return JobStatus(job_id=job_id, state=JobState.COMPLETED, progress=100, details=details)
-
-    def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
-        if variant != Variant.VIDEO:
-            raise BackendError(f"fal has no {variant} variant", code="unsupported_variant")
-        status = self.poll(job_id)
-        if status.state != JobState.COMPLETED:
-            if status.error_code == "expired":
-                raise BackendError(status.error_message or "expired", code="expired")
-            raise BackendError(f"{job_id} is {status.state}: nothing to download", "not_ready")
-        _, _, provider = _split(job_id)
-        profile, service = self._pool.get(provider)
-        try:  # the CDN is another origin: the key never goes there
-            service.download(status.details["video"]["url"], dest, job=job_id, authenticated=False)
-        except BackendError as exc:
-            if exc.code == "unknown_job":
-                raise expired_error(job_id, profile.name, None) from None
-            raise
-
-    def close(self) -> None:
-        self._pool.close()
-
-    def _failed(
-        self, job_id: str, profile: ProviderProfile, error: BackendError, details: dict[str, Any]
-    ) -> JobStatus:
-        """The result call answered with the model's error: a refusal, a fault or expiry."""
-        if error.code == "unknown_job":
-            gone = expired_error(job_id, profile.name, None)
-            return JobStatus(job_id, JobState.FAILED, error_code="expired",
-                             error_message=str(gone), details=details)  # fmt: skip
-        if error.code in ("auth", "forbidden", "rate_limited", "network") or error.transient:
-            raise error
-        kind = error.code or "failed"
-        return JobStatus(
-            job_id,
-            JobState.FAILED,
-            error_code=kind,
-            error_message=str(error),
-            details=details,
-            refused=kind in REFUSAL_TYPES,
-        )
-
-
 class _FalService(RemoteService):
     """fal's model errors carry a ``type``; a refusal keeps it on the error."""
 
@@ -268,6 +140,144 @@ def fal_error_fields(response: httpx.Response) -> ErrorFields:
         kind = body.get("error_type") if isinstance(body, dict) else None
         return ErrorFields(message=detail, code=kind if isinstance(kind, str) else None)
     return ErrorFields(message=response.text.strip() or response.reason_phrase)
+
+
+class FalBackend(HttpBackend):
+    """fal's queue API, at the built-in ``fal`` profile or a fal-kind profile."""
+
+    name = NAME
+    service_class = _FalService
+    description = "image-to-video apps on fal's queue (Kling, Hailuo, Wan, Veo, Seedance)"
+
+    def error_fields(self, response: httpx.Response) -> ErrorFields:
+        return fal_error_fields(response)
+
+    def maps(self) -> dict[str, InputMap]:
+        return mapped_models(self.settings, NAME, MAPS)
+
+    def models(self) -> Sequence[ModelInfo]:
+        status = self.availability()
+        return [table.model_info(status) for table in self.maps().values()]
+
+    def submit(self, request: GenerationRequest) -> JobStatus:
+        table = self.maps().get(request.model)
+        if table is None:
+            raise RequestError(f"fal has no mapping for app {request.model!r}")
+        image = _data_uri(request.input_image) if request.input_image else None
+        body = table.input_for(request, image)
+        provider = request.parameters.get("provider")
+        profile, service = self._pool.get(provider if isinstance(provider, str) else None)
+        app = "/".join(request.model.split("/")[:2])
+        hook = self.webhook_url()
+        params = {"fal_webhook": _with_query(hook, app=app)} if hook else None
+        answer = service.json(
+            service.call("POST", request.model, create=True, json=body, params=params)
+        )
+        request_id = answer.get("request_id")
+        if not isinstance(request_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", request_id):
+            raise BackendError(f"{profile.name} sent no request id", code="bad_response")
+        details = {"provider": profile.name, "request_id": request_id, "explanation": [
+            f"{request.model} at {profile.name} ({profile.host}) as {request_id}",
+            "input: " + ", ".join(f"{k}={v}" for k, v in body.items()
+                                  if k not in (table.image_field, table.prompt_field)),
+        ]}  # fmt: skip
+        return JobStatus(
+            job_id=f"{app}:{request_id}@{profile.name}", state=JobState.QUEUED, details=details
+        )
+
+    def derive(self, request: DerivedRequest) -> JobStatus:
+        raise BackendError("fal apps cannot remix, edit or extend here", code="unsupported")
+
+    def poll(self, job_id: str) -> JobStatus:
+        app, request_id, provider = _split(job_id)
+        profile, service = self._pool.get(provider)
+        base = f"{app}/requests/{request_id}"
+        status = service.json(
+            service.call("GET", f"{base}/status", job=job_id, timeout=service.poll_timeout)
+        )
+        details: dict[str, Any] = {"provider": profile.name, "request_id": request_id}
+        state = status.get("status")
+        if state == "IN_QUEUE":
+            details["queue_position"] = status.get("queue_position")
+            return JobStatus(job_id=job_id, state=JobState.QUEUED, details=details)
+        if state == "IN_PROGRESS":
+            return JobStatus(job_id=job_id, state=JobState.IN_PROGRESS, details=details)
+        if state != "COMPLETED":
+            raise BackendError(f"{profile.name} sent an unknown status {state!r}", "bad_response")
+        try:
+            result = service.json(service.call("GET", base, job=job_id))
+        except BackendError as exc:
+            return self._failed(job_id, profile, exc, details)
+        video = result.get("video")
+        if not isinstance(video, Mapping) or not isinstance(video.get("url"), str):
+            raise BackendError(f"{profile.name} sent a result without a video", "bad_response")
+        details["video"] = dict(video)
+        return JobStatus(job_id=job_id, state=JobState.COMPLETED, progress=100, details=details)
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """Ask fal to drop the request (``PUT .../cancel``): a queued one is removed, a
+        running one signalled. One that already ended (``ALREADY_COMPLETED``, which may
+        come as a 400) is reported as it stands, by polling it."""
+        app, request_id, provider = _split(job_id)
+        profile, service = self._pool.get(provider)
+        try:
+            answer = service.json(
+                service.call("PUT", f"{app}/requests/{request_id}/cancel", job=job_id)
+            )
+        except BackendError as exc:
+            if exc.code != "invalid_request":
+                raise
+            return self.poll(job_id)
+        if answer.get("status") == "ALREADY_COMPLETED":
+            return self.poll(job_id)
+        details = {"provider": profile.name, "request_id": request_id}
+        return JobStatus(job_id, JobState.FAILED, error_code="cancelled",
+                         error_message=f"cancelled at {profile.name}", details=details)  # fmt: skip
+
+    def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
+        if variant != Variant.VIDEO:
+            raise BackendError(f"fal has no {variant} variant", code="unsupported_variant")
+        status = self.poll(job_id)
+        if status.state != JobState.COMPLETED:
+            if status.error_code == "expired":
+                raise BackendError(status.error_message or "expired", code="expired")
+            raise BackendError(f"{job_id} is {status.state}: nothing to download", "not_ready")
+        _, _, provider = _split(job_id)
+        profile, service = self._pool.get(provider)
+        try:  # the CDN is another origin: the key never goes there
+            service.download(status.details["video"]["url"], dest, job=job_id, authenticated=False)
+        except BackendError as exc:
+            if exc.code == "unknown_job":
+                raise expired_error(job_id, profile.name, None) from None
+            raise
+
+    def _failed(
+        self, job_id: str, profile: ProviderProfile, error: BackendError, details: dict[str, Any]
+    ) -> JobStatus:
+        """The result call answered with the model's error: a refusal, a fault or expiry."""
+        if error.code == "unknown_job":
+            gone = expired_error(job_id, profile.name, None)
+            return JobStatus(job_id, JobState.FAILED, error_code="expired",
+                             error_message=str(gone), details=details)  # fmt: skip
+        if error.code in ("auth", "forbidden", "rate_limited", "network") or error.transient:
+            raise error
+        kind = error.code or "failed"
+        return JobStatus(
+            job_id,
+            JobState.FAILED,
+            error_code=kind,
+            error_message=str(error),
+            details=details,
+            refused=kind in REFUSAL_TYPES,
+        )
+
+
+def _with_query(url: str, **values: str) -> str:
+    """``url`` with ``values`` added to its query: fal's webhook URL names the app, which
+    the delivery itself does not (the receiver needs it to find the job)."""
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query), *values.items()])
+    return urlunsplit(parts._replace(query=query))
 
 
 def _data_uri(path: Path) -> str:

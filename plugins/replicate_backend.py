@@ -12,12 +12,16 @@ an API prediction finishes; it is then reported as expired).
 A prediction that failed because a safety checker flagged the input or output is
 recorded as a refusal with Replicate's words. Add a model with a
 ``[plugins.replicate.models."OWNER/NAME"]`` table in config.toml.
+
+A prediction can be cancelled (``POST /predictions/{id}/cancel``: ``generate
+--cancel-remote``). With ``webhook_url`` in ``[plugins.replicate]``, predictions are
+created with ``webhook`` and ``webhook_events_filter: ["completed"]``, so that
+``reelvault webhooks serve`` finishes them as soon as they end.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,15 +41,10 @@ from core.api import (
     Variant,
     hookimpl,
 )
-from core.api.input_maps import InputMap, maps_from_config
-from core.api.providers import ProviderProfile, get_profile
-from core.api.remote import (
-    ErrorFields,
-    RemoteService,
-    ServicePool,
-    expired_error,
-    redact,
-)
+from core.api.http_backend import HttpBackend
+from core.api.input_maps import InputMap, mapped_models
+from core.api.providers import ProviderProfile
+from core.api.remote import ErrorFields, RemoteService, expired_error, redact
 from core.api.sniff import still_mime
 
 NAME = "replicate"
@@ -107,41 +106,36 @@ MAPS: tuple[InputMap, ...] = (
 )
 
 
-class ReplicateBackend:
+def replicate_error_fields(response: httpx.Response) -> ErrorFields:
+    """Problem details: ``{title, detail, status, invalid_fields: [{field, description}]}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return ErrorFields(message=response.text.strip() or response.reason_phrase)
+    invalid = body.get("invalid_fields")
+    field = None
+    if isinstance(invalid, list) and invalid and isinstance(invalid[0], dict):
+        field = str(invalid[0].get("field") or "") or None
+    message = body.get("detail") or body.get("title") or response.reason_phrase
+    return ErrorFields(message=str(message).strip(), code=body.get("title"), field=field)
+
+
+class ReplicateBackend(HttpBackend):
     """Replicate's predictions API, at the built-in ``replicate`` profile or another."""
 
     name = NAME
     description = "image-to-video models on Replicate (Kling, Veo, Hailuo, Wan, Seedance)"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self._pool = ServicePool(
-            settings,
-            NAME,
-            parse_error=replicate_error_fields,
-            user_agent="reelvault-replicate/0.1",
-            transport=transport,
-            sleep=sleep,
-        )
-        self._config = self._pool.config
+    def error_fields(self, response: httpx.Response) -> ErrorFields:
+        return replicate_error_fields(response)
 
     def maps(self) -> dict[str, InputMap]:
-        """The built-in tables, then the user's from config.toml (which win)."""
-        where = f"{self.settings.config_path}: [plugins.{NAME}]"
-        return {**{m.model: m for m in MAPS}, **maps_from_config(self._config, where)}
+        return mapped_models(self.settings, NAME, MAPS)
 
     def models(self) -> Sequence[ModelInfo]:
-        try:
-            profile = get_profile(self.settings, kind=NAME)
-            status = f"available via {profile.name} ({profile.host})"
-        except Exception as exc:  # a broken config.toml must not hide the model list
-            status = f"misconfigured: {exc}"
+        status = self.availability()
         return [table.model_info(status) for table in self.maps().values()]
 
     def submit(self, request: GenerationRequest) -> JobStatus:
@@ -149,10 +143,13 @@ class ReplicateBackend:
         if table is None:
             raise RequestError(f"replicate has no mapping for model {request.model!r}")
         table.input_for(request, "")  # refuse what the model does not take before uploading
+        hook = self.webhook_url()  # and a bad webhook_url too
         provider = request.parameters.get("provider")
         profile, service = self._pool.get(provider if isinstance(provider, str) else None)
         image = self._upload(service, request.input_image) if request.input_image else None
         body: dict[str, Any] = {"input": table.input_for(request, image)}
+        if hook:  # only the end is wanted: it is when polling would act
+            body |= {"webhook": hook, "webhook_events_filter": ["completed"]}
         model, _, version = request.model.partition(":")
         if version:
             body["version"] = request.model
@@ -175,8 +172,25 @@ class ReplicateBackend:
     def poll(self, job_id: str) -> JobStatus:
         prediction_id, provider = _split(job_id)
         profile, service = self._pool.get(provider)
-        found = service.call("GET", f"predictions/{prediction_id}", job=job_id)
+        found = service.call(
+            "GET", f"predictions/{prediction_id}", job=job_id, timeout=service.poll_timeout
+        )
         return _status(profile, service.json(found), service)
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """``POST /predictions/{id}/cancel``: ``failed`` (code ``cancelled``) once Replicate
+        took it, or the prediction as it stands when it had already ended."""
+        prediction_id, provider = _split(job_id)
+        profile, service = self._pool.get(provider)
+        answer = service.json(
+            service.call("POST", f"predictions/{prediction_id}/cancel", job=job_id)
+        )
+        status = _status(profile, answer, service)
+        if answer.get("status") in ("starting", "processing", "canceled"):  # asked, or done
+            return JobStatus(job_id, JobState.FAILED, error_code="cancelled",
+                             error_message=f"canceled at {profile.name}",
+                             details=status.details)  # fmt: skip
+        return status
 
     def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
         if variant != Variant.VIDEO:
@@ -194,9 +208,6 @@ class ReplicateBackend:
                 raise expired_error(job_id, profile.name, None) from None
             raise
 
-    def close(self) -> None:
-        self._pool.close()
-
     def _upload(self, service: RemoteService, path: Path) -> str:
         """The still, uploaded to the Files API; its URL is what the input carries."""
         mime = still_mime(path, "Replicate")
@@ -207,22 +218,6 @@ class ReplicateBackend:
         if not isinstance(url, str):
             raise BackendError(f"{service.name} sent a file without a URL", "bad_response")
         return url
-
-
-def replicate_error_fields(response: httpx.Response) -> ErrorFields:
-    """Problem details: ``{title, detail, status, invalid_fields: [{field, description}]}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return ErrorFields(message=response.text.strip() or response.reason_phrase)
-    invalid = body.get("invalid_fields")
-    field = None
-    if isinstance(invalid, list) and invalid and isinstance(invalid[0], dict):
-        field = str(invalid[0].get("field") or "") or None
-    message = body.get("detail") or body.get("title") or response.reason_phrase
-    return ErrorFields(message=str(message).strip(), code=body.get("title"), field=field)
 
 
 def _status(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +41,11 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.http_backend import HttpBackend
 from core.api.lifecycle import BUILTIN, hint
-from core.api.providers import ProviderProfile, Secret, get_profile
+from core.api.providers import ProviderProfile, Secret
 from core.api.remote import (
     ErrorFields,
-    ServicePool,
     expired_error,
     redact,
 )
@@ -96,36 +95,52 @@ MODELS: tuple[VeoModel, ...] = (
 )  # fmt: skip
 
 
-class VeoBackend:
+def google_error_fields(response: httpx.Response) -> ErrorFields:
+    """Google's envelope: ``{"error": {code, message, status, details: [...]}}``.
+
+    ``details`` may hold ``ErrorInfo`` (reason ``API_KEY_INVALID``: a bad key, though
+    the status is 400), ``BadRequest.fieldViolations`` (the field at fault) and
+    ``RetryInfo.retryDelay`` (``"22s"``: how long to wait).
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return ErrorFields(message=response.text.strip() or response.reason_phrase)
+    field = retry = None
+    auth = False
+    for detail in error.get("details") or []:
+        if not isinstance(detail, dict):
+            continue
+        auth = auth or detail.get("reason") == "API_KEY_INVALID"
+        violations = detail.get("fieldViolations")
+        if isinstance(violations, list) and violations and isinstance(violations[0], dict):
+            field = str(violations[0].get("field") or "") or None
+        delay = detail.get("retryDelay")
+        if isinstance(delay, str) and re.fullmatch(r"\d+(\.\d+)?s", delay):
+            retry = float(delay[:-1])
+    return ErrorFields(
+        message=str(error.get("message") or response.reason_phrase),
+        code=str(error.get("status") or error.get("code") or "") or None,
+        field=field,
+        auth=auth,
+        retry_after=retry,
+    )
+
+
+class VeoBackend(HttpBackend):
     """Veo models at the Gemini API (the built-in ``gemini`` profile, or a veo profile)."""
 
     name = NAME
     description = "Google Veo 2, 3 and 3.1 through the Gemini API (predictLongRunning)"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self._pool = ServicePool(
-            settings,
-            NAME,
-            parse_error=google_error_fields,
-            user_agent="reelvault-veo/0.1",
-            transport=transport,
-            sleep=sleep,
-        )
-        self._config = self._pool.config
+    def error_fields(self, response: httpx.Response) -> ErrorFields:
+        return google_error_fields(response)
 
     def models(self) -> Sequence[ModelInfo]:
-        try:
-            profile = get_profile(self.settings, kind=NAME)
-            where = f"available via {profile.name} ({profile.host})"
-        except Exception as exc:  # a broken config.toml must not hide the model list
-            where = f"misconfigured: {exc}"
+        where = self.availability()
         return [
             ModelInfo(
                 name=model.name,
@@ -193,7 +208,7 @@ class VeoBackend:
         model, operation, provider = _split(job_id)
         profile, service = self._pool.get(provider)
         path = f"models/{model}/operations/{operation}"
-        found = service.json(service.call("GET", path, job=job_id))
+        found = service.json(service.call("GET", path, job=job_id, timeout=service.poll_timeout))
         return _status(job_id, profile, found, service.key)
 
     def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
@@ -219,46 +234,6 @@ class VeoBackend:
             if exc.code == "unknown_job":  # the file is gone: Veo keeps videos two days
                 raise expired_error(job_id, profile.name, None) from None
             raise
-
-    def close(self) -> None:
-        self._pool.close()
-
-    # --- helpers -------------------------------------------------------------------------
-
-
-def google_error_fields(response: httpx.Response) -> ErrorFields:
-    """Google's envelope: ``{"error": {code, message, status, details: [...]}}``.
-
-    ``details`` may hold ``ErrorInfo`` (reason ``API_KEY_INVALID``: a bad key, though
-    the status is 400), ``BadRequest.fieldViolations`` (the field at fault) and
-    ``RetryInfo.retryDelay`` (``"22s"``: how long to wait).
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return ErrorFields(message=response.text.strip() or response.reason_phrase)
-    field = retry = None
-    auth = False
-    for detail in error.get("details") or []:
-        if not isinstance(detail, dict):
-            continue
-        auth = auth or detail.get("reason") == "API_KEY_INVALID"
-        violations = detail.get("fieldViolations")
-        if isinstance(violations, list) and violations and isinstance(violations[0], dict):
-            field = str(violations[0].get("field") or "") or None
-        delay = detail.get("retryDelay")
-        if isinstance(delay, str) and re.fullmatch(r"\d+(\.\d+)?s", delay):
-            retry = float(delay[:-1])
-    return ErrorFields(
-        message=str(error.get("message") or response.reason_phrase),
-        code=str(error.get("status") or error.get("code") or "") or None,
-        field=field,
-        auth=auth,
-        retry_after=retry,
-    )
 
 
 def _status(

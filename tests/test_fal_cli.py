@@ -5,43 +5,30 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
+import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.testing.fal_api import FalQueueServer
-from tests import sora_support
-from tests.conftest import REPO
-from tests.sora_support import catalog_dump, write_config
+from tests import hosted_support
+from tests.hosted_support import Hosted, jobs, key_leaks, show, write_config
 
 KEY = "fal-key-id-7Qx2:9Zt4Wm8Rk1Pv6Ls3Nb5Hc0Jd"
-still_720p = sora_support.still_720p
 KLING = "fal-ai/kling-video/v2.1/standard/image-to-video"
-FAL = ("--backend", "fal", "--model", KLING, "--size", "1280x720")
+FAL = Hosted("fal", KLING, "falqueue", KEY, "LOCAL_FAL_KEY")
+still_720p = hosted_support.still_720p
+make = FAL.make
 
 
 @pytest.fixture
 def api(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FalQueueServer]:
     """fal's queue on loopback, reached through a fal profile added as a user would."""
     with FalQueueServer(api_key=KEY) as server:
-        monkeypatch.setenv("LOCAL_FAL_KEY", KEY)
-        write_config(
-            home,
-            f'[providers.falqueue]\nkind = "fal"\nbase_url = "{server.base_url}"\n'
-            'key_env = "LOCAL_FAL_KEY"\n\n[plugins.fal]\nmax_retry_wait = 5\n',
-        )
+        FAL.connect(home, monkeypatch, server.base_url, "\n[plugins.fal]\nmax_retry_wait = 5\n")
         yield server
-
-
-def make(run, image: Path, *extra: str, prompt: str = "a harbour at dawn", expect: int = 0):
-    args = ("generate", image, "--prompt", prompt, *FAL, "--provider", "falqueue", *extra)
-    result = run(*args, "--json", expect=expect)
-    return json.loads(result.stdout) if expect == 0 else result
 
 
 def test_generate_maps_the_request_onto_the_apps_input(run, api: FalQueueServer, still_720p):
@@ -159,15 +146,13 @@ def test_no_key_reaches_output_catalog_files_or_logs(
     )]  # fmt: skip
     api.refuse_next(f"echo {KEY}")
     outputs.append(make(run, still_720p, expect=1).output)
-    hunted = [KEY, KEY[8:-4], KEY[-8:]]
-    texts = {"output": "\n".join(outputs), "catalog": json.dumps(catalog_dump(db_url)),
-             "logs": caplog.text}  # fmt: skip
-    for path in home.rglob("*"):
-        if path.is_file():
-            texts[str(path)] = path.read_bytes().decode("latin-1")
     assert clip["id"] in outputs[3]
-    leaks = [(where, k) for where, text in texts.items() for k in hunted if k in text]
+    leaks = key_leaks(home, db_url, outputs, caplog.text, [KEY, KEY[8:-4], KEY[-8:]])
     assert leaks == [], leaks
+
+
+def _polled(api: FalQueueServer) -> bool:
+    return api.count("GET", r"/status$") >= 3
 
 
 @pytest.mark.slow
@@ -175,19 +160,29 @@ def test_a_kill_while_polling_then_resume_never_submits_twice(
     run, home: Path, api: FalQueueServer, still_720p: Path
 ):
     api.hold = True
-    env = {**os.environ, "REELVAULT_HOME": str(home)}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "core", "generate", str(still_720p), "-p", "a harbour", *FAL,
-         "--provider", "falqueue"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        api.wait_for(lambda: api.count("GET", r"/status$") >= 3, timeout=60)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    (job,) = json.loads(run("jobs", "--json").stdout)
+    FAL.signal_while_polling(home, still_720p, api, lambda: _polled(api), signal.SIGKILL)
+    (job,) = jobs(run)
     assert job["status"] in ("queued", "in_progress") and job["remote_job_id"]
     api.release()
     assert f"{job['id']} completed" in run("resume").stdout
     assert len(api.submits) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_cancel_remote_cancels_the_request_at_fal(
+    run, home: Path, api: FalQueueServer, still_720p: Path
+):
+    api.hold = True
+    code, stderr = FAL.signal_while_polling(
+        home, still_720p, api, lambda: _polled(api), signal.SIGINT, "--cancel-remote"
+    )
+    (job,) = api.jobs.values()
+    assert api.count("PUT", rf"^/fal-ai/kling-video/requests/{job.id}/cancel$") == 1
+    assert job.cancelled
+    last = stderr.strip().splitlines()[-1]
+    assert code == 130 and last.startswith("interrupted: cancelled clip_"), stderr
+    assert jobs(run) == []
+    clip = show(run, re.findall(r"clip_[a-z0-9]+", last)[0])
+    assert clip["status"] == "failed" and clip["error"]["code"] == "cancelled"
+    api.release()  # a cancelled request never renders, whatever happens later
+    assert run("resume").output.count("completed") == 0 and len(api.submits) == 1

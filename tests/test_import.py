@@ -264,6 +264,33 @@ def test_a_placeholder_merged_into_a_clip_with_its_own_generation_gives_way(app:
         assert session.get(Generation, "clip_real").output_asset_id == "vid_" + "a" * 64
 
 
+def test_a_placeholder_merged_into_a_tagged_and_annotated_file_keeps_both_sides_words(
+    app: Reelvault,
+):
+    """The same tag on both sides is kept once; a title on one and a note on the other
+    both survive; where both have a value, the file that stays wins."""
+    from catalog.assets import merge_assets
+    from catalog.organise import add_tags, annotate, organised
+
+    with app.session() as session:
+        real = Asset(id="img_" + "b" * 64, sha256="b" * 64, kind="image", mime="image/png",
+                     bytes=1, stored_path="bb/" + "b" * 64)  # fmt: skip
+        stand_in = Asset(id="img_ph_y", kind="image", mime="image/png", is_placeholder=True,
+                         manifest_label="urn:c2pa:y")  # fmt: skip
+        session.add_all([real, stand_in])
+        session.flush()
+        add_tags(session, real, ["harbor", "keeper"])
+        add_tags(session, stand_in, ["keeper", "dawn"])
+        annotate(session, real, title="The real title", rating=4)
+        annotate(session, stand_in, title="A placeholder title", note="shot at dawn")
+        merge_assets(session, stand_in, real)
+    with app.session() as session:
+        assert session.get(Asset, "img_ph_y") is None
+        kept = organised(session, session.get(Asset, "img_" + "b" * 64))
+        assert kept.tags == ["dawn", "harbor", "keeper"]
+        assert (kept.title, kept.note, kept.rating) == ("The real title", "shot at dawn", 4)
+
+
 # -- who may take a placeholder's place -------------------------------------------------
 
 

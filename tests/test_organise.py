@@ -178,3 +178,25 @@ def test_upgrading_an_existing_catalog_indexes_what_it_holds(db_url: str):
                 assert "search_generations_ai" in set(names)
     finally:
         engine.dispose()
+
+
+def test_an_export_carries_what_a_person_added(run, three):
+    """Tags, title, note and rating travel with an exported clip, in JSONL and CSV."""
+    pan, tilt = three["pan"], three["tilt"]
+    run("tag", pan["id"], "keeper", "Sci Fi")
+    run("annotate", pan["id"], "--title", "=Bay pan", "--note", "first take", "--rating", "4")
+    records = {
+        r["id"]: r for r in map(json.loads, run("export", "--format", "jsonl").stdout.splitlines())
+    }
+    assert {k: records[pan["id"]][k] for k in ("tags", "title", "note", "rating")} == {
+        "tags": ["keeper", "sci-fi"], "title": "=Bay pan", "note": "first take", "rating": 4,
+    }  # fmt: skip
+    assert records[tilt["id"]]["tags"] == [] and records[tilt["id"]]["rating"] is None
+    import csv
+    import io
+
+    exported = io.StringIO(run("export", "--format", "csv").stdout)
+    rows = {r["id"]: r for r in csv.DictReader(exported)}
+    assert rows[pan["id"]]["tags"] == "keeper sci-fi" and rows[pan["id"]]["rating"] == "4"
+    assert rows[pan["id"]]["title"] == "'=Bay pan"  # never a spreadsheet formula
+    assert rows[tilt["id"]]["tags"] == "" and rows[tilt["id"]]["title"] == ""

@@ -4,43 +4,36 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.api.settings import Settings
+from core.generation import cancel_remote
+from core.host.app import Reelvault
 from core.testing.replicate_api import ReplicateServer
-from tests import sora_support
-from tests.conftest import REPO
-from tests.sora_support import catalog_dump, write_config
+from tests import hosted_support
+from tests.hosted_support import Hosted, jobs, key_leaks, show, write_config
 
-KEY = "r8_Lq7Tz3Vw9Xc2Bn5Mk8Pj4Rh6Sd1Fg0"
-still_720p = sora_support.still_720p
 KLING = "kwaivgi/kling-v2.1"
-REPLICATE = ("--backend", "replicate", "--model", KLING, "--size", "1280x720")
+REP = Hosted(
+    "replicate", KLING, "rep", "r8_Lq7Tz3Vw9Xc2Bn5Mk8Pj4Rh6Sd1Fg0", "LOCAL_REPLICATE_TOKEN"
+)
+KEY = REP.key
+still_720p = hosted_support.still_720p
+make = REP.make
 
 
 @pytest.fixture
 def api(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplicateServer]:
     """Replicate on loopback, reached through a profile added with `providers add`."""
     with ReplicateServer(api_key=KEY) as server:
-        monkeypatch.setenv("LOCAL_REPLICATE_TOKEN", KEY)
-        write_config(
-            home,
-            f'poll_timeout = 30\n[providers.rep]\nkind = "replicate"\nbase_url = '
-            f'"{server.base_url}"\nkey_env = "LOCAL_REPLICATE_TOKEN"\n',
-        )
+        write_config(home, "poll_timeout = 30\n")
+        REP.connect(home, monkeypatch, server.base_url)
         yield server
-
-
-def make(run, image: Path, *extra: str, expect: int = 0):
-    args = ("generate", image, "-p", "a harbour at dawn", *REPLICATE, "--provider", "rep")
-    result = run(*args, *extra, "--json", expect=expect)
-    return json.loads(result.stdout) if expect == 0 else result
 
 
 def test_generate_uploads_the_still_and_maps_the_input(run, api: ReplicateServer, still_720p):
@@ -128,15 +121,13 @@ def test_no_key_reaches_output_catalog_files_or_logs(
     )]  # fmt: skip
     api.fail_next(f"flagged (echo {KEY})")
     outputs.append(make(run, still_720p, expect=1).output)
-    texts = {"output": "\n".join(outputs), "catalog": json.dumps(catalog_dump(db_url)),
-             "logs": caplog.text}  # fmt: skip
-    for path in home.rglob("*"):
-        if path.is_file():
-            texts[str(path)] = path.read_bytes().decode("latin-1")
     assert clip["id"] in outputs[3]
-    hunted = [KEY, KEY[3:-3], KEY[-8:]]
-    leaks = [(where, k) for where, text in texts.items() for k in hunted if k in text]
+    leaks = key_leaks(home, db_url, outputs, caplog.text, [KEY, KEY[3:-3], KEY[-8:]])
     assert leaks == [], leaks
+
+
+def _polled(api: ReplicateServer) -> bool:
+    return api.count("GET", r"/predictions/") >= 3
 
 
 @pytest.mark.slow
@@ -144,19 +135,87 @@ def test_a_kill_while_polling_then_resume_never_creates_twice(
     run, home: Path, api: ReplicateServer, still_720p: Path
 ):
     api.hold = True
-    env = {**os.environ, "REELVAULT_HOME": str(home)}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "core", "generate", str(still_720p), "-p", "a harbour",
-         *REPLICATE, "--provider", "rep"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        api.wait_for(lambda: api.count("GET", r"/predictions/") >= 3, timeout=60)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    (job,) = json.loads(run("jobs", "--json").stdout)
+    REP.signal_while_polling(home, still_720p, api, lambda: _polled(api), signal.SIGKILL)
+    (job,) = jobs(run)
     assert job["status"] in ("queued", "in_progress") and job["remote_job_id"]
     api.release()
     assert f"{job['id']} completed" in run("resume").stdout
     assert len(api.creates) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_cancel_remote_cancels_the_prediction_and_records_it(
+    run, home: Path, api: ReplicateServer, still_720p: Path
+):
+    api.hold = True
+    code, stderr = REP.signal_while_polling(
+        home, still_720p, api, lambda: _polled(api), signal.SIGINT, "--cancel-remote"
+    )
+    (prediction,) = api.predictions.values()
+    assert api.count("POST", rf"^/v1/predictions/{prediction.id}/cancel$") == 1
+    assert api._state(prediction) == "canceled"  # no job is left running at Replicate
+    last = stderr.strip().splitlines()[-1]
+    assert code == 130 and last.startswith("interrupted: cancelled clip_"), stderr
+    assert jobs(run) == []  # nothing left in flight for resume to pick up
+    clip = show(run, re.findall(r"clip_[a-z0-9]+", last)[0])
+    assert clip["status"] == "failed" and clip["error"]["code"] == "cancelled"
+    assert f"{prediction.id}@rep" == clip["remote_job_id"]
+    assert len(api.creates) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_without_the_flag_leaves_the_prediction_running_and_resumable(
+    run, home: Path, api: ReplicateServer, still_720p: Path
+):
+    api.hold = True
+    code, stderr = REP.signal_while_polling(
+        home, still_720p, api, lambda: _polled(api), signal.SIGINT
+    )
+    assert code == 130 and "the job was not cancelled" in stderr, stderr
+    assert api.count("POST", r"/cancel$") == 0
+    (job,) = jobs(run)
+    api.release()
+    assert f"{job['id']} completed" in run("resume").stdout
+
+
+def test_cancel_stops_a_running_prediction_and_leaves_a_finished_one_for_resume(
+    run, home: Path, api: ReplicateServer, still_720p: Path
+):
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace("poll_timeout = 30", "poll_timeout = 0.3"))
+    api.hold = True
+    make(run, still_720p, expect=1)
+    (running,) = jobs(run)
+    app = Reelvault(Settings.load(home=home))
+    try:
+        assert cancel_remote(app, running["id"]) == (
+            f"cancelled {running['id']}: {running['remote_job_id']} was stopped at the provider"
+        )
+        (prediction,) = api.predictions.values()
+        assert api._state(prediction) == "canceled"
+        shown = show(run, running["id"])
+        assert shown["error"]["code"] == "cancelled"
+        assert "canceled at rep" in shown["error"]["message"]
+        assert "had already ended (failed); nothing to cancel" in cancel_remote(app, running["id"])
+
+        make(run, still_720p, expect=1)
+        (finished,) = jobs(run)
+        api.release()
+        done = api.predictions[finished["remote_job_id"].removesuffix("@rep")]
+        api.wait_for(lambda: api._state(done) == "succeeded")
+        assert "had already completed at the provider; `reelvault resume` catalogs it" in (
+            cancel_remote(app, finished["id"])
+        )
+    finally:
+        app.close()
+    assert f"{finished['id']} completed" in run("resume").stdout
+
+
+def test_a_bad_webhook_url_is_one_line_and_nothing_is_sent(
+    run, home: Path, api: ReplicateServer, still_720p: Path
+):
+    write_config(home, '[plugins.replicate]\nwebhook_url = "ftp://hooks.example"\n')
+    line = make(run, still_720p, expect=1).output.strip().splitlines()[-1]
+    assert line.endswith("[plugins.replicate] webhook_url: 'ftp://hooks.example' is not an "
+                         "http(s) URL"), line  # fmt: skip
+    assert api.files == {} and api.creates == []

@@ -28,10 +28,10 @@ from core.api.types import ClipView, Variant
 from core.generation import generate, run_job
 from core.host.app import Reelvault
 from core.host.plugins import load_host
+from core.remote.deliveries import finish_from_event
 from core.remote.webhooks import (
     DELIVERIES_KEPT,
     WebhookReceiver,
-    finish_from_event,
     sign,
     verify,
 )

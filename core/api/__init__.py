@@ -13,6 +13,9 @@ needs; the submodules say more:
 - :mod:`core.api.files`: :func:`write_atomic`, replacing a file whole (portable);
 - :mod:`core.api.remote`: the HTTP client rules every remote backend shares (imported
   on its own: `from core.api.remote import RemoteService`, so that start-up skips httpx);
+- :mod:`core.api.http_backend`: :class:`HttpBackend`, the base of fal, Replicate and Veo
+  (settings, one service per provider profile, ``models`` status, ``webhook_url``);
+- :mod:`core.api.input_maps`: per-model input tables (:func:`mapped_models`);
 
 Everything else under ``core`` is the host's own business and may change without notice;
 a test holds plugins and the catalog to this package.
@@ -21,10 +24,12 @@ a test holds plugins and the catalog to this package.
 from __future__ import annotations
 
 from core.api import providers
+from core.api.capabilities import CancelsJobs, ListsJobs, PollsMany
 from core.api.errors import (
     AmbiguousIdError,
     BackendError,
     CatalogError,
+    JobInterrupted,
     JobStopped,
     MissingMediaError,
     NotFoundError,
@@ -63,7 +68,6 @@ from core.api.types import (
     ImageFacts,
     JobState,
     JobStatus,
-    ListsJobs,
     ModelInfo,
     Outcome,
     PolicyContext,
@@ -86,6 +90,7 @@ __all__ = [
     "AmbiguousIdError",
     "Backend",
     "BackendError",
+    "CancelsJobs",
     "CatalogError",
     "ClipView",
     "ConsentGrant",
@@ -93,6 +98,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationStatus",
     "ImageFacts",
+    "JobInterrupted",
     "JobState",
     "JobStatus",
     "JobStopped",
@@ -105,6 +111,7 @@ __all__ = [
     "PolicyContext",
     "PolicyDecision",
     "PolicyDenied",
+    "PollsMany",
     "ProgressCallback",
     "ReelvaultError",
     "Relation",

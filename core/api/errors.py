@@ -19,6 +19,9 @@ A policy *denial* (:class:`PolicyDenied`) is an answer, not a crash: the attempt
     ├── PolicyDenied               a policy refused the request; kept as ``rejected``
     ├── JobStopped                 a worker stopped polling; the job goes on remotely
     └── WebhookRejected            a delivery that is not trusted
+
+    KeyboardInterrupt
+    └── JobInterrupted             Ctrl-C while a recorded job ran; names its clip
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "AmbiguousIdError",
     "BackendError",
     "CatalogError",
+    "JobInterrupted",
     "JobStopped",
     "MissingMediaError",
     "NotFoundError",
@@ -142,3 +146,17 @@ class JobStopped(ReelvaultError):
 
 class WebhookRejected(ReelvaultError):
     """A delivery that is not trusted: bad or missing signature, stale, or replayed."""
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C arrived after a clip's row was written: the interrupt, naming the clip.
+
+    Still a :class:`KeyboardInterrupt`, so whatever stops on Ctrl-C stops as before; the
+    CLI reads ``generation_id`` to cancel that job at its provider when asked to
+    (``generate --cancel-remote``), or to say how to resume it. Only a plain
+    ``KeyboardInterrupt`` (the signal) is wrapped; a subclass raised on purpose keeps its type.
+    """
+
+    def __init__(self, generation_id: str) -> None:
+        super().__init__(generation_id)
+        self.generation_id = generation_id

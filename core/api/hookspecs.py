@@ -61,6 +61,9 @@ def register_backends(register: Callable[[Backend], None], settings: Settings) -
     the job methods ``submit``, ``poll``, ``download`` and ``derive``. ``settings`` says
     where the backend may keep working files (``settings.work_dir / backend.name``) and
     holds the user's configuration. Registering two backends with one name is an error.
+    Optional extras the host uses when present: ``list_jobs`` (:class:`~core.api.types.ListsJobs`,
+    for ``sync``), ``poll_many`` (:class:`~core.api.types.PollsMany`: many jobs' statuses
+    in one request, shared by every job the process waits for), ``close`` and ``release``.
 
     Plugins are called one at a time, in plugin-name order. A plugin whose hook raises
     is reported (``reelvault plugins`` lists it as FAILED; commands print a warning line)

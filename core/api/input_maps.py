@@ -29,14 +29,15 @@ built-in one of the same name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.api.errors import ReelvaultError, RequestError
+from core.api.settings import Settings
 from core.api.types import GenerationRequest, ModelInfo, Size, Variant
 
-__all__ = ["InputMap", "maps_from_config"]
+__all__ = ["InputMap", "mapped_models", "maps_from_config"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,18 @@ class InputMap:
         elif self.requires_image:
             raise RequestError(f"{self.model} needs an input image")
         return values
+
+
+def mapped_models(
+    settings: Settings, kind: str, builtin: Iterable[InputMap]
+) -> dict[str, InputMap]:
+    """A backend's tables by model name: its built-in ones, then the user's from
+    ``[plugins.KIND.models]`` in config.toml, which replace a built-in one of the same name.
+
+    Read afresh on every call, so a table added to config.toml is offered at once.
+    """
+    where = f"{settings.config_path}: [plugins.{kind}]"
+    return {**{m.model: m for m in builtin}, **maps_from_config(settings.section(kind), where)}
 
 
 def maps_from_config(config: Mapping[str, Any], where: str) -> dict[str, InputMap]:

@@ -11,7 +11,7 @@ provider, the field the service complained about and what to do, never the key.
 writes errors (:data:`ErrorParser`). The helpers below it (:func:`retry_after`,
 :func:`redact`, :func:`send_keeping_key`, :func:`json_object`) are public for backends
 with needs of their own; every built-in remote backend calls through
-:class:`RemoteService`, most through a :class:`ServicePool`.
+:class:`RemoteService`, most through a :class:`~core.api.http_backend.ServicePool`.
 
 This module is part of the plugin API: third-party backends may import it.
 """
@@ -32,7 +32,7 @@ import httpx
 import tenacity
 
 from core.api.errors import BackendError
-from core.api.providers import ProviderProfile, Secret, api_key, get_profile, key_source
+from core.api.providers import Secret
 
 __all__ = [
     "CHUNK",
@@ -40,11 +40,11 @@ __all__ = [
     "ErrorFields",
     "ErrorParser",
     "RemoteService",
-    "ServicePool",
     "default_error_fields",
     "expired_error",
     "json_object",
     "redact",
+    "request_timeout",
     "retry_after",
     "send_keeping_key",
 ]
@@ -52,8 +52,10 @@ __all__ = [
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_MAX_RETRY_WAIT = 120.0
 DEFAULT_TIMEOUT = 600.0
+DEFAULT_POLL_REQUEST_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 MAX_REDIRECTS = 5
+JOIN_LIMIT = 32 << 20  # request bodies up to this size are sent from one buffer
 MESSAGE_LIMIT = 300
 CHUNK = 1 << 16
 SECRETISH = re.compile(
@@ -151,12 +153,10 @@ class RemoteService:
         self.max_retry_wait = float(config.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
         self._sleep = sleep
         self._lock = threading.Lock()
+        self.poll_timeout = request_timeout(config, poll=True)  # a poll's ``timeout=``
         self.client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
-            timeout=httpx.Timeout(
-                float(config.get("timeout", DEFAULT_TIMEOUT)),
-                connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
-            ),
+            timeout=request_timeout(config),
             follow_redirects=False,  # followed by send_keeping_key, which guards the key
             headers={"User-Agent": user_agent},
             transport=transport,
@@ -181,7 +181,8 @@ class RemoteService:
         ``create`` marks a request that starts a (billed) job: it is repeated only when
         it surely did not arrive (no connection was made, or a 408/429 refusal), never
         after a timeout or a 5xx. ``job`` names the job a 404 is about. ``url`` may be
-        absolute (a download link); the key goes only to the service's own origin.
+        absolute (a download link); the key goes only to the service's own origin. A
+        status request passes ``timeout=self.poll_timeout`` (:func:`request_timeout`).
         """
         headers = self.auth_headers if authenticated else {}
 
@@ -335,6 +336,19 @@ class RemoteService:
         )
 
 
+def request_timeout(config: Mapping[str, Any], *, poll: bool = False) -> httpx.Timeout:
+    """How long one request may take, per a backend's ``[plugins.NAME]`` settings: a
+    create or download ``timeout`` (600 s, as the SDK); a status request (``poll``: a
+    poll, a list page) ``poll_request_timeout`` (30 s), so one that hangs is retried
+    instead of holding its job, and every job polled with it, for ten minutes."""
+    read = "poll_request_timeout" if poll else "timeout"
+    default = DEFAULT_POLL_REQUEST_TIMEOUT if poll else DEFAULT_TIMEOUT
+    return httpx.Timeout(
+        float(config.get(read, default)),
+        connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+    )
+
+
 def expired_error(job: str, provider: str, expired_at: float | None) -> BackendError:
     """The one line for outputs a provider no longer serves."""
     when = (
@@ -400,8 +414,11 @@ def send_keeping_key(
     httpx drops only ``Authorization`` on a cross-origin redirect, so a key in any other
     header (Azure's ``api-key``, Google's ``x-goog-api-key``) would travel to wherever a
     ``Location`` pointed. Every header the key travels in is dropped once the origin
-    (scheme, host, port) changes, and never put back by a later hop.
+    (scheme, host, port) changes, and never put back by a later hop. A body of known,
+    modest size goes out whole: a multipart create would take a send per part (~18).
     """
+    if int(request.headers.get("content-length") or JOIN_LIMIT + 1) <= JOIN_LIMIT:
+        request.read()  # one buffer, and a stream a 307/308 hop can send again
     origin = _origin(request.url)
     for _hop in range(MAX_REDIRECTS + 1):
         response = client.send(request, stream=stream)
@@ -434,67 +451,3 @@ def send_keeping_key(
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
-
-
-class ServicePool:
-    """One :class:`RemoteService` per provider profile of a backend's kind, built on first
-    use and rebuilt when the profile's key changes; shared by the backend's threads.
-
-    Every HTTP backend needs the same bookkeeping (find the profile, refuse a missing key
-    with the line that says where to put it, reuse one connection pool per provider), so
-    it is written once here.
-    """
-
-    def __init__(
-        self,
-        settings: Any,
-        kind: str,
-        *,
-        parse_error: ErrorParser,
-        user_agent: str,
-        service_class: type[RemoteService] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self.kind = kind
-        self.config: Mapping[str, Any] = settings.section(kind)
-        self._parse_error = parse_error
-        self._user_agent = user_agent
-        self._service_class = service_class or RemoteService
-        self._transport = transport
-        self._sleep = sleep
-        self._services: dict[str, RemoteService] = {}
-        self._lock = threading.Lock()
-
-    def get(self, provider: str | None) -> tuple[ProviderProfile, RemoteService]:
-        """The profile a job runs at (``provider``, else the kind's default) and its service."""
-        profile = get_profile(self.settings, provider, kind=self.kind)
-        key = api_key(self.settings, profile)
-        where = key_source(self.settings, profile)
-        if key is None:
-            raise BackendError(f"no API key for provider {profile.name}: {where}", code="auth")
-        with self._lock:
-            service = self._services.get(profile.name)
-            if service is None or service.key != key:
-                service = self._service_class(
-                    profile.name,
-                    profile.api_root,
-                    key,
-                    profile.auth_headers(key),
-                    key_source=where,
-                    key_fix=f"reelvault keys set {profile.name}",
-                    parse_error=self._parse_error,
-                    config=self.config,
-                    transport=self._transport,
-                    sleep=self._sleep,
-                    user_agent=self._user_agent,
-                )
-                self._services[profile.name] = service
-            return profile, service
-
-    def close(self) -> None:
-        with self._lock:
-            services, self._services = list(self._services.values()), {}
-        for service in services:
-            service.close()

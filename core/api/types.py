@@ -7,7 +7,7 @@ frozen dataclass so a plugin can build one without knowing how the catalog store
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,6 @@ __all__ = [
     "ImageFacts",
     "JobState",
     "JobStatus",
-    "ListsJobs",
     "ModelInfo",
     "Outcome",
     "PolicyContext",
@@ -96,11 +95,18 @@ class Variant(enum.StrEnum):
 
 
 class Relation(enum.StrEnum):
-    """How a generation relates to the clip it was derived from."""
+    """How a generation relates to its parent clip (``parent_id`` in the catalog)."""
 
     REMIX_OF = "remix_of"
     EDIT_OF = "edit_of"
     EXTENSION_OF = "extension_of"
+    VARIANT_OF = "variant_of"  # the same shot by another model (``regenerate``): kin only
+
+    @staticmethod
+    def derives(relation: str | None) -> bool:
+        """Whether a clip with this relation (as recorded; none is a remix) is made from
+        its parent's video: a variant is not, so it is sent and signed as a new clip."""
+        return relation != Relation.VARIANT_OF
 
 
 @dataclass(frozen=True)
@@ -306,19 +312,6 @@ class RemoteJob:
 
 
 @runtime_checkable
-class ListsJobs(Protocol):
-    """A backend that can list its account's jobs, for ``reelvault sync`` (sora can).
-
-    Listing implies that every create is a job of its own, with an id of its own (a
-    provider's video), so the catalog keeps one clip per such job. A backend whose job
-    ids name their inputs, so that identical requests share one job (the local backend),
-    does not list its jobs.
-    """
-
-    def list_jobs(self, scope: str | None = None) -> Iterable[RemoteJob]: ...
-
-
-@runtime_checkable
 class Backend(Protocol):
     """A generator backend. Register instances through ``register_backends``.
 
@@ -337,6 +330,8 @@ class Backend(Protocol):
     A backend that holds resources (connection pools, files) may also define
     ``close() -> None``: it is optional, not part of this protocol's checks, and the host
     calls it when the application closes (:meth:`core.host.app.Reelvault.close`).
+
+    One that polls many jobs in one request may define ``poll_many`` (:class:`PollsMany`).
 
     A backend that keeps working files per job (an input copy, a rendered video) may
     define ``release(job_id: str) -> None`` too, equally optional: the host calls it once

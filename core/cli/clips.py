@@ -1,4 +1,5 @@
-"""Commands that make clips and finish them: ``generate``, ``remix``, ``jobs``, ``resume``."""
+"""Commands that make clips and finish them: ``generate``, ``remix``, ``regenerate``,
+``jobs``, ``resume``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import click
 
 from catalog.queries import list_ended
-from core.api.errors import ReelvaultError, RequestError
+from core.api.errors import JobInterrupted, ReelvaultError, RequestError
 from core.api.types import GenerationStatus, Relation
 from core.cli.base import (
     ClipRequest,
@@ -35,7 +36,8 @@ from core.cli.base import (
 )
 from core.cli.batch import BatchItem, batch_progress, items_from_arguments, items_from_csv
 from core.cli.library import print_generation
-from core.generation import GenerationResult, derive, generate, in_flight, resume
+from core.generation import GenerationResult, derive, generate, in_flight, regenerate, resume
+from core.generation import cancel_remote as cancel_job
 from core.host.app import Reelvault
 from core.views.report import generation_dict, generation_summary
 
@@ -70,15 +72,26 @@ INTERRUPTED_EXIT = 130
 
 
 @contextmanager
-def resumable_on_interrupt() -> Iterator[None]:
+def resumable_on_interrupt(
+    app: Reelvault | None = None, cancel_remote: bool = False
+) -> Iterator[None]:
     """Ctrl-C while a clip is being made ends in a line that says how to finish it.
 
     Nothing is lost: the row was written before anything was sent, the job goes on at
     the backend, and ``reelvault resume`` polls and catalogs it without sending it again.
+    With ``cancel_remote`` the job is cancelled at its provider instead and the clip
+    recorded as cancelled (:func:`core.generation.cancel.cancel_remote`).
     """
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        clip = exc.generation_id if isinstance(exc, JobInterrupted) else None
+        if cancel_remote and app is not None and clip is not None:
+            try:
+                echo_err(f"interrupted: {cancel_job(app, clip)}")
+            except ReelvaultError as failure:
+                echo_err(f"interrupted: {failure}")
+            raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
         echo_err(
             "interrupted: the job was not cancelled and nothing is lost; "
             "run `reelvault resume` to finish it"
@@ -98,6 +111,12 @@ def resumable_on_interrupt() -> Iterator[None]:
 @size_option
 @fit_option
 @provider_option
+@click.option(
+    "--cancel-remote",
+    is_flag=True,
+    help="On Ctrl-C, cancel the job at its provider (fal, replicate) and record the clip as "
+    "cancelled, instead of leaving it running for `reelvault resume`.",
+)
 @json_option
 @output_option
 @click.pass_context
@@ -108,6 +127,7 @@ def generate_command(
     prompt: str | None,
     as_json: bool,
     output: Path | None,
+    cancel_remote: bool,
     **options: Any,
 ) -> None:
     """Make a clip from IMAGE and PROMPT, and catalog it with its lineage.
@@ -127,7 +147,7 @@ def generate_command(
     if single:  # one clip: the result in full, as it has always been shown
         check_output_free(output)
         app = get_app(ctx)
-        with resumable_on_interrupt(), progress_bar("generating") as on_progress:
+        with resumable_on_interrupt(app, cancel_remote), progress_bar("generating") as on_progress:
             result = generate(
                 app, images[0], request.prompt, on_progress=on_progress, **request.options()
             )
@@ -138,7 +158,9 @@ def generate_command(
     items = (
         items_from_csv(rows_file, request) if rows_file else items_from_arguments(images, request)
     )
-    run_batch(get_app(ctx), items, as_json, output)
+    app = get_app(ctx)
+    with resumable_on_interrupt(app, cancel_remote):
+        run_batch(app, items, as_json, output)
 
 
 def run_batch(
@@ -250,6 +272,49 @@ def derive_and_show(
             on_progress=on_progress,
             backend=backend,
         )
+    show_result(app, result, as_json, output)
+
+
+@cli.command(name="regenerate")
+@click.argument("clip")
+@click.option("--model", "-m", required=True, help="The model to make the shot with now.")
+@click.option("--backend", "-b", help="Backend name, when a model name is not unique.")
+@provider_option
+@click.option("--seconds", type=click.IntRange(min=1), help="Clip length (default: CLIP's).")
+@click.option("--size", help="WIDTHxHEIGHT (default: CLIP's size).")
+@fit_option
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Make it now, or only queue it for `reelvault worker` (as `submit` does) "
+              "and print its id.")  # fmt: skip
+@json_option
+@output_option
+@click.pass_context
+def regenerate_command(
+    ctx: click.Context,
+    clip: str,
+    wait: bool,
+    as_json: bool,
+    output: Path | None,
+    **options: Any,
+) -> None:
+    """Make CLIP's shot again with another model; lineage records it as variant_of CLIP.
+
+    The same source still, prompt, seconds and size (and --fit), through the same checks
+    and policy as `generate`; `lineage` shows the variants and the web page compares them.
+    """
+    if output is not None and not wait:
+        raise RequestError("-o needs the clip made now: leave out --no-wait")
+    check_output_free(output)
+    app = get_app(ctx)
+    if not wait:
+        queued = regenerate(app, clip, queue=True, **options).generation
+        if as_json:
+            print_json(generation_summary(queued))
+        else:
+            click.echo(queued.id)
+        return
+    with resumable_on_interrupt(), progress_bar("regenerating") as on_progress:
+        result = regenerate(app, clip, on_progress=on_progress, **options)
     show_result(app, result, as_json, output)
 
 

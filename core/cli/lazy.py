@@ -112,6 +112,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "core.cli.remote",
         "Where remote backends send requests: provider profiles of every kind.",
     ),
+    "regenerate": (
+        "core.cli.clips",
+        "Make CLIP's shot again with another model; lineage records it as variant_of CLIP.",
+    ),
     "remix": (
         "core.cli.clips",
         "Make a new clip from CLIP with a new prompt; lineage records the parent.",
@@ -156,7 +160,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "webhooks": (
         "core.cli.remote",
-        "Receive the Videos API's video.completed / video.failed webhooks.",
+        "Receive webhooks (Videos API, Replicate, fal) and finish the jobs they announce.",
     ),
     "worker": (
         "core.cli.queue",

@@ -220,13 +220,17 @@ def extend_command(
 
 @cli.group(name="webhooks")
 def webhooks_group() -> None:
-    """Receive the Videos API's video.completed / video.failed webhooks."""
+    """Receive webhooks (Videos API, Replicate, fal) and finish the jobs they announce."""
 
 
 @webhooks_group.command(name="serve")
 @click.option("--port", type=click.IntRange(1, 65535), required=True, help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--provider", help="Profile whose webhook secret signs the deliveries.")
+@click.option(
+    "--provider",
+    help="Profile whose deliveries to accept (a sora, replicate or fal profile; default: "
+    "the Videos API's).",
+)
 @click.pass_context
 def webhooks_serve(ctx: click.Context, port: int, host: str, provider: str | None) -> None:
     """Finish jobs as their webhooks arrive (signed deliveries only), until Ctrl-C."""

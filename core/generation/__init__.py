@@ -4,9 +4,13 @@
 the generation row ahead of submitting it; :mod:`~core.generation.run` submits it,
 records the job id and polls it to its end; :mod:`~core.generation.finish` downloads,
 signs and catalogs what it made, under the claim of :mod:`~core.generation.claim`.
+:mod:`~core.generation.remake` sends a clip's shot through the same flow again, with
+another model (``regenerate``).
 Callers (the CLI, workers, webhooks, sync) use only what is exported here.
 """
 
+from core.generation.cancel import CANCELLED, cancel_remote
+from core.generation.remake import regenerate, variants_of
 from core.generation.request import derive, generate
 from core.generation.rows import GenerationResult, record_failure
 from core.generation.run import (
@@ -23,18 +27,22 @@ from core.generation.run import (
 )
 
 __all__ = [
+    "CANCELLED",
     "INTERRUPTED_BEFORE_SUBMISSION",
     "SUBMIT_INTERRUPTED",
     "SUBMIT_WINDOW",
     "GenerationResult",
     "Resumed",
+    "cancel_remote",
     "derive",
     "generate",
     "in_flight",
     "model_info",
     "record_failure",
+    "regenerate",
     "request_for",
     "resume",
     "run_job",
     "send",
+    "variants_of",
 ]

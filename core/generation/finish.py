@@ -29,7 +29,15 @@ from catalog.records import (
 )
 from core.api.errors import BackendError, RequestError
 from core.api.files import disk_error
-from core.api.types import Backend, ClipView, GenerationStatus, JobStatus, ModelInfo, Variant
+from core.api.types import (
+    Backend,
+    ClipView,
+    GenerationStatus,
+    JobStatus,
+    ModelInfo,
+    Relation,
+    Variant,
+)
 from core.generation.claim import (
     Claim,
     ClaimLost,
@@ -292,11 +300,13 @@ def _claims(app: Reelvault, generation: Generation, status: JobStatus) -> dict[s
     """What a signer binds into the output's credentials.
 
     ``details`` is what the backend reported for the finished job (the local backend's
-    motion plan); ``parent`` names the parent clip's generation as well as its video.
+    motion plan); ``parent`` names the parent clip's generation as well as its video. A
+    variant's parent is not an ingredient: nothing of its video went into this one.
     """
+    derived = Relation.derives(generation.relation)
     with app.session() as session:
         source = asset_by_id(session, generation.source_asset_id)
-        parent = generation_by_id(session, generation.parent_id)
+        parent = generation_by_id(session, generation.parent_id) if derived else None
         parent_video = asset_by_id(session, parent.output_asset_id) if parent else None
     return {
         "generation_id": generation.id,
@@ -304,10 +314,10 @@ def _claims(app: Reelvault, generation: Generation, status: JobStatus) -> dict[s
         "model": generation.model,
         "prompt": generation.prompt,
         "parameters": dict(generation.parameters),
-        "relation": generation.relation,
+        "relation": generation.relation if derived else None,
         "details": dict(status.details),
         "source": _asset_claim(app, source),
-        "parent": _asset_claim(app, parent_video, generation_id=generation.parent_id),
+        "parent": _asset_claim(app, parent_video, generation_id=parent.id if parent else None),
     }
 
 

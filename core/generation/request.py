@@ -18,7 +18,7 @@ from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation
 from catalog.queries import get_generation
 from catalog.records import add_generation, touch
-from core.api.errors import PolicyDenied, RequestError
+from core.api.errors import JobInterrupted, PolicyDenied, RequestError
 from core.api.ids import new_clip_id
 from core.api.types import (
     Backend,
@@ -51,10 +51,18 @@ class _Plan:
     parent: Generation | None = None
     input_asset_id: str | None = None  # the fitted still actually sent, when reelvault fitted it
 
+    @property
+    def relation(self) -> Relation | None:
+        """The new clip's relation to ``parent``: the derived request's, or, for an
+        ordinary generation with a parent, a variant's."""
+        if isinstance(self.request, DerivedRequest):
+            return self.request.relation
+        return Relation.VARIANT_OF if self.parent else None
+
 
 def generate(
     app: Reelvault,
-    image: Path | None,
+    image: Path | Asset | None,
     prompt: str,
     *,
     model: str | None = None,
@@ -64,9 +72,14 @@ def generate(
     parameters: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
     queue: bool = False,
+    variant_of: Generation | None = None,
 ) -> GenerationResult:
     """Make a clip from a still (or from the prompt alone, where the model allows it).
 
+    ``image`` is a file, or a still already in the catalog (an :class:`Asset`), which is
+    used as it is rather than stored and verified again. ``variant_of`` records the new
+    clip as a variant of that clip: the same shot made again (``reelvault regenerate``),
+    through this very flow, so the lifecycle, the checks and the policy are the same.
     With ``queue``, the validated request is only recorded (status ``pending``, policy
     decisions included) for a worker to run: ``reelvault submit``.
     """
@@ -78,10 +91,17 @@ def generate(
         raise RequestError(f"model {info.name} needs an input image")
     if image is not None and not info.accepts_input_image:
         raise RequestError(f"model {info.name} does not take an input image")
-    still = probe_image(image) if image is not None else None
-    fitted = _fit_input(image, still, info, size, parameters or {}) if image and still else None
-    source = ingest_image(app, image, still) if image is not None else None
-    sent = _ingest_fitted(app, fitted, image, size, parameters or {}) if image and fitted else None
+    cataloged: Asset | None = None
+    path: Path | None
+    if isinstance(image, Asset):
+        cataloged, path, name = image, source_still_path(app, image), image.original_name
+    else:
+        path, name = image, image.name if image else None
+    name = name or "the still"
+    still = probe_image(path) if path is not None else None
+    fitted = _fit_input(path, name, still, info, size, parameters or {}) if path and still else None
+    source = cataloged or (ingest_image(app, path, still) if path is not None else None)
+    sent = _ingest_fitted(app, fitted, name, size, parameters or {}) if fitted else None
     request = GenerationRequest(
         model=info.name,
         prompt=prompt,
@@ -95,6 +115,7 @@ def generate(
         info,
         request,
         source.id if source else None,
+        parent=variant_of,
         input_asset_id=sent.id if sent else None,
     )
     return _submit_and_run(app, plan, on_progress, queue)
@@ -114,6 +135,10 @@ def derive(
     backend: str | None = None,
 ) -> GenerationResult:
     """Remix (or edit, or extend) a finished clip; the new clip records its parent."""
+    if not Relation.derives(relation):
+        raise RequestError(
+            f"a {relation.value} clip is not derived: `reelvault regenerate` makes it"
+        )
     with app.session() as session:
         parent = get_generation(session, clip_id)
         source = asset_by_id(session, parent.source_asset_id)
@@ -239,7 +264,12 @@ def ingest_image(app: Reelvault, path: Path, info: MediaInfo | None = None) -> A
 
 
 def _fit_input(
-    image: Path, still: MediaInfo, info: ModelInfo, size: str, parameters: Mapping[str, Any]
+    image: Path,
+    name: str,
+    still: MediaInfo,
+    info: ModelInfo,
+    size: str,
+    parameters: Mapping[str, Any],
 ) -> bytes | None:
     """The fitted still to send instead of ``image``, or ``None`` to send it as it is.
 
@@ -248,7 +278,7 @@ def _fit_input(
     fit, so nothing is cropped that the user did not ask for, and nothing is stored yet.
     """
     assert still.width is not None and still.height is not None
-    fit = info.still_fit(Size(still.width, still.height), size, parameters.get("fit"), image.name)
+    fit = info.still_fit(Size(still.width, still.height), size, parameters.get("fit"), name)
     if fit is None:
         return None
     wanted = Size.parse(size)
@@ -256,11 +286,11 @@ def _fit_input(
 
 
 def _ingest_fitted(
-    app: Reelvault, data: bytes, image: Path, size: str, parameters: Mapping[str, Any]
+    app: Reelvault, data: bytes, still_name: str, size: str, parameters: Mapping[str, Any]
 ) -> Asset:
     """Store the exact bytes that will be sent, so lineage shows what the model saw."""
     wanted = Size.parse(size)
-    name = f"{image.stem}.{parameters['fit']}-{size}.png"
+    name = f"{Path(still_name).stem}.{parameters['fit']}-{size}.png"
     info = MediaInfo(mime="image/png", width=wanted.width, height=wanted.height)
     return ingest(app, data, "image", info=info, original_name=name).asset
 
@@ -291,7 +321,7 @@ def _submit_and_run(
         source_asset_id=plan.source_asset_id,
         input_asset_id=plan.input_asset_id,
         parent_id=plan.parent.id if plan.parent else None,
-        relation=request.relation if isinstance(request, DerivedRequest) else None,
+        relation=plan.relation,
     )
     if denied:
         touch(generation, error_code="policy_denied", error_message=PolicyDenied.summary(denied))
@@ -301,6 +331,11 @@ def _submit_and_run(
         raise PolicyDenied(generation.id, denied)
     if queue:
         return GenerationResult(generation, warnings)
-    send(app, plan.backend, request, generation.id)
-    result = run_job(app, generation.id, on_progress=on_progress)
+    try:
+        send(app, plan.backend, request, generation.id)
+        result = run_job(app, generation.id, on_progress=on_progress)
+    except KeyboardInterrupt as exc:
+        if type(exc) is not KeyboardInterrupt:  # raised on purpose as its own kind: kept
+            raise
+        raise JobInterrupted(generation.id) from None  # Ctrl-C, naming the clip cut short
     return GenerationResult(result.generation, (*warnings, *result.warnings))

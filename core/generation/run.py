@@ -20,6 +20,7 @@ from catalog.queries import generations_by_job_ids, get_generation, list_in_flig
 from catalog.queue import database_now
 from catalog.records import adopt_job_id, lock_generation, reopen_for_retry, save, touch
 from catalog.statuses import ENDED
+from core.api.capabilities import ListsJobs
 from core.api.errors import BackendError, ReelvaultError
 from core.api.types import (
     Backend,
@@ -28,13 +29,13 @@ from core.api.types import (
     GenerationStatus,
     JobState,
     JobStatus,
-    ListsJobs,
     ModelInfo,
     ProgressCallback,
     Relation,
 )
-from core.generation.claim import Claim, WorkerLease, held, pause
+from core.generation.claim import Claim, WorkerLease, held
 from core.generation.finish import finish
+from core.generation.poller import shared_poller
 from core.generation.rows import GenerationResult, current, merged, record_failure
 from core.host.app import Reelvault
 from core.library.doctor import remove_work_leftovers
@@ -72,6 +73,9 @@ def send(
         else:
             status = backend.submit(request)
     except ReelvaultError as exc:
+        adopted = _adopt_lost_create(app, backend, generation_id, exc, lease)
+        if adopted is not None:
+            return adopted
         record_failure(app, generation_id, getattr(exc, "code", None) or "submit_failed", str(exc))
         raise
     except Exception as exc:  # a backend bug: keep the record honest, then let it show
@@ -79,6 +83,45 @@ def send(
         raise
     _record_sent(app, generation_id, status, lease, listed=isinstance(backend, ListsJobs))
     return status
+
+
+MAYBE_CREATED = ("network", "server_error")
+"""Codes of a create error that is not transient: the request may have reached the
+service (the connection broke, or a 5xx, after it was sent), so the job may exist."""
+LOST_CREATE_LOOKS = 3
+LOST_CREATE_LOOK_INTERVAL = 1.0
+
+
+def _adopt_lost_create(
+    app: Reelvault,
+    backend: Backend,
+    generation_id: str,
+    error: ReelvaultError,
+    lease: WorkerLease | None,
+) -> JobStatus | None:
+    """The job a create made although its answer was lost, recorded; else ``None``.
+
+    The create is never sent again (the API has no idempotency key: a second one could
+    start and bill a second video). A backend that lists its jobs is asked instead, a
+    few times, for the job that matches the row, exactly as :func:`resume` reconciles a
+    row killed in the middle of its create; found, it is recorded and run like any other.
+    """
+    if not isinstance(error, BackendError) or error.code not in MAYBE_CREATED:
+        return None
+    if error.transient or not isinstance(backend, ListsJobs):
+        return None
+    generation = current(app, generation_id)
+    for look in range(LOST_CREATE_LOOKS):
+        if look:
+            time.sleep(LOST_CREATE_LOOK_INTERVAL)
+        try:
+            status = _listed_match(app, backend, generation)
+        except ReelvaultError:
+            return None
+        if status is not None:
+            _record_sent(app, generation_id, status, lease, listed=True)
+            return status
+    return None
 
 
 def _record_sent(
@@ -203,13 +246,16 @@ def _poll_until_done(
     on_progress: ProgressCallback | None,
     stop: threading.Event | None = None,
 ) -> JobStatus:
+    """Poll through the process's shared poller (one round serves every waiting job)."""
     assert generation.remote_job_id is not None
+    poller = shared_poller(backend)
     deadline = time.monotonic() + limit
+    due = time.monotonic()  # the first poll at once
     interval = 1.0
     last_written = (generation.status, generation.progress)
     last_write_time = 0.0
     while True:
-        status = backend.poll(generation.remote_job_id)
+        status = poller.status(generation.remote_job_id, due, stop=stop, name=generation.id)
         if on_progress:
             on_progress(status.state, status.progress)
         now = time.monotonic()
@@ -231,7 +277,7 @@ def _poll_until_done(
             wait = status.poll_after
         else:
             wait, interval = interval, min(interval * 2, MAX_POLL_INTERVAL)
-        pause(max(MIN_POLL_INTERVAL, min(wait, deadline - now)), stop, generation.id)
+        due = now + max(MIN_POLL_INTERVAL, min(wait, deadline - now))
 
 
 def _record_status(app: Reelvault, generation_id: str, status: JobStatus) -> None:
@@ -337,16 +383,9 @@ def _reconcile_unsent(app: Reelvault, generation: Generation, now: datetime) -> 
     """
     backend = app.backend(generation.backend)
     if isinstance(backend, ListsJobs):
-        provider = generation.parameters.get("provider")
-        for job in backend.list_jobs(provider):
-            if not matches_listed_job(generation, job, SUBMIT_WINDOW):
-                continue
-            with app.session() as session:
-                holder = generations_by_job_ids(session, [job.status.job_id])
-            other = holder.get(job.status.job_id)
-            if other is not None and not other.details.get("imported"):
-                continue  # another request's job (an identical prompt sent twice)
-            _record_sent(app, generation.id, job.status, None, listed=True)
+        status = _listed_match(app, backend, generation)
+        if status is not None:
+            _record_sent(app, generation.id, status, None, listed=True)
             return None
     created = generation.created_at
     created = created if created.tzinfo else created.replace(tzinfo=UTC)
@@ -360,6 +399,21 @@ def _reconcile_unsent(app: Reelvault, generation: Generation, now: datetime) -> 
         "`reelvault resume --retry` sends it again",
     )
     return failed.error_message or INTERRUPTED_BEFORE_SUBMISSION
+
+
+def _listed_match(app: Reelvault, backend: ListsJobs, generation: Generation) -> JobStatus | None:
+    """The listed job an unsent row asked for (model, prompt, size, length, provider,
+    made within :data:`SUBMIT_WINDOW`) that no other request row holds."""
+    for job in backend.list_jobs(generation.parameters.get("provider")):
+        if not matches_listed_job(generation, job, SUBMIT_WINDOW):
+            continue
+        with app.session() as session:
+            holder = generations_by_job_ids(session, [job.status.job_id])
+        other = holder.get(job.status.job_id)
+        if other is not None and not other.details.get("imported"):
+            continue  # another request's job (an identical prompt sent twice)
+        return job.status
+    return None
 
 
 def _send_again(app: Reelvault, resumed: Resumed) -> None:
@@ -381,12 +435,17 @@ def _send_again(app: Reelvault, resumed: Resumed) -> None:
 def request_for(
     app: Reelvault, generation_id: str
 ) -> tuple[Backend, GenerationRequest | DerivedRequest]:
-    """Rebuild the request a recorded (queued) generation stands for, from its row alone."""
+    """Rebuild the request a recorded (queued) generation stands for, from its row alone.
+
+    A variant (``variant_of``) has a parent but is an ordinary generation of its own: only
+    a derived clip's request names its parent's job.
+    """
     with app.session() as session:
         row = get_generation(session, generation_id)
         sent_id = row.input_asset_id or row.source_asset_id  # a fitted still is what is sent
         source = asset_by_id(session, sent_id)
-        parent = generation_by_id(session, row.parent_id)
+        derived = Relation.derives(row.relation)
+        parent = generation_by_id(session, row.parent_id) if derived else None
     backend = app.backend(row.backend)
     image = app.store.local_path(source.file_sha256) if source else None
     extra = {k: v for k, v in row.parameters.items() if k not in ("seconds", "size")}

@@ -24,7 +24,7 @@ from catalog.removals import removals_of
 from catalog.verifications import last_states, verification_records
 from core.api.errors import MissingMediaError
 from core.api.ids import short
-from core.api.types import ProgressCallback, VerificationResult, VerificationState
+from core.api.types import ProgressCallback, Relation, VerificationResult, VerificationState
 from core.host.app import Reelvault
 from core.media.store import CheckedCopy
 from core.provenance.credentials import compare_lineage, manifest_of, verify
@@ -216,7 +216,8 @@ def _check_copy(
             manifest,
             source=lineage.source,
             parent=lineage.parent,
-            derived=lineage.generation.parent_id is not None,
+            derived=lineage.generation.parent_id is not None
+            and Relation.derives(lineage.generation.relation),
         ):
             finding = Finding(problem.kind, asset.id, problem.message, generation_id)
             if problem.kind in FINDING_KINDS:

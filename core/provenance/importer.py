@@ -191,8 +191,10 @@ def _size(asset: Asset, parameters: Mapping[str, Any]) -> str:
 
 
 def _relation(value: object) -> str:
-    """A reelvault relation as claimed, else ``edit_of``: what C2PA's parentOf means."""
-    return value if value in {r.value for r in Relation} else Relation.EDIT_OF.value
+    """A reelvault relation as claimed, else ``edit_of``: what C2PA's parentOf means (a
+    parent ingredient is never a variant's: a variant names none)."""
+    derived = {r.value for r in Relation if Relation.derives(r)}
+    return value if value in derived else Relation.EDIT_OF.value
 
 
 # -- reelvault import ------------------------------------------------------------------

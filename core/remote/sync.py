@@ -28,8 +28,9 @@ from catalog.models import Generation
 from catalog.queries import generations_by_job_ids
 from catalog.records import adopt_job_id, insert_or_ignore, touch
 from catalog.statuses import ENDED
+from core.api.capabilities import ListsJobs
 from core.api.errors import ReelvaultError, RequestError
-from core.api.types import GenerationStatus, ListsJobs, RemoteJob
+from core.api.types import GenerationStatus, RemoteJob
 from core.generation import SUBMIT_WINDOW, run_job
 from core.host.app import Reelvault
 

@@ -1,12 +1,15 @@
-"""Webhooks from the Videos API: Standard Webhooks signatures, and a receiver that finishes jobs.
+"""Webhooks: Standard Webhooks signatures, and one receiver that finishes jobs for every kind.
 
-The service announces ``video.completed`` and ``video.failed`` with only the video's id,
-signed the Standard Webhooks way: HMAC-SHA256 over ``"{webhook-id}.{timestamp}.{body}"``
-with the ``whsec_`` secret, base64, in a ``webhook-signature`` list of ``v1,<sig>``
-entries. Signatures are made and checked by the specification's reference library,
-``standardwebhooks``, not by code of our own. A delivery is trusted only if a signature
-matches, its timestamp is within five minutes, and its ``webhook-id`` has not been seen
-before (a replay: the library does not track ids, :class:`ReplayGuard` does).
+The receiver serves one provider profile; the Videos API (sora), Replicate and fal each
+announce finished jobs their own way (:mod:`core.remote.deliveries` reads each; fal signs
+with Ed25519). The Videos API announces ``video.completed`` and ``video.failed`` with only
+the video's id, and Replicate sends the finished Prediction; both sign the Standard
+Webhooks way: HMAC-SHA256 over ``"{webhook-id}.{timestamp}.{body}"`` with the ``whsec_``
+secret, base64, in a ``webhook-signature`` list of ``v1,<sig>`` entries. Signatures are
+made and checked by the specification's reference library, ``standardwebhooks``, not by
+code of our own. A delivery is trusted only if a signature matches, its timestamp is
+within five minutes, and its delivery id has not been seen before (a replay: the library
+does not track ids, :class:`ReplayGuard` does).
 
 A trusted event finishes its job through :func:`core.generation.run_job`, the same path
 polling and ``resume`` take, so a job announced by a webhook while a ``generate`` is still
@@ -34,18 +37,32 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from catalog.queries import generations_by_job_ids
-from catalog.statuses import ENDED
 from core.api.errors import ReelvaultError, WebhookRejected
-from core.api.providers import Secret, get_profile, job_id, key_source, webhook_secret
-from core.generation import run_job
+from core.api.providers import (
+    ProviderProfile,
+    Secret,
+    get_profile,
+    key_source,
+    load_profiles,
+    webhook_secret,
+)
 from core.host.app import Reelvault
+from core.remote.deliveries import (
+    FAL_JWKS_URL,
+    TOLERANCE_SECONDS,
+    Announced,
+    FalKeys,
+    fal_delivery,
+    finish_announced,
+    replicate_prediction,
+    replicate_secret,
+    video_event,
+)
 
-TOLERANCE_SECONDS = 300
-"""How old (or how far ahead) a delivery may be: the library's fixed five minutes."""
 MAX_BODY_BYTES = 1 << 20
 READ_TIMEOUT_SECONDS = 10.0
 """How long a connection may take to send its request line, headers and body: a client
@@ -57,7 +74,6 @@ TIMESTAMP_DIGITS = 12
 """A Unix time in seconds has 10 digits until the year 2286; more is not a timestamp."""
 DELIVERIES_KEPT = 1000
 """How many recent deliveries a receiver remembers (for tests and diagnostics)."""
-VIDEO_EVENTS = ("video.completed", "video.failed")
 
 
 # --- signatures --------------------------------------------------------------------------
@@ -116,7 +132,20 @@ def _well_formed(signatures: str) -> str:
 
 
 def verify(secret: str, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-    """Check one delivery and return its event; raise :class:`WebhookRejected` otherwise.
+    """Check one Videos API delivery and return its event; raise :class:`WebhookRejected`
+    otherwise (see :func:`check_signature`)."""
+    check_signature(secret, body, headers)
+    try:
+        event = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WebhookRejected("the body is not JSON") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise WebhookRejected("the body is not an event")
+    return event
+
+
+def check_signature(secret: str, body: bytes, headers: Mapping[str, str]) -> str:
+    """Check one Standard Webhooks delivery's signature and time; its ``webhook-id``.
 
     The signature and the five-minute window are checked by the reference
     ``standardwebhooks`` library; the headers are read here first so that each refusal
@@ -149,13 +178,7 @@ def verify(secret: str, body: bytes, headers: Mapping[str, str]) -> dict[str, An
         timing = "timestamp" in str(exc).lower()  # the clock moved on since the check above
         reason = f"the delivery's timestamp: {exc}" if timing else "no signature matches"
         raise WebhookRejected(reason) from None
-    try:
-        event = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WebhookRejected("the body is not JSON") from None
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        raise WebhookRejected("the body is not an event")
-    return event
+    return lower["webhook-id"]
 
 
 class MalformedDelivery(WebhookRejected):
@@ -184,32 +207,6 @@ class ReplayGuard:
 # --- finishing jobs ----------------------------------------------------------------------
 
 
-def finish_from_event(app: Reelvault, provider: str, event: Mapping[str, Any]) -> str:
-    """Finish the job a video event is about; returns a line saying what happened."""
-    kind = event.get("type")
-    data = event.get("data")
-    video_id = data.get("id") if isinstance(data, Mapping) else None
-    if kind not in VIDEO_EVENTS or not isinstance(video_id, str):
-        return f"ignored {kind} event"
-    remote = job_id(video_id, provider)
-    with app.session() as session:
-        generation = generations_by_job_ids(session, [remote]).get(remote)
-    if generation is None:
-        return f"{video_id}: not in the catalog (`reelvault sync` imports it)"
-    if generation.status in ENDED:
-        return f"{video_id}: {generation.id} was already {generation.status}"
-    try:
-        finished = run_job(app, generation.id).generation
-    except ReelvaultError as exc:
-        return f"{video_id}: {generation.id} could not be finished: {exc}"
-    if finished.status not in ENDED:
-        return f"{video_id}: {generation.id} is being finished by {finished.lease_owner}"
-    outcome = finished.status
-    if finished.error_code:
-        outcome += f" ({finished.error_code}: {finished.error_message})"
-    return f"{video_id}: {generation.id} {outcome}"
-
-
 @dataclass(frozen=True)
 class Delivery:
     """What the receiver made of one request, for the log and for tests."""
@@ -231,22 +228,21 @@ class WebhookReceiver:
         on_message: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
-        self.profile = get_profile(app.settings, provider)
-        secret = webhook_secret(app.settings, self.profile)
-        if secret is None:
-            where = key_source(app.settings, self.profile, "webhook_secret")
-            raise ReelvaultError(f"no webhook secret for provider {self.profile.name}: {where}")
-        try:
-            secret_bytes(secret.reveal())
-        except WebhookRejected:
-            where = key_source(app.settings, self.profile, "webhook_secret")
+        self.profile = _profile(app, provider)
+        self._secret: Secret | None = None
+        self._fal_keys: FalKeys | None = None
+        if self.profile.kind not in ("sora", "replicate", "fal"):
             raise ReelvaultError(
-                f"the webhook secret for provider {self.profile.name} ({where}) is not valid: "
-                "a whsec_ secret is base64 after its prefix; copy it again from the provider"
-            ) from None
-        self._secret: Secret = secret
+                f"provider {self.profile.name} is a {self.profile.kind} provider, which sends "
+                "no webhooks: its jobs are finished by polling (`reelvault resume`)"
+            )
+        if self.profile.kind == "fal":
+            jwks = app.settings.section("fal").get("webhook_jwks_url") or FAL_JWKS_URL
+            self._fal_keys = FalKeys(str(jwks))
+        else:
+            self._secret = _signing_secret(app, self.profile)
         self._guard = ReplayGuard()
-        self._events: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
+        self._events: queue.Queue[Announced | None] = queue.Queue()
         self._say = on_message or (lambda _line: None)
         self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
         try:
@@ -303,33 +299,51 @@ class WebhookReceiver:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    def receive(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
-        """Judge one delivery; a trusted one is queued for the worker."""
+    def receive(
+        self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] | None = None
+    ) -> Delivery:
+        """Judge one delivery; a trusted one is queued for the worker. ``query`` is the
+        request URL's query (fal's webhook URL names the app there)."""
         try:
-            event = verify(self._secret.reveal(), body, headers)
+            announced = self._judge(body, headers, query or {})
         except MalformedDelivery as exc:
             delivery = Delivery(HTTPStatus.BAD_REQUEST, f"refused a malformed delivery: {exc}")
         except WebhookRejected as exc:
             delivery = Delivery(HTTPStatus.UNAUTHORIZED, f"refused a delivery: {exc}")
         else:
-            webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
-            if not self._guard.first_time(webhook_id):
+            delivery_id = announced.delivery_id
+            if not self._guard.first_time(f"{self.profile.kind}:{delivery_id}"):
                 delivery = Delivery(
-                    HTTPStatus.CONFLICT, f"refused a replayed delivery {webhook_id}"
+                    HTTPStatus.CONFLICT, f"refused a replayed delivery {delivery_id}"
                 )
             else:
-                self._events.put(event)
-                delivery = Delivery(HTTPStatus.OK, f"accepted {event['type']} ({webhook_id})")
+                self._events.put(announced)
+                delivery = Delivery(HTTPStatus.OK, f"accepted {announced.what} ({delivery_id})")
         self.deliveries.append(delivery)
         self._say(delivery.message)
         return delivery
 
+    def _judge(
+        self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> Announced:
+        """A delivery checked the way its provider signs it, read the way it writes it."""
+        provider = self.profile.name
+        if self._fal_keys is not None:
+            return fal_delivery(self._fal_keys, body, headers, query, provider)
+        assert self._secret is not None
+        if self.profile.kind == "replicate":
+            webhook_id = check_signature(self._secret.reveal(), body, headers)
+            return replicate_prediction(body, webhook_id, provider)
+        event = verify(self._secret.reveal(), body, headers)
+        webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
+        return video_event(event, webhook_id, provider)
+
     def _work(self) -> None:
-        while (event := self._events.get()) is not None:
+        while (announced := self._events.get()) is not None:
             try:
-                self._say(finish_from_event(self.app, self.profile.name, event))
+                self._say(finish_announced(self.app, announced))
             except Exception as exc:  # a bug must not stop the receiver; it is reported
-                self._say(f"error handling {event.get('type')}: {type(exc).__name__}: {exc}")
+                self._say(f"error handling {announced.what}: {type(exc).__name__}: {exc}")
             finally:
                 self._events.task_done()
         self._events.task_done()
@@ -362,7 +376,8 @@ class WebhookReceiver:
                 if len(body) < length:  # the client hung up halfway
                     self.close_connection = True
                     return
-                self._answer(receiver.receive(body, dict(self.headers.items())))
+                query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                self._answer(receiver.receive(body, dict(self.headers.items()), query))
 
             def _answer(self, delivery: Delivery) -> None:
                 payload = json.dumps({"message": delivery.message}).encode()
@@ -378,6 +393,34 @@ class WebhookReceiver:
                 pass  # deliveries are reported through on_message
 
         return Handler
+
+
+def _profile(app: Reelvault, provider: str | None) -> ProviderProfile:
+    """The named profile, of whatever kind; without a name, the default Videos API one."""
+    if provider is not None:
+        found = load_profiles(app.settings).get(provider)
+        if found is not None:
+            return found
+    return get_profile(app.settings, provider)
+
+
+def _signing_secret(app: Reelvault, profile: ProviderProfile) -> Secret:
+    """The profile's ``whsec_`` secret, checked at start-up rather than at the first delivery."""
+    secret = webhook_secret(app.settings, profile)
+    where = key_source(app.settings, profile, "webhook_secret")
+    if secret is None and profile.kind == "replicate":  # the account's, from the API
+        secret = replicate_secret(app.settings, profile)
+        where = f"GET /webhooks/default/secret at {profile.name}"
+    if secret is None:
+        raise ReelvaultError(f"no webhook secret for provider {profile.name}: {where}")
+    try:
+        secret_bytes(secret.reveal())
+    except WebhookRejected:
+        raise ReelvaultError(
+            f"the webhook secret for provider {profile.name} ({where}) is not valid: "
+            "a whsec_ secret is base64 after its prefix; copy it again from the provider"
+        ) from None
+    return secret
 
 
 class _BoundedServer(ThreadingHTTPServer):

@@ -12,9 +12,16 @@ It follows ``shared/reference/fal-queue.md`` (fal-client, fal-js and fal's docs)
   ``error``/``error_type`` when the run failed).
 - ``GET /{owner}/{app}/requests/{id}``: the app's output, ``{"video": {url, ...}}``, or
   the model's error (422, e.g. ``content_policy_violation``); 404 once expired.
-- ``PUT /{owner}/{app}/requests/{id}/cancel``: ``CANCELLATION_REQUESTED`` or
-  ``ALREADY_COMPLETED``.
+- ``PUT /{owner}/{app}/requests/{id}/cancel``: 202 ``CANCELLATION_REQUESTED`` while queued
+  or running (the request then never renders), 400 ``ALREADY_COMPLETED`` after. How fal
+  reports a cancelled request afterwards is not documented; here its status is
+  ``COMPLETED`` with ``error``/``error_type`` ``request_cancelled`` and its result a 400.
 - ``GET /cdn/{token}/output.mp4``: the video (a real MP4 of the still's shape), no key.
+- Webhooks: a submit with ``?fal_webhook=URL`` posts ``{request_id, gateway_request_id,
+  status: OK|ERROR, payload}`` there once the request ends, signed as fal signs
+  (Ed25519 over request id, user id, timestamp and the body's SHA-256 hex, a line each; headers
+  ``X-Fal-Webhook-*``), retried on a non-2xx answer; the public key is served as a JWKS
+  at ``GET /.well-known/jwks.json``. :meth:`FalQueueServer.deliver` sends one by hand.
 
 ``Authorization: Key ...`` is required (401 otherwise). ``hold``/:meth:`release` keep
 requests queued; :meth:`refuse_next` ends the next one refused; :meth:`expire` removes a
@@ -25,7 +32,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
+import json
 import re
 import secrets
 import time
@@ -33,9 +42,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from PIL import Image, UnidentifiedImageError
 
 from core.testing.loopback import LoopbackService, Reply, Request, render_mp4
+from core.testing.webhook_sender import Announcer
+
+USER_ID = "stand-in-user"
 
 
 def _enum(name: str, values: tuple[Any, ...]) -> Callable[[dict[str, Any]], None]:
@@ -128,6 +142,8 @@ class Job:
     held: bool = False
     refusal: str | None = None
     expired: bool = False
+    cancelled: bool = False
+    webhook: str | None = None
     token: str = ""
     video: bytes | None = None
 
@@ -146,6 +162,61 @@ class FalQueueServer(LoopbackService):
         self.jobs: dict[str, Job] = {}
         self.submits: list[tuple[str, dict[str, Any]]] = []
         self._refusals: list[str] = []
+        self.signing_key = Ed25519PrivateKey.generate()
+        self.announcer = Announcer()
+
+    def stop(self) -> None:
+        self.announcer.stop()
+        super().stop()
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.root_url}/.well-known/jwks.json"
+
+    def deliver(
+        self,
+        request_id: str,
+        *,
+        url: str | None = None,
+        key: Ed25519PrivateKey | None = None,
+        timestamp: int | None = None,
+        retries: int = 0,
+    ) -> int:
+        """Post the request's delivery now (to its webhook unless ``url`` is given), signed
+        with ``key`` (default: the one the JWKS publishes); the receiver's status code."""
+        with self.lock:
+            job = self.jobs[request_id]
+        try:
+            result = self._result(job, True)
+        except Unprocessable as exc:  # the model's error is what the delivery carries
+            result = exc.reply
+        ok = result.status == 200
+        delivery: dict[str, Any] = {
+            "request_id": job.id, "gateway_request_id": job.id,
+            "status": "OK" if ok else "ERROR", "payload": json.loads(result.body),
+        }  # fmt: skip
+        if not ok:
+            delivery["error"] = f"Invalid status code: {result.status}"
+        body = json.dumps(delivery).encode()
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        message = "\n".join((job.id, USER_ID, stamp, hashlib.sha256(body).hexdigest()))
+        signature = (key or self.signing_key).sign(message.encode()).hex()
+        headers = {"content-type": "application/json", "x-fal-webhook-request-id": job.id,
+                   "x-fal-webhook-user-id": USER_ID, "x-fal-webhook-timestamp": stamp,
+                   "x-fal-webhook-signature": signature}  # fmt: skip
+        target = url or job.webhook
+        assert target is not None, "the request has no webhook"
+        return self.announcer.post(job.id, target, body, headers, retries)
+
+    def _jwks(self) -> Reply:
+        raw = self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        key = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "stand-in", "use": "sig"}
+        return Reply.json(200, {"keys": [key]})
+
+    def _done(self, job: Job) -> bool:
+        elapsed = -1.0 if job.held else time.monotonic() - job.created
+        return job.cancelled or elapsed >= self.queue_seconds + self.render_seconds
 
     @property
     def base_url(self) -> str:
@@ -186,6 +257,8 @@ class FalQueueServer(LoopbackService):
     def route(self, request: Request) -> Reply:
         if match := _CDN.match(request.path):
             return self._media(match["token"])
+        if request.method == "GET" and request.path == "/.well-known/jwks.json":
+            return self._jwks()
         if request.headers.get("authorization") != f"Key {self.api_key}":
             return Reply.json(401, {"detail": "Invalid API key"})
         try:
@@ -194,12 +267,12 @@ class FalQueueServer(LoopbackService):
                 app = f"{match['owner']}/{match['name']}"
                 return self._on_request(request.method, app, match["id"], match["tail"])
             if request.method == "POST" and (match := _SUBMIT.match(request.path)):
-                return self._submit(match["app"], request.json())
+                return self._submit(match["app"], request.json(), request.query.get("fal_webhook"))
         except Unprocessable as exc:
             return exc.reply
         return Reply.json(404, {"detail": f"Application not found: {request.path}"})
 
-    def _submit(self, app_id: str, body: Any) -> Reply:
+    def _submit(self, app_id: str, body: Any, webhook: str | None = None) -> Reply:
         app = APPS.get(app_id)
         if app is None:
             return Reply.json(404, {"detail": f"Application '{app_id}' not found"})
@@ -211,12 +284,16 @@ class FalQueueServer(LoopbackService):
         for check in app.checks:
             check(body)
         job = Job(secrets.token_hex(8) + "-" + secrets.token_hex(4), app_id, app.seconds(body),
-                  image, time.monotonic(), held=self.hold)  # fmt: skip
+                  image, time.monotonic(), held=self.hold, webhook=webhook)  # fmt: skip
         with self.lock:
             if self._refusals:
                 job.refusal = self._refusals.pop(0)
             self.jobs[job.id] = job
             self.submits.append((app_id, body))
+        if webhook:
+            self.announcer.when_done(
+                job.id, lambda: self._done(job), lambda: self.deliver(job.id, retries=3)
+            )
         owner_app = "/".join(app_id.split("/")[:2])
         base = f"{self.root_url}/{owner_app}/requests/{job.id}"
         return Reply.json(200, {
@@ -230,10 +307,17 @@ class FalQueueServer(LoopbackService):
         if job is None or not job.app.startswith(app):
             return Reply.json(404, {"detail": "Request not found"})
         elapsed = -1.0 if job.held else time.monotonic() - job.created
-        done = elapsed >= self.queue_seconds + self.render_seconds
+        done = self._done(job)
         if tail == "/cancel" and method == "PUT":
-            status = "ALREADY_COMPLETED" if done else "CANCELLATION_REQUESTED"
-            return Reply.json(400 if done else 202, {"status": status})
+            if done:
+                return Reply.json(400, {"status": "ALREADY_COMPLETED"})
+            with self.lock:
+                job.cancelled = True
+            return Reply.json(202, {"status": "CANCELLATION_REQUESTED"})
+        if tail == "/status" and method == "GET" and job.cancelled:
+            body = {"status": "COMPLETED", "logs": None, "error": "Request was cancelled",
+                    "error_type": "request_cancelled"}  # fmt: skip
+            return Reply.json(200, body)
         if tail == "/status" and method == "GET":
             if not done and elapsed < self.queue_seconds:
                 return Reply.json(202, {"status": "IN_QUEUE", "queue_position": 1})
@@ -249,6 +333,9 @@ class FalQueueServer(LoopbackService):
     def _result(self, job: Job, done: bool) -> Reply:
         if not done:
             return Reply.json(400, {"detail": "Request is still in progress"})
+        if job.cancelled:
+            return Reply.json(400, {"detail": "Request was cancelled",
+                                    "error_type": "request_cancelled"})  # fmt: skip
         if job.expired:
             return Reply.json(404, {"detail": "Request not found"})
         if job.refusal is not None:

@@ -15,6 +15,11 @@ client and Replicate's docs):
   :meth:`expire`, ``output`` is null and ``data_removed`` true, and the URL is a 404.
 - ``POST /v1/predictions/{id}/cancel`` → the Prediction, ``canceled`` unless finished.
 - ``GET /deliveries/{token}/output.mp4``: a real MP4 of the still's shape, no key.
+- Webhooks: a create with ``webhook`` (and ``webhook_events_filter`` including
+  ``completed``, or none) posts the finished Prediction there, signed the Standard Webhooks
+  way with the account's secret (``GET /v1/webhooks/default/secret`` → ``{"key":
+  "whsec_..."}``), retried on a non-2xx answer; :meth:`ReplicateServer.deliver` sends one
+  by hand (forged, stale, replayed). Only ``completed`` deliveries are made here.
 
 ``Authorization: Bearer`` (or ``Token``) is required: a 401 problem otherwise.
 """
@@ -25,6 +30,7 @@ import base64
 import binascii
 import hashlib
 import io
+import json
 import re
 import secrets
 import time
@@ -36,6 +42,11 @@ import python_multipart
 from PIL import Image, UnidentifiedImageError
 
 from core.testing.loopback import LoopbackService, Reply, Request, render_mp4
+from core.testing.videos_api.server import new_webhook_secret, webhook_signature
+from core.testing.webhook_sender import Announcer
+
+EVENTS = ("start", "output", "logs", "completed")
+FINISHED = ("succeeded", "failed", "canceled")
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,7 @@ class Prediction:
     data_removed: bool = False
     token: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     video: bytes | None = None
+    webhook: str | None = None
 
 
 class ReplicateServer(LoopbackService):
@@ -116,6 +128,41 @@ class ReplicateServer(LoopbackService):
         self.files: dict[str, bytes] = {}
         self.creates: list[dict[str, Any]] = []
         self._failures: list[str] = []
+        self.webhook_secret = new_webhook_secret()
+        self.announcer = Announcer()
+
+    def stop(self) -> None:
+        self.announcer.stop()
+        super().stop()
+
+    def deliver(
+        self,
+        prediction_id: str,
+        *,
+        url: str | None = None,
+        secret: str | None = None,
+        webhook_id: str | None = None,
+        timestamp: int | None = None,
+        retries: int = 0,
+    ) -> int:
+        """Post the prediction's delivery now (to its webhook unless ``url`` is given),
+        signed with ``secret`` (default: the account's); the receiver's status code."""
+        with self.lock:
+            prediction = self.predictions[prediction_id]
+            body = json.dumps(self._json(prediction)).encode()
+        target = url or prediction.webhook
+        assert target is not None, "the prediction has no webhook"
+        webhook_id = webhook_id or f"msg_{secrets.token_hex(12)}"  # the same for every retry
+        stamp = int(time.time()) if timestamp is None else timestamp
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": webhook_signature(
+                secret or self.webhook_secret, webhook_id, stamp, body
+            ),
+        }
+        return self.announcer.post(prediction_id, target, body, headers, retries)
 
     @property
     def base_url(self) -> str:
@@ -172,6 +219,8 @@ class ReplicateServer(LoopbackService):
                 raise Problem(
                     401, "Unauthenticated", "You did not pass a valid authentication token"
                 )
+            if request.method == "GET" and request.path == "/v1/webhooks/default/secret":
+                return Reply.json(200, {"key": self.webhook_secret})
             if request.method == "POST" and request.path == "/v1/files":
                 return self._upload(request)
             if request.method == "POST" and (match := _CREATE_ON_MODEL.match(request.path)):
@@ -236,13 +285,28 @@ class ReplicateServer(LoopbackService):
         seconds = int(payload.get("duration") or 0) or round(
             payload.get("num_frames", 81) / payload.get("frames_per_second", 16)
         )
+        webhook, events = body.get("webhook"), body.get("webhook_events_filter", list(EVENTS))
+        if webhook is not None and not (isinstance(webhook, str) and webhook.startswith("http")):
+            raise Problem(422, "Input validation failed", "webhook must be a URL", "webhook")
+        if not isinstance(events, list) or not set(events) <= set(EVENTS):
+            raise Problem(
+                422, "Input validation failed",
+                f"webhook_events_filter items must be one of {list(EVENTS)}",
+                "webhook_events_filter",
+            )  # fmt: skip
         prediction = Prediction(secrets.token_hex(13), model, payload, seconds, image,
-                                held=self.hold)  # fmt: skip
+                                held=self.hold, webhook=webhook)  # fmt: skip
         with self.lock:
             if self._failures:
                 prediction.error = self._failures.pop(0)
             self.predictions[prediction.id] = prediction
             self.creates.append(body)
+        if webhook and "completed" in events:
+            self.announcer.when_done(
+                prediction.id,
+                lambda: self._state(prediction) in FINISHED,
+                lambda: self.deliver(prediction.id, retries=3),
+            )
         return Reply.json(201, self._json(prediction))
 
     def _image(self, value: Any, where: str) -> bytes:

@@ -37,6 +37,7 @@ from catalog.exports import (
     referenced_asset_batches,
 )
 from catalog.models import Asset, Generation, PolicyDecisionRecord
+from catalog.organise import Organised, organised_by_id
 from catalog.queries import (
     ClipFilter,
     LineageNode,
@@ -47,6 +48,7 @@ from catalog.queries import (
 )
 from catalog.readonly import reading
 from core.api.errors import RequestError
+from core.api.types import Relation
 from core.host.app import Reelvault
 from core.views.report import ROLES, decision_dict, error_dict, files_dict, generation_summary
 
@@ -91,6 +93,9 @@ CSV_COLUMNS = (
     "policy",
     "error_code",
     "error_message",
+    "title",
+    "rating",
+    "tags",
 )
 
 
@@ -122,8 +127,9 @@ def clip_records(session: Session, filters: ClipFilter) -> Iterator[dict[str, An
         assets = assets_by_id(session, asset_ids)
         states = latest_states(session, asset_ids)
         decisions = decisions_by_generation(session, ids)
+        extras = organised_by_id(session, ids, clips=True)
         for g in batch:
-            yield _record(g, assets, states, decisions.get(g.id, []))
+            yield _record(g, assets, states, decisions.get(g.id, []), extras[g.id])
 
 
 def _record(
@@ -131,7 +137,10 @@ def _record(
     assets: Mapping[str, Asset],
     states: Mapping[str, str],
     decisions: Sequence[PolicyDecisionRecord],
+    extra: Organised,
 ) -> dict[str, Any]:
+    """A clip's record; what a person added (tags, title, note, rating) travels with it,
+    because a library moved elsewhere should not lose its organisation."""
     return {
         **generation_summary(g),
         "parameters": g.parameters,
@@ -142,6 +151,7 @@ def _record(
         "provenance": states.get(g.output_asset_id or ""),
         **files_dict(g, assets, None, lambda asset: {"provenance": states.get(asset.id)}),
         "policy_decisions": [decision_dict(d) for d in decisions],
+        **extra.as_dict(),
     }
 
 
@@ -184,6 +194,7 @@ def write_csv(records: Iterable[Mapping[str, Any]], out: TextIO) -> int:
             "policy": policy,
             "error_code": error.get("code"),
             "error_message": error.get("message"),
+            "tags": " ".join(record.get("tags") or ()),
         }
         writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
         count += 1
@@ -265,7 +276,13 @@ def add_generation(doc: ProvDocument, g: Generation, parent_video: str | None) -
         identifier=f"{me}.model",
         other_attributes={"prov:role": RV["model"]},
     )
-    used = {"source": g.source_asset_id, "input": g.input_asset_id, "parent": parent_video}
+    # A variant's parent video is kin (the same shot by another model), not something used.
+    derived = Relation.derives(g.relation)
+    used = {
+        "source": g.source_asset_id,
+        "input": g.input_asset_id,
+        "parent": parent_video if derived else None,
+    }
     for role, asset_id in used.items():
         if asset_id:
             doc.used(
@@ -294,7 +311,9 @@ def add_generation(doc: ProvDocument, g: Generation, parent_video: str | None) -
     video = f"rv:{g.output_asset_id}"
     if g.source_asset_id:
         doc.wasDerivedFrom(video, f"rv:{g.source_asset_id}", me, identifier=f"{me}.derived.source")
-    if parent_video:
+    if parent_video and not derived:
+        doc.alternateOf(video, f"rv:{parent_video}")
+    elif parent_video:
         doc.wasDerivedFrom(
             video,
             f"rv:{parent_video}",

@@ -38,6 +38,7 @@ class _Node:
     relation: str | None
     depth: int = 0
     children: list[_Node] = field(default_factory=list)
+    made_by: str | None = None  # "backend/model": what tells a shot's variants apart
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def _tree(data: Mapping[str, Any]) -> list[_Node]:
             status=entry["status"],
             relation=entry["relation"],
             depth=depth,
+            made_by=f"{entry['backend']}/{entry['model']}" if entry.get("backend") else None,
         )
         (parent.children if parent else roots).append(node)
         pending += [(c, node, depth + 1) for c in reversed(entry["children"])]
@@ -174,7 +176,8 @@ def _text_label(node: _Node) -> str:
         return f"{short(node.id)}\n{node.title}"
     prompt = " ".join(node.title.split())
     prompt = prompt if len(prompt) <= PROMPT_CHARS else prompt[:PROMPT_CHARS] + "…"
-    return f"{node.id}\n{_caption(node)}\n{prompt}"
+    made_by = f"{node.made_by}\n" if node.made_by else ""
+    return f"{node.id}\n{_caption(node)}\n{made_by}{prompt}"
 
 
 def _dot_string(text: str) -> str:

@@ -26,6 +26,7 @@ from catalog.queries import (
     verifications_for,
 )
 from catalog.relations import walk_relations
+from catalog.shots import shot_variants
 from core.media.store import ContentStore
 
 
@@ -145,6 +146,36 @@ def generation_dict(
         **files_dict(generation, assets, store, verifications),
         "policy_decisions": [decision_dict(d) for d in decisions_for(session, generation.id)],
     }
+
+
+def variant_dicts(session: Session, generation: Generation) -> list[dict[str, Any]]:
+    """Every clip of ``generation``'s shot (its original and the variants ``regenerate``
+    made of it, see :mod:`catalog.shots`), oldest first, with what a comparison needs:
+    who made it (backend, model, provider: ``None`` for the backend's default), its
+    length, size and status, and which of its files can be shown. Empty for a clip
+    that has no variants, so a page shows the section only where there is a choice."""
+    clips = shot_variants(session, generation.id)
+    if len(clips) < 2:
+        return []
+    assets = assets_by_id(
+        session, [a for c in clips for a in (c.output_asset_id, c.thumbnail_asset_id)]
+    )
+
+    def stored(asset_id: str | None) -> str | None:
+        asset = assets.get(asset_id or "")
+        return asset.id if asset and asset.sha256 and not asset.is_placeholder else None
+
+    return [
+        {
+            **generation_summary(clip),
+            "provider": (clip.parameters or {}).get("provider"),
+            "error": error_dict(clip),
+            "this_clip": clip.id == generation.id,
+            "stored_video": stored(clip.output_asset_id),
+            "stored_thumbnail": stored(clip.thumbnail_asset_id),
+        }
+        for clip in clips
+    ]
 
 
 def ingredient_failure_lines(details: dict[str, Any]) -> list[str]:

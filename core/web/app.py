@@ -78,6 +78,7 @@ from core.views.report import (
     generation_summary,
     ingredient_failure_lines,
     lineage_dict,
+    variant_dicts,
     verification_dicts,
 )
 from core.web.media import media_response
@@ -177,8 +178,10 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
             data = generation_dict(session, generation)
             data.update(organised(session, generation).as_dict())
             family = lineage_dict(session, generation)
+            variants = variant_dicts(session, generation)
         data["lineage"] = family
         data["urls"] = _clip_urls(request, data)
+        data["variants"] = [_variant_card(request, v) for v in variants]
         svg = _lineage_svg(templates.env, request, family)
         return page(request, "clip.html", data, clip=data, svg=svg)
 
@@ -408,6 +411,17 @@ def _clip_urls(request: Request, data: Mapping[str, Any]) -> dict[str, Any]:
             str(request.url_for("clip", clip_id=data["parent_id"])) if data["parent_id"] else None
         ),
         "lineage": {fmt: str(lineage.include_query_params(format=fmt)) for fmt in LINEAGE_FORMATS},
+    }
+
+
+def _variant_card(request: Request, variant: Mapping[str, Any]) -> dict[str, Any]:
+    """One clip of the shot, for the side-by-side comparison: its page and its files."""
+    video, thumbnail = variant["stored_video"], variant["stored_thumbnail"]
+    return {
+        **variant,
+        "page": str(request.url_for("clip", clip_id=variant["id"])),
+        "video": _media_url(request, video) if video else None,
+        "thumbnail": _media_url(request, thumbnail) if thumbnail else None,
     }
 
 

@@ -18,15 +18,20 @@ still as a multipart ``input_reference`` that must match ``size`` exactly; rate 
 not arrive, because the API has no idempotency key and a blind retry can start (and
 bill) the same video twice.
 
+Polls are status requests with a short timeout of their own (``poll_request_timeout``,
+30 s: one that hangs is retried, not waited out for the 600 s a create may take), and
+many running jobs are polled together from the list of recent videos (``poll_many``).
+
 The package splits that work by concern: :mod:`.lifecycle` (models, profiles,
 retirements), :mod:`.transport` (the API's own HTTP rules on the shared
-:mod:`core.api.remote` layer), :mod:`.status` (Video
-objects as job statuses); this module is the plugin (the backend, the request mapping
-of each route, and its hook) and re-exports the names callers use.
+:mod:`core.api.remote` layer), :mod:`.status` (Video objects as job statuses),
+:mod:`.batch` (many statuses from one list); this module is the plugin (the backend,
+the request mapping of each route, and its hook) and re-exports the names callers use.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
@@ -49,9 +54,11 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.http_backend import ServicePool
 from core.api.providers import ProviderProfile, job_id, split_job_id
-from core.api.remote import ServicePool, default_error_fields, json_object
+from core.api.remote import default_error_fields, json_object
 from core.api.sniff import still_mime
+from plugins.sora_backend.batch import _BatchPoll
 from plugins.sora_backend.lifecycle import (
     ALL_SIZES,
     DEFAULT_SIZE,
@@ -62,7 +69,7 @@ from plugins.sora_backend.lifecycle import (
     VARIANTS,
 )
 from plugins.sora_backend.status import REFUSAL, _video_status
-from plugins.sora_backend.transport import VideosService, _Transport
+from plugins.sora_backend.transport import VideosService
 
 __all__ = [
     "ALL_SIZES",
@@ -82,7 +89,7 @@ _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 DEFAULT_PAGE_SIZE = 100  # the most GET /videos returns at once
 
 
-class SoraBackend(_Transport):
+class SoraBackend(_BatchPoll):
     """The Videos API, at whichever provider profile a request names."""
 
     name = NAME
@@ -110,6 +117,9 @@ class SoraBackend(_Transport):
         )
         self.page_size = int(self._pool.config.get("page_size", DEFAULT_PAGE_SIZE))
         self._today = today or (lambda: datetime.now(UTC).date())
+        self._lock = threading.Lock()
+        self._created_at: dict[str, int] = {}  # running jobs' creation times, for poll_many
+        self._hints: dict[str, float] = {}  # each provider's last poll hint, in seconds
 
     # --- the Backend protocol ------------------------------------------------------------
 
@@ -159,7 +169,8 @@ class SoraBackend(_Transport):
     def poll(self, job_id: str) -> JobStatus:
         video_id, provider = _split(job_id)
         profile, service = self._connect(provider)
-        response = self._call(profile, service, "GET", f"videos/{video_id}", job=video_id)
+        path, timeout = f"videos/{video_id}", service.poll_timeout
+        response = self._call(profile, service, "GET", path, job=video_id, timeout=timeout)
         return self._status(profile, response)
 
     def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
@@ -180,9 +191,10 @@ class SoraBackend(_Transport):
             params: dict[str, str | int] = {"limit": self.page_size, "order": "asc"}
             if after:
                 params["after"] = after
-            page = json_object(
-                self._call(profile, service, "GET", "videos", params=params), profile.name
+            response = self._call(
+                profile, service, "GET", "videos", params=params, timeout=service.poll_timeout
             )
+            page = json_object(response, profile.name)
             videos = page.get("data")
             if not isinstance(videos, list):
                 raise BackendError(f"{profile.name} sent a list without data", code="bad_response")
@@ -193,9 +205,8 @@ class SoraBackend(_Transport):
             after = page.get("last_id") or videos[-1].get("id")
 
     def _status(self, profile: ProviderProfile, response: httpx.Response) -> JobStatus:
-        hint = response.headers.get("openai-poll-after-ms")
-        poll_after = int(hint) / 1000 if hint and hint.isdigit() else None
-        return _video_status(profile, json_object(response, profile.name), poll_after)
+        hint = self._poll_hint(profile, response.headers)
+        return self._remember(profile, json_object(response, profile.name), hint)
 
     def _remote_job(self, profile: ProviderProfile, video: Mapping[str, Any]) -> RemoteJob:
         parent = video.get("remixed_from_video_id")

@@ -20,14 +20,9 @@ from typing import Any, BinaryIO
 import httpx
 
 from core.api import BackendError, JobState
+from core.api.http_backend import ServicePool
 from core.api.providers import ProviderProfile
-from core.api.remote import (
-    ErrorFields,
-    RemoteService,
-    ServicePool,
-    expired_error,
-    json_object,
-)
+from core.api.remote import ErrorFields, RemoteService, expired_error, json_object
 from plugins.sora_backend.lifecycle import _Lifecycle
 
 _RETIRED = re.compile(r"deprecat|retired|shut ?down|no longer (available|supported)", re.I)

@@ -63,6 +63,7 @@ class VideosAPIRoutes:
     _downloads: dict[str, tuple[str, str]]
     _lock: threading.RLock
     _render_lock: threading.Lock
+    _stop: threading.Event
 
     @property
     def root_url(self) -> str:
@@ -91,6 +92,9 @@ class VideosAPIRoutes:
         record.route = template
         record.authorized = self._authorized(request)
         fault = self._take_fault(request.method, template)
+        if fault is not None and fault.delay:
+            self._stop.wait(fault.delay)  # a hang, cut short when the server stops
+            fault = None
         if fault is not None and fault.when == "before" and fault.drop_after is None:
             raise fault_error(fault)
         if not record.authorized:

@@ -71,7 +71,8 @@ class Fault:
     ``when="before"`` answers instead of doing the work (a rate limiter, a crashed
     front end); ``"after"`` does the work and then answers with the error (the job was
     made but the answer was lost). ``drop_after`` sends the real answer but cuts the
-    connection after that many body bytes.
+    connection after that many body bytes. ``delay`` holds the answer back that many
+    seconds and then answers normally (a service that hangs; ``status`` is not used).
     """
 
     method: str
@@ -83,6 +84,7 @@ class Fault:
     code: str | None = None
     when: str = "before"
     drop_after: int | None = None
+    delay: float = 0.0
 
 
 @dataclass
