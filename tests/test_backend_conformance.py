@@ -32,6 +32,7 @@ class TestFal(BackendConformance):
     backend = "fal"
     model = "fal-ai/kling-video/v2.1/standard/image-to-video"
     key_env = "CONFORMANCE_FAL_KEY"
+    supports_cancel = True  # generate --cancel-remote stops the job there
     extra_args = ("--provider", "falkit")
 
     @pytest.fixture
@@ -47,6 +48,7 @@ class TestReplicate(BackendConformance):
     backend = "replicate"
     model = "kwaivgi/kling-v2.1"
     key_env = "CONFORMANCE_REPLICATE_TOKEN"
+    supports_cancel = True  # generate --cancel-remote stops the job there
     extra_args = ("--provider", "repkit")
 
     @pytest.fixture

@@ -231,6 +231,12 @@ class FalQueueServer(LoopbackService):
         with self.lock:
             return len(self.jobs)
 
+    @property
+    def cancelled(self) -> int:
+        """How many requests a ``PUT …/cancel`` stopped before they finished."""
+        with self.lock:
+            return sum(1 for job in self.jobs.values() if job.cancelled)
+
     def expire_all(self) -> None:
         with self.lock:
             for job in self.jobs.values():
