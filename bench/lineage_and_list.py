@@ -1,27 +1,36 @@
-"""Lineage of a deep remix chain, and lookups over a large catalog (SQLite).
+"""Lineage of a deep remix chain, and lookups over a large catalog, on SQLite and PostgreSQL.
 
-    python bench/lineage_and_list.py [--depth 10000] [--clips 1000000]
+    python bench/lineage_and_list.py [--depth 10000] [--clips 1000000] [--repeats 3]
+                                     [--pg POSTGRESQL_URL] [--only sqlite|postgresql]
 
-Every row is measured against baselines in the same run, on the same database file:
-- lineage: what ``reelvault lineage`` reads (:func:`lineage_dict`: one narrow recursive
-  query, nested without recursion) against the same recursive query by hand in raw
-  sqlite3, and against the full-row :func:`lineage` every view used before;
+``--pg`` names a PostgreSQL server whose user may create databases: the benchmark makes
+its own (``bench_dbperf_chain``, ``bench_dbperf_big``) and drops them afterwards.
+
+Every row is measured against baselines in the same run, on the same database:
+- lineage: what ``reelvault lineage`` reads (:func:`lineage_dict`: opening a session,
+  resolving the id, one narrow recursive query, nested without recursion) against the
+  same recursive query by hand in the raw driver (``sqlite3``, ``psycopg``), and against
+  the full-row :func:`lineage` every view used before;
 - lookups (filtered list, newest clips, id prefix, filter menus): the very SQL the
-  catalog sent (captured as it runs) replayed in raw sqlite3, so the ratio is the cost of
-  the catalog layer; and the SQL each used before, in raw sqlite3: lowering every prompt
-  with a Python function, ``id LIKE 'prefix%'``, three ``SELECT DISTINCT``.
+  catalog sent (captured as it runs) replayed in the raw driver, so the ratio is the cost
+  of the catalog layer; and the SQL each used before: ``id LIKE 'prefix%'``, three
+  ``SELECT DISTINCT`` (and on SQLite, lowering every prompt with a Python function).
 
 The large catalog is analyzed before measuring, as its last upgrade or ``PRAGMA optimize``
-leaves it (the plans below depend on it).
+(SQLite) or autovacuum (PostgreSQL) leaves it: the plans depend on it. Figures are
+medians of ``--repeats`` runs, after one run to warm the caches.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +38,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import best_of, clip_row, ratio_line, timer
+from bench._common import clip_row, libpq_url, median_of, ratio_line, scratch_database, timer
+from catalog import search_schema
 from catalog.db import SQLITE_LOWER, open_catalog, session_scope
 from catalog.models import fold_case
 from catalog.queries import ClipFilter, clip_facets, lineage, list_generations, resolve
@@ -37,11 +47,11 @@ from core.views.report import lineage_dict
 
 RAW_FAMILY = """
 WITH RECURSIVE up(id, parent_id, depth) AS (
-    SELECT id, parent_id, 0 FROM generations WHERE id = ?
+    SELECT id, parent_id, 0 FROM generations WHERE id = {p}
     UNION ALL
     SELECT g.id, g.parent_id, up.depth - 1 FROM generations g JOIN up ON g.id = up.parent_id
 ), down(id, depth) AS (
-    SELECT id, 0 FROM generations WHERE id = ?
+    SELECT id, 0 FROM generations WHERE id = {p}
     UNION ALL
     SELECT g.id, down.depth + 1 FROM generations g JOIN down ON g.parent_id = down.id
 )
@@ -60,41 +70,105 @@ ORDER BY created_at DESC, id DESC LIMIT 50
 """
 
 
-def fill(path: Path, rows: list[dict]) -> None:
-    columns = list(rows[0])
-    sql = f"INSERT INTO generations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.executemany(sql, (tuple(r[c] for c in columns) for r in rows))
-    conn.close()
+@dataclass
+class Database:
+    """One catalog database and a raw driver connection to it."""
+
+    name: str  # SQLite | PostgreSQL
+    url: str
+    raw: Any  # sqlite3.Connection | psycopg.Connection
+    placeholder: str  # the raw driver's parameter marker
+
+    def fill(self, rows: list[dict[str, Any]]) -> None:
+        """Insert rows as they are stored, in one transaction, straight through the driver
+        (triggers included: the search index is filled as by any insert)."""
+        columns = list(rows[0])
+        if self.name == "SQLite":
+            marks = ", ".join("?" * len(columns))
+            sql = f"INSERT INTO generations ({', '.join(columns)}) VALUES ({marks})"
+            with self.raw:
+                self.raw.executemany(sql, (tuple(r[c] for c in columns) for r in rows))
+            return
+        text = io.StringIO()  # COPY: the fast way in, and it fires the insert triggers
+        for row in rows:
+            text.write("\t".join(_copy_field(row[c]) for c in columns) + "\n")
+        copying = f"COPY generations ({', '.join(columns)}) FROM STDIN"
+        with self.raw.transaction(), self.raw.cursor() as cursor, cursor.copy(copying) as copy:
+            copy.write(text.getvalue())
+
+    def query(self, sql: str, parameters: Any = ()) -> list[Any]:
+        if self.name == "SQLite":
+            return self.raw.execute(sql, parameters).fetchall()
+        with self.raw.cursor() as cursor:
+            return cursor.execute(sql, parameters or None).fetchall()
+
+    def analyze(self) -> None:
+        self.query("ANALYZE") if self.name == "SQLite" else self.raw.execute("ANALYZE")
 
 
-def bench_lineage(depth: int, tmp: Path) -> None:
-    db = tmp / "chain.db"
-    open_catalog(f"sqlite:///{db}").dispose()
-    fill(db, [clip_row(i, parent=f"clip_{i - 1:012d}" if i else None) for i in range(depth)])
-    middle = f"clip_{depth // 2:012d}"
-    engine = open_catalog(f"sqlite:///{db}")
+def _copy_field(value: object) -> str:
+    if value is None:
+        return "\\N"
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
-    def via_catalog() -> None:
-        with session_scope(engine) as session:
-            target = resolve(session, middle)
-            assert lineage_dict(session, target)["target"] == middle
 
-    def full_rows() -> None:
-        with session_scope(engine) as session:
-            assert len(lineage(session, middle)) == depth
+@contextmanager
+def database(pg: str | None, tmp: Path, label: str) -> Iterator[Database]:
+    """An empty, migrated catalog named ``label`` with a raw connection to it."""
+    if pg is None:
+        path = tmp / f"{label}.db"
+        open_catalog(f"sqlite:///{path}").dispose()
+        conn = sqlite3.connect(path)
+        conn.create_function(SQLITE_LOWER, 1, fold_case, deterministic=True)
+        try:
+            yield Database("SQLite", f"sqlite:///{path}", conn, "?")
+        finally:
+            conn.close()
+        return
+    import psycopg
 
-    conn = sqlite3.connect(db)
+    with scratch_database(pg, f"bench_dbperf_{label}") as url:
+        open_catalog(url).dispose()
+        pg_conn = psycopg.connect(libpq_url(url), autocommit=True)
+        try:
+            yield Database("PostgreSQL", url, pg_conn, "%s")
+        finally:
+            pg_conn.close()
 
-    def via_raw() -> None:
-        assert len(conn.execute(RAW_FAMILY, (middle, middle)).fetchall()) == depth
 
-    catalog_time = best_of(7, via_catalog)
-    print(f"lineage of the middle of a {depth:,}-deep remix chain (all {depth:,} clips)")
-    print(ratio_line("  lineage_dict()", catalog_time, best_of(7, via_raw), "raw sqlite3 CTE"))
-    print(ratio_line("  lineage_dict()", catalog_time, best_of(7, full_rows), "full-row lineage()"))
-    engine.dispose()
+def bench_lineage(pg: str | None, depth: int, repeats: int, tmp: Path) -> None:
+    with database(pg, tmp, "chain") as db:
+        db.fill([clip_row(i, parent=f"clip_{i - 1:012d}" if i else None) for i in range(depth)])
+        db.analyze()
+        middle = f"clip_{depth // 2:012d}"
+        engine = open_catalog(db.url)
+        raw_family = RAW_FAMILY.format(p=db.placeholder)
+
+        def via_catalog() -> None:
+            with session_scope(engine) as session:
+                target = resolve(session, middle)
+                assert lineage_dict(session, target)["target"] == middle
+
+        def full_rows() -> None:
+            with session_scope(engine) as session:
+                assert len(lineage(session, middle)) == depth
+
+        def via_raw() -> None:
+            assert len(db.query(raw_family, (middle, middle))) == depth
+
+        catalog_time = warm_median(repeats, via_catalog) * 1e3
+        print(f"lineage of the middle of a {depth:,}-deep remix chain ({db.name})")
+        raw_time = warm_median(repeats, via_raw) * 1e3
+        print(ratio_line("  lineage_dict()", catalog_time, raw_time, "raw CTE", "ms"))
+        before = warm_median(repeats, full_rows) * 1e3
+        print(ratio_line("  lineage_dict()", catalog_time, before, "full-row lineage()", "ms"))
+        engine.dispose()
+
+
+def warm_median(repeats: int, fn: Callable[[], Any]) -> float:
+    fn()  # caches (pages, compiled statements) warm, as in a running program
+    return median_of(repeats, fn)
 
 
 def captured(engine: Any, action: Callable[[], None]) -> list[tuple[str, Any]]:
@@ -113,19 +187,37 @@ def captured(engine: Any, action: Callable[[], None]) -> list[tuple[str, Any]]:
     return sent
 
 
-def bench_lookups(clips: int, tmp: Path) -> None:
-    db = tmp / "big.db"
-    open_catalog(f"sqlite:///{db}").dispose()
-    with timer() as filling:
-        batch = 100_000
-        for start in range(0, clips, batch):
-            fill(db, [clip_row(i) for i in range(start, min(clips, start + batch))])
-    conn = sqlite3.connect(db)
-    conn.execute("ANALYZE")
-    conn.create_function(SQLITE_LOWER, 1, fold_case, deterministic=True)
-    engine = open_catalog(f"sqlite:///{db}")
-    print(f"lookups over {clips:,} clips (filled in {filling():.1f} s)")
+@contextmanager
+def search_index_built_after(url: str) -> Iterator[None]:
+    """Fill a large catalog without the search index, then build the index from all its
+    rows in one statement, as migration 0009 builds it on an upgrade: the same index,
+    without a trigger call per row."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            search_schema.drop(conn)
+        yield
+        with engine.begin() as conn:
+            search_schema.create(conn)
+    finally:
+        engine.dispose()
 
+
+def bench_lookups(pg: str | None, clips: int, repeats: int, tmp: Path) -> None:
+    with database(pg, tmp, "big") as db:
+        with timer() as filling, search_index_built_after(db.url):
+            batch = 100_000
+            for start in range(0, clips, batch):
+                db.fill([clip_row(i) for i in range(start, min(clips, start + batch))])
+        db.analyze()
+        engine = open_catalog(db.url)
+        print(f"lookups over {clips:,} clips ({db.name}, filled in {filling():.1f} s)")
+        measure_lookups(db, engine, clips, repeats)
+        engine.dispose()
+        measure_web_library(db, repeats, tmp)
+
+
+def measure_lookups(db: Database, engine: sa.Engine, clips: int, repeats: int) -> None:
     def in_session(action: Callable[[Any], object]) -> Callable[[], None]:
         def run() -> None:
             with session_scope(engine) as session:
@@ -134,69 +226,105 @@ def bench_lookups(clips: int, tmp: Path) -> None:
         return run
 
     def replayed(statements: list[tuple[str, Any]]) -> Callable[[], None]:
-        def run() -> None:
-            for sql, parameters in statements:
-                conn.execute(sql, parameters).fetchall()
-
-        return run
+        return replayed_raw(db, statements)
 
     def before(sql: str, *parameters: object) -> Callable[[], None]:
-        return lambda: conn.execute(sql, parameters).fetchall()
+        return lambda: db.query(sql.replace("?", db.placeholder), parameters)
 
     prefix = f"clip_{clips // 2:012d}"[:-1] + "7"
     filtered = ClipFilter(model="sora-2", status="completed", text="Forest", limit=50)
-    rows: list[tuple[str, Callable[[Any], object], Callable[[], None], str]] = [
+    like = prefix.replace("_", "/_") + "%"
+    rows: list[tuple[str, Callable[[Any], object], Callable[[], None] | None, str]] = [
         (
             "list --model --status --text -n 50",
             lambda s: list_generations(s, filtered),
-            before(BEFORE_LIST, "sora-2", "completed", "forest"),
+            before(BEFORE_LIST, "sora-2", "completed", "forest") if db.name == "SQLite" else None,
             "Python lower() per row",
         ),
         (
             "list -n 50 (newest first)",
             lambda s: list_generations(s, ClipFilter(limit=50)),
-            before("SELECT * FROM generations ORDER BY created_at DESC, id DESC LIMIT 50"),
-            "the same",
+            None,
+            "",
         ),
         (
             "id prefix (show, lineage, verify)",
             lambda s: resolve(s, prefix),
-            before(
-                "SELECT * FROM generations WHERE id LIKE ? ESCAPE '/' LIMIT 6",
-                prefix.replace("_", "/_") + "%",
-            ),
+            before("SELECT * FROM generations WHERE id LIKE ? ESCAPE '/' LIMIT 6", like),
             "id LIKE 'prefix%'",
         ),
         (
             "web filter menus",
             clip_facets,
             lambda: [
-                conn.execute(f"SELECT DISTINCT {c} FROM generations").fetchall()
+                db.query(f"SELECT DISTINCT {c} FROM generations")
                 for c in ("backend", "model", "status")
             ],
             "3 SELECT DISTINCT",
         ),
     ]
     for name, action, previous, previous_name in rows:
-        catalog_time = best_of(5, in_session(action))
-        same_sql = best_of(5, replayed(captured(engine, in_session(action))))
-        print(ratio_line(f"  {name}", catalog_time * 1e3, same_sql * 1e3, "same SQL raw", "ms"))
-        print(
-            ratio_line(
-                f"  {name}", catalog_time * 1e3, best_of(5, previous) * 1e3, previous_name, "ms"
-            )
-        )
-    engine.dispose()
+        catalog_time = warm_median(repeats, in_session(action)) * 1e3
+        same_sql = warm_median(repeats, replayed(captured(engine, in_session(action)))) * 1e3
+        print(ratio_line(f"  {name}", catalog_time, same_sql, "same SQL raw", "ms"))
+        if previous is not None:
+            earlier = warm_median(repeats, previous) * 1e3
+            print(ratio_line(f"  {name}", catalog_time, earlier, previous_name, "ms"))
+
+
+def measure_web_library(db: Database, repeats: int, tmp: Path) -> None:
+    """The web page's library grid, whole (routing, the queries, the filter menus, the
+    template of 48 cards), against the SQL it sent replayed in the raw driver."""
+    from starlette.testclient import TestClient
+
+    from core.host.app import Reelvault
+    from core.web.app import create_app
+
+    app = Reelvault.load(home=tmp / f"home-{db.name}", db_url=db.url)
+    pages = {
+        "web library page": "/",
+        "web library page, filtered": "/?model=sora-2&status=completed&q=Forest",
+    }
+    with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+        for name, url in pages.items():
+
+            def page(url: str = url) -> None:
+                answer = client.get(url)
+                assert answer.status_code == 200, answer.text[:200]
+
+            page_time = warm_median(repeats, page) * 1e3
+            # the page reads through its own read-only engine: listen to every engine
+            sent = captured(sa.engine.Engine, page)
+            same_sql = warm_median(repeats, replayed_raw(db, sent)) * 1e3
+            print(ratio_line(f"  {name}", page_time, same_sql, "its SQL raw", "ms"))
+    app.engine.dispose()
+
+
+def replayed_raw(db: Database, statements: list[tuple[str, Any]]) -> Callable[[], None]:
+    def run() -> None:
+        for sql, parameters in statements:
+            db.query(sql, parameters)
+
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--depth", type=int, default=10_000)
     parser.add_argument("--clips", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pg", help="also on PostgreSQL: postgresql+psycopg://USER@HOST/DB")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"))
     args = parser.parse_args()
+    targets: list[str | None] = []
+    if args.only != "postgresql":
+        targets.append(None)
+    if args.pg and args.only != "sqlite":
+        targets.append(args.pg)
     with tempfile.TemporaryDirectory() as tmp:
-        bench_lineage(args.depth, Path(tmp))
-        bench_lookups(args.clips, Path(tmp))
+        for pg in targets:
+            bench_lineage(pg, args.depth, args.repeats, Path(tmp))
+            bench_lookups(pg, args.clips, args.repeats, Path(tmp))
 
 
 if __name__ == "__main__":

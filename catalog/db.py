@@ -14,20 +14,21 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from filelock import FileLock, Timeout
 from sqlmodel import Session
 
-from catalog import search_schema
+from catalog.migrations import HEADS
 from catalog.models import fold_case
 from core.api.errors import CatalogError, ReelvaultError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version"
+"""Where Alembic keeps the revisions a catalog is at (its default name)."""
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 PG_MIGRATION_LOCK = 0x7265656C  # "reel": the advisory lock id that serialises upgrades
 
@@ -97,6 +98,8 @@ def optimize_on_close(dbapi_conn: sqlite3.Connection) -> None:
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -104,29 +107,48 @@ def _alembic_config(connection: sa.Connection) -> Config:
 
 
 def head_revisions() -> frozenset[str]:
-    """The newest revision of every branch (features may add independent branches)."""
+    """The newest revision of every branch as Alembic finds them in the migration scripts
+    (features may add independent branches). Opening a catalog compares with
+    :data:`~catalog.migrations.HEADS` instead, which a test keeps equal to this."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return frozenset(ScriptDirectory.from_config(config).get_heads())
 
 
+def _revisions_of(conn: sa.Connection) -> frozenset[str]:
+    """The revisions ``conn``'s catalog is at: what Alembic wrote in its version table
+    (none for a new, empty database), read without importing Alembic."""
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return frozenset()
+    rows = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+    return frozenset(rows)
+
+
 def current_revisions(engine: sa.Engine) -> frozenset[str]:
     with engine.connect() as conn:
-        return frozenset(MigrationContext.configure(conn).get_current_heads())
+        return _revisions_of(conn)
 
 
 def upgrade(engine: sa.Engine) -> None:
     """Bring the schema to the newest revisions, one process at a time."""
-    heads = head_revisions()
-    if current_revisions(engine) == heads:
+    if current_revisions(engine) == HEADS:
         return
+    from alembic import command
+
+    from catalog import search_schema
+
     with (
         _migration_lock(engine),
         engine.connect() as conn,
         _foreign_keys_deferred(conn),
         conn.begin(),
     ):
-        if frozenset(MigrationContext.configure(conn).get_current_heads()) == heads:
+        # Alembic's own heads from here on: should HEADS ever lag behind a new migration,
+        # every opening would import Alembic and take this lock, but change nothing.
+        if _revisions_of(conn) == head_revisions():
             return  # another process upgraded while we waited for the lock
         command.upgrade(_alembic_config(conn), "heads")
         search_schema.ensure_triggers(conn)  # a migration may have rebuilt a table
@@ -191,6 +213,8 @@ def _migration_lock(engine: sa.Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
+    from filelock import FileLock
+
     lock_path = Path(database).expanduser().with_suffix(".migrate-lock")
     with FileLock(lock_path):
         yield
@@ -203,6 +227,8 @@ def being_created(database: Path) -> bool:
     upgrade lock, so an empty file is a damaged catalog only once a schema was written
     (the lock file is there) and nobody is writing one now (the lock is free).
     """
+    from filelock import FileLock, Timeout
+
     lock_path = database.with_suffix(".migrate-lock")
     if not lock_path.exists():
         return True
@@ -218,17 +244,28 @@ def _use_wal(engine: sa.Engine) -> None:
 
     The mode is stored in the file, so it is set when the catalog is created, under the
     migration lock: switching modes needs the database to itself, and two processes
-    opening a new catalog at the same moment must not both try.
+    opening a new catalog at the same moment must not both try. Reading the mode needs
+    no lock, so a catalog already in WAL mode (every one after its first opening) is
+    opened without taking it.
     """
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return
-    with _migration_lock(engine), engine.connect() as conn:
+    if _journal_mode(engine) == "wal":
+        return
+    with _migration_lock(engine):
+        if _journal_mode(engine) != "wal":  # another process may have switched meanwhile
+            _journal_mode(engine, "WAL")
+
+
+def _journal_mode(engine: sa.Engine, switch_to: str | None = None) -> str:
+    """A SQLite catalog's journal mode (lowercase), after switching it if asked to."""
+    pragma = "PRAGMA journal_mode" + (f" = {switch_to}" if switch_to else "")
+    with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
-        (mode,) = raw.execute("PRAGMA journal_mode").fetchone()
-        if mode.lower() != "wal":
-            raw.execute("PRAGMA journal_mode = WAL")
+        (mode,) = raw.execute(pragma).fetchone()
+        return str(mode).lower()
 
 
 def masked_url(url: str) -> str:

@@ -10,14 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from catalog.models import Annotation, Asset, Generation, Tag, fold_case, utcnow
+from core.api.deferred import deferred_import
 from core.api.errors import RequestError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+else:  # the dialect a catalog does not use is never imported (PostgreSQL's: 30 ms)
+    postgresql = deferred_import("sqlalchemy.dialects.postgresql")
+    sqlite = deferred_import("sqlalchemy.dialects.sqlite")
 
 MAX_TAG = 64
 MAX_TITLE = 200

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
@@ -49,21 +50,34 @@ def resolve(session: Session, text: str) -> Generation | Asset:
 def _by_prefix(session: Session, table: type[_Row], prefix: str) -> list[_Row]:
     """Rows whose id starts with ``prefix``, read as a range of the primary key.
 
-    Every id starting with ``prefix`` sorts at or after it and before :func:`_after_prefix`,
-    so on SQLite (byte order) the range alone selects them and walks only the matching
+    Every id starting with ``prefix`` sorts at or after it and before :func:`_after_prefix`
+    in byte order, so on SQLite the range alone selects them and walks only the matching
     entries of the primary key index, however large the table; a ``LIKE`` scans it all.
-    PostgreSQL compares text by the database's collation, where that is not byte order,
-    so there the prefix stays a ``LIKE`` (exact under any collation, but a scan unless
-    the database's collation is ``C``).
+
+    PostgreSQL compares text by the database's collation, and its primary key index is
+    built in that order: a ``COLLATE "C"`` range cannot use it, and a ``LIKE`` uses it only
+    when the collation is exactly ``C`` (not ``C.UTF-8``, not ``en_US``). There the range
+    is taken in the database's own order, wide enough under any collation: from the prefix
+    up to the prefix followed by as many ``z`` as an id can hold, since ids are made of
+    ``[0-9a-z_]`` only and ``z`` sorts last among those in every collation. An exact,
+    byte-wise ``starts_with`` then drops whatever else an unusual collation files in that
+    range, so no collation can make a prefix match an id it does not begin.
     """
     ident = col(table.id)
-    upper = _after_prefix(prefix)
-    if session.get_bind().dialect.name == "sqlite":
-        where = [ident >= prefix] + ([ident < upper] if upper is not None else [])
+    if session.get_bind().dialect.name == "postgresql":
+        widest = prefix + _LAST_ID_CHARACTER * _LONGEST_ID
+        where = [ident >= prefix, ident <= widest, sa.func.starts_with(ident, prefix)]
     else:
-        where = [ident.startswith(prefix, autoescape=True)]
+        upper = _after_prefix(prefix)
+        where = [ident >= prefix] + ([ident < upper] if upper is not None else [])
     stmt = select(table).where(*where).order_by(ident).limit(AMBIGUITY_SHOWN + 1)
     return list(session.exec(stmt))
+
+
+_LAST_ID_CHARACTER = "z"
+"""The character that sorts last among those ids are made of (``core.api.ids``)."""
+_LONGEST_ID = 100
+"""More characters than any id has (an asset's: a kind and a SHA-256, 68 characters)."""
 
 
 def _after_prefix(prefix: str) -> str | None:
@@ -241,12 +255,12 @@ def lineage(session: Session, generation_id: str) -> list[LineageNode]:
     Ancestors are the chain of parents up to the first clip; descendants are the whole
     tree of clips derived from this one. Rows come ordered by depth, then age.
     """
-    return _nodes(session, _family(generation_id))
+    return _nodes(session, _family(), {"seed": generation_id})
 
 
 def lineage_rows(session: Session, generation_id: str) -> list[LineageRow]:
     """:func:`lineage` with only the columns a lineage view shows (see :class:`LineageRow`)."""
-    return _rows(session, _family(generation_id))
+    return _rows(session, _rows_statement(_family), {"seed": generation_id})
 
 
 def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
@@ -254,35 +268,41 @@ def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
 
     Depth 0 holds the clips made directly from the image; remixes follow below them.
     """
-    return _nodes(session, _made_from(asset_id))
+    return _nodes(session, _made_from(), {"seed": asset_id})
 
 
 def source_lineage_rows(session: Session, asset_id: str) -> list[LineageRow]:
     """:func:`clips_from_source` with only the columns a lineage view shows."""
-    return _rows(session, _made_from(asset_id))
+    return _rows(session, _rows_statement(_made_from), {"seed": asset_id})
 
 
-def _family(generation_id: str) -> sa.Subquery:
-    """(id, depth) of a clip's ancestors, itself and its descendants."""
+# The lineage queries take the clip (or still) as a bound parameter, ``seed``, so each is
+# built once and then found in SQLAlchemy's compiled cache by identity: building and
+# hashing the recursive statement anew cost more than a whole short lineage.
+
+
+def _family() -> sa.Subquery:
+    """(id, depth) of the ancestors of the clip ``seed``, itself and its descendants."""
+    seed = sa.bindparam("seed", type_=sa.String)
     g = sa.orm.aliased(Generation)
     up = (
         select(col(Generation.id).label("id"), col(Generation.parent_id).label("next_id"))
         .add_columns(sa.literal(0).label("depth"))
-        .where(col(Generation.id) == generation_id)
+        .where(col(Generation.id) == seed)
         .cte("up", recursive=True)
     )
     up = up.union_all(select(g.id, g.parent_id, up.c.depth - 1).where(g.id == up.c.next_id))
-    down = _descendants_cte(col(Generation.id) == generation_id)
+    down = _descendants_cte(col(Generation.id) == seed)
     return sa.union_all(
         sa.select(up.c.id, up.c.depth).where(up.c.depth < 0),
         sa.select(down.c.id, down.c.depth),
     ).subquery("related")
 
 
-def _made_from(asset_id: str) -> sa.Subquery:
-    seeds = sa.and_(
-        col(Generation.source_asset_id) == asset_id, col(Generation.parent_id).is_(None)
-    )
+def _made_from() -> sa.Subquery:
+    """(id, depth) of the clips made from the still ``seed`` and all their descendants."""
+    seed = sa.bindparam("seed", type_=sa.String)
+    seeds = sa.and_(col(Generation.source_asset_id) == seed, col(Generation.parent_id).is_(None))
     down = _descendants_cte(seeds)
     return sa.select(down.c.id, down.c.depth).subquery("related")
 
@@ -301,24 +321,32 @@ def _ordered(related: sa.Subquery) -> tuple[Any, ...]:
     return (related.c.depth, col(Generation.created_at), col(Generation.id))
 
 
-def _nodes(session: Session, related: sa.Subquery) -> list[LineageNode]:
+def _nodes(session: Session, related: sa.Subquery, seed: dict[str, str]) -> list[LineageNode]:
     stmt = (
         select(Generation, related.c.depth)
         .join(related, col(Generation.id) == related.c.id)
         .order_by(*_ordered(related))
     )
-    return [LineageNode(gen, depth) for gen, depth in session.exec(stmt)]
+    return [LineageNode(gen, depth) for gen, depth in session.exec(stmt, params=seed)]
 
 
-def _rows(session: Session, related: sa.Subquery) -> list[LineageRow]:
+@cache
+def _rows_statement(related: Callable[[], sa.Subquery]) -> sa.Select[Any]:
+    """The narrow lineage query over ``related()``, built once per kind of lineage."""
+    subquery = related()
     columns = [getattr(Generation, name) for name in _ROW_COLUMNS]
-    stmt = (
-        sa.select(*columns, related.c.depth)
-        .join(related, col(Generation.id) == related.c.id)
-        .order_by(*_ordered(related))
+    return (
+        sa.select(*columns, subquery.c.depth)
+        .join(subquery, col(Generation.id) == subquery.c.id)
+        .order_by(*_ordered(subquery))
     )
-    # Core, not the ORM: plain rows straight into tuples, nothing tracked per clip.
-    return list(map(LineageRow._make, session.connection().execute(stmt)))
+
+
+def _rows(session: Session, stmt: sa.Select[Any], seed: dict[str, str]) -> list[LineageRow]:
+    # Core, not the ORM: plain rows fetched at once straight into tuples, nothing tracked
+    # per clip.
+    rows = session.connection().execute(stmt, seed).all()
+    return list(map(LineageRow._make, rows))
 
 
 def list_in_flight(session: Session) -> list[Generation]:

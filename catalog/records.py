@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from catalog.models import Asset, Generation, PolicyDecisionRecord, utcnow
+from core.api.deferred import deferred_import
 from core.api.types import GenerationStatus, PolicyDecision
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+else:  # the dialect a catalog does not use is never imported (PostgreSQL's: 30 ms)
+    postgresql = deferred_import("sqlalchemy.dialects.postgresql")
+    sqlite = deferred_import("sqlalchemy.dialects.sqlite")
 
 OUTCOME_FIELDS = (
     "status",

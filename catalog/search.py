@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from catalog.models import fold_case
 from catalog.search_schema import DOCUMENTS, FTS
@@ -46,7 +47,16 @@ def search_words(text: str) -> list[str]:
 class _Matches(sa.sql.expression.ColumnElement[bool]):
     """``id_column IN (ids whose document matches every word)``, compiled per database."""
 
-    inherit_cache = False  # the words are part of the SQL shape; never reuse a compilation
+    # Cached like any other construct, keyed by the words as well: the words reach the
+    # SQL as a bound value made while compiling (its form depends on the database), so a
+    # compilation may be reused for the same words only. Compiling the listing anew for
+    # every search cost several times what the search itself costs on a large catalog.
+    inherit_cache = True
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy declares it per instance)
+        ("id_column", InternalTraversal.dp_clauseelement),
+        ("owner", InternalTraversal.dp_string),
+        ("words", InternalTraversal.dp_string_list),
+    ]
     type = sa.Boolean()
 
     def __init__(self, id_column: sa.ColumnElement[Any], owner: str, words: list[str]) -> None:

@@ -25,10 +25,8 @@ import base64
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import httpx
 
 from core.api import (
     Backend,
@@ -43,11 +41,17 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.deferred import deferred_import
 from core.api.http_backend import HttpBackend
 from core.api.input_maps import InputMap, mapped_models
 from core.api.providers import ProviderProfile
 from core.api.remote import ErrorFields, RemoteService, expired_error, redact
 from core.api.sniff import still_mime
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
 
 NAME = "fal"
 _JOB = re.compile(

@@ -24,9 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import (
     Backend,
@@ -41,11 +39,17 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.deferred import deferred_import
 from core.api.http_backend import HttpBackend
 from core.api.input_maps import InputMap, mapped_models
 from core.api.providers import ProviderProfile
 from core.api.remote import ErrorFields, RemoteService, expired_error, redact
 from core.api.sniff import still_mime
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
 
 NAME = "replicate"
 REFUSAL = re.compile(r"nsfw|sensitive|safety|flagged|content policy|moderation", re.I)

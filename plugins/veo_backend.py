@@ -24,9 +24,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import (
     Backend,
@@ -41,6 +39,7 @@ from core.api import (
     Variant,
     hookimpl,
 )
+from core.api.deferred import deferred_import
 from core.api.http_backend import HttpBackend
 from core.api.lifecycle import BUILTIN, hint
 from core.api.providers import ProviderProfile, Secret
@@ -50,6 +49,11 @@ from core.api.remote import (
     redact,
 )
 from core.api.sniff import still_mime
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported at first use (core.api.deferred): loading the plugins stays quick
+    httpx = deferred_import("httpx")
 
 NAME = "veo"
 RESOLUTION_HEIGHTS = {"720p": 720, "1080p": 1080, "4k": 2160}

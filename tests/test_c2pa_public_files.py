@@ -208,3 +208,36 @@ def test_filling_a_placeholder_keeps_one_copy_of_each_relation(app):
             for r in session.exec(select(AssetRelation))
         }
     assert rows == {("img_n", "img_x", "parentOf"), ("img_x", "img_n", "componentOf")}
+
+
+def test_dot_and_mermaid_draw_the_relations_credentials_name(run):
+    """The pictures show what the JSON and the tree show: CAICAI's parent A, its
+    component CAI (a placeholder) and CAI's own ingredients, as dashed edges."""
+    import pydot
+
+    ids = {code: imported_id(run, code) for code in ("A", "CAICAI")}
+    (graph,) = pydot.graph_from_dot_data(run("lineage", ids["CAICAI"], "--format", "dot").stdout)
+    names = {  # node: the last line of its label (a file name, or a clip's prompt)
+        n.get_name().strip('"'): (n.get("label") or "").strip('"').split("\\n")[-1]
+        for n in graph.get_nodes()
+        if n.get_name() != "node"  # the defaults, not a node
+    }
+    edges = {
+        (e.get_source().strip('"'), e.get_destination().strip('"')): e.get("label").strip('"')
+        for e in graph.get_edges()
+    }
+    assert edges[(ids["A"], ids["CAICAI"])] == "parentOf"
+    (cai,) = [n for n, label in names.items() if label == "CAI.jpg (placeholder)"]
+    assert edges[(cai, ids["CAICAI"])] == "componentOf"
+    (i_jpg,) = [n for n, label in names.items() if label == "I.jpg (placeholder)"]
+    into_cai = {parent: label for (parent, child), label in edges.items() if child == cai}
+    assert into_cai == {ids["A"]: "parentOf", i_jpg: "componentOf"}  # from CAI's own claim
+    assert len(edges) == 4 and len(names) == 4  # each asset drawn once
+    assert all(e.get("style") == "dashed" for e in graph.get_edges())
+
+    mermaid = run("lineage", ids["CAICAI"], "--format", "mermaid").stdout
+    assert mermaid.count("-.->") == len(edges) and "parentOf" in mermaid
+    assert "CAI.jpg (placeholder)" in mermaid
+    # from A's side: CAICAI is drawn among what was made from it
+    below = run("lineage", ids["A"], "--format", "mermaid").stdout
+    assert '-.->|"parentOf"|' in below and "CAICAI" in below

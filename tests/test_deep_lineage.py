@@ -22,12 +22,15 @@ from click.testing import CliRunner, Result
 from prov.model import ProvActivity, ProvDocument
 from starlette.testclient import TestClient
 
+from catalog.db import session_scope
 from catalog.models import Asset, Generation, utcnow
+from catalog.queries import get_generation
 from core.api.settings import Settings
 from core.cli import cli
 from core.cli.library import tree_lines
 from core.host.app import Reelvault
 from core.views import json_text
+from core.views.report import generation_summary, lineage_dict
 from core.web.app import create_app
 from tests.conftest import fresh_catalog_url
 
@@ -129,6 +132,21 @@ def test_lineage_json_of_a_deep_chain(chain: Chain) -> None:
         data = json.loads(text)
     assert data["target"] == chain.middle and data["source"]["id"] == STILL
     assert chain_ids(data["clips"]) == [clip_id(i) for i in range(DEPTH)]
+
+
+def test_each_lineage_entry_is_the_clips_summary(chain: Chain) -> None:
+    """The nested entries are built from narrow rows: the same keys, in the same order,
+    and the same values as the summary of the whole clip (what listings show)."""
+    with session_scope(chain.app.engine) as session:
+        data = lineage_dict(session, get_generation(session, chain.middle))
+        entry, depth = data["clips"][0], -(DEPTH // 2)
+        while entry["id"] != clip_id(DEPTH // 2 + 2):
+            clip = session.get(Generation, entry["id"])
+            assert clip is not None
+            expected = {**generation_summary(clip), "depth": depth}
+            assert list(entry) == [*expected, "children"]
+            assert {k: v for k, v in entry.items() if k != "children"} == expected
+            (entry,), depth = entry["children"], depth + 1
 
 
 def test_lineage_tree_of_a_deep_chain(chain: Chain) -> None:

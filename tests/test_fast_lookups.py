@@ -7,6 +7,7 @@ gives the right answer and, on SQLite, that the plan is the indexed one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -68,8 +69,8 @@ def test_closing_a_sqlite_catalog_runs_pragma_optimize(engine: sa.Engine) -> Non
 def test_prefixes_resolve_through_the_primary_key_and_ambiguity_is_refused(
     engine: sa.Engine,
 ) -> None:
-    add_clips(engine, "clip_aa1", "clip_aa2", "clip_ab1", "clip_b")
-    statements: list[tuple[str, tuple[object, ...]]] = []
+    add_clips(engine, "clip_aa1", "clip_aa2", "clip_ab1", "clip_b", "clip_zz1", "clip_zzz")
+    statements: list[tuple[str, Any]] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
     with session_scope(engine) as s:
         assert resolve(s, "clip_ab").id == "clip_ab1"
@@ -82,14 +83,28 @@ def test_prefixes_resolve_through_the_primary_key_and_ambiguity_is_refused(
             resolve(s, "clip_c")
         with pytest.raises(NotFoundError):
             resolve(s, "clip_a_")  # no wildcard: "_" is a character like any other
-    if engine.dialect.name == "sqlite":
-        lookup, parameters = next(q for q in statements if "FROM generations" in q[0])
-        with engine.connect() as conn:
+        with pytest.raises(NotFoundError):
+            resolve(s, "clip_a%")
+        # The end of the alphabet: the range has no next character to stop before.
+        with pytest.raises(AmbiguousIdError, match="clip_zz1"):
+            resolve(s, "clip_z")
+        assert resolve(s, "clip_zzz").id == "clip_zzz"
+        with pytest.raises(NotFoundError):
+            resolve(s, "clip_zzzz")
+    lookup, parameters = next(q for q in statements if "FROM generations" in q[0])
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
             plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {lookup}", parameters).all()
-        assert (
-            "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id>? AND id<?)"
-            in (plan[0][-1])
-        )
+            assert (
+                "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id>? AND id<?)"
+                in (plan[0][-1])
+            )
+        else:  # a handful of rows: tell the planner a scan is dear, as in a large table
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = conn.exec_driver_sql(f"EXPLAIN {lookup}", parameters).scalars().all()
+            text = "\n".join(plan)
+            assert "Index Scan using pk_generations" in text, text
+            assert "Index Cond: (((id)::text >= " in text, text
 
 
 def test_text_search_reads_prompts_folded_when_written(engine: sa.Engine) -> None:
@@ -144,3 +159,29 @@ def test_filter_menus_list_each_value_once(engine: sa.Engine) -> None:
             "model": ["fade-1", "local-motion", "sora-2"],
             "status": ["completed", "failed"],
         }
+
+
+def test_a_search_is_compiled_once_per_words_and_never_answers_with_old_words(
+    engine: sa.Engine,
+) -> None:
+    add_clips(engine, "clip_f1", "clip_f2", prompt="forest at dawn")
+    add_clips(engine, "clip_h1", prompt="harbor at dusk")
+    compiled: list[object] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: compiled.append(a[4].compiled))
+
+    def found(text: str) -> list[str]:
+        with Session(engine) as s:
+            compiled.clear()
+            ids = sorted(g.id for g in list_generations(s, ClipFilter(text=text)))
+            (listing,) = (c for c in compiled if "search_" in str(c))
+            used.setdefault(text, []).append(listing)  # kept alive: ids stay distinct
+            return ids
+
+    used: dict[str, list[object]] = {}
+    for _ in range(2):
+        assert found("forest") == ["clip_f1", "clip_f2"]
+        assert found("harbor") == ["clip_h1"]
+        assert found("dusk harbor") == ["clip_h1"]
+        assert found("dawn harbor") == []
+    assert all(first is again for first, again in used.values()), used
+    assert len({id(first) for first, _ in used.values()}) == 4  # one per distinct search

@@ -95,6 +95,16 @@ def test_regenerate_across_two_backends_keeps_both_variants_in_lineage_and_on_th
     # A remix is another shot: it is lineage, but no variant.
     remix = as_json(run("remix", first["id"], "-p", "zoom in", "--json"))
 
+    # show lists the shot's variants from any of them, in text and JSON.
+    shown = as_json(run("show", back["id"], "--json"))
+    assert [(v["id"], v["backend"], v["this_clip"]) for v in shown["variants"]] == [
+        (first["id"], "local", False), (on_fal["id"], "fal", False), (back["id"], "local", True),
+    ]  # fmt: skip
+    text = run("show", first["id"]).stdout
+    assert f"fal/{WAN} via falqueue" in text and "(this clip)" in text
+    assert remix["id"][:12] not in text.split("variants", 1)[1]
+    assert as_json(run("show", remix["id"], "--json"))["variants"] == []
+
     family = as_json(run("lineage", first["id"], "--json"))
     (root,) = family["clips"]
     children = {c["id"]: c for c in root["children"]}

@@ -12,10 +12,12 @@ needs; the submodules say more:
 - :mod:`core.api.times`: timestamps as people read them;
 - :mod:`core.api.files`: :func:`write_atomic`, replacing a file whole (portable);
 - :mod:`core.api.remote`: the HTTP client rules every remote backend shares (imported
-  on its own: `from core.api.remote import RemoteService`, so that start-up skips httpx);
+  on its own: `from core.api.remote import RemoteService`, it imports httpx at first use);
 - :mod:`core.api.http_backend`: :class:`HttpBackend`, the base of fal, Replicate and Veo
   (settings, one service per provider profile, ``models`` status, ``webhook_url``);
 - :mod:`core.api.input_maps`: per-model input tables (:func:`mapped_models`);
+- :mod:`core.api.deferred`: :func:`deferred_import`, a module imported at its first use,
+  so that loading a plugin stays quick;
 
 Everything else under ``core`` is the host's own business and may change without notice;
 a test holds plugins and the catalog to this package.

@@ -23,14 +23,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.api.errors import BackendError, ReelvaultError, RequestError
 from core.api.providers import ProviderProfile, api_key, check_url, get_profile, key_source
 from core.api.remote import ErrorFields, ErrorParser, RemoteService, default_error_fields
 from core.api.settings import Settings
+
+if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
+    import httpx
 
 __all__ = ["HttpBackend", "ServicePool"]
 

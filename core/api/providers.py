@@ -32,13 +32,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import tomlkit
-
+from core.api.deferred import deferred_import
 from core.api.errors import ReelvaultError, RequestError
 from core.api.settings import Settings
+
+if TYPE_CHECKING:
+    import tomlkit
+else:  # only for editing the keys and profiles files: every command would pay for it
+    tomlkit = deferred_import("tomlkit")
 
 __all__ = [
     "API_KEY",

@@ -26,13 +26,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import httpx
-import tenacity
-
+from core.api.deferred import deferred_import
 from core.api.errors import BackendError
 from core.api.providers import Secret
+
+if TYPE_CHECKING:
+    import httpx
+    import tenacity
+else:  # imported at first use: loading a backend plugin must not cost the HTTP stack
+    httpx = deferred_import("httpx")
+    tenacity = deferred_import("tenacity")
 
 __all__ = [
     "CHUNK",
@@ -81,7 +86,7 @@ class ErrorFields:
     retry_after: float | None = None
 
 
-ErrorParser = Callable[[httpx.Response], ErrorFields]
+ErrorParser = Callable[["httpx.Response"], ErrorFields]
 
 
 def default_error_fields(response: httpx.Response) -> ErrorFields:

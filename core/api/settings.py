@@ -7,6 +7,9 @@ as a unit: ``catalog.db`` (the default SQLite catalog), ``media/`` (the content 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import re
 import tomllib
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 
 from core.api.errors import ReelvaultError
+from core.api.files import write_atomic
 
 if TYPE_CHECKING:  # cryptography loads where certificates are read: start-up stays quick
     from cryptography import x509
@@ -41,6 +45,8 @@ DB_ENV = "REELVAULT_DB"
 MEDIA_ENV = "REELVAULT_MEDIA"
 DEFAULT_MEDIA_CACHE_MIB = 2048
 PEM_SUFFIXES = (".pem", ".crt", ".cer")
+ANCHORS_CACHE = "trust-anchors.json"
+"""The trust anchors as c2pa gets them, kept under ``cache/`` (see ``trust_anchors_pem``)."""
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 _PEM_END = b"-----END CERTIFICATE-----"
 NEWLINE = b"\n"
@@ -152,21 +158,41 @@ class Settings:
         A damaged block spoils only itself (``reelvault trust list`` reports it), so
         every reader of the anchors (c2pa, ``trust``, ``signing status``) agrees on them.
         """
-        from cryptography.hazmat.primitives import serialization
-
-        found: dict[bytes, x509.Certificate] = {}
-        for pem_file in self.trust_anchor_pem_files():
-            for cert in pem_file.certificates:
-                found.setdefault(cert.public_bytes(serialization.Encoding.DER), cert)
-        return list(found.values())
+        return _distinct_certificates(self.trust_anchor_pem_files())
 
     def trust_anchors_pem(self) -> str:
         """The trust anchors as one PEM text, re-serialised from the parsed certificates, so
-        c2pa is never handed a block that reelvault itself could not read."""
-        from cryptography.hazmat.primitives import serialization
+        c2pa is never handed a block that reelvault itself could not read.
 
-        pem = serialization.Encoding.PEM
-        return "".join(c.public_bytes(pem).decode() for c in self.trust_anchor_certificates())
+        Parsing takes cryptography, whose import alone is a tenth of what ``verify`` costs
+        before c2pa starts. So the text is kept in ``cache/trust-anchors.json`` under the
+        SHA-256 of the anchor files' paths and bytes (reading a few small files is cheap),
+        and read back for as long as those stay the same: any change parses them again.
+        """
+        try:
+            contents = [(path, path.read_bytes()) for path in self.trust_anchor_files()]
+        except OSError:  # vanished or unreadable meanwhile: parse what can be read, no cache
+            return _pem_text(_distinct_certificates(self.trust_anchor_pem_files()))
+        if not contents:
+            return ""
+        digest = hashlib.sha256()
+        for path, data in contents:
+            digest.update(b"%s\0%d\0%s" % (os.fsencode(path), len(data), data))
+        key = digest.hexdigest()
+        cache = self.home / "cache" / ANCHORS_CACHE
+        with contextlib.suppress(OSError, ValueError):
+            kept = json.loads(cache.read_text(encoding="utf-8"))
+            if (
+                isinstance(kept, dict)
+                and kept.get("key") == key
+                and isinstance(kept.get("pem"), str)
+            ):
+                return kept["pem"]
+        files = [PemFile(path, tuple(parse_pem_certificates(data))) for path, data in contents]
+        pem = _pem_text(_distinct_certificates(files))
+        with contextlib.suppress(OSError):  # a read-only home: parse again next time
+            write_atomic(cache, json.dumps({"key": key, "pem": pem}))
+        return pem
 
     def _string(self, table: str, key: str) -> str | None:
         """``[table] key``, a string, or ``None`` when absent or empty."""
@@ -335,6 +361,23 @@ def parse_pem_certificates(data: bytes) -> list[PemBlock]:
         else:
             blocks.append(PemBlock(start, end, cert))
     return blocks
+
+
+def _distinct_certificates(files: list[PemFile]) -> list[x509.Certificate]:
+    """The good certificates of ``files`` in order, each once (by its DER bytes)."""
+    from cryptography.hazmat.primitives import serialization
+
+    found: dict[bytes, x509.Certificate] = {}
+    for pem_file in files:
+        for cert in pem_file.certificates:
+            found.setdefault(cert.public_bytes(serialization.Encoding.DER), cert)
+    return list(found.values())
+
+
+def _pem_text(certificates: list[x509.Certificate]) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
 
 
 def c2pa_settings(anchors_pem: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from core.views.report import (
     generation_summary,
     ingredient_failure_lines,
     lineage_dict,
+    variant_dicts,
 )
 
 
@@ -93,6 +94,7 @@ def show_command(ctx: click.Context, clip: str, as_json: bool) -> None:
         generation = get_generation(session, clip)
         data = generation_dict(session, generation, app.store)
         data.update(organised(session, generation).as_dict())
+        data["variants"] = variant_dicts(session, generation)
     if as_json:
         print_json(data)
     else:
@@ -150,6 +152,15 @@ def print_generation(data: dict[str, Any]) -> None:
     if explanation:
         lines.append("motion plan" if "motion_plan" in data["details"] else "backend notes")
         lines += [f"  {line}" for line in explanation]
+    if data.get("variants"):
+        lines.append("variants  of the same shot (reelvault regenerate), oldest first")
+        lines += [
+            f"  {short(v['id'])}  {v['backend']}/{v['model']}"
+            + (f" via {v['provider']}" if v["provider"] else "")
+            + f"  {v['seconds']}s {v['size']}  {v['status']}"
+            + ("  (this clip)" if v["this_clip"] else "")
+            for v in data["variants"]
+        ]
     if data["policy_decisions"]:
         lines.append("policy decisions")
         lines += [

@@ -12,17 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
-from catalog.db import (
-    being_created,
-    missing_sqlite_file,
-    open_catalog,
-    session_scope,
-    sqlite_file,
-)
 from core.api import lifecycle as model_lifecycle
 from core.api.errors import CatalogError, PluginError, RequestError
 from core.api.settings import Settings
@@ -30,6 +21,13 @@ from core.api.types import Backend, ModelInfo
 from core.host.plugins import PluginHost, call_each, load_host
 from core.media.store import ContentStore
 from core.media.stores import open_store
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlmodel import Session
+
+# The catalog (SQLAlchemy, SQLModel: half a second of imports) is imported when it is
+# first opened: ``verify PATH`` and ``plugins`` never open it.
 
 DEFAULT_BACKEND = "local"
 
@@ -59,6 +57,8 @@ class Reelvault:
         """The catalog, opened (and upgraded) on first use only: ``plugins`` needs none."""
         with self._build_lock:
             if "engine" not in self.__dict__:  # another thread may have opened it meanwhile
+                from catalog.db import missing_sqlite_file, open_catalog
+
                 self._refuse_emptied_catalog()
                 new_file = missing_sqlite_file(self.settings.db_url)
                 self.__dict__["engine"] = open_catalog(self.settings.db_url)
@@ -72,6 +72,8 @@ class Reelvault:
         every listing would then look like a lost library. SQLite never leaves a catalog
         at 0 bytes (creating one writes the schema at once), so such a file was truncated.
         """
+        from catalog.db import being_created, sqlite_file
+
         path = sqlite_file(self.settings.db_url)
         if path is None or not path.is_file() or path.stat().st_size > 0:
             return
@@ -87,6 +89,8 @@ class Reelvault:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        from catalog.db import session_scope
+
         with session_scope(self.engine) as session:
             yield session
 

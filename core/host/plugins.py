@@ -64,17 +64,25 @@ class PluginHost:
         return self.pm.hook
 
     def load_entry_points(self, disabled: frozenset[str] = frozenset()) -> None:
+        # A distribution's name and version are read from its METADATA, parsed anew on
+        # every ``dist.name`` or ``dist.version``: once per distribution is enough (all
+        # built-in plugins share one), and start-up pays for every parse.
+        described: dict[int, tuple[str, str]] = {}
         for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
             if ep.name in disabled or self.pm.has_plugin(ep.name):
                 continue
             dist = ep.dist
-            source = f"entry point {ep.value}" + (f" ({dist.name})" if dist else "")
+            if dist is not None and id(dist) not in described:
+                metadata = dist.metadata
+                described[id(dist)] = (metadata["Name"], metadata["Version"])
+            name, version = described[id(dist)] if dist is not None else (None, None)
+            source = f"entry point {ep.value}" + (f" ({name})" if name else "")
             try:
                 module = ep.load()
             except Exception as exc:
                 self._fail(ep.name, source, exc)
                 continue
-            self.register(module, ep.name, source, dist.version if dist else None)
+            self.register(module, ep.name, source, version)
 
     def load_env(self, value: str | None = None) -> None:
         value = os.environ.get(PLUGINS_ENV, "") if value is None else value

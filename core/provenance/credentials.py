@@ -12,22 +12,21 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from catalog.lookups import asset_by_id
-from catalog.models import Asset, Generation
-from catalog.queries import resolve
-from catalog.verifications import record_verifications
-from catalog.verifications import (  # importer.py still takes it from here
-    verification_records as verification_records,
-)
 from core.api.errors import MissingMediaError, NotFoundError, PluginError, RequestError
 from core.api.ids import short
 from core.api.settings import Settings
 from core.api.sniff import file_mime
 from core.api.types import VerificationResult, VerificationState
-from core.host.app import Reelvault
 from core.host.plugins import PluginHost, call_each
+
+if TYPE_CHECKING:
+    from catalog.models import Asset
+    from core.host.app import Reelvault
+
+# The catalog is imported where a cataloged clip or asset is looked up: ``verify PATH``
+# reads no catalog, and SQLAlchemy with the models would be most of its start-up.
 
 
 def verify(host: PluginHost, path: Path, mime: str, settings: Settings) -> list[VerificationResult]:
@@ -279,6 +278,10 @@ def verify_target(app: Reelvault, target: str) -> VerifyReport:
         return VerifyReport(path, mime, _verify_checked(app, path, mime))
     if path.exists():
         raise RequestError(f"{path}: not a file")
+    from catalog.lookups import asset_by_id
+    from catalog.models import Generation
+    from catalog.queries import resolve
+
     with app.session() as session:
         try:
             found = resolve(session, target)
@@ -315,5 +318,7 @@ def _verify_checked(app: Reelvault, path: Path, mime: str) -> list[VerificationR
 
 
 def record_results(app: Reelvault, asset_id: str, results: Sequence[VerificationResult]) -> None:
+    from catalog.verifications import record_verifications
+
     with app.session() as session:
         record_verifications(session, asset_id, results)

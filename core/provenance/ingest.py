@@ -29,12 +29,13 @@ from catalog.models import Asset, VerificationRecord
 from catalog.queries import asset_by_sha
 from catalog.records import ensure_asset, save
 from catalog.relations import assets_by_instance_id
+from catalog.verifications import verification_records
 from core.api.ids import asset_id
 from core.api.types import VerificationResult
 from core.host.app import Reelvault
 from core.media.probe import MediaInfo, probe_image, probe_video
 from core.media.store import StoredFile
-from core.provenance.credentials import manifest_of, same_signer, verification_records, verify
+from core.provenance.credentials import manifest_of, same_signer, verify
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class _Node:
     """One box of the family: the source still or a clip, with its children below it."""
 
     id: str
-    kind: str  # "still" | "clip"
+    kind: str  # "still" | "clip" | "asset" (one named only by Content Credentials)
     title: str  # the full prompt, or the still's file name
     image_asset_id: str | None  # the clip's thumbnail, or the still itself
     status: str | None
@@ -117,6 +117,56 @@ def _walk(roots: list[_Node]) -> Iterator[tuple[_Node | None, _Node]]:
         stack += [(node, c) for c in reversed(node.children)]
 
 
+@dataclass(frozen=True)
+class _RelationEdge:
+    """An asset relation named by Content Credentials, as an edge of the picture; ``new``
+    is the asset it brings in when no still or clip of the tree stands for it already."""
+
+    parent: str
+    child: str
+    relationship: str
+    new: _Node | None
+
+
+def _relation_edges(data: Mapping[str, Any], tree: list[_Node]) -> list[_RelationEdge]:
+    """The ``ingredients`` and ``derived`` of :func:`core.views.report.lineage_dict` as
+    edges around the target, so a picture shows what the JSON and the tree show. A clip
+    stands for its video and the source still for itself; every other asset becomes a
+    node of its own. Edges the tree already draws (the still a clip was made from) are
+    left out. Walked with a stack: credential chains can be long."""
+    node_of = {n.id: n.id for _, n in _walk(tree)}
+    pending = [c for c in data["clips"]]
+    while pending:
+        clip = pending.pop()
+        if clip.get("output_asset_id"):
+            node_of[clip["output_asset_id"]] = clip["id"]
+        pending += clip["children"]
+    drawn = {(p.id, n.id) for p, n in _walk(tree) if p is not None}
+    edges: list[_RelationEdge] = []
+    stack = [(data["target"], e, True) for e in reversed(data.get("ingredients") or [])]
+    stack += [(data["target"], e, False) for e in reversed(data.get("derived") or [])]
+    while stack:
+        near, entry, upward = stack.pop()
+        new = None
+        if entry["id"] not in node_of:
+            node_of[entry["id"]] = entry["id"]
+            placeholder = " (placeholder)" if entry.get("placeholder") else ""
+            new = _Node(id=entry["id"], kind="asset",
+                        title=(entry.get("original_name") or entry["kind"]) + placeholder,
+                        image_asset_id=None, status=None, relation=None)  # fmt: skip
+        far = node_of[entry["id"]]
+        parent, child = (far, near) if upward else (near, far)
+        if (parent, child) not in drawn and parent != child:
+            drawn.add((parent, child))
+            edges.append(_RelationEdge(parent, child, entry["relationship"], new))
+        elif new is not None:
+            edges.append(_RelationEdge(parent, child, "", new))
+        if not entry.get("repeated"):
+            key = "ingredients" if upward else "derived"
+            stack += [(far, e, upward) for e in reversed(entry.get(key) or [])]
+    return edges
+
+
 def _caption(node: _Node) -> str:
     if node.kind == "still":
         return "source still"
@@ -172,7 +222,7 @@ def layout(data: Mapping[str, Any]) -> LineageLayout:
 
 
 def _text_label(node: _Node) -> str:
-    if node.kind == "still":
+    if node.kind in ("still", "asset"):
         return f"{short(node.id)}\n{node.title}"
     prompt = " ".join(node.title.split())
     prompt = prompt if len(prompt) <= PROMPT_CHARS else prompt[:PROMPT_CHARS] + "…"
@@ -196,7 +246,8 @@ def to_dot(data: Mapping[str, Any]) -> str:
     """Graphviz DOT text of a lineage; ``dot -Tsvg`` draws it."""
     graph = pydot.Dot("lineage", graph_type="digraph", rankdir="TB")
     graph.set_node_defaults(shape="box", fontname="Helvetica", fontsize="10")
-    for parent, node in _walk(_tree(data)):
+    tree = _tree(data)
+    for parent, node in _walk(tree):
         # Any, not str: pydot.Node also takes obj_dict by keyword, so str values do not fit.
         attrs: dict[str, Any] = {"label": _dot_string(_text_label(node))}
         if node.kind == "still":
@@ -207,6 +258,13 @@ def to_dot(data: Mapping[str, Any]) -> str:
         if parent is not None:
             relation = _dot_string(node.relation or "source")
             graph.add_edge(pydot.Edge(parent.id, node.id, label=relation))
+    for edge in _relation_edges(data, tree):  # dashed: what credentials say, not a clip's row
+        if edge.new is not None:
+            graph.add_node(pydot.Node(edge.new.id, label=_dot_string(_text_label(edge.new)),
+                                      shape="note", style="dashed"))  # fmt: skip
+        if edge.relationship:
+            label = _dot_string(edge.relationship)
+            graph.add_edge(pydot.Edge(edge.parent, edge.child, label=label, style="dashed"))
     return graph.to_string()
 
 
@@ -224,13 +282,22 @@ def to_mermaid(data: Mapping[str, Any]) -> str:
     lines = ["flowchart TD"]
     names: dict[str, str] = {}
     edges: list[str] = []
-    for parent, node in _walk(_tree(data)):
+    tree = _tree(data)
+    for parent, node in _walk(tree):
         name = names[node.id] = f"n{len(names)}"
         label = "<br/>".join(_mermaid_text(part) for part in _text_label(node).split("\n"))
         lines.append(f'    {name}["{label}"]')
         if parent is not None:
             relation = _mermaid_text(node.relation or "source")
             edges.append(f'    {names[parent.id]} -->|"{relation}"| {name}')
+    for edge in _relation_edges(data, tree):  # dotted: what credentials say
+        if edge.new is not None:
+            name = names[edge.new.id] = f"n{len(names)}"
+            label = "<br/>".join(_mermaid_text(part) for part in _text_label(edge.new).split("\n"))
+            lines.append(f'    {name}["{label}"]')
+        if edge.relationship:
+            relation = _mermaid_text(edge.relationship)
+            edges.append(f'    {names[edge.parent]} -.->|"{relation}"| {names[edge.child]}')
     lines += edges
     if data["target"] in names:
         lines += [

@@ -264,7 +264,11 @@ def _nest(rows: list[LineageRow]) -> list[dict[str, Any]]:
     by_id: dict[str, dict[str, Any]] = {}
     roots: list[dict[str, Any]] = []
     for row in rows:  # ordered by depth, so a parent always comes before its children
-        entry = {**generation_summary(row), "depth": row.depth, "children": []}
+        # A lineage row holds the summary's fields in its order, then the depth: taken as
+        # they are (one dict per clip, not two), but for the time, written as text.
+        entry = row._asdict()
+        entry["created_at"] = _time(row.created_at)
+        entry["children"] = []
         by_id[row.id] = entry
         parent = by_id.get(row.parent_id or "")
         (parent["children"] if parent else roots).append(entry)

@@ -36,9 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import (
     Backend,
@@ -70,6 +68,9 @@ from plugins.sora_backend.lifecycle import (
 )
 from plugins.sora_backend.status import REFUSAL, _video_status
 from plugins.sora_backend.transport import VideosService
+
+if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
+    import httpx
 
 __all__ = [
     "ALL_SIZES",

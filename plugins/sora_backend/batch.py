@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from core.api import BackendError, JobStatus, RequestError
 from core.api.providers import ProviderProfile, split_job_id
 from core.api.remote import json_object
 from plugins.sora_backend.status import _video_status
 from plugins.sora_backend.transport import _Transport
+
+if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
+    import httpx
 
 POLL_HINT = "openai-poll-after-ms"
 

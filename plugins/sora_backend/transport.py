@@ -15,15 +15,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import BackendError, JobState
 from core.api.http_backend import ServicePool
 from core.api.providers import ProviderProfile
 from core.api.remote import ErrorFields, RemoteService, expired_error, json_object
 from plugins.sora_backend.lifecycle import _Lifecycle
+
+if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
+    import httpx
 
 _RETIRED = re.compile(r"deprecat|retired|shut ?down|no longer (available|supported)", re.I)
 
