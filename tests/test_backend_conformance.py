@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.testing import VideosAPIServer
 from core.testing.conformance import BackendConformance
 from core.testing.fal_api import FalQueueServer
 from core.testing.gemini_api import GeminiAPIServer
@@ -31,6 +32,7 @@ class TestFal(BackendConformance):
     backend = "fal"
     model = "fal-ai/kling-video/v2.1/standard/image-to-video"
     key_env = "CONFORMANCE_FAL_KEY"
+    supports_cancel = True  # generate --cancel-remote stops the job there
     extra_args = ("--provider", "falkit")
 
     @pytest.fixture
@@ -46,6 +48,7 @@ class TestReplicate(BackendConformance):
     backend = "replicate"
     model = "kwaivgi/kling-v2.1"
     key_env = "CONFORMANCE_REPLICATE_TOKEN"
+    supports_cancel = True  # generate --cancel-remote stops the job there
     extra_args = ("--provider", "repkit")
 
     @pytest.fixture
@@ -54,4 +57,22 @@ class TestReplicate(BackendConformance):
             monkeypatch.setenv(self.key_env, server.api_key)
             self.cli("providers", "add", "repkit", "--kind", "replicate", "--base-url",
                      server.base_url, "--key-env", self.key_env)  # fmt: skip
+            yield server
+
+
+class TestSora(BackendConformance):
+    backend = "sora"
+    model = "sora-2"
+    seconds = 4
+    key_env = "CONFORMANCE_SORA_KEY"
+    extra_args = ("--provider", "sorakit")
+
+    @pytest.fixture
+    def stand_in(self, conformance_home: Path, monkeypatch) -> Iterator[VideosAPIServer]:
+        with VideosAPIServer(api_key="sk-conformance-0123456789abcdef", render_seconds=0.1,
+                             poll_after_ms=10) as server:  # fmt: skip
+            monkeypatch.setenv(self.key_env, server.api_key)
+            monkeypatch.delenv("OPENAI_WEBHOOK_SECRET", raising=False)
+            self.cli("providers", "add", "sorakit", "--base-url", server.base_url,
+                     "--key-env", self.key_env)  # fmt: skip
             yield server

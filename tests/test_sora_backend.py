@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from core.api.errors import BackendError, RequestError
+from core.api.remote import DEFAULT_MAX_RETRIES
 from core.api.settings import Settings
 from core.api.types import DerivedRequest, GenerationRequest, JobState, Relation, Variant
 from core.host.app import Reelvault
@@ -211,8 +212,8 @@ def test_a_storm_longer_than_the_retries_fails_clearly(
         sora.poll(status.job_id)
     assert failed.value.code == "server_error" and failed.value.transient
     assert "openai failed (HTTP 503): The engine is currently overloaded" in str(failed.value)
-    assert api.count("GET", "/videos/{id}") == sora.max_retries + 1
-    assert len(sleeps) == sora.max_retries and all(0 < s <= 8 for s in sleeps)
+    assert api.count("GET", "/videos/{id}") == DEFAULT_MAX_RETRIES + 1
+    assert len(sleeps) == DEFAULT_MAX_RETRIES and all(0 < s <= 8 for s in sleeps)
     assert sleeps[0] < sleeps[-1]  # exponential backoff without a hint
 
 
@@ -246,7 +247,7 @@ def test_api_errors_become_one_clear_line(
         sora.submit(request(prompt="x" * 32_001))
     assert bad.value.code == "invalid_request"
     assert str(bad.value).startswith("openai refused the request: Invalid 'prompt'")
-    assert "(parameter prompt)" in str(bad.value) and "\n" not in str(bad.value)
+    assert "(field prompt)" in str(bad.value) and "\n" not in str(bad.value)
 
     with pytest.raises(BackendError) as vanished:
         sora.poll("video_0123456789abcdef@openai")
@@ -342,7 +343,7 @@ def test_a_create_retried_as_the_service_asked_does_not_claim_it_was_sent_once(
     api.inject("POST", "/videos", 500, times=99, headers={"x-should-retry": "true"})
     with pytest.raises(BackendError) as failed:
         sora.submit(request())
-    assert api.count("POST", "/videos") == sora.max_retries + 1
+    assert api.count("POST", "/videos") == DEFAULT_MAX_RETRIES + 1
     assert "not sent again" not in str(failed.value)
     assert "sent again as the service asked (x-should-retry)" in str(failed.value)
 
@@ -400,7 +401,8 @@ def test_a_same_origin_redirect_keeps_the_key_and_loops_are_cut_short(azure: Pat
 
 def test_closing_the_backend_closes_its_connections(sora: SoraBackend):
     sora.poll(sora.submit(request()).job_id)
-    (client,) = sora._clients.values()
+    (service,) = sora._pool._services.values()
+    client = service.client
     sora.close()
     assert client.is_closed
     sora.poll(sora.submit(request()).job_id)  # usable again: a new pool is opened
@@ -410,7 +412,8 @@ def test_the_application_closes_its_backends(home: Path, api: VideosAPIServer):
     app = Reelvault(Settings.load(home=home))
     sora = app.backend("sora")
     sora.submit(request())
-    (client,) = sora._clients.values()
+    (service,) = sora._pool._services.values()
+    client = service.client
     app.close()
     assert client.is_closed and app.backend("sora") is not sora
     app.close()

@@ -1,9 +1,9 @@
 """The part every HTTP backend shares: settings, one service per provider profile, closing.
 
 fal, Replicate and Veo backends were each built the same way: keep the settings, make a
-:class:`~core.api.remote.ServicePool` with the provider's error parser and a user agent,
-say in ``models`` where the models are served, and close the pool at the end. A backend
-now says only what differs, as class attributes::
+:class:`ServicePool` with the provider's error parser and a user agent, say in
+``models`` where the models are served, and close the pool at the end. A backend now
+says only what differs, as class attributes::
 
     class FalBackend(HttpBackend):
         name = "fal"
@@ -13,25 +13,91 @@ now says only what differs, as class attributes::
             return fal_error_fields(response)
 
 This module is part of the plugin API: third-party backends may subclass
-:class:`HttpBackend` (it lives apart from :mod:`core.api.remote`, which holds the
-HTTP rules themselves).
+:class:`HttpBackend`, or keep a :class:`ServicePool` of their own (sora does, for its
+service subclass); both live apart from :mod:`core.api.remote`, which holds the HTTP
+rules themselves.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.api.errors import ReelvaultError, RequestError
-from core.api.providers import check_url, get_profile
-from core.api.remote import ErrorFields, RemoteService, ServicePool, default_error_fields
+from core.api.errors import BackendError, ReelvaultError, RequestError
+from core.api.providers import ProviderProfile, api_key, check_url, get_profile, key_source
+from core.api.remote import ErrorFields, ErrorParser, RemoteService, default_error_fields
 from core.api.settings import Settings
 
 if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
     import httpx
 
-__all__ = ["HttpBackend"]
+__all__ = ["HttpBackend", "ServicePool"]
+
+
+class ServicePool:
+    """One :class:`RemoteService` per provider profile of a backend's kind, built on first
+    use and rebuilt when the profile's key changes; shared by the backend's threads.
+
+    Every HTTP backend needs the same bookkeeping (find the profile, refuse a missing key
+    with the line that says where to put it, reuse one connection pool per provider), so
+    it is written once here.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        kind: str,
+        *,
+        parse_error: ErrorParser,
+        user_agent: str,
+        service_class: type[RemoteService] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.kind = kind
+        self.config: Mapping[str, Any] = settings.section(kind)
+        self._parse_error = parse_error
+        self._user_agent = user_agent
+        self._service_class = service_class or RemoteService
+        self._transport = transport
+        self._sleep = sleep
+        self._services: dict[str, RemoteService] = {}
+        self._lock = threading.Lock()
+
+    def get(self, provider: str | None) -> tuple[ProviderProfile, RemoteService]:
+        """The profile a job runs at (``provider``, else the kind's default) and its service."""
+        profile = get_profile(self.settings, provider, kind=self.kind)
+        key = api_key(self.settings, profile)
+        where = key_source(self.settings, profile)
+        if key is None:
+            raise BackendError(f"no API key for provider {profile.name}: {where}", code="auth")
+        with self._lock:
+            service = self._services.get(profile.name)
+            if service is None or service.key != key:
+                service = self._service_class(
+                    profile.name,
+                    profile.api_root,
+                    key,
+                    profile.auth_headers(key),
+                    key_source=where,
+                    key_fix=f"reelvault keys set {profile.name}",
+                    parse_error=self._parse_error,
+                    config=self.config,
+                    transport=self._transport,
+                    sleep=self._sleep,
+                    user_agent=self._user_agent,
+                )
+                self._services[profile.name] = service
+            return profile, service
+
+    def close(self) -> None:
+        with self._lock:
+            services, self._services = list(self._services.values()), {}
+        for service in services:
+            service.close()
 
 
 class HttpBackend:

@@ -10,7 +10,8 @@ provider, the field the service complained about and what to do, never the key.
 :class:`RemoteService` does all of that; a backend supplies only how its provider
 writes errors (:data:`ErrorParser`). The helpers below it (:func:`retry_after`,
 :func:`redact`, :func:`send_keeping_key`, :func:`json_object`) are public for backends
-that keep their own call loop (sora).
+with needs of their own; every built-in remote backend calls through
+:class:`RemoteService`, most through a :class:`~core.api.http_backend.ServicePool`.
 
 This module is part of the plugin API: third-party backends may import it.
 """
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api.deferred import deferred_import
 from core.api.errors import BackendError
-from core.api.providers import ProviderProfile, Secret, api_key, get_profile, key_source
+from core.api.providers import Secret
 
 if TYPE_CHECKING:
     import httpx
@@ -40,9 +41,11 @@ else:  # imported at first use: loading a backend plugin must not cost the HTTP 
 
 __all__ = [
     "CHUNK",
+    "DEFAULT_MAX_RETRIES",
     "ErrorFields",
     "ErrorParser",
     "RemoteService",
+    "default_error_fields",
     "expired_error",
     "json_object",
     "redact",
@@ -121,7 +124,13 @@ class RemoteService:
     ``name`` is how messages name the provider (a profile name), ``key_source`` where
     the key came from (``$GEMINI_API_KEY``, never the key) and ``key_fix`` the command
     that sets another one.
+
+    A provider with rules of its own subclasses it and overrides :meth:`should_retry`
+    (a header that says whether to repeat) or :meth:`error` (more in its one line).
     """
+
+    create_recovery = ""
+    """Said after "the job may have been created, so it was not sent again": how to find it."""
 
     def __init__(
         self,
@@ -195,7 +204,8 @@ class RemoteService:
                 error = self._network_error(exc)
                 if create:
                     raise BackendError(
-                        f"{error}; the job may have been created, so it was not sent again",
+                        f"{error}; the job may have been created, so it was not sent again"
+                        f"{self.create_recovery}",
                         code="network",
                     ) from None
                 raise _Transient(error) from None
@@ -205,7 +215,7 @@ class RemoteService:
             response.close()
             fields = self.parse_error(response)
             error = self.error(response, fields, job=job, create=create)
-            if not _worth_retrying(response.status_code, create, fields):
+            if not self.should_retry(response, create, fields):
                 raise error
             hint = retry_after(response.headers)
             hint = fields.retry_after if hint is None else hint
@@ -229,9 +239,13 @@ class RemoteService:
         except _Transient as exc:
             raise exc.error from None
 
-    def download(self, url: str, dest: BinaryIO, *, job: str, authenticated: bool) -> None:
-        """Stream ``url`` into ``dest``; a connection cut part-way is a transient error."""
-        response = self.call("GET", url, job=job, stream=True, authenticated=authenticated)
+    def download(
+        self, url: str, dest: BinaryIO, *, job: str, authenticated: bool, **content: Any
+    ) -> None:
+        """Stream ``url`` into ``dest`` (``content``: as for :meth:`call`); a connection cut
+        part-way is a transient error."""
+        response = self.call("GET", url, job=job, stream=True, authenticated=authenticated,
+                             **content)  # fmt: skip
         try:
             for chunk in response.iter_bytes(CHUNK):
                 dest.write(chunk)
@@ -243,6 +257,16 @@ class RemoteService:
             ) from None
         finally:
             response.close()
+
+    def should_retry(self, response: httpx.Response, create: bool, fields: ErrorFields) -> bool:
+        """Whether an error answer is worth repeating: never a refused key; a create only
+        when it surely made no job (408, 429); anything else on 408, 429 and 5xx."""
+        status = response.status_code
+        if fields.auth:
+            return False
+        if create:  # refused before any job was made: safe to send again
+            return status in (408, 429)
+        return status in (408, 429) or status >= 500
 
     def json(self, response: httpx.Response) -> dict[str, Any]:
         return json_object(response, self.name)
@@ -289,6 +313,7 @@ class RemoteService:
             )
         maybe = (
             "; the job may or may not have been created, so it was not sent again"
+            f"{self.create_recovery}"
             if create and status >= 500
             else ""
         )
@@ -327,14 +352,6 @@ def request_timeout(config: Mapping[str, Any], *, poll: bool = False) -> httpx.T
         float(config.get(read, default)),
         connect=float(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
     )
-
-
-def _worth_retrying(status: int, create: bool, fields: ErrorFields) -> bool:
-    if fields.auth:
-        return False
-    if create:  # refused before any job was made: safe to send again
-        return status in (408, 429)
-    return status in (408, 429) or status >= 500
 
 
 def expired_error(job: str, provider: str, expired_at: float | None) -> BackendError:
@@ -439,67 +456,3 @@ def send_keeping_key(
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
-
-
-class ServicePool:
-    """One :class:`RemoteService` per provider profile of a backend's kind, built on first
-    use and rebuilt when the profile's key changes; shared by the backend's threads.
-
-    Every HTTP backend needs the same bookkeeping (find the profile, refuse a missing key
-    with the line that says where to put it, reuse one connection pool per provider), so
-    it is written once here.
-    """
-
-    def __init__(
-        self,
-        settings: Any,
-        kind: str,
-        *,
-        parse_error: ErrorParser,
-        user_agent: str,
-        service_class: type[RemoteService] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self.kind = kind
-        self.config: Mapping[str, Any] = settings.section(kind)
-        self._parse_error = parse_error
-        self._user_agent = user_agent
-        self._service_class = service_class or RemoteService
-        self._transport = transport
-        self._sleep = sleep
-        self._services: dict[str, RemoteService] = {}
-        self._lock = threading.Lock()
-
-    def get(self, provider: str | None) -> tuple[ProviderProfile, RemoteService]:
-        """The profile a job runs at (``provider``, else the kind's default) and its service."""
-        profile = get_profile(self.settings, provider, kind=self.kind)
-        key = api_key(self.settings, profile)
-        where = key_source(self.settings, profile)
-        if key is None:
-            raise BackendError(f"no API key for provider {profile.name}: {where}", code="auth")
-        with self._lock:
-            service = self._services.get(profile.name)
-            if service is None or service.key != key:
-                service = self._service_class(
-                    profile.name,
-                    profile.api_root,
-                    key,
-                    profile.auth_headers(key),
-                    key_source=where,
-                    key_fix=f"reelvault keys set {profile.name}",
-                    parse_error=self._parse_error,
-                    config=self.config,
-                    transport=self._transport,
-                    sleep=self._sleep,
-                    user_agent=self._user_agent,
-                )
-                self._services[profile.name] = service
-            return profile, service
-
-    def close(self) -> None:
-        with self._lock:
-            services, self._services = list(self._services.values()), {}
-        for service in services:
-            service.close()

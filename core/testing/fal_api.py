@@ -151,6 +151,8 @@ class Job:
 class FalQueueServer(LoopbackService):
     """fal's queue API on 127.0.0.1; see the module docstring."""
 
+    download_route = _CDN.pattern
+
     def __init__(self, api_key: str, *, queue_seconds: float = 0.05, render_seconds: float = 0.2):
         super().__init__()
         self.api_key = api_key
@@ -228,6 +230,12 @@ class FalQueueServer(LoopbackService):
     def created(self) -> int:
         with self.lock:
             return len(self.jobs)
+
+    @property
+    def cancelled(self) -> int:
+        """How many requests a ``PUT …/cancel`` stopped before they finished."""
+        with self.lock:
+            return sum(1 for job in self.jobs.values() if job.cancelled)
 
     def expire_all(self) -> None:
         with self.lock:

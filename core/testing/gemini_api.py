@@ -135,6 +135,9 @@ class StoredFile:
 class GeminiAPIServer(LoopbackService):
     """The Gemini API's Veo routes on 127.0.0.1; see the module docstring."""
 
+    download_route = _DOWNLOAD.pattern  # answers a redirect to the blob
+    media_route = _BLOB.pattern
+
     def __init__(
         self,
         api_key: str,

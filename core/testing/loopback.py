@@ -82,11 +82,21 @@ class Recorded:
 
 
 class LoopbackService:
-    """A threaded HTTP server on loopback; subclasses implement :meth:`route`."""
+    """A threaded HTTP server on loopback; subclasses implement :meth:`route`.
+
+    A subclass names the routes a download takes: ``download_route`` (a regex of the
+    path the backend asks for a finished video; a 5xx is answered there) and
+    ``media_route`` (where the bytes come from, when that is another path: a redirect's
+    target, a CDN URL; a cut is made there).
+    """
+
+    download_route = ""
+    media_route = ""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
+        self._download_faults: list[Fault] = []
         self.lock = threading.RLock()
         self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread: threading.Thread | None = None
@@ -175,6 +185,29 @@ class LoopbackService:
 
     def storm(self, times: int, seconds: float) -> None:  # pragma: no cover
         """Answer the next ``times`` requests with the service's 429, asking to wait."""
+        raise NotImplementedError
+
+    def fail_downloads(self, times: int, status: int = 503) -> None:
+        """Answer the next ``times`` download requests with ``status`` (before any byte)."""
+        assert self.download_route, f"{type(self).__name__} names no download_route"
+        body = {"error": {"message": "The service is temporarily unavailable."}}
+        fault = self.inject("GET", self.download_route, status, times=times, body=body)
+        self._download_faults.append(fault)
+
+    def cut_next_download(self, after: int) -> None:
+        """Cut the connection of the next download after ``after`` bytes of the video."""
+        route = self.media_route or self.download_route
+        assert route, f"{type(self).__name__} names no download_route"
+        self._download_faults.append(self.inject("GET", route, drop_after=after))
+
+    def download_faults_left(self) -> int:
+        """How many scripted download faults were not met yet (0: all were)."""
+        with self.lock:
+            return sum(f.times for f in self._download_faults)
+
+    @property
+    def cancelled(self) -> int:  # pragma: no cover - a stand-in of a backend that cancels
+        """How many jobs the service stopped on request."""
         raise NotImplementedError
 
     # --- serving -----------------------------------------------------------------------

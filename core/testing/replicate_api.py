@@ -116,6 +116,8 @@ class Prediction:
 class ReplicateServer(LoopbackService):
     """Replicate's predictions API on 127.0.0.1; see the module docstring."""
 
+    download_route = _DELIVERY.pattern
+
     def __init__(self, api_key: str, *, start_seconds: float = 0.05, render_seconds: float = 0.2):
         super().__init__()
         self.api_key = api_key
@@ -173,6 +175,11 @@ class ReplicateServer(LoopbackService):
     def created(self) -> int:
         with self.lock:
             return len(self.predictions)
+
+    @property
+    def cancelled(self) -> int:
+        with self.lock:
+            return sum(1 for p in self.predictions.values() if p.canceled)
 
     def refuse_next(self, reason: str) -> None:
         """The next prediction fails as flagged by the safety checker (E005)."""

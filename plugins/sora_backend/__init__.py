@@ -23,10 +23,10 @@ Polls are status requests with a short timeout of their own (``poll_request_time
 many running jobs are polled together from the list of recent videos (``poll_many``).
 
 The package splits that work by concern: :mod:`.lifecycle` (models, profiles,
-retirements), :mod:`.transport` (HTTP calls, retries, errors), :mod:`.status` (Video
-objects as job statuses), :mod:`.batch` (many statuses from one list); this module is
-the plugin (the backend, the request mapping of each route, and its hook) and
-re-exports the names callers use.
+retirements), :mod:`.transport` (the API's own HTTP rules on the shared
+:mod:`core.api.remote` layer), :mod:`.status` (Video objects as job statuses),
+:mod:`.batch` (many statuses from one list); this module is the plugin (the backend,
+the request mapping of each route, and its hook) and re-exports the names callers use.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ from core.api import (
     Variant,
     hookimpl,
 )
-from core.api.deferred import deferred_import
+from core.api.http_backend import ServicePool
 from core.api.providers import ProviderProfile, job_id, split_job_id
-from core.api.remote import request_timeout
+from core.api.remote import default_error_fields, json_object
 from core.api.sniff import still_mime
 from plugins.sora_backend.batch import _BatchPoll
 from plugins.sora_backend.lifecycle import (
@@ -66,12 +66,11 @@ from plugins.sora_backend.lifecycle import (
     SECONDS,
     VARIANTS,
 )
-from plugins.sora_backend.status import REFUSAL, _json, _video_status
+from plugins.sora_backend.status import REFUSAL, _video_status
+from plugins.sora_backend.transport import VideosService
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
     import httpx
-else:  # imported at first use (core.api.deferred): loading the plugins stays quick
-    httpx = deferred_import("httpx")
 
 __all__ = [
     "ALL_SIZES",
@@ -88,10 +87,7 @@ __all__ = [
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
-DEFAULT_MAX_RETRIES = 4
 DEFAULT_PAGE_SIZE = 100  # the most GET /videos returns at once
-DEFAULT_MAX_RETRY_WAIT = 120.0
-CHUNK = 1 << 16
 
 
 class SoraBackend(_BatchPoll):
@@ -111,16 +107,17 @@ class SoraBackend(_BatchPoll):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        config = settings.section(NAME)
-        self.max_retries = int(config.get("max_retries", DEFAULT_MAX_RETRIES))
-        self.max_retry_wait = float(config.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
-        self.page_size = int(config.get("page_size", DEFAULT_PAGE_SIZE))
-        self.timeout = request_timeout(config)  # creates and downloads
-        self.poll_timeout = request_timeout(config, poll=True)  # polls and list pages
-        self._transport = transport
+        self._pool = ServicePool(
+            settings,
+            NAME,
+            parse_error=default_error_fields,  # {"error": {"message", "code", "param"}}
+            user_agent="reelvault-sora/0.1",
+            service_class=VideosService,
+            transport=transport,
+            sleep=sleep,
+        )
+        self.page_size = int(self._pool.config.get("page_size", DEFAULT_PAGE_SIZE))
         self._today = today or (lambda: datetime.now(UTC).date())
-        self._sleep = sleep
-        self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
         self._created_at: dict[str, int] = {}  # running jobs' creation times, for poll_many
         self._hints: dict[str, float] = {}  # each provider's last poll hint, in seconds
@@ -138,7 +135,7 @@ class SoraBackend(_BatchPoll):
         provider = request.parameters.get("provider")
         if provider is not None and not isinstance(provider, str):
             raise RequestError("the provider parameter must be a profile name")
-        profile, key = self._connect(provider)
+        profile, service = self._connect(provider)
         fields: list[tuple[str, tuple[str | None, Any] | tuple[str, bytes, str]]] = [
             ("prompt", (None, request.prompt)),
             ("model", (None, request.model)),
@@ -147,12 +144,12 @@ class SoraBackend(_BatchPoll):
         ]
         if request.input_image is not None:
             fields.append(("input_reference", _input_reference(request.input_image, request.size)))
-        response = self._call(profile, key, "POST", "videos", create=True, files=fields)
+        response = self._call(profile, service, "POST", "videos", create=True, files=fields)
         return self._status(profile, response)
 
     def derive(self, request: DerivedRequest) -> JobStatus:
         video_id, provider = _split(request.parent_job_id)
-        profile, key = self._connect(provider)
+        profile, service = self._connect(provider)
         parent = {"id": video_id}
         body: dict[str, str | dict[str, str]]
         if request.relation == Relation.REMIX_OF:
@@ -167,64 +164,38 @@ class SoraBackend(_BatchPoll):
             body = {"prompt": request.prompt, "seconds": seconds, "video": parent}
         else:
             raise BackendError(f"sora cannot derive {request.relation}", code="unsupported")
-        response = self._call(profile, key, "POST", path, create=True, json=body)
+        response = self._call(profile, service, "POST", path, create=True, json=body)
         return self._status(profile, response)
 
     def poll(self, job_id: str) -> JobStatus:
         video_id, provider = _split(job_id)
-        profile, key = self._connect(provider)
-        response = self._call(
-            profile, key, "GET", f"videos/{video_id}", video_id=video_id, timeout=self.poll_timeout
-        )
+        profile, service = self._connect(provider)
+        path, timeout = f"videos/{video_id}", service.poll_timeout
+        response = self._call(profile, service, "GET", path, job=video_id, timeout=timeout)
         return self._status(profile, response)
 
     def download(self, job_id: str, variant: Variant, dest: BinaryIO) -> None:
         if variant not in VARIANTS:
             raise BackendError(f"sora has no {variant} variant", code="unsupported_variant")
         video_id, provider = _split(job_id)
-        profile, key = self._connect(provider)
-        try:
-            response = self._call(
-                profile,
-                key,
-                "GET",
-                f"videos/{video_id}/content",
-                video_id=video_id,
-                params={"variant": variant.value},
-                stream=True,
-            )
-        except BackendError as exc:
-            if exc.code in ("unknown_job", "invalid_request"):
-                raise self._why_no_content(profile, key, video_id, exc) from None
-            raise
-        try:
-            for chunk in response.iter_bytes(CHUNK):
-                dest.write(chunk)
-        except httpx.TransportError as exc:
-            raise BackendError(
-                f"the {variant} download of {video_id} from {profile.name} broke off "
-                f"({type(exc).__name__})",
-                code="download_interrupted",
-                transient=True,
-            ) from None
-        finally:
-            response.close()
+        profile, service = self._connect(provider)
+        self._download(profile, service, video_id, variant.value, dest)
 
     def list_jobs(self, scope: str | None = None) -> Iterator[RemoteJob]:
         """Every video the provider's account holds, oldest first (``GET /videos``, paged).
 
         ``scope`` is a provider profile name; the default profile without one.
         """
-        profile, key = self._connect(scope)
+        profile, service = self._connect(scope)
         after: str | None = None
         while True:
             params: dict[str, str | int] = {"limit": self.page_size, "order": "asc"}
             if after:
                 params["after"] = after
             response = self._call(
-                profile, key, "GET", "videos", params=params, timeout=self.poll_timeout
+                profile, service, "GET", "videos", params=params, timeout=service.poll_timeout
             )
-            page = _json(response, profile)
+            page = json_object(response, profile.name)
             videos = page.get("data")
             if not isinstance(videos, list):
                 raise BackendError(f"{profile.name} sent a list without data", code="bad_response")
@@ -236,7 +207,7 @@ class SoraBackend(_BatchPoll):
 
     def _status(self, profile: ProviderProfile, response: httpx.Response) -> JobStatus:
         hint = self._poll_hint(profile, response.headers)
-        return self._remember(profile, _json(response, profile), hint)
+        return self._remember(profile, json_object(response, profile.name), hint)
 
     def _remote_job(self, profile: ProviderProfile, video: Mapping[str, Any]) -> RemoteJob:
         parent = video.get("remixed_from_video_id")

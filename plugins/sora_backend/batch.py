@@ -8,12 +8,14 @@ does not answer is left to a poll of its own.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.api import BackendError, JobStatus, RequestError
 from core.api.providers import ProviderProfile, split_job_id
-from plugins.sora_backend.status import _json, _video_status
+from core.api.remote import json_object
+from plugins.sora_backend.status import _video_status
 from plugins.sora_backend.transport import _Transport
 
 if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
@@ -27,7 +29,7 @@ class _BatchPoll(_Transport):
     sets the attributes declared here."""
 
     page_size: int
-    poll_timeout: httpx.Timeout
+    _lock: threading.Lock
     _created_at: dict[str, int]
     _hints: dict[str, float]
 
@@ -63,7 +65,7 @@ class _BatchPoll(_Transport):
         if not bounded:
             return {}  # nothing bounds the search: polling them one by one is cheaper
         oldest = min(bounded.values())
-        profile, key = self._connect(provider)
+        profile, service = self._connect(provider)
         found: dict[str, JobStatus] = {}
         after: str | None = None
         while True:
@@ -71,9 +73,9 @@ class _BatchPoll(_Transport):
             if after:
                 params["after"] = after
             response = self._call(
-                profile, key, "GET", "videos", params=params, timeout=self.poll_timeout
+                profile, service, "GET", "videos", params=params, timeout=service.poll_timeout
             )
-            page = _json(response, profile)
+            page = json_object(response, profile.name)
             hint = self._poll_hint(profile, response.headers)
             videos = page.get("data")
             if not isinstance(videos, list):

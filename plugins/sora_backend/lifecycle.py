@@ -23,10 +23,7 @@ from core.api.providers import (
     KNOWN_PROVIDERS,
     RETIREMENTS,
     ProviderProfile,
-    Secret,
-    api_key,
     get_profile,
-    key_source,
     load_profiles,
 )
 
@@ -130,17 +127,14 @@ class _Lifecycle:
                 return sizes
         raise RequestError(f"sora has no model {model!r}")
 
-    def _connect(self, provider: str | None) -> tuple[ProviderProfile, Secret]:
-        """The profile and its key, refusing a retired endpoint before anything is sent."""
+    def _serving_profile(self, provider: str | None) -> ProviderProfile:
+        """The profile a request runs at, refusing a retired endpoint before anything is
+        sent (and before its key is looked for: a retired endpoint needs none)."""
         profile = get_profile(self.settings, provider)
         since = profile.retired_since(self._today())
         if since is not None:
             raise BackendError(self._retired_message(profile, since), code="retired")
-        key = api_key(self.settings, profile)
-        if key is None:
-            where = key_source(self.settings, profile)
-            raise BackendError(f"no API key for provider {profile.name}: {where}", code="auth")
-        return profile, key
+        return profile
 
 
 def _serving(

@@ -10,17 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.api import BackendError, JobState, JobStatus
-from core.api.deferred import deferred_import
 from core.api.providers import ProviderProfile, job_id
 from core.api.remote import redact
-
-if TYPE_CHECKING:
-    import httpx
-else:  # imported at first use (core.api.deferred): loading the plugins stays quick
-    httpx = deferred_import("httpx")
 
 REFUSAL = re.compile(r"moderation|content[_ ]?policy|safety|refus|blocked", re.IGNORECASE)
 """Failure codes or messages that mean the service declined the content itself."""
@@ -54,18 +48,6 @@ def _video_status(
         details=_details(profile, video),
         refused=bool(error) and bool(REFUSAL.search(f"{code} {message}")),
     )
-
-
-def _json(response: httpx.Response, profile: ProviderProfile) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        raise BackendError(
-            f"{profile.name} sent a response that is not JSON", code="bad_response"
-        ) from None
-    if not isinstance(data, dict):
-        raise BackendError(f"{profile.name} sent an unexpected response", code="bad_response")
-    return data
 
 
 def _details(profile: ProviderProfile, video: Mapping[str, Any]) -> dict[str, Any]:

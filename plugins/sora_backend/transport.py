@@ -1,292 +1,158 @@
-"""The HTTP side of the Videos API: one call with bounded retries, and its errors in words.
+"""The HTTP side of the Videos API: the shared remote layer, with this API's own rules.
 
-Kept apart from the request mapping and the status mapping because the retry rules
-(which attempts may be repeated, for how long, and never a create that may have arrived)
-and the error wording (never the key, nor the service's echo of it) are one concern that
-every route shares.
+Retries (bounded, honouring ``retry-after-ms`` and ``Retry-After``, never a create that
+may have arrived), redirects that keep the key at home, the key check and the one-line
+errors are :mod:`core.api.remote`'s, as for every remote backend. What is said here is
+only what the Videos API does differently: it may answer ``x-should-retry`` to say
+whether to repeat a call, it retries a 409 of a read, its answers carry an
+``x-request-id`` worth quoting, an endpoint that was shut down answers 404 ``Invalid
+URL`` (or 410), and a job whose answer was lost can be found again with ``reelvault
+sync``.
 """
 
 from __future__ import annotations
 
-import random
 import re
-import threading
 import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api import BackendError, JobState
-from core.api.deferred import deferred_import
-from core.api.providers import ProviderProfile, Secret, key_source
-from core.api.remote import redact, retry_after, send_keeping_key
+from core.api.http_backend import ServicePool
+from core.api.providers import ProviderProfile
+from core.api.remote import ErrorFields, RemoteService, expired_error, json_object
 from plugins.sora_backend.lifecycle import _Lifecycle
-from plugins.sora_backend.status import _json
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
     import httpx
-    import tenacity
-else:  # imported at first use (core.api.deferred): loading the plugins stays quick
-    httpx = deferred_import("httpx")
-    tenacity = deferred_import("tenacity")
 
 _RETIRED = re.compile(r"deprecat|retired|shut ?down|no longer (available|supported)", re.I)
 
 
-class _Transient(Exception):
-    """A failed attempt worth repeating; carries the error to raise if retries run out."""
+class VideosService(RemoteService):
+    """One provider profile of the Videos API."""
 
-    def __init__(self, error: BackendError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
+    create_recovery = " (`reelvault sync` imports it if it was)"
+
+    def should_retry(self, response: httpx.Response, create: bool, fields: ErrorFields) -> bool:
+        """``x-should-retry`` decides when the service sends it; a read's 409 is repeated."""
+        flag = response.headers.get("x-should-retry")
+        if flag in ("true", "false"):
+            return flag == "true"
+        if not create and response.status_code == 409:
+            return True
+        return super().should_retry(response, create, fields)
+
+    def error(
+        self,
+        response: httpx.Response,
+        fields: ErrorFields,
+        *,
+        job: str | None = None,
+        create: bool = False,
+    ) -> BackendError:
+        """The shared line plus the request id; a retired endpoint as code ``retired``
+        (the backend words it, since it knows which other profiles serve the API)."""
+        status = response.status_code
+        if (
+            status == 410
+            or (status == 404 and fields.message.startswith("Invalid URL"))
+            or (fields.code == "model_not_found" and _RETIRED.search(fields.message))
+        ):
+            return BackendError(f"{self.name} answers like a retired endpoint", code="retired")
+        request_id = response.headers.get("x-request-id")
+        ref = f" [request {request_id}]" if request_id else ""
+        if create and status >= 500 and self.should_retry(response, create, fields):
+            plain = super().error(response, fields, job=job)
+            return BackendError(
+                f"{plain}; it was sent again as the service asked (x-should-retry), and any "
+                f"attempt may have created a job (`reelvault sync` imports those that did){ref}",
+                code=plain.code,
+            )
+        error = super().error(response, fields, job=job, create=create)
+        return BackendError(f"{error}{ref}", code=error.code, transient=error.transient)
 
 
 class _Transport(_Lifecycle):
-    """Connection pools per provider profile and the calls made through them.
+    """The calls :class:`plugins.sora_backend.SoraBackend` makes, through one
+    :class:`VideosService` per provider profile (its constructor sets ``_pool``)."""
 
-    A base of :class:`plugins.sora_backend.SoraBackend`, whose constructor sets the
-    attributes declared here.
-    """
-
-    max_retries: int
-    max_retry_wait: float
-    timeout: httpx.Timeout
-    _transport: httpx.BaseTransport | None
-    _sleep: Callable[[float], None]
-    _clients: dict[str, httpx.Client]
-    _lock: threading.Lock
+    _pool: ServicePool
 
     def close(self) -> None:
         """Close the connection pools (the host calls this when the application closes)."""
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self._pool.close()
 
-    def _client(self, profile: ProviderProfile) -> httpx.Client:
-        with self._lock:
-            client = self._clients.get(profile.name)
-            if client is None:
-                client = httpx.Client(
-                    base_url=profile.api_root + "/",
-                    timeout=self.timeout,
-                    follow_redirects=False,  # followed by _send, which guards the key
-                    headers={"User-Agent": "reelvault-sora/0.1"},
-                    transport=self._transport,
-                )
-                self._clients[profile.name] = client
-            return client
+    def _connect(self, provider: str | None) -> tuple[ProviderProfile, VideosService]:
+        """The profile and its service, refusing a retired endpoint before the key is
+        looked at and before anything is sent."""
+        profile = self._serving_profile(provider)
+        _, service = self._pool.get(profile.name)
+        assert isinstance(service, VideosService)
+        return profile, service
 
     def _call(
         self,
         profile: ProviderProfile,
-        key: Secret,
+        service: VideosService,
         method: str,
         path: str,
         *,
-        create: bool = False,
-        video_id: str | None = None,
-        stream: bool = False,
         params: Mapping[str, str | int] | None = None,
-        **content: Any,
+        **options: Any,
     ) -> httpx.Response:
-        """One API call with bounded retries; returns a 2xx response or raises BackendError.
-
-        ``create`` marks a request that starts a job: it is repeated only when it surely
-        did not arrive (no connection was made, or the service refused it with 408/429
-        or said ``x-should-retry: true``), never after a timeout or a 5xx, when the job
-        may exist already.
-        """
-        client = self._client(profile)
-
-        def attempt() -> httpx.Response:
-            request = client.build_request(
-                method,
-                path,
-                params={**profile.query, **(params or {})},
-                headers=profile.auth_headers(key),
-                **content,
-            )
-            try:
-                response = send_keeping_key(client, request, stream, profile.auth_headers(key))
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                raise _Transient(self._network_error(profile, exc)) from None
-            except httpx.TransportError as exc:
-                error = self._network_error(profile, exc)
-                if create:
-                    raise BackendError(
-                        f"{error}; the job may have been created, so it was not sent again "
-                        "(`reelvault sync` imports it if it was)",
-                        code="network",
-                    ) from None
-                raise _Transient(error) from None
-            if response.is_success:
-                return response
-            response.read()
-            response.close()
-            retry = _should_retry(response, create)
-            error = self._error(profile, key, response, video_id, create, retry)
-            if not retry:
-                raise error
-            hint = retry_after(response.headers)
-            if hint is not None and hint > self.max_retry_wait:
-                raise BackendError(
-                    f"{error} (the service asks to wait {hint:.0f} s; try again later)",
-                    code=error.code,
-                    transient=True,
-                )
-            raise _Transient(error, hint)
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Transient),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        """One API call (see :meth:`RemoteService.call`), with the profile's query
+        (Azure's ``api-version``) on every request."""
         try:
-            return retrying(attempt)
-        except _Transient as exc:
-            raise exc.error from None
+            return service.call(method, path, params={**profile.query, **(params or {})}, **options)
+        except BackendError as exc:
+            raise self._worded(profile, exc) from None
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        """The service's hint when it gives one, else the SDK's jittered backoff."""
-        error = state.outcome.exception() if state.outcome else None
-        hint = error.retry_after if isinstance(error, _Transient) else None
-        if hint is not None and 0 <= hint <= self.max_retry_wait:
-            return hint
-        backoff = min(0.5 * 2 ** (state.attempt_number - 1), 8.0)
-        return backoff * (1 - 0.25 * random.random())
-
-    def _network_error(self, profile: ProviderProfile, exc: httpx.TransportError) -> BackendError:
-        kind = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else "failed"
-        return BackendError(
-            f"the connection to {profile.name} ({profile.host}) {kind} ({type(exc).__name__})",
-            code="network",
-            transient=True,
-        )
-
-    def _error(
+    def _download(
         self,
         profile: ProviderProfile,
-        key: Secret,
-        response: httpx.Response,
-        video_id: str | None,
-        create: bool,
-        retried: bool = False,
-    ) -> BackendError:
-        """One clear line for an error answer; never the key, nor the service's echo of it.
+        service: VideosService,
+        video_id: str,
+        variant: str,
+        dest: BinaryIO,
+    ) -> None:
+        """Stream one variant; a 404 says why there is no content (expired, unfinished)."""
+        params = {**profile.query, "variant": variant}
+        try:
+            service.download(
+                f"videos/{video_id}/content", dest, job=video_id, authenticated=True, params=params
+            )
+        except BackendError as exc:
+            if exc.code in ("unknown_job", "invalid_request"):
+                raise self._why_no_content(profile, service, video_id, exc) from None
+            raise self._worded(profile, exc) from None
 
-        ``retried`` says the call is being repeated (a create only when the service says
-        ``x-should-retry: true``), so the message must not claim it was sent once.
-        """
-        status = response.status_code
-        code, message, param = _error_fields(response, key)
-        request_id = response.headers.get("x-request-id")
-        ref = f" [request {request_id}]" if request_id else ""
-        if status == 410 or (status == 404 and message.startswith("Invalid URL")):
+    def _worded(self, profile: ProviderProfile, error: BackendError) -> BackendError:
+        if error.code == "retired":
             return BackendError(self._retired_message(profile, None), code="retired")
-        if code == "model_not_found" and _RETIRED.search(message):
-            return BackendError(self._retired_message(profile, None), code="retired")
-        if status == 401:
-            return BackendError(
-                f"provider {profile.name} did not accept the API key from "
-                f"{key_source(self.settings, profile)} (HTTP 401); set a valid one with "
-                f"`reelvault keys set {profile.name}`{ref}",
-                code="auth",
-            )
-        if status == 403:
-            return BackendError(
-                f"provider {profile.name} refused access (HTTP 403): {message}; check that "
-                f"the key from {key_source(self.settings, profile)} may use the Videos API{ref}",
-                code="forbidden",
-            )
-        if status == 404 and video_id is not None:
-            return BackendError(
-                f"{video_id} is not known at {profile.name} (HTTP 404): it was deleted there, "
-                f"or it is gone after its outputs expired{ref}",
-                code="unknown_job",
-            )
-        if status in (400, 404, 409, 422):
-            where = f" (parameter {param})" if param else ""
-            return BackendError(
-                f"{profile.name} refused the request: {message}{where}{ref}",
-                code="invalid_request",
-            )
-        if status == 429:
-            return BackendError(
-                f"{profile.name} is rate limiting requests (HTTP 429): {message}{ref}",
-                code="rate_limited",
-                transient=True,
-            )
-        maybe = ""
-        if create and retried:
-            maybe = (
-                "; it was sent again as the service asked (x-should-retry), and any attempt "
-                "may have created a job (`reelvault sync` imports those that did)"
-            )
-        elif create:
-            maybe = (
-                "; the job may or may not have been created, so it was not sent again "
-                "(`reelvault sync` imports it if it was)"
-            )
-        return BackendError(
-            f"{profile.name} failed (HTTP {status}): {message}{maybe}{ref}",
-            code="server_error" if status >= 500 else f"http_{status}",
-            transient=status >= 500 and not create,
-        )
+        return error
 
     def _why_no_content(
-        self, profile: ProviderProfile, key: Secret, video_id: str, error: BackendError
+        self,
+        profile: ProviderProfile,
+        service: VideosService,
+        video_id: str,
+        error: BackendError,
     ) -> BackendError:
         """Tell expired outputs (and unfinished jobs) apart from a plain failure."""
         try:
-            video = _json(
-                self._call(profile, key, "GET", f"videos/{video_id}", video_id=video_id), profile
+            video = json_object(
+                self._call(profile, service, "GET", f"videos/{video_id}", job=video_id),
+                profile.name,
             )
         except BackendError:
             return error
         expires_at = video.get("expires_at")
         if isinstance(expires_at, int) and expires_at <= time.time():
-            when = datetime.fromtimestamp(expires_at, UTC).isoformat(timespec="seconds")
-            return BackendError(
-                f"the outputs of {video_id} at {profile.name} expired at {when}; "
-                "they can no longer be downloaded (remix or generate again)",
-                code="expired",
-            )
+            return expired_error(video_id, profile.name, expires_at)
         if video.get("status") != JobState.COMPLETED:
             return BackendError(
                 f"{video_id} is {video.get('status')}, not completed: nothing to download yet",
                 code="not_ready",
             )
         return error
-
-
-def _error_fields(response: httpx.Response, key: Secret) -> tuple[str | None, str, str | None]:
-    """``(code, message, param)`` from an error body, tolerating any shape, redacted."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        text = response.text.strip() or response.reason_phrase
-        return None, redact(text, key), None
-    code = error.get("code")
-    param = error.get("param")
-    message = str(error.get("message") or response.reason_phrase)
-    return (
-        str(code) if code is not None else None,
-        redact(message, key),
-        str(param) if param is not None else None,
-    )
-
-
-def _should_retry(response: httpx.Response, create: bool) -> bool:
-    flag = response.headers.get("x-should-retry")
-    if flag in ("true", "false"):
-        return flag == "true"
-    if create:  # refused before any job was made: safe to send again
-        return response.status_code in (408, 429)
-    return response.status_code in (408, 409, 429) or response.status_code >= 500

@@ -31,6 +31,8 @@ from core.testing.videos_api.state import (
     WebhookDelivery,
 )
 
+CONTENT = "/videos/{id}/content"
+
 
 class _HTTPServer(ThreadingHTTPServer):
     # A provider takes hundreds of connections at once; the stdlib default backlog of 5
@@ -75,6 +77,7 @@ class VideosAPIServer(VideosAPIRoutes):
         self._videos: dict[str, Video] = {}
         self._characters: dict[str, dict[str, Any]] = {}
         self._faults: list[Fault] = []
+        self._download_faults: list[Fault] = []
         self._outcomes: list[dict[str, str]] = []
         self._downloads: dict[str, tuple[str, str]] = {}
         self._lock = threading.RLock()
@@ -151,6 +154,45 @@ class VideosAPIServer(VideosAPIRoutes):
             video = self._videos[video_id]
             video.expires_at = int(time.time()) - 1
             video.content.clear()
+
+    # --- the scripting the conformance kit relies on (core.testing.conformance) --------
+
+    @property
+    def created(self) -> int:
+        """How many jobs the service accepted (derived ones included)."""
+        with self._lock:
+            return len(self._videos)
+
+    def refuse_next(self, reason: str) -> None:
+        """The next job ends blocked by moderation, with ``reason`` as the service's words."""
+        self.fail_next("moderation_blocked", reason)
+
+    def expire_all(self) -> None:
+        """Every job's outputs gone, as after retention; a released job ends its render now."""
+        with self._lock:
+            for video in self._videos.values():
+                if video.ready_at is not None and not video.final:
+                    video.ready_at = time.monotonic()
+                video.advance(self.ttl_seconds)
+                if video.final:
+                    self.expire(video.id)
+
+    def storm(self, times: int, seconds: float) -> None:
+        """The next ``times`` creates and ``times`` polls answer 429, asking to wait."""
+        for method, route in (("POST", "/videos"), ("GET", "/videos/{id}")):
+            self.inject(method, route, 429, times=times, headers={"retry-after": str(seconds)})
+
+    def fail_downloads(self, times: int, status: int = 503) -> None:
+        """The next ``times`` content downloads answer ``status`` before any byte."""
+        self._download_faults.append(self.inject("GET", CONTENT, status, times=times))
+
+    def cut_next_download(self, after: int) -> None:
+        """The next content download is cut after ``after`` bytes."""
+        self._download_faults.append(self.inject("GET", CONTENT, drop_after=after))
+
+    def download_faults_left(self) -> int:
+        with self._lock:
+            return sum(f.times for f in self._download_faults)
 
     def video(self, video_id: str) -> dict[str, Any]:
         with self._lock:
