@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from catalog.models import Annotation, Asset, Generation
 from catalog.organise import annotation_join, sort_columns, tagged
 from catalog.queries import UNCHECKED, latest_state
-from catalog.search import matches_text
+from catalog.search import listed_matching
 
 LISTED_KINDS = ("image", "video")
 """What ``assets`` lists: thumbnails and sprite sheets are parts of a clip, not files of
@@ -47,14 +47,16 @@ def list_assets(session: Session, filters: AssetFilter) -> list[Asset]:
         where.append(latest_state(ident).is_(None))
     elif filters.provenance:
         where.append(latest_state(ident) == filters.provenance)
-    if filters.text:
-        where.append(matches_text(ident, "asset_id", filters.text))
     where += tagged(ident, "asset_id", filters.tags)
     stmt = select(Asset).where(*where)
     if filters.sort != "created":
         stmt = stmt.outerjoin(Annotation, annotation_join(ident, "asset_id"))
     stmt = stmt.order_by(*sort_columns(filters.sort, ident, created, "asset_id"))
-    return list(session.exec(stmt.offset(filters.offset or None).limit(filters.limit)))
+    stmt = stmt.offset(filters.offset or None).limit(filters.limit)
+    return listed_matching(
+        session, stmt, ident, "asset_id", filters.text, limit=filters.limit,
+        by_creation=filters.sort == "created",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
