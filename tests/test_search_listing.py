@@ -219,3 +219,48 @@ def test_an_assets_text_listing_is_exact(catalog, monkeypatch, window) -> None:
                 listed = [a.id for a in list_assets(session, f)]
             assert listed == _expected_files(held, f), f
             assert listed == _plain(engine, monkeypatch, f, list_assets), f
+
+
+def test_the_upgrade_keys_an_existing_index_by_creation_time(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 0011 rebuilds an index whose document ids followed no creation order
+    (here: the reverse of it), so windows of matches find the newest clips."""
+    from alembic import command
+
+    from catalog.db import _alembic_config, create_engine
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0009_organise")
+    with session_scope(engine) as session:
+        insert_generations(session, [
+            {"id": f"clip_{i:02d}", "backend": "local", "model": "m", "prompt": f"bay take {i}",
+             "seconds": 1, "size": "640x360", "status": "completed",
+             "created_at": T0 + timedelta(seconds=(i * 7) % 20), "updated_at": T0}
+            for i in range(20)
+        ])  # fmt: skip
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:  # as an index built before 0011: ids in no order of time
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE search_documents SET id = -id")
+            for name in ("search_generations_au_created", "search_assets_au_created"):
+                conn.exec_driver_sql(f"DROP TRIGGER {name}")
+    engine.dispose()
+    engine = open_catalog(db_url)  # upgrades to every head
+    try:
+        if sqlite:
+            with engine.connect() as conn:
+                keyed = conn.exec_driver_sql(
+                    "SELECT d.generation_id FROM search_documents AS d "
+                    "JOIN generations AS g ON g.id = d.generation_id ORDER BY d.id"
+                ).scalars()
+                by_time = conn.exec_driver_sql(
+                    "SELECT id FROM generations ORDER BY created_at, id"
+                ).scalars()
+                assert list(keyed) == list(by_time)
+        monkeypatch.setattr(search, "FIRST_WINDOW", 2)
+        newest = [f"clip_{i:02d}" for i in (17, 14, 11)]  # created 19, 18 and 17 s after T0
+        assert _listed(engine, ClipFilter(text="bay", limit=3)) == newest
+    finally:
+        engine.dispose()
