@@ -165,6 +165,8 @@ def listed_matching(
     while size <= LARGEST_WINDOW:
         window = session.execute(find, {"query": _fts_query(words), "size": size}).all()
         keys = {ident: key for key, ident in window}
+        # The window's owners as one JSON parameter (SQLite's JSON functions are built in
+        # since 3.38): the listing looks each one up, and the index is searched once.
         listed = sa.func.json_each(sa.literal(json.dumps(list(keys)))).table_valued("value")
         rows = list(session.exec(stmt.where(id_column.in_(sa.select(listed.c.value)))))
         if len(window) < size:
