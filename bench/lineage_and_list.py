@@ -242,6 +242,18 @@ def measure_lookups(db: Database, engine: sa.Engine, clips: int, repeats: int) -
             "Python lower() per row",
         ),
         (
+            "list --text RARE -n 50 (111 clips at a million)",
+            lambda s: list_generations(s, ClipFilter(text="4242", limit=50)),
+            None,
+            "",
+        ),
+        (
+            "list --model --text -n 50, no clip passing (every match gathered)",
+            lambda s: list_generations(s, ClipFilter(model="fade-1", text="forest", limit=50)),
+            None,
+            "",
+        ),
+        (
             "list -n 50 (newest first)",
             lambda s: list_generations(s, ClipFilter(limit=50)),
             None,

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from catalog.models import Annotation, Asset, Generation
 from catalog.organise import annotation_join, sort_columns, tagged
 from catalog.queries import UNCHECKED, in_created_order, latest_state
-from catalog.search import check_search_text, matches_text
+from catalog.search import check_search_text, listed_matching
 from core.api.errors import NotFoundError, RequestError
 
 LISTED_KINDS = ("image", "video")
@@ -59,8 +59,6 @@ def list_assets(session: Session, filters: AssetFilter) -> list[Asset]:
         where.append(latest_state(ident).is_(None))
     elif filters.provenance:
         where.append(latest_state(ident) == filters.provenance)
-    if filters.text:
-        where.append(matches_text(ident, "asset_id", filters.text))
     where += tagged(ident, "asset_id", filters.tags)
     stmt = select(Asset).where(*where)
     if filters.sort != "created":
@@ -75,7 +73,11 @@ def list_assets(session: Session, filters: AssetFilter) -> list[Asset]:
             if anchor is None:
                 raise NotFoundError(f"no file {filters.cursor!r} to continue the listing from")
         stmt = in_created_order(stmt, created, ident, anchor, oldest_first=filters.oldest_first)
-    return list(session.exec(stmt.offset(filters.offset or None).limit(filters.limit)))
+    stmt = stmt.offset(filters.offset or None).limit(filters.limit)
+    return listed_matching(
+        session, stmt, ident, "asset_id", filters.text, limit=filters.limit,
+        by_creation=filters.sort == "created", newest_first=not filters.oldest_first,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -66,12 +66,47 @@ def _body(expression: str, dialect: str) -> str:
     return f"translate({expression}, '{quoted}' || chr(37), '{spaces}')"
 
 
+TIME_SLOT_BITS = 20
+"""On SQLite a document's id is its owner's creation time slot shifted left by this many
+bits, plus a counter within the slot (see :func:`_sqlite_key`)."""
+_SLOT_MS = 8_000_000_000_000
+"""Creation times are counted in milliseconds since 1970 and clamped to ± this (about 250
+years), so that a slot shifted by :data:`TIME_SLOT_BITS` fits a 64-bit integer."""
+
+
+def _time_slot(created_at: str) -> str:
+    """SQLite: the creation time ``created_at`` (an SQL expression) in milliseconds since
+    1970, clamped; all that matters is that it never decreases as the time increases."""
+    ms = f"CAST((julianday({created_at}) - 2440587.5) * 86400000 AS INTEGER)"
+    return f"max(-{_SLOT_MS}, min({_SLOT_MS}, {ms}))"
+
+
+def _sqlite_key(created_at: str) -> str:
+    """SQLite: the id of a new document whose owner was created at ``created_at``.
+
+    FTS5 hands out the matches of a query in rowid order, newest rowid first if asked,
+    without reading them all: keying documents by creation time makes that order the
+    listings' newest-first order, up to documents that share a time slot (one
+    millisecond), so :mod:`catalog.search` can take the newest matches from the index and
+    prove that no other match sorts before them. The counter makes ids unique within a
+    slot (a million clips created in the same millisecond would spill into the next).
+    """
+    slot = f"({_time_slot(created_at)} << {TIME_SLOT_BITS})"
+    return (
+        f"coalesce((SELECT max(k.id) + 1 FROM {DOCUMENTS} AS k WHERE k.id >= {slot} "
+        f"AND k.id < {slot} + {1 << TIME_SLOT_BITS}), {slot})"
+    )
+
+
 def refresh_clips(where: str, dialect: str, rows: str = "generations") -> str:
     """SQL that rewrites the documents of the clips ``where`` selects (alias ``g``) from
-    ``rows`` (the table, or a trigger's transition table of new rows)."""
+    ``rows`` (the table, or a trigger's transition table of new rows); on SQLite a new
+    document is keyed by the clip's creation time (:func:`_sqlite_key`), one clip per
+    statement: the key is read from the documents already there."""
+    key, ident = ("", "") if dialect != "sqlite" else (_sqlite_key("g.created_at") + ", ", "id, ")
     return (
-        f"INSERT INTO {DOCUMENTS} (generation_id, body) "
-        f"SELECT g.id, {_body(_clip_body(dialect), dialect)} FROM {rows} AS g "
+        f"INSERT INTO {DOCUMENTS} ({ident}generation_id, body) "
+        f"SELECT {key}g.id, {_body(_clip_body(dialect), dialect)} FROM {rows} AS g "
         f"WHERE {where} "
         "ON CONFLICT (generation_id) DO UPDATE SET body = excluded.body"
     )
@@ -79,13 +114,38 @@ def refresh_clips(where: str, dialect: str, rows: str = "generations") -> str:
 
 def refresh_assets(where: str, dialect: str, rows: str = "assets") -> str:
     """SQL that rewrites the documents of the assets ``where`` selects (alias ``a``) from
-    ``rows`` (the table, or a trigger's transition table of new rows)."""
+    ``rows`` (as :func:`refresh_clips`, keyed by the asset's creation time on SQLite)."""
+    key, ident = ("", "") if dialect != "sqlite" else (_sqlite_key("a.created_at") + ", ", "id, ")
     return (
-        f"INSERT INTO {DOCUMENTS} (asset_id, body) "
-        f"SELECT a.id, {_body(_asset_body(dialect), dialect)} FROM {rows} AS a "
+        f"INSERT INTO {DOCUMENTS} ({ident}asset_id, body) "
+        f"SELECT {key}a.id, {_body(_asset_body(dialect), dialect)} FROM {rows} AS a "
         f"WHERE {where} "
         "ON CONFLICT (asset_id) DO UPDATE SET body = excluded.body"
     )
+
+
+def _sqlite_fill() -> list[str]:
+    """SQLite: every document at once, into an empty table, keyed as :func:`_sqlite_key`
+    keys them one by one (the counter is a row number within each time slot here: a
+    statement does not see the rows it inserts)."""
+    d = "sqlite"
+    owners = (
+        ("generation_id", "g", "generations", _clip_body(d)),
+        ("asset_id", "a", "assets", _asset_body(d)),
+    )
+    statements = []
+    for owner, alias, table, body in owners:
+        slot = _time_slot(f"{alias}.created_at")
+        statements.append(
+            f"INSERT INTO {DOCUMENTS} (id, {owner}, body) "
+            f"SELECT coalesce((SELECT max(k.id) + 1 FROM {DOCUMENTS} AS k "
+            f"WHERE k.id >= (s.slot << {TIME_SLOT_BITS}) "
+            f"AND k.id < ((s.slot + 1) << {TIME_SLOT_BITS})), s.slot << {TIME_SLOT_BITS}) "
+            f"+ row_number() OVER (PARTITION BY s.slot ORDER BY s.owner) - 1, s.owner, s.body "
+            f"FROM (SELECT {slot} AS slot, {alias}.id AS owner, {body} AS body "
+            f"FROM {table} AS {alias}) AS s WHERE true"
+        )
+    return statements
 
 
 def _documents_table(dialect: str) -> list[str]:
@@ -133,6 +193,11 @@ def _sqlite_triggers() -> list[str]:
         trigger("search_generations_au",
                 "AFTER UPDATE OF prompt, prompt_folded, source_asset_id ON generations",
                 clip("new.id")),
+        # A clip's document is keyed by its creation time: a new time, a new key.
+        trigger("search_generations_au_created", "AFTER UPDATE OF created_at ON generations",
+                f"DELETE FROM {DOCUMENTS} WHERE generation_id = new.id", clip("new.id")),
+        trigger("search_assets_au_created", "AFTER UPDATE OF created_at ON assets",
+                f"DELETE FROM {DOCUMENTS} WHERE asset_id = new.id", asset("new.id")),
         trigger("search_generations_ad", "AFTER DELETE ON generations",
                 f"DELETE FROM {DOCUMENTS} WHERE generation_id = old.id"),
         trigger("search_assets_ai", "AFTER INSERT ON assets", asset("new.id")),
@@ -230,6 +295,10 @@ def create(conn: sa.Connection) -> None:
     objects = _sqlite_objects() if dialect == "sqlite" else _postgresql_objects()
     for statement in objects:
         conn.exec_driver_sql(statement)
+    if dialect == "sqlite":
+        for statement in _sqlite_fill():
+            conn.exec_driver_sql(statement)
+        return
     conn.exec_driver_sql(refresh_clips("1 = 1", dialect))
     conn.exec_driver_sql(refresh_assets("1 = 1", dialect))
 

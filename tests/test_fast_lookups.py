@@ -169,19 +169,23 @@ def test_a_search_is_compiled_once_per_words_and_never_answers_with_old_words(
     compiled: list[object] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *a: compiled.append(a[4].compiled))
 
-    def found(text: str) -> list[str]:
+    def found(text: str, sort: str = "created") -> list[str]:
         with Session(engine) as s:
             compiled.clear()
-            ids = sorted(g.id for g in list_generations(s, ClipFilter(text=text)))
-            (listing,) = (c for c in compiled if "search_" in str(c))
-            used.setdefault(text, []).append(listing)  # kept alive: ids stay distinct
+            ids = sorted(g.id for g in list_generations(s, ClipFilter(text=text, sort=sort)))
+            used.setdefault((text, sort), []).append(tuple(compiled))  # kept alive: ids differ
             return ids
 
-    used: dict[str, list[object]] = {}
+    used: dict[tuple[str, str], list[tuple[object, ...]]] = {}
     for _ in range(2):
-        assert found("forest") == ["clip_f1", "clip_f2"]
-        assert found("harbor") == ["clip_h1"]
-        assert found("dusk harbor") == ["clip_h1"]
-        assert found("dawn harbor") == []
-    assert all(first is again for first, again in used.values()), used
-    assert len({id(first) for first, _ in used.values()}) == 4  # one per distinct search
+        for sort in ("created", "title"):  # a window of matches on SQLite; every match
+            assert found("forest", sort) == ["clip_f1", "clip_f2"]
+            assert found("harbor", sort) == ["clip_h1"]
+            assert found("dusk harbor", sort) == ["clip_h1"]
+            assert found("dawn harbor", sort) == []
+    for first, again in used.values():
+        assert len(first) == len(again) and all(a is b for a, b in zip(first, again, strict=True))
+    # The set of matches is compiled with its words: one statement per distinct search.
+    by_title = {id(statement) for (_, sort), (first, _) in used.items() if sort == "title"
+                for statement in first if "search_" in str(statement)}  # fmt: skip
+    assert len(by_title) == 4
