@@ -261,6 +261,9 @@ def _relations(
     return top
 
 
+_ID, _PARENT_ID = LINEAGE_FIELDS.index("id"), LINEAGE_FIELDS.index("parent_id")
+
+
 def _nest(rows: list[LineageRow]) -> list[dict[str, Any]]:
     """Rows nested under their parents in one pass, without recursion (chains run deep).
 
@@ -270,10 +273,10 @@ def _nest(rows: list[LineageRow]) -> list[dict[str, Any]]:
     """
     children_of: dict[str, list[dict[str, Any]]] = {}
     roots: list[dict[str, Any]] = []
+    siblings_of = children_of.get  # looked up once: this loop runs once per clip
     for row in rows:  # ordered by depth, so a parent always comes before its children
         entry = dict(zip(LINEAGE_FIELDS, row, strict=True))
-        children = entry["children"] = []
-        children_of[entry["id"]] = children
-        siblings = children_of.get(entry["parent_id"])
-        (roots if siblings is None else siblings).append(entry)
+        entry["children"] = children = []
+        children_of[row[_ID]] = children
+        siblings_of(row[_PARENT_ID], roots).append(entry)  # no parent here: a root
     return roots
