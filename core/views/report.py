@@ -268,8 +268,9 @@ def _nest(rows: list[LineageRow]) -> list[dict[str, Any]]:
     """Rows nested under their parents in one pass, without recursion (chains run deep).
 
     A lineage row holds a summary's values in its order (:func:`generation_summary`), its
-    time already as text, then the depth: each becomes its entry as it is, one dict per
-    clip and nothing else, since at 10,000 clips each step per clip counts.
+    time already as text, then the depth: each becomes its entry as it is, one dict (and
+    its list of children) per clip and nothing else, since at 10,000 clips each step per
+    clip counts.
     """
     children_of: dict[str, list[dict[str, Any]]] = {}
     roots: list[dict[str, Any]] = []
