@@ -277,7 +277,8 @@ def _nest(rows: list[LineageRow]) -> list[dict[str, Any]]:
     siblings_of = children_of.get  # looked up once: this loop runs once per clip
     for row in rows:  # ordered by depth, so a parent always comes before its children
         entry = dict(zip(LINEAGE_FIELDS, row, strict=True))
-        entry["children"] = children = []
+        children: list[dict[str, Any]] = []
+        entry["children"] = children
         children_of[row[_ID]] = children
         siblings_of(row[_PARENT_ID], roots).append(entry)  # no parent here: a root
     return roots
