@@ -2,6 +2,7 @@
 
     python bench/lineage_and_list.py [--depth 10000] [--clips 1000000] [--repeats 3]
                                      [--pg POSTGRESQL_URL] [--only sqlite|postgresql]
+                                     [--lineage-only]
 
 ``--pg`` names a PostgreSQL server whose user may create databases: the benchmark makes
 its own (``bench_dbperf_chain``, ``bench_dbperf_big``) and drops them afterwards.
@@ -10,7 +11,8 @@ Every row is measured against baselines in the same run, on the same database:
 - lineage: what ``reelvault lineage`` reads (:func:`lineage_dict`: opening a session,
   resolving the id, one narrow recursive query, nested without recursion) against the
   same recursive query by hand in the raw driver (``sqlite3``, ``psycopg``), and against
-  the full-row :func:`lineage` every view used before;
+  the full-row :func:`lineage` every view used before; in wall time, and in this
+  process's CPU time (steadier on a busy machine; a PostgreSQL server's own work is not in it);
 - lookups (filtered list, newest clips, id prefix, filter menus): the very SQL the
   catalog sent (captured as it runs) replayed in the raw driver, so the ratio is the cost
   of the catalog layer; and the SQL each used before: ``id LIKE 'prefix%'``, three
@@ -38,7 +40,15 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import clip_row, libpq_url, median_of, ratio_line, scratch_database, timer
+from bench._common import (
+    clip_row,
+    libpq_url,
+    median_cpu_of,
+    median_of,
+    ratio_line,
+    scratch_database,
+    timer,
+)
 from catalog import search_schema
 from catalog.db import SQLITE_LOWER, open_catalog, session_scope
 from catalog.models import fold_case
@@ -161,6 +171,9 @@ def bench_lineage(pg: str | None, depth: int, repeats: int, tmp: Path) -> None:
         print(f"lineage of the middle of a {depth:,}-deep remix chain ({db.name})")
         raw_time = warm_median(repeats, via_raw) * 1e3
         print(ratio_line("  lineage_dict()", catalog_time, raw_time, "raw CTE", "ms"))
+        catalog_cpu = median_cpu_of(repeats, via_catalog) * 1e3
+        raw_cpu = median_cpu_of(repeats, via_raw) * 1e3
+        print(ratio_line("  lineage_dict() CPU", catalog_cpu, raw_cpu, "raw CTE CPU", "ms"))
         before = warm_median(repeats, full_rows) * 1e3
         print(ratio_line("  lineage_dict()", catalog_time, before, "full-row lineage()", "ms"))
         engine.dispose()
@@ -327,6 +340,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pg", help="also on PostgreSQL: postgresql+psycopg://USER@HOST/DB")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument(
+        "--lineage-only", action="store_true", help="skip the lookups (and the large catalog)"
+    )
     args = parser.parse_args()
     targets: list[str | None] = []
     if args.only != "postgresql":
@@ -336,7 +352,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for pg in targets:
             bench_lineage(pg, args.depth, args.repeats, Path(tmp))
-            bench_lookups(pg, args.clips, args.repeats, Path(tmp))
+            if not args.lineage_only:
+                bench_lookups(pg, args.clips, args.repeats, Path(tmp))
 
 
 if __name__ == "__main__":

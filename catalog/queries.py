@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -16,6 +16,7 @@ from catalog.models import (
     Annotation,
     Asset,
     Generation,
+    IsoTimeText,
     PolicyDecisionRecord,
     VerificationRecord,
 )
@@ -252,29 +253,34 @@ class LineageNode:
     depth: int  # negative: an ancestor; 0: the clip asked about; positive: a descendant
 
 
-class LineageRow(NamedTuple):
-    """The few columns of a clip that a lineage view shows, and its depth (as in
-    :class:`LineageNode`). Reading only these, as plain tuples, keeps a 10,000-deep chain
-    cheap: no JSON columns decoded, no ORM object built per clip."""
+LINEAGE_FIELDS = (
+    "id",
+    "status",
+    "backend",
+    "model",
+    "prompt",
+    "seconds",
+    "size",
+    "source_asset_id",
+    "input_asset_id",
+    "output_asset_id",
+    "thumbnail_asset_id",
+    "parent_id",
+    "relation",
+    "created_at",
+    "depth",
+)
+"""What each value of a :data:`LineageRow` is: the columns of a clip that a lineage view
+shows (a listing's summary of it, in the same order), then its depth (as in
+:class:`LineageNode`)."""
 
-    id: str
-    status: str
-    backend: str
-    model: str
-    prompt: str
-    seconds: int
-    size: str
-    source_asset_id: str | None
-    input_asset_id: str | None
-    output_asset_id: str | None
-    thumbnail_asset_id: str | None
-    parent_id: str | None
-    relation: str | None
-    created_at: datetime
-    depth: int
+LineageRow = Sequence[Any]
+"""One clip of a lineage as the database driver returns it, in :data:`LINEAGE_FIELDS` order,
+with ``created_at`` already as the ISO 8601 text the views show. Only these, as the driver's
+own values, keep a 10,000-deep chain cheap: no JSON columns decoded, no ORM object, no
+datetime made per clip (see :class:`~catalog.models.IsoTimeText`)."""
 
-
-_ROW_COLUMNS = LineageRow._fields[:-1]  # all but depth
+_STORED_COLUMNS = LINEAGE_FIELDS[:-2]  # read as stored: all but created_at and depth
 
 
 def lineage(session: Session, generation_id: str) -> list[LineageNode]:
@@ -362,19 +368,19 @@ def _nodes(session: Session, related: sa.Subquery, seed: dict[str, str]) -> list
 def _rows_statement(related: Callable[[], sa.Subquery]) -> sa.Select[Any]:
     """The narrow lineage query over ``related()``, built once per kind of lineage."""
     subquery = related()
-    columns = [getattr(Generation, name) for name in _ROW_COLUMNS]
+    columns = [getattr(Generation, name) for name in _STORED_COLUMNS]
+    created = IsoTimeText(col(Generation.created_at)).label("created_at")
     return (
-        sa.select(*columns, subquery.c.depth)
+        sa.select(*columns, created, subquery.c.depth)
         .join(subquery, col(Generation.id) == subquery.c.id)
         .order_by(*_ordered(subquery))
     )
 
 
 def _rows(session: Session, stmt: sa.Select[Any], seed: dict[str, str]) -> list[LineageRow]:
-    # Core, not the ORM: plain rows fetched at once straight into tuples, nothing tracked
-    # per clip.
-    rows = session.connection().execute(stmt, seed).all()
-    return list(map(LineageRow._make, rows))
+    # Core, not the ORM, and no column that SQLAlchemy converts: the rows are the driver's
+    # own values, fetched at once, nothing tracked or converted per clip.
+    return list(session.connection().execute(stmt, seed).all())
 
 
 def list_in_flight(session: Session) -> list[Generation]:

@@ -20,10 +20,12 @@ from catalog.db import (
 )
 from catalog.models import Asset, Generation
 from catalog.queries import (
+    LINEAGE_FIELDS,
     ClipFilter,
     clips_from_source,
     get_generation,
     lineage,
+    lineage_rows,
     list_generations,
     resolve,
 )
@@ -170,6 +172,32 @@ def test_lineage_is_one_query_even_for_a_deep_chain(engine: sa.Engine) -> None:
     assert nodes[0].generation.id == "clip_0" and nodes[-1].depth == depth - 151
     queries = [q for q in statements if q.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(queries) == 1 and "RECURSIVE" in queries[0].upper()
+
+
+def test_lineage_rows_hold_each_time_as_the_iso_text_of_the_clips_time(
+    engine: sa.Engine,
+) -> None:
+    """The database writes a lineage's times as text (no datetime made per clip): the very
+    text ``isoformat()`` gives for the time the catalog reads back, fraction or none, also
+    when the PostgreSQL session's zone is not UTC."""
+    micros = [0, 1, 500_000, 999_999, 0]
+    with session_scope(engine) as s:
+        for i, micro in enumerate(micros):
+            clip = add_clip(s, f"clip_{i}", parent=f"clip_{i - 1}" if i else None, minutes=i)
+            clip.created_at += timedelta(microseconds=micro, days=400 * i)
+    with session_scope(engine) as s:
+        if engine.dialect.name == "postgresql":
+            s.connection().exec_driver_sql("SET LOCAL TIME ZONE 'Asia/Kolkata'")
+        rows = [dict(zip(LINEAGE_FIELDS, row, strict=True)) for row in lineage_rows(s, "clip_2")]
+        assert [r["depth"] for r in rows] == [-2, -1, 0, 1, 2]
+        for row in rows:
+            clip = s.get(Generation, row["id"])
+            assert clip is not None
+            assert row["created_at"] == clip.created_at.isoformat()
+            assert row["parent_id"] == clip.parent_id and row["prompt"] == clip.prompt
+    assert {r["created_at"][19:] for r in rows} == {
+        "+00:00", ".000001+00:00", ".500000+00:00", ".999999+00:00",
+    }  # fmt: skip
 
 
 def test_clips_from_a_source_include_their_remixes(engine: sa.Engine) -> None:

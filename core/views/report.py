@@ -18,6 +18,7 @@ from sqlmodel import Session
 from catalog.lookups import asset_by_id
 from catalog.models import Asset, Generation, PolicyDecisionRecord
 from catalog.queries import (
+    LINEAGE_FIELDS,
     LineageRow,
     assets_by_id,
     decisions_for,
@@ -105,8 +106,9 @@ def decision_dict(decision: PolicyDecisionRecord) -> dict[str, Any]:
     }
 
 
-def generation_summary(generation: Generation | LineageRow) -> dict[str, Any]:
-    """The fields a listing shows; cheap, no joins (a lineage reads only these columns)."""
+def generation_summary(generation: Generation) -> dict[str, Any]:
+    """The fields a listing shows; cheap, no joins (a lineage reads only these columns,
+    :data:`~catalog.queries.LINEAGE_FIELDS`)."""
     return {
         "id": generation.id,
         "status": generation.status,
@@ -214,18 +216,18 @@ def lineage_dict(
     it was made from, and what names it as an ingredient.
     """
     if isinstance(target, Asset):
-        rows = source_lineage_rows(session, target.id)
+        clips = _nest(source_lineage_rows(session, target.id))
         source: Asset | None = target
         related_id: str | None = target.id
     else:
-        rows = lineage_rows(session, target.id)
-        root = rows[0]
-        source = asset_by_id(session, root.source_asset_id) if root.source_asset_id else None
+        clips = _nest(lineage_rows(session, target.id))
+        source_id = clips[0]["source_asset_id"]  # the first ancestor's, the chain's still
+        source = asset_by_id(session, source_id) if source_id else None
         related_id = target.output_asset_id
     return {
         "target": target.id,
         "source": asset_dict(source, store) if source else None,
-        "clips": _nest(rows),
+        "clips": clips,
         "ingredients": _relations(session, related_id, store, upward=True),
         "derived": _relations(session, related_id, store, upward=False),
     }
@@ -259,17 +261,24 @@ def _relations(
     return top
 
 
+_ID, _PARENT_ID = LINEAGE_FIELDS.index("id"), LINEAGE_FIELDS.index("parent_id")
+
+
 def _nest(rows: list[LineageRow]) -> list[dict[str, Any]]:
-    """Rows nested under their parents in one pass, without recursion (chains run deep)."""
-    by_id: dict[str, dict[str, Any]] = {}
+    """Rows nested under their parents in one pass, without recursion (chains run deep).
+
+    A lineage row holds a summary's values in its order (:func:`generation_summary`), its
+    time already as text, then the depth: each becomes its entry as it is, one dict (and
+    its list of children) per clip and nothing else, since at 10,000 clips each step per
+    clip counts.
+    """
+    children_of: dict[str, list[dict[str, Any]]] = {}
     roots: list[dict[str, Any]] = []
+    siblings_of = children_of.get  # looked up once: this loop runs once per clip
     for row in rows:  # ordered by depth, so a parent always comes before its children
-        # A lineage row holds the summary's fields in its order, then the depth: taken as
-        # they are (one dict per clip, not two), but for the time, written as text.
-        entry = row._asdict()
-        entry["created_at"] = _time(row.created_at)
-        entry["children"] = []
-        by_id[row.id] = entry
-        parent = by_id.get(row.parent_id or "")
-        (parent["children"] if parent else roots).append(entry)
+        entry = dict(zip(LINEAGE_FIELDS, row, strict=True))
+        children: list[dict[str, Any]] = []
+        entry["children"] = children
+        children_of[row[_ID]] = children
+        siblings_of(row[_PARENT_ID], roots).append(entry)  # no parent here: a root
     return roots
