@@ -162,8 +162,11 @@ def test_filter_menus_list_each_value_once(engine: sa.Engine) -> None:
 
 
 def test_a_search_is_compiled_once_per_words_and_never_answers_with_old_words(
-    engine: sa.Engine,
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from catalog import search
+
+    monkeypatch.setattr(search, "FEW_MATCHES", 0)  # PostgreSQL: the set query, as SQLite's
     add_clips(engine, "clip_f1", "clip_f2", prompt="forest at dawn")
     add_clips(engine, "clip_h1", prompt="harbor at dusk")
     compiled: list[object] = []

@@ -140,6 +140,7 @@ def _plain(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, f: Any, lister: A
     """The listing with every match gathered (no window is ever small enough)."""
     with monkeypatch.context() as patched:
         patched.setattr(search, "LARGEST_WINDOW", 0)
+        patched.setattr(search, "FEW_MATCHES", 0)  # PostgreSQL: never from the ids
         with session_scope(engine) as session:
             return [row.id for row in lister(session, f)]
 
@@ -161,11 +162,16 @@ FILTERS = [
 ]
 
 
+@pytest.mark.parametrize("few", [5_000, 40], ids=lambda few: f"few={few}")
 @pytest.mark.parametrize("window", [(256, 2048), (4, 64), (2, 2)], ids=str)
-def test_a_text_listing_is_exact(catalog, monkeypatch: pytest.MonkeyPatch, window) -> None:
+def test_a_text_listing_is_exact(
+    catalog, monkeypatch: pytest.MonkeyPatch, window, few: int
+) -> None:
     """Every filter, with windows that hold the whole catalog, that must grow several
-    times, and that give up at once and gather every match."""
+    times, and that give up at once and gather every match; on PostgreSQL, with rare
+    words listed from their matches' ids and common ones (past ``few``) walked."""
     engine, held = catalog
+    monkeypatch.setattr(search, "FEW_MATCHES", few)
     monkeypatch.setattr(search, "FIRST_WINDOW", window[0])
     monkeypatch.setattr(search, "LARGEST_WINDOW", window[1])
     for f in FILTERS:
@@ -207,11 +213,13 @@ def _expected_files(held: dict[str, Any], f: AssetFilter) -> list[str]:
 
 
 @pytest.mark.parametrize("window", [(256, 2048), (4, 64)], ids=str)
-def test_an_assets_text_listing_is_exact(catalog, monkeypatch, window) -> None:
+@pytest.mark.parametrize("few", [5_000, 5], ids=lambda few: f"few={few}")
+def test_an_assets_text_listing_is_exact(catalog, monkeypatch, window, few: int) -> None:
     """``assets --text`` (and the web page's files) take the same path."""
     engine, held = catalog
     monkeypatch.setattr(search, "FIRST_WINDOW", window[0])
     monkeypatch.setattr(search, "LARGEST_WINDOW", window[1])
+    monkeypatch.setattr(search, "FEW_MATCHES", few)
     for text in (*COMMON, *RARE, "h", "jpg", "take 2"):
         for limit, offset in ((1, 0), (20, 0), (20, 5), (None, 0)):
             f = AssetFilter(text=text, limit=limit, offset=offset)
