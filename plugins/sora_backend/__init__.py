@@ -187,23 +187,9 @@ class SoraBackend(_BatchPoll):
         ``scope`` is a provider profile name; the default profile without one.
         """
         profile, service = self._connect(scope)
-        after: str | None = None
-        while True:
-            params: dict[str, str | int] = {"limit": self.page_size, "order": "asc"}
-            if after:
-                params["after"] = after
-            response = self._call(
-                profile, service, "GET", "videos", params=params, timeout=service.poll_timeout
-            )
-            page = json_object(response, profile.name)
-            videos = page.get("data")
-            if not isinstance(videos, list):
-                raise BackendError(f"{profile.name} sent a list without data", code="bad_response")
+        for videos, _headers in self._video_pages(profile, service, "asc"):
             for video in videos:
                 yield self._remote_job(profile, video)
-            if not page.get("has_more") or not videos:
-                return
-            after = page.get("last_id") or videos[-1].get("id")
 
     def _status(self, profile: ProviderProfile, response: httpx.Response) -> JobStatus:
         hint = self._poll_hint(profile, response.headers)

@@ -9,14 +9,14 @@ does not answer is left to a poll of its own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.api import BackendError, JobStatus, RequestError
 from core.api.providers import ProviderProfile, split_job_id
 from core.api.remote import json_object
 from plugins.sora_backend.status import _video_status
-from plugins.sora_backend.transport import _Transport
+from plugins.sora_backend.transport import VideosService, _Transport
 
 if TYPE_CHECKING:  # annotations only: httpx is imported where a request is made
     import httpx
@@ -67,19 +67,8 @@ class _BatchPoll(_Transport):
         oldest = min(bounded.values())
         profile, service = self._connect(provider)
         found: dict[str, JobStatus] = {}
-        after: str | None = None
-        while True:
-            params: dict[str, str | int] = {"limit": self.page_size, "order": "desc"}
-            if after:
-                params["after"] = after
-            response = self._call(
-                profile, service, "GET", "videos", params=params, timeout=service.poll_timeout
-            )
-            page = json_object(response, profile.name)
-            hint = self._poll_hint(profile, response.headers)
-            videos = page.get("data")
-            if not isinstance(videos, list):
-                raise BackendError(f"{profile.name} sent a list without data", code="bad_response")
+        for videos, headers in self._video_pages(profile, service, "desc"):
+            hint = self._poll_hint(profile, headers)
             for video in videos:
                 job = wanted.get(str(video.get("id"))) if isinstance(video, dict) else None
                 if job is not None:
@@ -87,9 +76,32 @@ class _BatchPoll(_Transport):
             seen_all = all(job in found for job in bounded)
             last = videos[-1] if videos else {}
             last_created = last.get("created_at") if isinstance(last, dict) else None
-            older = isinstance(last_created, int) and last_created < oldest
-            if seen_all or older or not videos or not page.get("has_more"):
-                return found
+            if seen_all or (isinstance(last_created, int) and last_created < oldest):
+                break
+        return found
+
+    def _video_pages(
+        self, profile: ProviderProfile, service: VideosService, order: str
+    ) -> Iterator[tuple[list[Any], httpx.Headers]]:
+        """The pages of ``GET /videos`` (``order`` ``asc`` or ``desc``), each as its
+        videos and its answer's headers, until the service says there is no more; the
+        caller stops early by leaving the loop."""
+        after: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": self.page_size, "order": order}
+            if after:
+                params["after"] = after
+            response = self._call(
+                profile, service, "GET", "videos", params=params, timeout=service.poll_timeout
+            )
+            page = json_object(response, profile.name)
+            videos = page.get("data")
+            if not isinstance(videos, list):
+                raise BackendError(f"{profile.name} sent a list without data", code="bad_response")
+            yield videos, response.headers
+            if not videos or not page.get("has_more"):
+                return
+            last = videos[-1] if isinstance(videos[-1], dict) else {}
             after = page.get("last_id") or last.get("id")
 
     def _poll_hint(self, profile: ProviderProfile, headers: httpx.Headers) -> float | None:
