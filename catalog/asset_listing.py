@@ -11,11 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from catalog.models import Annotation, Asset, Generation
-from catalog.organise import annotation_join, sort_columns, tagged
-from catalog.queries import UNCHECKED, in_created_order, latest_state
-from catalog.search import check_search_text, listed_matching
-from core.api.errors import NotFoundError, RequestError
+from catalog.models import Asset, Generation
+from catalog.organise import tagged
+from catalog.queries import UNCHECKED, latest_state, listed_in_order
+from catalog.search import check_search_text
 
 LISTED_KINDS = ("image", "video")
 """What ``assets`` lists: thumbnails and sprite sheets are parts of a clip, not files of
@@ -47,7 +46,6 @@ class AssetFilter:
 def list_assets(session: Session, filters: AssetFilter) -> list[Asset]:
     """The library's files, newest first (or by title or rating), narrowed by ``filters``."""
     ident: Any = col(Asset.id)
-    created = col(Asset.created_at)
     where: list[sa.ColumnElement[bool]] = [
         col(Asset.kind).in_([filters.kind] if filters.kind else LISTED_KINDS),
     ]
@@ -61,23 +59,7 @@ def list_assets(session: Session, filters: AssetFilter) -> list[Asset]:
         where.append(latest_state(ident) == filters.provenance)
     where += tagged(ident, "asset_id", filters.tags)
     stmt = select(Asset).where(*where)
-    if filters.sort != "created":
-        if filters.cursor:
-            raise RequestError("continuing a listing from a file works in created order only")
-        stmt = stmt.outerjoin(Annotation, annotation_join(ident, "asset_id"))
-        stmt = stmt.order_by(*sort_columns(filters.sort, ident, created, "asset_id"))
-    else:
-        anchor = None
-        if filters.cursor:
-            anchor = session.get(Asset, filters.cursor)
-            if anchor is None:
-                raise NotFoundError(f"no file {filters.cursor!r} to continue the listing from")
-        stmt = in_created_order(stmt, created, ident, anchor, oldest_first=filters.oldest_first)
-    stmt = stmt.offset(filters.offset or None).limit(filters.limit)
-    return listed_matching(
-        session, stmt, ident, "asset_id", filters.text, limit=filters.limit,
-        by_creation=filters.sort == "created", newest_first=not filters.oldest_first,
-    )  # fmt: skip
+    return listed_in_order(session, stmt, Asset, "asset_id", "file", filters)
 
 
 @dataclass(frozen=True)

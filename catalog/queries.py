@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -194,30 +194,39 @@ def list_generations(session: Session, filters: ClipFilter) -> list[Generation]:
     """Newest first (or oldest first, or by title or rating), narrowed by every filter
     (the text by :func:`catalog.search.listed_matching`, fast in creation order)."""
     stmt = select(Generation).where(*clip_conditions(replace(filters, text=None)))
-    created, ident = col(Generation.created_at), col(Generation.id)
+    return listed_in_order(session, stmt, Generation, "generation_id", "clip", filters)
+
+
+def listed_in_order(
+    session: Session,
+    stmt: Any,
+    model: type[Generation] | type[Asset],
+    owner: str,
+    noun: str,
+    filters: Any,
+) -> list[Any]:
+    """The clip and the asset listings' shared end: ``stmt`` (their rows, narrowed by
+    every filter but the text) in ``filters.sort`` order, continued past
+    ``filters.cursor`` in created order, paged, then narrowed by ``filters.text``
+    (:func:`catalog.search.listed_matching`, fast in creation order). ``owner`` is the
+    search documents' column for ``model``; ``noun`` names a row in messages."""
+    created, ident = col(model.created_at), col(model.id)
     if filters.sort != "created":
         if filters.cursor:
-            raise RequestError("continuing a listing from a clip works in created order only")
-        order = sort_columns(filters.sort, ident, created, "generation_id")
-        stmt = stmt.outerjoin(Annotation, annotation_join(ident, "generation_id"))
-        stmt = stmt.order_by(*order).offset(filters.offset or None).limit(filters.limit)
-        return _listed(session, stmt, filters, by_creation=False)
-    anchor = None
-    if filters.cursor:
-        anchor = session.get(Generation, filters.cursor)
-        if anchor is None:
-            raise NotFoundError(f"no clip {filters.cursor!r} to continue the listing from")
-    stmt = in_created_order(stmt, created, ident, anchor, oldest_first=filters.oldest_first)
-    if filters.limit is not None:
-        stmt = stmt.limit(filters.limit)
-    return _listed(session, stmt.offset(filters.offset or None), filters, by_creation=True)
-
-
-def _listed(session: Session, stmt: Any, filters: ClipFilter, by_creation: bool) -> list[Any]:
-    ident = col(Generation.id)
+            raise RequestError(f"continuing a listing from a {noun} works in created order only")
+        stmt = stmt.outerjoin(Annotation, annotation_join(ident, owner))
+        stmt = stmt.order_by(*sort_columns(filters.sort, ident, created, owner))
+    else:
+        anchor: Generation | Asset | None = None
+        if filters.cursor:
+            anchor = cast("Generation | Asset | None", session.get(model, filters.cursor))
+            if anchor is None:
+                raise NotFoundError(f"no {noun} {filters.cursor!r} to continue the listing from")
+        stmt = in_created_order(stmt, created, ident, anchor, oldest_first=filters.oldest_first)
+    stmt = stmt.offset(filters.offset or None).limit(filters.limit)
     return listed_matching(
-        session, stmt, ident, "generation_id", filters.text, limit=filters.limit,
-        by_creation=by_creation, newest_first=not filters.oldest_first,
+        session, stmt, ident, owner, filters.text, limit=filters.limit,
+        by_creation=filters.sort == "created", newest_first=not filters.oldest_first,
     )  # fmt: skip
 
 
