@@ -132,8 +132,11 @@ def current_revisions(engine: sa.Engine) -> frozenset[str]:
         return _revisions_of(conn)
 
 
-def upgrade(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revisions, one process at a time."""
+def upgrade(engine: sa.Engine, *, lock_held: bool = False) -> None:
+    """Bring the schema to the newest revisions, one process at a time.
+
+    ``lock_held`` says the caller already holds the upgrade lock (a new catalog is put in
+    WAL mode and given its schema in one section of it)."""
     if current_revisions(engine) == HEADS:
         return
     from alembic import command
@@ -141,7 +144,7 @@ def upgrade(engine: sa.Engine) -> None:
     from catalog import search_schema
 
     with (
-        _migration_lock(engine),
+        contextlib.nullcontext() if lock_held else _migration_lock(engine),
         engine.connect() as conn,
         _foreign_keys_deferred(conn),
         conn.begin(),
@@ -220,42 +223,51 @@ def _migration_lock(engine: sa.Engine) -> Iterator[None]:
         yield
 
 
-def being_created(database: Path) -> bool:
-    """Whether another process may be creating the SQLite catalog ``database`` right now.
+def left_empty(database: Path) -> bool:
+    """Whether the SQLite catalog ``database`` is an empty file that nobody is creating.
 
-    Opening a new catalog makes an empty file before its schema is written under the
-    upgrade lock, so an empty file is a damaged catalog only once a schema was written
-    (the lock file is there) and nobody is writing one now (the lock is free).
+    A new catalog's file is first opened under the upgrade lock and given its schema
+    before the lock is let go (``_set_up``), so a file that is still empty once this
+    process holds the lock was emptied after it was made, never one being made. The size
+    is read again under the lock: a check made before it could see the moment before
+    another process wrote the schema.
     """
     from filelock import FileLock, Timeout
 
-    lock_path = database.with_suffix(".migrate-lock")
-    if not lock_path.exists():
-        return True
     try:
-        with FileLock(lock_path, timeout=0):
-            return False
+        with FileLock(database.with_suffix(".migrate-lock"), timeout=0):
+            return database.is_file() and database.stat().st_size == 0
     except Timeout:
-        return True
+        return False  # another process holds the lock: it is creating or upgrading it
 
 
-def _use_wal(engine: sa.Engine) -> None:
-    """Put a SQLite catalog in WAL mode (readers never block the writer), once.
+def _set_up(engine: sa.Engine) -> None:
+    """Put a SQLite catalog in WAL mode (readers never block the writer) and bring its
+    schema up to date.
 
     The mode is stored in the file, so it is set when the catalog is created, under the
     migration lock: switching modes needs the database to itself, and two processes
-    opening a new catalog at the same moment must not both try. Reading the mode needs
-    no lock, so a catalog already in WAL mode (every one after its first opening) is
-    opened without taking it.
+    opening a new catalog at the same moment must not both try. The schema is written in
+    the same section of the lock, and a new file is first opened inside it: an empty file
+    with its lock free is how another process recognises a catalog that was emptied
+    (``left_empty``). Reading the mode needs no lock, so a catalog already in WAL mode
+    (every one after its first opening) only takes the lock if its schema is behind.
     """
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        upgrade(engine)
         return
-    if _journal_mode(engine) == "wal":
+    path = Path(database).expanduser()
+    # A new catalog is opened for the first time only under the lock (opening makes its
+    # empty file), so an empty file is never seen with the lock free while it is made.
+    is_new = not path.exists() or path.stat().st_size == 0
+    if not is_new and _journal_mode(engine) == "wal":
+        upgrade(engine)
         return
     with _migration_lock(engine):
         if _journal_mode(engine) != "wal":  # another process may have switched meanwhile
             _journal_mode(engine, "WAL")
+        upgrade(engine, lock_held=True)
 
 
 def _journal_mode(engine: sa.Engine, switch_to: str | None = None) -> str:
@@ -329,8 +341,7 @@ def open_catalog(url: str) -> sa.Engine:
     """An engine for the catalog at ``url``, upgraded to the current schema."""
     engine = create_engine(url)
     try:
-        _use_wal(engine)
-        upgrade(engine)
+        _set_up(engine)
     except sa.exc.DBAPIError as exc:
         engine.dispose()
         damaged = damage_error(engine, exc)

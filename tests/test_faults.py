@@ -87,6 +87,45 @@ def test_emptied_catalog_beside_a_full_store_says_so(home: Path, run, still: Pat
 
 
 @sqlite_only
+def test_a_catalog_being_created_is_never_taken_for_an_emptied_one(
+    home: Path, run, still: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Two first commands in a new library: one writes the still and makes the catalog
+    while the other looks at the catalog's empty file. The file is first opened only
+    under the upgrade lock, and an empty file counts as emptied only once that lock is
+    free and the file is still empty."""
+    from filelock import FileLock, Timeout
+
+    import catalog.db
+
+    _make_clip(run, still)  # the store holds files
+    fresh = home / "second.db"
+    lock = FileLock(fresh.with_suffix(".migrate-lock"))
+    opened_under_lock: list[bool] = []
+    real_journal_mode = catalog.db._journal_mode
+
+    def spying_journal_mode(engine, switch_to=None):  # type: ignore[no-untyped-def]
+        try:
+            with FileLock(fresh.with_suffix(".migrate-lock"), timeout=0):
+                opened_under_lock.append(False)
+        except Timeout:
+            opened_under_lock.append(True)
+        return real_journal_mode(engine, switch_to)
+
+    monkeypatch.setattr(catalog.db, "_journal_mode", spying_journal_mode)
+    app = Reelvault(Settings.load(home=home, db_url=f"sqlite:///{fresh}"))
+    app.engine  # noqa: B018 (opening makes the catalog)
+    app.close()
+    assert opened_under_lock and all(opened_under_lock)
+    assert fresh.stat().st_size > 0
+
+    fresh.write_bytes(b"")  # another process's first opening, caught mid-creation
+    with lock:
+        assert not catalog.db.left_empty(fresh)
+    assert catalog.db.left_empty(fresh)  # nobody is making it: it was emptied
+
+
+@sqlite_only
 def test_backup_is_a_catalog_with_the_same_clips(home: Path, run, still: Path, tmp_path: Path):
     clip = _make_clip(run, still)
     copy = tmp_path / "backup.db"

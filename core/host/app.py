@@ -72,15 +72,15 @@ class Reelvault:
         every listing would then look like a lost library. SQLite never leaves a catalog
         at 0 bytes (creating one writes the schema at once), so such a file was truncated.
         """
-        from catalog.db import being_created, sqlite_file
+        from catalog.db import left_empty, sqlite_file
 
         path = sqlite_file(self.settings.db_url)
         if path is None or not path.is_file() or path.stat().st_size > 0:
             return
         if next(iter(self.store.digests()), None) is None:
             return  # nothing stored yet either: a new library
-        if being_created(path):
-            return  # another process is making this library's catalog at this moment
+        if not left_empty(path):
+            return  # another process was making this library's catalog at that moment
         raise CatalogError(
             f"the catalog {path} is empty (0 bytes) while the media store {self.store.url} "
             "holds files: restore the catalog from a backup, or move it aside and "
