@@ -1,11 +1,10 @@
-"""Reading the catalog: id resolution, filtered listings and lineage."""
+"""Reading the catalog: id resolution and filtered listings (lineage: catalog.lineage)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cache
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -16,7 +15,6 @@ from catalog.models import (
     Annotation,
     Asset,
     Generation,
-    IsoTimeText,
     PolicyDecisionRecord,
     VerificationRecord,
 )
@@ -254,142 +252,6 @@ def in_created_order(
     if oldest_first:
         return stmt.order_by(created, ident)
     return stmt.order_by(created.desc(), ident.desc())
-
-
-@dataclass(frozen=True)
-class LineageNode:
-    generation: Generation
-    depth: int  # negative: an ancestor; 0: the clip asked about; positive: a descendant
-
-
-LINEAGE_FIELDS = (
-    "id",
-    "status",
-    "backend",
-    "model",
-    "prompt",
-    "seconds",
-    "size",
-    "source_asset_id",
-    "input_asset_id",
-    "output_asset_id",
-    "thumbnail_asset_id",
-    "parent_id",
-    "relation",
-    "created_at",
-    "depth",
-)
-"""What each value of a :data:`LineageRow` is: the columns of a clip that a lineage view
-shows (a listing's summary of it, in the same order), then its depth (as in
-:class:`LineageNode`)."""
-
-LineageRow = Sequence[Any]
-"""One clip of a lineage as the database driver returns it, in :data:`LINEAGE_FIELDS` order,
-with ``created_at`` already as the ISO 8601 text the views show. Only these, as the driver's
-own values, keep a 10,000-deep chain cheap: no JSON columns decoded, no ORM object, no
-datetime made per clip (see :class:`~catalog.models.IsoTimeText`)."""
-
-_STORED_COLUMNS = LINEAGE_FIELDS[:-2]  # read as stored: all but created_at and depth
-
-
-def lineage(session: Session, generation_id: str) -> list[LineageNode]:
-    """Ancestors and descendants of a clip at any depth, in one recursive query.
-
-    Ancestors are the chain of parents up to the first clip; descendants are the whole
-    tree of clips derived from this one. Rows come ordered by depth, then age.
-    """
-    return _nodes(session, _family(), {"seed": generation_id})
-
-
-def lineage_rows(session: Session, generation_id: str) -> list[LineageRow]:
-    """:func:`lineage` with only the columns a lineage view shows (see :class:`LineageRow`)."""
-    return _rows(session, _rows_statement(_family), {"seed": generation_id})
-
-
-def clips_from_source(session: Session, asset_id: str) -> list[LineageNode]:
-    """Every clip made from a source image, with all their descendants, in one query.
-
-    Depth 0 holds the clips made directly from the image; remixes follow below them.
-    """
-    return _nodes(session, _made_from(), {"seed": asset_id})
-
-
-def source_lineage_rows(session: Session, asset_id: str) -> list[LineageRow]:
-    """:func:`clips_from_source` with only the columns a lineage view shows."""
-    return _rows(session, _rows_statement(_made_from), {"seed": asset_id})
-
-
-# The lineage queries take the clip (or still) as a bound parameter, ``seed``, so each is
-# built once and then found in SQLAlchemy's compiled cache by identity: building and
-# hashing the recursive statement anew cost more than a whole short lineage.
-
-
-def _family() -> sa.Subquery:
-    """(id, depth) of the ancestors of the clip ``seed``, itself and its descendants."""
-    seed = sa.bindparam("seed", type_=sa.String)
-    g = sa.orm.aliased(Generation)
-    up = (
-        select(col(Generation.id).label("id"), col(Generation.parent_id).label("next_id"))
-        .add_columns(sa.literal(0).label("depth"))
-        .where(col(Generation.id) == seed)
-        .cte("up", recursive=True)
-    )
-    up = up.union_all(select(g.id, g.parent_id, up.c.depth - 1).where(g.id == up.c.next_id))
-    down = _descendants_cte(col(Generation.id) == seed)
-    return sa.union_all(
-        sa.select(up.c.id, up.c.depth).where(up.c.depth < 0),
-        sa.select(down.c.id, down.c.depth),
-    ).subquery("related")
-
-
-def _made_from() -> sa.Subquery:
-    """(id, depth) of the clips made from the still ``seed`` and all their descendants."""
-    seed = sa.bindparam("seed", type_=sa.String)
-    seeds = sa.and_(col(Generation.source_asset_id) == seed, col(Generation.parent_id).is_(None))
-    down = _descendants_cte(seeds)
-    return sa.select(down.c.id, down.c.depth).subquery("related")
-
-
-def _descendants_cte(seed: sa.ColumnElement[bool]) -> sa.CTE:
-    g = sa.orm.aliased(Generation)
-    down = (
-        select(col(Generation.id).label("id"), sa.literal(0).label("depth"))
-        .where(seed)
-        .cte("down", recursive=True)
-    )
-    return down.union_all(select(g.id, down.c.depth + 1).where(g.parent_id == down.c.id))
-
-
-def _ordered(related: sa.Subquery) -> tuple[Any, ...]:
-    return (related.c.depth, col(Generation.created_at), col(Generation.id))
-
-
-def _nodes(session: Session, related: sa.Subquery, seed: dict[str, str]) -> list[LineageNode]:
-    stmt = (
-        select(Generation, related.c.depth)
-        .join(related, col(Generation.id) == related.c.id)
-        .order_by(*_ordered(related))
-    )
-    return [LineageNode(gen, depth) for gen, depth in session.exec(stmt, params=seed)]
-
-
-@cache
-def _rows_statement(related: Callable[[], sa.Subquery]) -> sa.Select[Any]:
-    """The narrow lineage query over ``related()``, built once per kind of lineage."""
-    subquery = related()
-    columns = [getattr(Generation, name) for name in _STORED_COLUMNS]
-    created = IsoTimeText(col(Generation.created_at)).label("created_at")
-    return (
-        sa.select(*columns, created, subquery.c.depth)
-        .join(subquery, col(Generation.id) == subquery.c.id)
-        .order_by(*_ordered(subquery))
-    )
-
-
-def _rows(session: Session, stmt: sa.Select[Any], seed: dict[str, str]) -> list[LineageRow]:
-    # Core, not the ORM, and no column that SQLAlchemy converts: the rows are the driver's
-    # own values, fetched at once, nothing tracked or converted per clip.
-    return list(session.connection().execute(stmt, seed).all())
 
 
 def list_in_flight(session: Session) -> list[Generation]:

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 
 from catalog.bulk import insert_generations
 from catalog.db import open_catalog, session_scope
+from catalog.lineage import LINEAGE_FIELDS, lineage_rows
 from catalog.models import Asset, Generation
-from catalog.queries import ClipFilter, lineage_rows, list_generations
+from catalog.queries import ClipFilter, list_generations
 from tests.conftest import fresh_catalog_url
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -111,7 +112,8 @@ def test_bulk_ingest_writes_the_rows_the_orm_wrote(
         assert insert_generations(session, clips()) == len(clips())
     orm, bulk = _contents(through_orm), _contents(in_bulk)
     assert bulk == orm
-    assert [row.id for row in bulk["lineage"]] == [f"clip_bulk{i:03d}" for i in range(5)]
+    at_id = LINEAGE_FIELDS.index("id")
+    assert [row[at_id] for row in bulk["lineage"]] == [f"clip_bulk{i:03d}" for i in range(5)]
     assert bulk["found"]["école"] == ["clip_bulk003", "clip_bulk001"]
     assert bulk["found"]["istanbul"] == ["clip_bulk004", "clip_bulk002", "clip_bulk000"]
     assert len(bulk["found"]["lighthouse"]) == 5  # the source still's name, for each clip

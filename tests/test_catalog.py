@@ -18,17 +18,15 @@ from catalog.db import (
     open_catalog,
     session_scope,
 )
-from catalog.models import Asset, Generation
-from catalog.queries import (
+from catalog.lineage import (
     LINEAGE_FIELDS,
-    ClipFilter,
     clips_from_source,
-    get_generation,
     lineage,
     lineage_rows,
-    list_generations,
-    resolve,
+    source_lineage_rows,
 )
+from catalog.models import Asset, Generation
+from catalog.queries import ClipFilter, get_generation, list_generations, resolve
 from catalog.records import ensure_asset
 from catalog.search_schema import outside_the_models
 from core.api.errors import AmbiguousIdError, NotFoundError
@@ -198,6 +196,37 @@ def test_lineage_rows_hold_each_time_as_the_iso_text_of_the_clips_time(
     assert {r["created_at"][19:] for r in rows} == {
         "+00:00", ".000001+00:00", ".500000+00:00", ".999999+00:00",
     }  # fmt: skip
+
+
+def test_narrow_lineage_rows_come_in_the_full_rows_order(engine: sa.Engine) -> None:
+    """SQLite's narrow rows are ordered in Python, not by SQL: the same order as the
+    full-row query's ``ORDER BY depth, created_at, id``, for siblings stored out of age
+    order, siblings of the same instant (the id decides), fractions of a second, and for
+    a still's clips as for a clip's family."""
+    sha = "ef" * 32
+    with session_scope(engine) as s:
+        add_asset(s, sha)
+        add_clip(s, "clip_root", minutes=0, source_asset_id="img_" + sha)
+        for name, minutes in (("clip_late", 9), ("clip_zz", 3), ("clip_aa", 3), ("clip_mid", 5)):
+            add_clip(s, name, parent="clip_root", minutes=minutes)
+        add_clip(s, "clip_frac", parent="clip_root", minutes=3).created_at += timedelta(
+            microseconds=1
+        )
+        add_clip(s, "clip_under_late", parent="clip_late", minutes=10)
+        add_clip(s, "clip_under_aa", parent="clip_aa", minutes=11)
+        add_clip(s, "clip_second_root", minutes=1, source_asset_id="img_" + sha)
+    at_id, at_depth = LINEAGE_FIELDS.index("id"), LINEAGE_FIELDS.index("depth")
+    with session_scope(engine) as s:
+        for target in ("clip_root", "clip_aa", "clip_under_aa"):
+            narrow = [(row[at_id], row[at_depth]) for row in lineage_rows(s, target)]
+            assert narrow == [(n.generation.id, n.depth) for n in lineage(s, target)]
+        narrow = [(row[at_id], row[at_depth]) for row in source_lineage_rows(s, "img_" + sha)]
+        full = [(n.generation.id, n.depth) for n in clips_from_source(s, "img_" + sha)]
+        assert narrow == full
+        assert full[:7] == [
+            ("clip_root", 0), ("clip_second_root", 0), ("clip_aa", 1), ("clip_zz", 1),
+            ("clip_frac", 1), ("clip_mid", 1), ("clip_late", 1),
+        ]  # fmt: skip
 
 
 def test_clips_from_a_source_include_their_remixes(engine: sa.Engine) -> None:

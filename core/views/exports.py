@@ -36,16 +36,10 @@ from catalog.exports import (
     parent_videos,
     referenced_asset_batches,
 )
+from catalog.lineage import LineageNode, clips_from_source, lineage
 from catalog.models import Asset, Generation, PolicyDecisionRecord
 from catalog.organise import Organised, organised_by_id
-from catalog.queries import (
-    ClipFilter,
-    LineageNode,
-    assets_by_id,
-    clips_from_source,
-    latest_states,
-    lineage,
-)
+from catalog.queries import ClipFilter, assets_by_id, latest_states
 from catalog.readonly import reading
 from core.api.errors import RequestError
 from core.api.types import Relation
