@@ -265,11 +265,11 @@ def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector held off while a lineage is read and nested.
 
     Ten thousand clips make 30,000 containers (the driver's tuples, then each entry and its
-    list of children) that all live until the lineage is returned. The collector, woken
-    by every 700 new ones, walked them over and over, and now and then everything else the
-    process holds as well, to free nothing: the lineage is a tree, without a cycle. That
-    cost 4-8 ms of a 10,000-deep chain's 50 (tuples and nesting alone: 2-4 ms). Left off
-    if it was off already: that was someone else's decision.
+    list of children), all alive at once. The collector, woken by every 700 new ones,
+    walked them over and over, and now and then everything else the process holds as
+    well, to free nothing: the lineage is a tree, without a cycle. That cost 3.5-8 ms of
+    a 10,000-deep chain's 50; the one collection left, when it resumes, about 2.5 ms (see
+    bench/README.md). Left off if it was off already: that was someone else's decision.
     """
     if not gc.isenabled():
         yield
