@@ -440,7 +440,7 @@ def send_keeping_key(
         if _origin(target) != origin:
             for name in auth:
                 headers.pop(name, None)
-        body: httpx.SyncByteStream | None = request.stream  # type: ignore[assignment]
+        body: httpx.SyncByteStream | None = request.stream  # type: ignore[assignment]  # a sync client's request holds a sync stream
         if method != request.method:
             for name in ("content-length", "content-type", "transfer-encoding"):
                 headers.pop(name, None)
