@@ -11,6 +11,7 @@ no longer needs to be there fails too, so it is removed the moment it is fixed.
 
 from __future__ import annotations
 
+import ast
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import grimp
 import pytest
 
+from core.api.types import GenerationStatus
 from tests.conftest import REPO
 
 TOP_LEVEL_PACKAGES = ("core", "plugins", "catalog")
@@ -197,3 +199,41 @@ def test_oversized_allow_list_only_names_oversized_modules():
         module for module in OVERSIZED_MODULES if counts.get(module, 0) <= MAX_MODULE_LINES
     )
     assert not stale, f"remove these from OVERSIZED_MODULES, they are short now: {stale}"
+
+
+STATUS_READERS = ("core/cli", "core/web", "core/views", "catalog")
+"""Where a generation's status is shown or stored: each names it through the one enum."""
+
+
+def _status_literals(source: str, statuses: set[str]) -> list[tuple[int, str]]:
+    """(line, text) of each string constant in ``source`` that spells a status; JSON keys
+    aside (``{"failed": 3}`` counts failures, it does not name a status)."""
+    tree = ast.parse(source)
+    keys = {id(key) for node in ast.walk(tree) if isinstance(node, ast.Dict) for key in node.keys}
+    return sorted(
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in statuses and id(node) not in keys
+    )
+
+
+def test_statuses_are_named_through_the_one_enum_not_spelled_out():
+    """A migration keeps its literals (it must not change when the enum does); everything
+    else says ``GenerationStatus.COMPLETED``, so renaming a status cannot miss a place."""
+    statuses = {status.value for status in GenerationStatus}
+    spelled = [
+        f"  {path.relative_to(REPO).as_posix()}:{line}: {text!r}"
+        for folder in STATUS_READERS
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if "migrations" not in path.relative_to(REPO).parts
+        for line, text in _status_literals(path.read_text(encoding="utf-8"), statuses)
+    ]
+    assert not spelled, "use GenerationStatus instead of these literals:\n" + "\n".join(spelled)
+
+
+def test_a_spelled_out_status_is_found():
+    source = 'done = row.status == "completed"\ncounts = {"failed": 1}\nlabel = "queued"\n'
+    assert _status_literals(source, {"completed", "failed", "queued"}) == [
+        (1, "completed"),
+        (3, "queued"),
+    ]

@@ -237,7 +237,7 @@ def import_command(
                 line += f"  {outcome.message}"
             if outcome.states:
                 line += f"  [{'; '.join(outcome.states)}]"
-            say(line, err=outcome.status == "failed")
+            say(line, err=outcome.failed)
         if not report.outcomes:
             echo_err("no files found")
     if report.failed:
