@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.api.settings import Settings
-from tests.conftest import textured_image
+from tests.conftest import REPO, textured_image
 
 
 def generate(run, image: Path, *extra: str, prompt: str = "pan right") -> dict:
@@ -358,3 +359,34 @@ def test_times_read_the_same_everywhere():
     assert timestamp_text(stored, seconds=False) == "2026-11-25 14:03"
     assert timestamp_text(datetime(2026, 11, 25, 14, 3, 7, 512345, UTC)) == "2026-11-25 14:03:07"
     assert timestamp_text(None) == timestamp_text("") == ""
+    epoch = datetime(2026, 11, 25, 14, 3, 7, tzinfo=UTC).timestamp()  # a provider's expires_at
+    assert timestamp_text(epoch) == timestamp_text(int(epoch)) == "2026-11-25 14:03:07"
+
+
+MACHINE_TIMES = {"plugins/c2pa_signer.py"}
+"""Modules writing a time for programs (a manifest's ``signed_at``), not for people."""
+
+
+def test_no_module_formats_a_time_for_people_but_timestamp_text():
+    """Cutting ``isoformat()`` at 16 or 19 characters, ``timespec=`` or ``strftime`` in a
+    message each make a sixth way to show a time; ``core.api.times`` is the one."""
+    found = []
+    for path in sorted(
+        p for pkg in ("core", "plugins", "catalog") for p in (REPO / pkg).rglob("*.py")
+    ):
+        module = path.relative_to(REPO).as_posix()
+        if module == "core/api/times.py" or module in MACHINE_TIMES or "/migrations/" in module:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            trimmed = node.func.attr == "isoformat" and any(
+                k.arg == "timespec" for k in node.keywords
+            )
+            in_python = not ast.unparse(node.func.value).endswith("func")  # not SQL's strftime
+            if trimmed or (node.func.attr == "strftime" and in_python):
+                found.append(f"  {module}:{node.lineno}: {ast.unparse(node)}")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Subscript) and "isoformat()" in ast.unparse(node.value):
+                found.append(f"  {module}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "show times with core.api.timestamp_text:\n" + "\n".join(found)
