@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,3 +238,29 @@ def test_a_spelled_out_status_is_found():
         (1, "completed"),
         (3, "queued"),
     ]
+
+
+def _readme_layout() -> list[str]:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Layout\n", 1)[1]
+    block = re.search(r"^```\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    assert block, "README's Layout section has no tree"
+    return block.group(1).splitlines()
+
+
+def test_readme_layout_shows_every_room_on_one_line(graph: grimp.ImportGraph):
+    """A room added (or renamed) in core/ shows in the README's tree, once."""
+    rooms = [f"{room.replace('.', '/')}/" for room in _core_subpackages(graph)]
+    named = [line.split()[0] for line in _readme_layout() if line.strip()]
+    for room in [*rooms, "plugins/", "catalog/"]:
+        assert named.count(room) == 1, f"README's Layout names {room} {named.count(room)} times"
+    assert not [n for n in named if n.startswith("core/") and n not in rooms], named
+
+
+def test_architecture_page_draws_the_flow_and_says_where_new_things_go():
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert "```mermaid" in page
+    where = page.split("## Where new things go", 1)[1]
+    for thing in ("A new backend", "A new policy rule", "A new command", "A new table"):
+        assert f"**{thing}**" in where, f"docs/architecture.md does not say where {thing} goes"
+    assert "COMMANDS" in where and "catalog/migrations/versions/" in where
