@@ -53,6 +53,7 @@ from core.api.ids import (
     asset_id,
     short,
 )
+from core.api.processes import process_ended
 from core.api.settings import (
     Settings,
     c2pa_settings,
@@ -130,6 +131,7 @@ __all__ = [
     "c2pa_settings",
     "disk_error",
     "hookimpl",
+    "process_ended",
     "providers",
     "short",
     "timestamp_text",
