@@ -264,3 +264,21 @@ def test_architecture_page_draws_the_flow_and_says_where_new_things_go():
     for thing in ("A new backend", "A new policy rule", "A new command", "A new table"):
         assert f"**{thing}**" in where, f"docs/architecture.md does not say where {thing} goes"
     assert "COMMANDS" in where and "catalog/migrations/versions/" in where
+
+
+def test_every_public_api_module_says_what_it_offers():
+    """``__all__`` in each ``core.api`` module: what a plugin may rely on is written down,
+    and every name it lists exists."""
+    import importlib
+
+    missing, unknown = [], []
+    for path in sorted((REPO / "core" / "api").glob("*.py")):
+        name = "core.api" if path.stem == "__init__" else f"core.api.{path.stem}"
+        module = importlib.import_module(name)
+        offered = getattr(module, "__all__", None)
+        if offered is None:
+            missing.append(name)
+        else:
+            unknown += [f"{name}.{n}" for n in offered if not hasattr(module, n)]
+    assert not missing, f"these core.api modules have no __all__: {missing}"
+    assert not unknown, f"__all__ names what does not exist: {unknown}"
