@@ -57,6 +57,7 @@ from core.api.processes import process_ended
 from core.api.settings import (
     Settings,
     c2pa_settings,
+    check_config_keys,
 )
 from core.api.times import timestamp_text
 from core.api.types import (
@@ -129,6 +130,7 @@ __all__ = [
     "WebhookRejected",
     "asset_id",
     "c2pa_settings",
+    "check_config_keys",
     "disk_error",
     "hookimpl",
     "process_ended",
