@@ -71,6 +71,8 @@ def test_show_prints_the_motion_plan_and_files(run, still: Path):
     assert clip["id"] in shown
     assert "motion plan" in shown and "tilt up" in shown
     assert "video/mp4" in shown and "640x360" in shown
+    created = json.loads(run("show", clip["id"], "--json").stdout)["created_at"]
+    assert f"created   {created[:19].replace('T', ' ')}\n" in shown  # as the web page shows it
 
 
 def test_remix_chain_shows_whole_lineage_in_both_directions(run, still: Path):
