@@ -124,6 +124,9 @@ def test_list_filters_and_json(run, home: Path, still: Path, tmp_path: Path):
     assert json.loads(run("list", "--since", "1h", "-n", "1", "--json").stdout)[0]["id"] == b["id"]
     assert json.loads(run("list", "--until", "2000-01-01", "--json").stdout) == []
     assert json.loads(run("list", "--status", "failed", "--json").stdout) == []
+    for command in ("list", "rm"):  # a misspelt status is refused, not an empty answer
+        refused = run(command, "--status", "complete", expect=2).output
+        assert "'complete' is not one of 'pending'" in refused and "'completed'" in refused
     unsigned = json.loads(run("list", "--provenance", "absent", "--json").stdout)
     assert [c["id"] for c in unsigned] == [b["id"], a["id"]]  # no signing set up here
     assert json.loads(run("list", "--provenance", "trusted", "--json").stdout) == []

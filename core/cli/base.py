@@ -288,6 +288,17 @@ text_option = click.option(
     help="Only those whose prompt, title, note, file name or tags have words starting with "
     "every word of this text (at most 200 characters).",
 )
+
+
+def status_choice() -> click.Choice[str]:
+    """``--status`` takes a generation status by name, so a typo is an error and not an
+    empty listing; the names come from the one enum. Imported on use: ``--help`` does not
+    load the API package."""
+    from core.api.types import GenerationStatus
+
+    return click.Choice([status.value for status in GenerationStatus])
+
+
 tag_option = click.option(
     "--tag", "tags", multiple=True, help="Only those with this tag (repeat: with every one)."
 )
@@ -466,9 +477,7 @@ def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         (
             click.option("--model", "-m", help="Only this model."),
             click.option("--backend", "-b", help="Only this backend."),
-            click.option(
-                "--status", "-s", help="Only this status (completed, failed, rejected, ...)."
-            ),
+            click.option("--status", "-s", type=status_choice(), help="Only this status."),
             text_option,
             click.option(
                 "--source", help="Only clips made from this image (asset id or file path)."
