@@ -12,6 +12,7 @@ no longer needs to be there fails too, so it is removed the moment it is fixed.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import itertools
 import re
 from collections.abc import Iterator
@@ -282,3 +283,42 @@ def test_every_public_api_module_says_what_it_offers():
             unknown += [f"{name}.{n}" for n in offered if not hasattr(module, n)]
     assert not missing, f"these core.api modules have no __all__: {missing}"
     assert not unknown, f"__all__ names what does not exist: {unknown}"
+
+
+def test_generation_catalogs_its_outputs_through_ingest_not_the_importer(
+    graph: grimp.ImportGraph,
+):
+    """One way into the catalog for a file: ``import`` and a finished clip both call
+    ``core.provenance.ingest``; generation does not reach the importer, even indirectly."""
+    chains = graph.find_shortest_chains(
+        importer="core.generation", imported="core.provenance.importer", as_packages=True
+    )
+    assert not chains, "\n".join(" -> ".join(chain) for chain in sorted(chains))
+    for user in ("core.generation.finish", "core.provenance.importer"):
+        assert graph.direct_import_exists(importer=user, imported="core.provenance.ingest")
+
+
+def _shared_warnings(path: Path) -> list[int]:
+    """Lines of one module reading or writing the application's ``warnings``."""
+    owners = {"app", "self.app", "application"} | ({"self"} if path.name == "app.py" else set())
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute)
+        and node.attr == "warnings"
+        and ast.unparse(node.value) in owners
+    ]
+
+
+def test_warnings_come_back_with_a_result_not_through_the_application():
+    """A shared ``app.warnings`` list that workers never emptied is gone: a result holds
+    its own warnings (``GenerationResult.warnings``)."""
+    from core.generation import GenerationResult
+
+    shared = [
+        f"{path.relative_to(REPO).as_posix()}:{line}"
+        for path in _python_modules()
+        for line in _shared_warnings(path)
+    ]
+    assert shared == []
+    assert "warnings" in {field.name for field in dataclasses.fields(GenerationResult)}
