@@ -322,3 +322,26 @@ def test_warnings_come_back_with_a_result_not_through_the_application():
     ]
     assert shared == []
     assert "warnings" in {field.name for field in dataclasses.fields(GenerationResult)}
+
+
+def test_who_holds_a_job_is_a_claim_not_owner_flags():
+    """Worker and one-shot behaviour used to be switched by flags derived from an
+    ``owner`` value across four functions; a :class:`Claim` (a worker's lease or a
+    finisher's claim) now says it, so no generation function takes such flags."""
+    flags = {"owner", "is_worker", "worker_owned", "one_shot"}
+    found = [
+        f"{path.relative_to(REPO).as_posix()}:{node.lineno} {node.name}({argument.arg})"
+        for path in sorted((REPO / "core" / "generation").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for argument in [*node.args.args, *node.args.kwonlyargs]
+        if argument.arg in flags
+    ]
+    assert found == []
+    run_job = ast.parse((REPO / "core" / "generation" / "run.py").read_text(encoding="utf-8"))
+    (signature,) = [
+        node
+        for node in run_job.body
+        if isinstance(node, ast.FunctionDef) and node.name == "run_job"
+    ]
+    assert "claim: Claim | None" in ast.unparse(signature.args)
