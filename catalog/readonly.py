@@ -10,6 +10,7 @@ transaction on PostgreSQL), so "read-only" is enforced, not just intended.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -50,7 +51,7 @@ def _sqlite_reader(url: sa.URL) -> sa.Engine:
     )
 
     @sa.event.listens_for(engine, "connect")
-    def _configure(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _configure(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -59,7 +60,7 @@ def _sqlite_reader(url: sa.URL) -> sa.Engine:
         register_functions(dbapi_conn)  # the text filter's lower()
 
     @sa.event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")  # deferred: a snapshot at the first read, no lock
 
     return engine

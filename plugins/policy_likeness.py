@@ -34,6 +34,7 @@ from core.api import (
     PolicyContext,
     PolicyDecision,
     Settings,
+    check_config_keys,
     hookimpl,
     timestamp_text,
 )
@@ -57,9 +58,7 @@ class Options:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Options:
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise PluginError(f"[plugins.{NAME}] has unknown keys: {', '.join(sorted(unknown))}")
+        check_config_keys(NAME, section, cls.__dataclass_fields__)
         options = cls(**section)
         if not isinstance(options.profile, bool):
             raise PluginError(f"[plugins.{NAME}] profile must be true or false")

@@ -35,6 +35,7 @@ from core.api import (
     RequestError,
     Settings,
     Size,
+    check_config_keys,
     hookimpl,
 )
 
@@ -52,9 +53,7 @@ class Limits:
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Limits:
         """Read ``[plugins.request_fit]``; a bad value raises, and so denies (fail closed)."""
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise PluginError(f"[plugins.{NAME}] has unknown keys: {', '.join(sorted(unknown))}")
+        check_config_keys(NAME, section, cls.__dataclass_fields__)
         values: dict[str, Any] = {}
         for key in ("prompt_min_chars", "prompt_max_chars", "max_image_bytes", "max_image_pixels"):
             if key in section:

@@ -11,13 +11,17 @@ no longer needs to be there fails too, so it is removed the moment it is fixed.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import grimp
 import pytest
 
+from core.api.types import GenerationStatus
 from tests.conftest import REPO
 
 TOP_LEVEL_PACKAGES = ("core", "plugins", "catalog")
@@ -197,3 +201,158 @@ def test_oversized_allow_list_only_names_oversized_modules():
         module for module in OVERSIZED_MODULES if counts.get(module, 0) <= MAX_MODULE_LINES
     )
     assert not stale, f"remove these from OVERSIZED_MODULES, they are short now: {stale}"
+
+
+STATUS_READERS = ("core/cli", "core/web", "core/views", "catalog")
+"""Where a generation's status is shown or stored: each names it through the one enum."""
+
+
+def _status_literals(source: str, statuses: set[str]) -> list[tuple[int, str]]:
+    """(line, text) of each string constant in ``source`` that spells a status; JSON keys
+    aside (``{"failed": 3}`` counts failures, it does not name a status)."""
+    tree = ast.parse(source)
+    keys = {id(key) for node in ast.walk(tree) if isinstance(node, ast.Dict) for key in node.keys}
+    return sorted(
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in statuses and id(node) not in keys
+    )
+
+
+def test_statuses_are_named_through_the_one_enum_not_spelled_out():
+    """A migration keeps its literals (it must not change when the enum does); everything
+    else says ``GenerationStatus.COMPLETED``, so renaming a status cannot miss a place."""
+    statuses = {status.value for status in GenerationStatus}
+    spelled = [
+        f"  {path.relative_to(REPO).as_posix()}:{line}: {text!r}"
+        for folder in STATUS_READERS
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if "migrations" not in path.relative_to(REPO).parts
+        for line, text in _status_literals(path.read_text(encoding="utf-8"), statuses)
+    ]
+    assert not spelled, "use GenerationStatus instead of these literals:\n" + "\n".join(spelled)
+
+
+def test_a_spelled_out_status_is_found():
+    source = 'done = row.status == "completed"\ncounts = {"failed": 1}\nlabel = "queued"\n'
+    assert _status_literals(source, {"completed", "failed", "queued"}) == [
+        (1, "completed"),
+        (3, "queued"),
+    ]
+
+
+def _readme_layout() -> list[str]:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Layout\n", 1)[1]
+    block = re.search(r"^```\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    assert block, "README's Layout section has no tree"
+    return block.group(1).splitlines()
+
+
+def test_readme_layout_shows_every_room_on_one_line(graph: grimp.ImportGraph):
+    """A room added (or renamed) in core/ shows in the README's tree, once."""
+    rooms = [f"{room.replace('.', '/')}/" for room in _core_subpackages(graph)]
+    named = [line.split()[0] for line in _readme_layout() if line.strip()]
+    for room in [*rooms, "plugins/", "catalog/"]:
+        assert named.count(room) == 1, f"README's Layout names {room} {named.count(room)} times"
+    assert not [n for n in named if n.startswith("core/") and n not in rooms], named
+
+
+def test_architecture_page_draws_the_flow_and_says_where_new_things_go():
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert "```mermaid" in page
+    where = page.split("## Where new things go", 1)[1]
+    for thing in ("A new backend", "A new policy rule", "A new command", "A new table"):
+        assert f"**{thing}**" in where, f"docs/architecture.md does not say where {thing} goes"
+    assert "COMMANDS" in where and "catalog/migrations/versions/" in where
+
+
+def test_every_public_api_module_says_what_it_offers():
+    """``__all__`` in each ``core.api`` module: what a plugin may rely on is written down,
+    and every name it lists exists."""
+    import importlib
+
+    missing, unknown = [], []
+    for path in sorted((REPO / "core" / "api").glob("*.py")):
+        name = "core.api" if path.stem == "__init__" else f"core.api.{path.stem}"
+        module = importlib.import_module(name)
+        offered = getattr(module, "__all__", None)
+        if offered is None:
+            missing.append(name)
+        else:
+            unknown += [f"{name}.{n}" for n in offered if not hasattr(module, n)]
+    assert not missing, f"these core.api modules have no __all__: {missing}"
+    assert not unknown, f"__all__ names what does not exist: {unknown}"
+
+
+def test_generation_catalogs_its_outputs_through_ingest_not_the_importer(
+    graph: grimp.ImportGraph,
+):
+    """One way into the catalog for a file: ``import`` and a finished clip both call
+    ``core.provenance.ingest``; generation does not reach the importer, even indirectly."""
+    chains = graph.find_shortest_chains(
+        importer="core.generation", imported="core.provenance.importer", as_packages=True
+    )
+    assert not chains, "\n".join(" -> ".join(chain) for chain in sorted(chains))
+    for user in ("core.generation.finish", "core.provenance.importer"):
+        assert graph.direct_import_exists(importer=user, imported="core.provenance.ingest")
+
+
+def _shared_warnings(path: Path) -> list[int]:
+    """Lines of one module reading or writing the application's ``warnings``."""
+    owners = {"app", "self.app", "application"} | ({"self"} if path.name == "app.py" else set())
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute)
+        and node.attr == "warnings"
+        and ast.unparse(node.value) in owners
+    ]
+
+
+def test_warnings_come_back_with_a_result_not_through_the_application():
+    """A shared ``app.warnings`` list that workers never emptied is gone: a result holds
+    its own warnings (``GenerationResult.warnings``)."""
+    from core.generation import GenerationResult
+
+    shared = [
+        f"{path.relative_to(REPO).as_posix()}:{line}"
+        for path in _python_modules()
+        for line in _shared_warnings(path)
+    ]
+    assert shared == []
+    assert "warnings" in {field.name for field in dataclasses.fields(GenerationResult)}
+
+
+def test_who_holds_a_job_is_a_claim_not_owner_flags():
+    """Worker and one-shot behaviour used to be switched by flags derived from an
+    ``owner`` value across four functions; a :class:`Claim` (a worker's lease or a
+    finisher's claim) now says it, so no generation function takes such flags."""
+    flags = {"owner", "is_worker", "worker_owned", "one_shot"}
+    found = [
+        f"{path.relative_to(REPO).as_posix()}:{node.lineno} {node.name}({argument.arg})"
+        for path in sorted((REPO / "core" / "generation").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for argument in [*node.args.args, *node.args.kwonlyargs]
+        if argument.arg in flags
+    ]
+    assert found == []
+    run_job = ast.parse((REPO / "core" / "generation" / "run.py").read_text(encoding="utf-8"))
+    (signature,) = [
+        node
+        for node in run_job.body
+        if isinstance(node, ast.FunctionDef) and node.name == "run_job"
+    ]
+    assert "claim: Claim | None" in ast.unparse(signature.args)
+
+
+def test_tables_are_printed_by_print_rows_alone():
+    """ "A table, or ``--json``, or nothing" is answered in one place
+    (``core.cli.base.print_rows``): no other command module builds a rich table."""
+    builders = [
+        path.relative_to(REPO).as_posix()
+        for path in sorted((REPO / "core").rglob("*.py"))
+        if path != REPO / "core" / "cli" / "base.py" and "rich.table" in path.read_text()
+    ]
+    assert builders == []

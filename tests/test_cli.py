@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.api.settings import Settings
-from tests.conftest import textured_image
+from tests.conftest import REPO, textured_image
 
 
 def generate(run, image: Path, *extra: str, prompt: str = "pan right") -> dict:
@@ -70,6 +71,8 @@ def test_show_prints_the_motion_plan_and_files(run, still: Path):
     assert clip["id"] in shown
     assert "motion plan" in shown and "tilt up" in shown
     assert "video/mp4" in shown and "640x360" in shown
+    created = json.loads(run("show", clip["id"], "--json").stdout)["created_at"]
+    assert f"created   {created[:19].replace('T', ' ')}\n" in shown  # as the web page shows it
 
 
 def test_remix_chain_shows_whole_lineage_in_both_directions(run, still: Path):
@@ -121,6 +124,9 @@ def test_list_filters_and_json(run, home: Path, still: Path, tmp_path: Path):
     assert json.loads(run("list", "--since", "1h", "-n", "1", "--json").stdout)[0]["id"] == b["id"]
     assert json.loads(run("list", "--until", "2000-01-01", "--json").stdout) == []
     assert json.loads(run("list", "--status", "failed", "--json").stdout) == []
+    for command in ("list", "rm"):  # a misspelt status is refused, not an empty answer
+        refused = run(command, "--status", "complete", expect=2).output
+        assert "'complete' is not one of 'pending'" in refused and "'completed'" in refused
     unsigned = json.loads(run("list", "--provenance", "absent", "--json").stdout)
     assert [c["id"] for c in unsigned] == [b["id"], a["id"]]  # no signing set up here
     assert json.loads(run("list", "--provenance", "trusted", "--json").stdout) == []
@@ -358,3 +364,34 @@ def test_times_read_the_same_everywhere():
     assert timestamp_text(stored, seconds=False) == "2026-11-25 14:03"
     assert timestamp_text(datetime(2026, 11, 25, 14, 3, 7, 512345, UTC)) == "2026-11-25 14:03:07"
     assert timestamp_text(None) == timestamp_text("") == ""
+    epoch = datetime(2026, 11, 25, 14, 3, 7, tzinfo=UTC).timestamp()  # a provider's expires_at
+    assert timestamp_text(epoch) == timestamp_text(int(epoch)) == "2026-11-25 14:03:07"
+
+
+MACHINE_TIMES = {"plugins/c2pa_signer.py"}
+"""Modules writing a time for programs (a manifest's ``signed_at``), not for people."""
+
+
+def test_no_module_formats_a_time_for_people_but_timestamp_text():
+    """Cutting ``isoformat()`` at 16 or 19 characters, ``timespec=`` or ``strftime`` in a
+    message each make a sixth way to show a time; ``core.api.times`` is the one."""
+    found = []
+    for path in sorted(
+        p for pkg in ("core", "plugins", "catalog") for p in (REPO / pkg).rglob("*.py")
+    ):
+        module = path.relative_to(REPO).as_posix()
+        if module == "core/api/times.py" or module in MACHINE_TIMES or "/migrations/" in module:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            trimmed = node.func.attr == "isoformat" and any(
+                k.arg == "timespec" for k in node.keywords
+            )
+            in_python = not ast.unparse(node.func.value).endswith("func")  # not SQL's strftime
+            if trimmed or (node.func.attr == "strftime" and in_python):
+                found.append(f"  {module}:{node.lineno}: {ast.unparse(node)}")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Subscript) and "isoformat()" in ast.unparse(node.value):
+                found.append(f"  {module}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "show times with core.api.timestamp_text:\n" + "\n".join(found)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -143,3 +146,50 @@ def test_core_testing_without_python_multipart_names_the_extra():
 def test_the_rest_of_reelvault_imports_without_python_multipart():
     outside = [m for m in importable_modules(*PACKAGES) if not m.startswith("core.testing")]
     assert import_with_blocked(("python_multipart", "multipart"), outside) == {}
+
+
+def kills(path: Path) -> list[int]:
+    """Lines calling ``os.kill`` (a probe on POSIX, a termination on Windows)."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.kill", "kill")
+    ]
+
+
+def test_only_core_api_processes_probes_a_pid():
+    """The platform check lives in one place: anyone else asking would need it too."""
+    offenders = [
+        f"{p.relative_to(REPO).as_posix()}:{line}"
+        for p in python_files(*PACKAGES)
+        if p != REPO / "core" / "api" / "processes.py"
+        for line in kills(p)
+    ]
+    assert offenders == []
+
+
+def test_a_process_is_asked_after_only_where_asking_cannot_end_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """On Windows ``os.kill(pid, 0)`` terminates the process, so there nothing is probed:
+    a finisher's claim waits out its lease and a render's leftovers are kept."""
+    import socket
+
+    from core.api import processes
+    from core.generation.claim import holder_gone
+    from plugins.local_backend import jobs
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    holder = f"finishing:{socket.gethostname()}:{ended.pid}:abc123"
+    partial = f".video.mp4.{jobs._HOST}-{ended.pid}-1.partial"
+    assert processes.process_ended(ended.pid) and not processes.process_ended(os.getpid())
+    assert holder_gone(holder) and jobs._writer_gone(partial)
+
+    def terminate(pid: int, sig: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {sig}) would end that process on Windows")
+
+    monkeypatch.setattr(processes.os, "kill", terminate)
+    monkeypatch.setattr(processes, "PROBE_IS_SAFE", False)  # as on Windows
+    assert not processes.process_ended(ended.pid)
+    assert not holder_gone(holder) and not jobs._writer_gone(partial)

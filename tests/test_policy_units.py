@@ -166,3 +166,20 @@ def test_expiry_dates():
         parse_expiry("2026-11-25", now)
     with pytest.raises(RequestError, match="not a date"):
         parse_expiry("soon", now)
+
+
+def test_a_plugin_table_with_a_key_the_plugin_does_not_read_is_refused(tmp_path: Path):
+    settings = Settings(home=tmp_path, db_url="sqlite://", config={
+        "plugins": {"acme": {"speed": 2, "sped": 3}}
+    })  # fmt: skip
+    assert settings.section("acme") == {"speed": 2, "sped": 3}  # no keys named: no check
+    assert settings.section("acme", known=("speed", "sped")) == {"speed": 2, "sped": 3}
+    with pytest.raises(PluginError, match=r"^\[plugins.acme\] has unknown keys: sped$"):
+        settings.section("acme", known=("speed",))
+    assert settings.section("absent", known=()) == {}
+
+
+def test_the_built_in_plugins_check_their_keys_in_the_one_place():
+    """Each plugin spelling its own "unknown keys" check drifts (wording, sorting)."""
+    spelled = [p.name for p in (REPO / "plugins").rglob("*.py") if "unknown keys" in p.read_text()]
+    assert spelled == []

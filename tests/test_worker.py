@@ -22,7 +22,7 @@ import core.generation.claim
 import core.generation.run
 import core.generation.worker
 from catalog.models import Generation
-from catalog.queue import claim_next, database_now
+from catalog.queue import claim_next
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import GenerationRequest, JobState, JobStatus
@@ -34,6 +34,7 @@ from core.testing import VideosAPIServer
 from plugins.local_backend import LocalBackend
 from tests import counting_backend, sora_support
 from tests.conftest import REPO
+from tests.lease_support import lapse_lease
 from tests.sora_support import write_config
 
 SUBMIT_ARGS = ("--seconds", "1", "--size", "640x360")
@@ -181,13 +182,6 @@ def row_of(app: Reelvault, generation_id: str) -> Generation:
         row = session.get(Generation, generation_id)
         assert row is not None
         return row
-
-
-def lapse_lease(app: Reelvault, generation_id: str) -> None:
-    """What another worker sees when this one's main thread stalls past its lease."""
-    with app.session() as session:
-        row = session.get(Generation, generation_id)
-        row.lease_expires_at = database_now(session) - timedelta(seconds=1)
 
 
 class SlowCreate(LocalBackend):

@@ -53,9 +53,11 @@ from core.api.ids import (
     asset_id,
     short,
 )
+from core.api.processes import process_ended
 from core.api.settings import (
     Settings,
     c2pa_settings,
+    check_config_keys,
 )
 from core.api.times import timestamp_text
 from core.api.types import (
@@ -128,8 +130,10 @@ __all__ = [
     "WebhookRejected",
     "asset_id",
     "c2pa_settings",
+    "check_config_keys",
     "disk_error",
     "hookimpl",
+    "process_ended",
     "providers",
     "short",
     "timestamp_text",

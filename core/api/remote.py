@@ -24,13 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.api.deferred import deferred_import
 from core.api.errors import BackendError
 from core.api.providers import Secret
+from core.api.times import timestamp_text
 
 if TYPE_CHECKING:
     import httpx
@@ -356,11 +356,7 @@ def request_timeout(config: Mapping[str, Any], *, poll: bool = False) -> httpx.T
 
 def expired_error(job: str, provider: str, expired_at: float | None) -> BackendError:
     """The one line for outputs a provider no longer serves."""
-    when = (
-        f" at {datetime.fromtimestamp(expired_at, UTC).isoformat(timespec='seconds')}"
-        if expired_at is not None
-        else ""
-    )
+    when = f" at {timestamp_text(expired_at)} UTC" if expired_at is not None else ""
     return BackendError(
         f"the outputs of {job} at {provider} expired{when}; they can no longer be "
         "downloaded (generate again)",
@@ -440,7 +436,7 @@ def send_keeping_key(
         if _origin(target) != origin:
             for name in auth:
                 headers.pop(name, None)
-        body: httpx.SyncByteStream | None = request.stream  # type: ignore[assignment]
+        body: httpx.SyncByteStream | None = request.stream  # type: ignore[assignment]  # a sync client's request holds a sync stream
         if method != request.method:
             for name in ("content-length", "content-type", "transfer-encoding"):
                 headers.pop(name, None)

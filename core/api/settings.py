@@ -13,14 +13,14 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from core.api.errors import ReelvaultError
+from core.api.errors import PluginError, ReelvaultError
 from core.api.files import write_atomic
 
 if TYPE_CHECKING:  # cryptography loads where certificates are read: start-up stays quick
@@ -36,6 +36,7 @@ __all__ = [
     "PemFile",
     "Settings",
     "c2pa_settings",
+    "check_config_keys",
     "parse_pem_certificates",
     "read_pem_file",
 ]
@@ -241,11 +242,17 @@ class Settings:
             f"{self.config_path}: disabled_plugins must be a list of plugin names, not {value!r}"
         )
 
-    def section(self, name: str) -> Mapping[str, Any]:
-        """A plugin's own table in config.toml (``[plugins.NAME]``), empty if absent."""
+    def section(self, name: str, known: Iterable[str] | None = None) -> Mapping[str, Any]:
+        """A plugin's own table in config.toml (``[plugins.NAME]``), empty if absent.
+
+        With ``known``, a key outside it is refused (:func:`check_config_keys`).
+        """
         plugins = self.config.get("plugins", {})
         value = plugins.get(name, {}) if isinstance(plugins, Mapping) else {}
-        return value if isinstance(value, Mapping) else {}
+        section = value if isinstance(value, Mapping) else {}
+        if known is not None:
+            check_config_keys(name, section, known)
+        return section
 
     @classmethod
     def load(
@@ -378,6 +385,14 @@ def _pem_text(certificates: list[x509.Certificate]) -> str:
     from cryptography.hazmat.primitives import serialization
 
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+
+
+def check_config_keys(name: str, section: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Refuse a ``[plugins.NAME]`` key the plugin does not read: a misspelt option
+    (``max_sides``) would otherwise be ignored in silence and the default used."""
+    unknown = set(section) - set(known)
+    if unknown:
+        raise PluginError(f"[plugins.{name}] has unknown keys: {', '.join(sorted(unknown))}")
 
 
 def c2pa_settings(anchors_pem: str) -> dict[str, Any]:

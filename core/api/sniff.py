@@ -14,6 +14,8 @@ from pathlib import Path
 
 from core.api.errors import RequestError
 
+__all__ = ["STILL_MIMES", "file_mime", "sniff_mime", "still_mime"]
+
 HEAD = 32
 """Bytes read: enough for every signature below."""
 

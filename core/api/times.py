@@ -7,7 +7,7 @@ a person wants ``2026-11-25 14:03:07``. Every place that shows a time to a perso
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 __all__ = ["timestamp_text"]
 
@@ -15,14 +15,17 @@ _WITH_SECONDS = len("2026-11-25T14:03:07")
 _TO_THE_MINUTE = len("2026-11-25T14:03")
 
 
-def timestamp_text(value: str | datetime | None, *, seconds: bool = True) -> str:
+def timestamp_text(value: str | datetime | float | None, *, seconds: bool = True) -> str:
     """``2026-11-25 14:03:07`` (or ``2026-11-25 14:03`` without ``seconds``), from an ISO
-    8601 string or a datetime; empty for no time at all.
+    8601 string, a datetime, or seconds since the epoch (how providers send expiry
+    times, read as UTC); empty for no time at all.
 
     The zone is not shown: catalog times are all UTC, and a column of them reads better
-    without ``+00:00`` on every line.
+    without ``+00:00`` on every line (a sentence adds `` UTC`` after it).
     """
-    if not value:
+    if value is None or value == "":
         return ""
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value, UTC)
     text = value.isoformat() if isinstance(value, datetime) else value
     return text[: _WITH_SECONDS if seconds else _TO_THE_MINUTE].replace("T", " ")

@@ -170,14 +170,15 @@ def print_rows(
     empty_message: str | None,
     json_document: Any = None,
     whole: Sequence[str] = ("id", "model"),
+    numbers: Sequence[str] = (),
 ) -> None:
     """How every listing command answers: the rows as JSON with ``--json``, else a table
     (or one line per row), or ``empty_message`` on stderr when there is nothing to list.
 
     With ``--json`` the rows are printed as they are, unless the command's document holds
     more than them (``json_document``). Without an ``empty_message`` an empty listing
-    still prints its headings. The ``whole`` columns are never shortened or wrapped on a
-    narrow terminal (ids are copied from them); the others wrap. Cells built from what
+    still prints its headings. ``whole`` columns are never cut or wrapped (ids are copied
+    from them), the others wrap; ``numbers`` are set flush right. Cells built from what
     users or certificates wrote should be :func:`plain` text, never markup.
     """
     if as_json:
@@ -199,7 +200,9 @@ def print_rows(
             longest = max([len(heading), *(len(line[index]) for line in cells)])
             table.add_column(heading, no_wrap=True, min_width=longest)
         else:  # the others give way: wrapped onto more lines, nothing lost
-            table.add_column(heading, overflow="fold")
+            table.add_column(
+                heading, overflow="fold", justify="right" if heading in numbers else "left"
+            )
     for line in cells:
         table.add_row(*line)
     console().print(table)
@@ -288,6 +291,15 @@ text_option = click.option(
     help="Only those whose prompt, title, note, file name or tags have words starting with "
     "every word of this text (at most 200 characters).",
 )
+
+
+def status_choice() -> click.Choice[str]:
+    """A status by name from the one enum; imported on use, as ``--help`` needs none."""
+    from core.api.types import GenerationStatus
+
+    return click.Choice([status.value for status in GenerationStatus])
+
+
 tag_option = click.option(
     "--tag", "tags", multiple=True, help="Only those with this tag (repeat: with every one)."
 )
@@ -466,9 +478,7 @@ def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         (
             click.option("--model", "-m", help="Only this model."),
             click.option("--backend", "-b", help="Only this backend."),
-            click.option(
-                "--status", "-s", help="Only this status (completed, failed, rejected, ...)."
-            ),
+            click.option("--status", "-s", type=status_choice(), help="Only this status."),
             text_option,
             click.option(
                 "--source", help="Only clips made from this image (asset id or file path)."

@@ -14,9 +14,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.api.errors import RequestError
 from core.cli.base import ClipRequest
+
+if TYPE_CHECKING:
+    from core.api.types import ProgressCallback
 
 STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 """The files of a folder that a batch takes as stills (other files are left alone)."""
@@ -99,11 +103,8 @@ def items_from_csv(rows_file: Path, defaults: ClipRequest) -> list[BatchItem]:
     return items
 
 
-ItemProgress = Callable[[str, int], None]
-
-
 @contextmanager
-def batch_progress(count: int) -> Iterator[Callable[[int], ItemProgress | None]]:
+def batch_progress(count: int) -> Iterator[Callable[[int], ProgressCallback | None]]:
     """One progress bar for the whole batch on a terminal's stderr (nothing otherwise):
     yields a function giving the progress callback of item ``index``."""
     if not sys.stderr.isatty():
@@ -116,7 +117,7 @@ def batch_progress(count: int) -> Iterator[Callable[[int], ItemProgress | None]]
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("generating", total=100 * count)
 
-        def for_item(index: int) -> ItemProgress:
+        def for_item(index: int) -> ProgressCallback:
             def update(state: str, percent: int) -> None:
                 label = f"generating {index + 1} of {count} ({state})"
                 bar.update(task, completed=100 * index + percent, description=label)

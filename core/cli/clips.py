@@ -195,7 +195,7 @@ def run_batch(
                 clip = getattr(exc, "generation_id", None)  # a denial is kept as a clip
             results.append({"still": item.label, "clip": clip, "error": problem})
             if not as_json:
-                outcome = f"failed: {problem}" if problem else "completed"
+                outcome = f"failed: {problem}" if problem else GenerationStatus.COMPLETED
                 click.echo(f"{item.label}  {clip or '-'}  {outcome}")
     failed = sum(1 for r in results if r["error"])
     for warning in dict.fromkeys(warnings):

@@ -124,9 +124,9 @@ def print_generation(data: dict[str, Any]) -> None:
         lines.append(f"parent    {data['parent_id']} ({data['relation']})")
     if data["remote_job_id"]:
         lines.append(f"job       {data['remote_job_id']}")
-    lines.append(f"created   {data['created_at']}")
+    lines.append(f"created   {timestamp_text(data['created_at'])}")
     if data["completed_at"]:
-        lines.append(f"finished  {data['completed_at']}")
+        lines.append(f"finished  {timestamp_text(data['completed_at'])}")
     if data["error"]:
         lines.append(f"error     {data['error']['code']}: {data['error']['message']}")
     for label, key in (("source", "source"), ("sent", "input"), ("video", "video"),

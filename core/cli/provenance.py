@@ -35,6 +35,8 @@ from core.provenance.credentials import VerifyReport, verify_target
 # media (PIL, PyAV), which ``verify`` never needs.
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from core.provenance.trust import Anchor
 
 ALARMING = (VerificationState.INVALID, VerificationState.UNREADABLE)
@@ -188,21 +190,19 @@ def audit_command(ctx: click.Context, since: str | None, as_json: bool) -> None:
     app = get_app(ctx)
     with progress_bar("auditing") as on_progress:
         report = audit(app, since=parse_when(since) if since else None, on_progress=on_progress)
-    if as_json:
-        print_json(report.to_json())
-    else:
-        from rich.table import Table  # only here: rich.table alone costs verify 15 ms
-
-        table = Table(box=None, pad_edge=False)
-        table.add_column("check")
-        table.add_column("count", justify="right")
-        table.add_row("files checked", str(report.checked))
-        table.add_row("placeholders (no file)", str(report.placeholders))
-        for state, count in sorted(report.states.items()):  # a verifier's state: as it is
-            table.add_row(plain(f"credentials {state}"), str(count))
-        for kind, count in report.counts().items():
-            table.add_row(kind.replace("_", " "), str(count))
-        console().print(table)
+    counts: list[tuple[str | Text, int]] = [
+        ("files checked", report.checked),
+        ("placeholders (no file)", report.placeholders),
+        *((plain(f"credentials {state}"), n) for state, n in sorted(report.states.items())),
+        *((kind.replace("_", " "), n) for kind, n in report.counts().items()),
+    ]  # a verifier's state is shown as it is: plain text, never markup
+    columns: Columns[tuple[str | Text, int]] = {
+        "check": lambda r: r[0],
+        "count": lambda r: str(r[1]),
+    }
+    print_rows(counts, columns, as_json=as_json, empty_message=None, json_document=report.to_json(),
+               whole=(), numbers=("count",))  # fmt: skip
+    if not as_json:
         for finding in report.findings:
             say(describe(finding))
         for note in report.notes:
@@ -237,7 +237,7 @@ def import_command(
                 line += f"  {outcome.message}"
             if outcome.states:
                 line += f"  [{'; '.join(outcome.states)}]"
-            say(line, err=outcome.status == "failed")
+            say(line, err=outcome.failed)
         if not report.outcomes:
             echo_err("no files found")
     if report.failed:

@@ -36,6 +36,7 @@ from catalog.queue import (
 from catalog.records import lock_generation, touch
 from catalog.statuses import ENDED
 from core.api.errors import JobStopped
+from core.api.processes import process_ended
 from core.api.types import GenerationStatus
 from core.host.app import Reelvault
 
@@ -227,10 +228,10 @@ def holder_gone(holder: str | None) -> bool:
     A killed ``generate`` cannot let go of its finishing claim, and waiting out the
     claim (minutes) would leave ``resume`` unable to finish the job it was killed on.
     Holder names end in ``HOST:PID:TOKEN`` (:func:`holder_name`); only a process on this
-    host can be checked, only where signal 0 probes without side effects (POSIX), and a
+    host can be checked (:func:`core.api.processes.process_ended` says where), and a
     reused pid merely keeps the claim until it runs out, as before.
     """
-    if not holder or os.name != "posix":
+    if not holder:
         return False
     parts = holder.rsplit(":", 3)
     if len(parts) < 3 or parts[-3].rsplit(":", 1)[-1] != socket.gethostname():
@@ -239,12 +240,4 @@ def holder_gone(holder: str | None) -> bool:
         pid = int(parts[-2])
     except ValueError:
         return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # it exists, under another user
-    return False
+    return process_ended(pid)

@@ -22,6 +22,7 @@ from catalog.records import adopt_job_id, lock_generation, reopen_for_retry, sav
 from catalog.statuses import ENDED
 from core.api.capabilities import ListsJobs
 from core.api.errors import BackendError, ReelvaultError
+from core.api.times import timestamp_text
 from core.api.types import (
     Backend,
     DerivedRequest,
@@ -227,7 +228,7 @@ def run_job(
 
 def _record_expired(app: Reelvault, generation_id: str, status: JobStatus) -> Generation:
     """Outputs past ``expires_at`` are gone for good: say so, not "download failed"."""
-    when = datetime.fromtimestamp(status.expires_at or 0, UTC).isoformat(timespec="seconds")
+    when = f"{timestamp_text(status.expires_at or 0)} UTC"
     return record_failure(
         app,
         generation_id,

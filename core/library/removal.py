@@ -68,7 +68,10 @@ def remove_items(
         assets: list[Asset] = []
         for identifier in identifiers:
             found = resolve(session, identifier)
-            (generations if isinstance(found, Generation) else assets).append(found)  # type: ignore[arg-type]
+            if isinstance(found, Generation):
+                generations.append(found)
+            else:
+                assets.append(found)
         if status is not None or before is not None:
             generations += list_generations(
                 session, ClipFilter(status=status, until=before, limit=None)

@@ -24,6 +24,7 @@ from catalog.removals import removals_of
 from catalog.verifications import last_states, verification_records
 from core.api.errors import MissingMediaError
 from core.api.ids import short
+from core.api.times import timestamp_text
 from core.api.types import ProgressCallback, Relation, VerificationResult, VerificationState
 from core.host.app import Reelvault
 from core.media.store import CheckedCopy
@@ -158,7 +159,7 @@ def _check(
         if removal is None:
             find("missing", str(exc))
         else:  # someone removed this file on purpose (``rm``): worth knowing, not a loss
-            when = removal.removed_at.isoformat(timespec="seconds")
+            when = f"{timestamp_text(removal.removed_at)} UTC"
             report.notes.append(
                 Finding(
                     "removed",

@@ -221,6 +221,10 @@ class ImportOutcome:
             "generation_id": self.generation_id,
         }
 
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
 
 @dataclass
 class ImportReport:
@@ -228,7 +232,7 @@ class ImportReport:
 
     @property
     def failed(self) -> list[ImportOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return [o for o in self.outcomes if o.failed]
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.api import BackendError, Size, Variant, write_atomic
+from core.api import BackendError, Size, Variant, process_ended, write_atomic
 from plugins.local_backend.motion import parse_motion
 from plugins.local_backend.render import _frame_count, load_still, render_clip
 
@@ -142,10 +142,4 @@ def _writer_gone(name: str) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return int(thread_text) not in {t.ident for t in threading.enumerate()}
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, under another user
-    return False
+    return process_ended(pid)

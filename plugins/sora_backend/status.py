@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from core.api import BackendError, JobState, JobStatus
 from core.api.providers import ProviderProfile, job_id
 from core.api.remote import redact
+from core.api.times import timestamp_text
 
 REFUSAL = re.compile(r"moderation|content[_ ]?policy|safety|refus|blocked", re.IGNORECASE)
 """Failure codes or messages that mean the service declined the content itself."""
@@ -58,6 +58,6 @@ def _details(profile: ProviderProfile, video: Mapping[str, Any]) -> dict[str, An
     if video.get("seconds"):
         lines.append(f"{video.get('seconds')} s at {video.get('size')}")
     if isinstance(expires := video.get("expires_at"), int):
-        when = datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
+        when = f"{timestamp_text(expires)} UTC"
         lines.append(f"downloadable until {when}")
     return {"provider": profile.name, "video": dict(video), "explanation": lines}
