@@ -67,7 +67,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @sa.event.listens_for(engine, "connect")
-    def _configure(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _configure(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (see below).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
@@ -78,11 +78,11 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         register_functions(dbapi_conn)
 
     @sa.event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @sa.event.listens_for(engine, "close")
-    def _optimize(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _optimize(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         optimize_on_close(dbapi_conn)
 
     return engine

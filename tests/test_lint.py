@@ -38,8 +38,6 @@ def test_mypy_finds_no_type_errors():
 IGNORE = re.compile(r"#\s*type:\s*ignore(?P<rest>.*)$")
 EXPLAINED = re.compile(r"^\[[a-z0-9-]+(?:,\s*[a-z0-9-]+)*\]\s+#\s*\S")
 """A silenced error names its codes and then says why: ``# type: ignore[code]  # because``."""
-UNEXPLAINED_FOR_NOW: frozenset[str] = frozenset({"catalog/db.py"})
-"""Modules whose ``type: ignore`` lines still give no reason; each leaves once they do."""
 
 
 def unexplained_lines(text: str) -> list[int]:
@@ -65,20 +63,10 @@ def checked_modules() -> list[str]:
 
 
 def test_every_type_ignore_says_why():
-    unexplained = [
-        line
-        for module in checked_modules()
-        if module not in UNEXPLAINED_FOR_NOW
-        for line in unexplained_in(module)
-    ]
+    unexplained = [line for module in checked_modules() for line in unexplained_in(module)]
     assert not unexplained, "say why after each (`# type: ignore[code]  # why`):\n" + "\n".join(
         unexplained
     )
-
-
-def test_the_unexplained_list_only_names_modules_that_still_need_it():
-    stale = sorted(module for module in UNEXPLAINED_FOR_NOW if not unexplained_in(module))
-    assert not stale, f"remove these from UNEXPLAINED_FOR_NOW, their ignores say why: {stale}"
 
 
 def test_an_ignore_without_codes_or_a_reason_is_found():
