@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from httpx import Response
 from starlette.testclient import TestClient
 
 from catalog.models import Asset
@@ -74,54 +75,85 @@ def test_a_clip_in_a_bucket_is_shown_verified_and_audited(
     assert "s3://" in report["findings"][0]["message"]
 
 
+def serve_media(home: Path, db_url: str, media: str, asset_id: str) -> dict[str, Response]:
+    """``serve`` in ``home``: the whole file, a middle range, the tail and a range past
+    its end, as a browser seeking in the video asks for them."""
+    app = Reelvault(Settings.load(home=home, db_url=db_url, media=media))
+    try:
+        with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+            url = f"/media/{asset_id}"
+            whole = client.get(url)
+            return {
+                "whole": whole,
+                "part": client.get(url, headers={"range": "bytes=100-199"}),
+                "tail": client.get(url, headers={"range": "bytes=-50"}),
+                "beyond": client.get(url, headers={"range": f"bytes={len(whole.content)}-"}),
+            }
+    finally:
+        app.close()
+
+
+def assert_served(served: dict[str, Response], sha256: str) -> None:
+    whole, part, tail = served["whole"], served["part"], served["tail"]
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert hashlib.sha256(whole.content).hexdigest() == sha256
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    assert tail.status_code == 206 and tail.content == whole.content[-50:]
+    assert served["beyond"].status_code == 416
+
+
 def test_two_homes_share_only_the_catalog_and_the_bucket(
     tmp_path: Path, db_url: str, still: Path, s3_url: str
 ):
-    """A clip made in home A is shown, verified, audited and served from home B."""
+    """Two homes that share no folder, only the catalog and the bucket: a clip made in
+    home A is shown, verified, audited and served from home B; a job submitted from home
+    A is finished by a worker in home B, then home A shows, gets, traces, audits, serves
+    and derives from that clip."""
     runner = CliRunner()
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
 
-    def in_home(name: str, *args: object, expect: int = 0):
-        options = ["--home", tmp_path / name, "--db", db_url, "--media", s3_url]
+    def in_home(home: Path, *args: object, expect: int = 0):
+        options = ["--home", home, "--db", db_url, "--media", s3_url]
         result = runner.invoke(cli, [str(a) for a in (*options, *args)])
         assert result.exit_code == expect, result.output
         return result
 
-    in_home("a", "signing", "init")
-    clip = generate(lambda *a: in_home("a", *a), still)
-    assert not (tmp_path / "b").exists()
-    assert not (tmp_path / "a" / "media").exists()
+    in_home(home_a, "signing", "init")
+    clip = generate(lambda *a: in_home(home_a, *a), still)
+    assert not home_b.exists()
+    assert not (home_a / "media").exists()
 
-    shown = json.loads(in_home("b", "show", clip["id"], "--json").stdout)
+    shown = json.loads(in_home(home_b, "show", clip["id"], "--json").stdout)
     assert shown["video"]["path"].startswith(s3_url)
-    in_home("b", "verify", clip["id"])
-    assert json.loads(in_home("b", "audit", "--json").stdout)["clean"]
+    in_home(home_b, "verify", clip["id"])
+    assert json.loads(in_home(home_b, "audit", "--json").stdout)["clean"]
+    assert_served(serve_media(home_b, db_url, s3_url, clip["video"]["id"]), clip["video"]["sha256"])
 
     # and the other way: a job submitted from A is finished by a worker in B
     args = ("submit", still, "-p", "tilt up", "--seconds", "1", "--size", "640x360", "--json")
-    queued = json.loads(in_home("a", *args).stdout)
-    in_home("b", "worker", "--until-idle")
-    finished = json.loads(in_home("a", "show", queued["id"], "--json").stdout)
+    queued = json.loads(in_home(home_a, *args).stdout)
+    assert "completed" in in_home(home_b, "worker", "--until-idle").output
+    rendered_in_b = set(home_b.rglob("*"))
+    finished = json.loads(in_home(home_a, "show", queued["id"], "--json").stdout)
     assert finished["status"] == "completed"
-    assert finished["video"]["path"].startswith(s3_url)
-    assert queued["id"] in in_home("a", "lineage", queued["id"]).stdout
-    assert json.loads(in_home("a", "audit", "--json").stdout)["clean"]
+    video = finished["video"]
+    assert video["path"] == f"{s3_url}/{video['sha256'][:2]}/{video['sha256']}"
+    assert not any(home_a.rglob(video["sha256"]))  # home A has never held it
 
-    app_b = Reelvault(Settings.load(home=tmp_path / "b", db_url=db_url, media=s3_url))
-    try:
-        with TestClient(create_app(app_b), base_url="http://127.0.0.1") as client:
-            url = f"/media/{clip['video']['id']}"
-            whole = client.get(url)
-            part = client.get(url, headers={"range": "bytes=100-199"})
-            tail = client.get(url, headers={"range": "bytes=-50"})
-            beyond = client.get(url, headers={"range": f"bytes={len(whole.content)}-"})
-    finally:
-        app_b.close()
-    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
-    assert hashlib.sha256(whole.content).hexdigest() == clip["video"]["sha256"]
-    assert part.status_code == 206 and part.content == whole.content[100:200]
-    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
-    assert tail.status_code == 206 and tail.content == whole.content[-50:]
-    assert beyond.status_code == 416
+    got = Path(in_home(home_a, "get", queued["id"], "-o", tmp_path / "got.mp4").stdout.strip())
+    assert hashlib.sha256(got.read_bytes()).hexdigest() == video["sha256"]
+    assert queued["id"] in in_home(home_a, "lineage", queued["id"]).stdout
+    assert json.loads(in_home(home_a, "audit", "--json").stdout)["clean"]
+    assert_served(serve_media(home_a, db_url, s3_url, video["id"]), video["sha256"])
+
+    remix = ("remix", queued["id"], "-p", "zoom out", "--json")
+    derived = json.loads(in_home(home_a, *remix).stdout)
+    assert derived["status"] == "completed" and derived["video"]["path"].startswith(s3_url)
+    tree = json.loads(in_home(home_a, "lineage", derived["id"], "--json").stdout)
+    assert queued["id"] in json.dumps(tree)
+    assert json.loads(in_home(home_a, "audit", "--json").stdout)["clean"]
+    assert set(home_b.rglob("*")) == rendered_in_b  # home A wrote nothing into B
 
 
 def test_wrong_credentials_are_one_clear_line_and_store_nothing(
