@@ -157,3 +157,23 @@ def test_a_2_gib_upload_holds_well_under_150_mib(tmp_path: Path, s3_url: str) ->
     store = s3_module.S3Store.from_url(s3_url, cache_dir=tmp_path / "c2", cache_bytes=1)
     assert store.size_of(measured["sha256"]) == 2 << 30
     store.delete(measured["sha256"])
+
+
+def test_a_put_never_overwrites_an_object_another_machine_stored(
+    tmp_path: Path, s3_url: str
+) -> None:
+    """Two machines (two stores, caches apart) storing the same small file: the second
+    PUT is conditional (``If-None-Match: *``), so the server refuses it and the object
+    the first one wrote stays as it is, even if the bytes sent were not the same."""
+    source = tmp_path / "still.bin"
+    source.write_bytes(bytes(range(256)) * 400)
+    sha256, size = hash_file(source)
+    here = s3_module.S3Store.from_url(s3_url, cache_dir=tmp_path / "here", cache_bytes=1 << 20)
+    there = s3_module.S3Store.from_url(s3_url, cache_dir=tmp_path / "there", cache_bytes=1 << 20)
+    assert here.upload(source, sha256, size) is True
+    stamp = here.modified_at(sha256)
+    assert there.upload(source, sha256, size) is False  # the server said: already there
+    assert there._put(there.key_for(sha256), io.BytesIO(b"other bytes")) is False
+    with there.checked_copy(sha256) as copy:
+        assert (copy.sha256, copy.size) == (sha256, size)
+    assert there.modified_at(sha256) == stamp
