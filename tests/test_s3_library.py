@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -264,3 +265,43 @@ def test_a_job_the_bucket_fails_is_left_for_a_retry_then_finished(
         done = json.loads(run(*media, "show", job, "--json").stdout)
         assert done["status"] == "completed" and done["video"]["path"].startswith("s3://jobs/")
         assert json.loads(run(*media, "audit", "--json").stdout)["clean"]
+
+
+def test_serve_can_redirect_to_a_short_lived_presigned_url(
+    run, home: Path, db_url: str, still: Path, s3_url: str, s3_server: SeaweedServer
+):
+    """With ``media_presign_seconds`` the browser reads the bucket itself: ``/media/ID``
+    is a 307 to a URL signed for that long, which the real server answers (ranges too)
+    with the file's type; the pages let media load from there, and nothing else."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f'media = "{s3_url}"\nmedia_presign_seconds = 300\n')
+    clip = generate(run, still)
+    video = clip["video"]
+    app = Reelvault(Settings.load(home=home, db_url=db_url))
+    try:
+        with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+            redirect = client.get(f"/media/{video['id']}", follow_redirects=False)
+            page = client.get(f"/clips/{clip['id']}")
+            missing = client.get(f"/media/{'vid_' + '0' * 64}", follow_redirects=False)
+    finally:
+        app.close()
+    assert redirect.status_code == 307 and redirect.headers["cache-control"] == "no-store"
+    signed = redirect.headers["location"]
+    assert signed.startswith(f"{s3_server.endpoint}/{BUCKET}/") and "X-Amz-Expires=300" in signed
+    assert s3_server.secret_key not in signed
+    policy = page.headers["content-security-policy"]
+    assert f"media-src 'self' {s3_server.endpoint};" in policy
+    assert f"img-src 'self' {s3_server.endpoint};" in policy
+    assert "default-src 'none'" in policy
+    assert missing.status_code == 404
+
+    whole = httpx.get(signed)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert hashlib.sha256(whole.content).hexdigest() == video["sha256"]
+    part = httpx.get(signed, headers={"range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+
+    (home / "config.toml").write_text(f'media = "{s3_url}"\nmedia_presign_seconds = "soon"\n')
+    result = run("list", expect=1)
+    assert "media_presign_seconds must be a whole number of seconds" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -76,6 +76,7 @@ def client_from_environment() -> Any:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     config = Config(
         s3={"addressing_style": "path"} if endpoint else {},
+        signature_version="s3v4",  # presigned URLs too (botocore's default for them is v2)
         retries={"max_attempts": 3, "mode": "standard"},
         connect_timeout=10,
         read_timeout=60,
