@@ -35,7 +35,8 @@ import io, json, os, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 mode, path, bucket = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-from core.media.s3 import S3Store, client_from_environment
+from core.media.s3 import S3Store
+from core.media.s3_client import client_from_environment
 client = client_from_environment()
 work = Path(os.environ["BENCH_WORK"])
 store = S3Store(client, bucket, mode, cache_dir=work / ("cache-" + mode), cache_bytes=1 << 40)

@@ -305,3 +305,39 @@ def test_serve_can_redirect_to_a_short_lived_presigned_url(
     result = run("list", expect=1)
     assert "media_presign_seconds must be a whole number of seconds" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_named_aws_profile_gives_the_endpoint_and_credentials(
+    run, home: Path, tmp_path: Path, still: Path, s3_url: str, s3_server: SeaweedServer,
+    monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    """The standard AWS files, not only the variables: AWS_PROFILE names a profile whose
+    config holds the endpoint and region and whose credentials file holds the keys."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "config").write_text(
+        f"[profile studio]\nregion = us-east-1\nendpoint_url = {s3_server.endpoint}\n"
+    )
+    (aws / "credentials").write_text(
+        f"[studio]\naws_access_key_id = {s3_server.access_key}\n"
+        f"aws_secret_access_key = {s3_server.secret_key}\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(aws / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws / "credentials"))
+    monkeypatch.setenv("AWS_PROFILE", "studio")
+    imported = json.loads(run("--media", s3_url, "import", still, "--json").stdout)
+    assert imported["counts"] == {"imported": 1}
+
+    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    result = run("--media", s3_url, "generate", still, "-p", "pan", expect=1)
+    assert result.stderr.splitlines() == [
+        f"Error: {s3_url}: the AWS profile 'nobody' is in neither {aws / 'config'} "
+        f"nor {aws / 'credentials'}"
+    ]
+
+    monkeypatch.delenv("AWS_PROFILE")
+    sha = hashlib.sha256(still.read_bytes()).hexdigest()
+    key = f"{s3_url.removeprefix(f's3://{BUCKET}/')}/{sha[:2]}/{sha}"
+    assert s3_server.client().head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.api.errors import MissingMediaError, StorageError
+from core.media.s3_client import client_from_environment
 from core.media.store import (
     CHUNK,
     CheckedCopy,
@@ -51,42 +52,6 @@ _AUTH_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken"}
 )
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def _boto3() -> Any:
-    try:
-        import boto3
-    except ImportError:
-        raise StorageError(
-            "an s3:// media store needs boto3: pip install 'reelvault[s3]'"
-        ) from None
-    return boto3
-
-
-def client_from_environment() -> Any:
-    """An S3 client configured the standard AWS way (see the module doc).
-
-    A custom endpoint (MinIO, SeaweedFS, …) gets path-style addressing, which they all
-    serve; checksums are sent only where S3 requires them, which older servers need.
-    """
-    boto3 = _boto3()
-    from botocore.config import Config
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    config = Config(
-        s3={"addressing_style": "path"} if endpoint else {},
-        signature_version="s3v4",  # presigned URLs too (botocore's default for them is v2)
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=60,
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    session = boto3.session.Session()
-    if region is None and session.region_name is None:
-        region = "us-east-1"
-    return session.client("s3", region_name=region, config=config)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -131,7 +96,10 @@ class S3Store(ContentStore):
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = client_from_environment()
+                try:
+                    self._client = client_from_environment()
+                except StorageError as exc:
+                    raise StorageError(f"{self.url}: {exc}") from None
             return self._client
 
     # -- naming ---------------------------------------------------------------------
