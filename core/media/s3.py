@@ -40,11 +40,12 @@ from core.media.store import (
     hash_file,
     stored_path_for,
 )
-from core.media.transfer import fetch_ranges, upload_parts
+from core.media.transfer import FilePart, fetch_ranges, upload_parts
 
 PART_SIZE = 8 << 20
-"""Multipart part (and ranged read) size: memory held is about one part per worker
-(larger for a file past S3's 10,000 parts, see :func:`part_size_for`)."""
+"""Multipart part (and ranged read) size: a download holds about one range per worker,
+an upload reads each part from the file as it sends it (larger parts for a file past
+S3's 10,000, see :func:`part_size_for`)."""
 MAX_PARTS = 10_000
 MULTIPART_THRESHOLD = 32 << 20
 DEFAULT_CACHE_BYTES = 2 << 30
@@ -347,10 +348,11 @@ class S3Store(ContentStore):
         if size > MULTIPART_THRESHOLD and self.has(sha256):
             return False
         key = self.key_for(sha256)
-        with self._errors("uploading", sha256), path.open("rb") as fh:
+        with self._errors("uploading", sha256):
             if size <= MULTIPART_THRESHOLD:
-                return self._put(key, fh)
-            return self._multipart(key, fh, part_size_for(size))
+                with path.open("rb") as fh:
+                    return self._put(key, fh)
+            return self._multipart(key, path, size)
 
     def _put(self, key: str, data: Any) -> bool:
         from botocore.exceptions import ClientError
@@ -363,20 +365,21 @@ class S3Store(ContentStore):
             raise
         return True
 
-    def _multipart(self, key: str, fh: Any, part_size: int) -> bool:
-        """Parts of :data:`PART_SIZE`, a few in flight (:mod:`core.media.transfer`);
-        aborted on any failure, so no object appears and no parts linger."""
+    def _multipart(self, key: str, path: Path, size: int) -> bool:
+        """Parts of :data:`PART_SIZE`, a few in flight, each read from the file as it is
+        sent (:mod:`core.media.transfer`); aborted on any failure, so no object appears
+        and no parts linger."""
         from botocore.exceptions import ClientError
 
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 
-        def send(number: int, data: bytes) -> str:
+        def send(number: int, part: FilePart) -> str:
             return self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
             )["ETag"]
 
         try:
-            parts = upload_parts(send, fh, part_size, on_part=self.on_part)
+            parts = upload_parts(send, path, size, part_size_for(size), on_part=self.on_part)
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,
