@@ -123,26 +123,33 @@ def test_the_cache_stays_within_its_bound(tmp_path: Path, s3_url: str) -> None:
 
 
 UPLOAD_IN_A_CHILD = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from core.media.s3 import S3Store
+
+def status(field):  # this process's own memory, in bytes
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+
 store = S3Store.from_url(sys.argv[1], cache_dir=Path(sys.argv[2]), cache_bytes=1 << 20)
 store.check()  # boto3 imported and the client made: what any upload starts from
-before = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+before = status("VmRSS")
 parts = []
 store.on_part = parts.append
 stored = store.put_file(Path(sys.argv[3]))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 print(json.dumps({"before": before, "peak": peak, "parts": len(parts), "sha256": stored.sha256}))
 """
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux's /proc")
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
 def test_a_2_gib_upload_holds_well_under_150_mib(tmp_path: Path, s3_url: str) -> None:
-    """The whole process, interpreter and boto3 included, in a child of its own so its
-    peak resident size is the upload's: memory is bounded by the parts in flight, not by
-    the file (a sparse file: the bytes cost no disk here, the same to send)."""
+    """The whole process, interpreter and boto3 included, in a child of its own. Its
+    peak is VmHWM, its own address space's high-water mark: ``ru_maxrss`` would not do,
+    as Linux carries into it the parent's resident size at the exec (pytest's, hundreds
+    of MiB late in a run). A sparse file: the bytes cost no disk here, the same to send."""
     source = tmp_path / "two-gib.bin"
     with source.open("wb") as fh:
         fh.truncate(2 << 30)
@@ -152,9 +159,9 @@ def test_a_2_gib_upload_holds_well_under_150_mib(tmp_path: Path, s3_url: str) ->
     assert measured["parts"] == (2 << 30) // s3_module.PART_SIZE  # it went up in parts
     assert measured["sha256"] == hash_file(source)[0]
     mib = 1 << 20
-    # measured: 109-115 MiB, of which the interpreter and boto3 are ~52 before it starts
-    assert measured["peak"] < 150 * mib, measured
-    assert measured["peak"] - measured["before"] < 96 * mib, measured
+    # measured: 64 MiB, 51 of them before the upload (109 and 58 when parts were held)
+    assert measured["peak"] < 100 * mib, measured  # the issue: well under 150 MiB
+    assert measured["peak"] - measured["before"] < 40 * mib, measured
     store = s3_module.S3Store.from_url(s3_url, cache_dir=tmp_path / "c2", cache_bytes=1)
     assert store.size_of(measured["sha256"]) == 2 << 30
     store.delete(measured["sha256"])
