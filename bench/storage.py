@@ -2,8 +2,8 @@
 
     python bench/storage.py [--mib 1024] [--small 1000]
 
-Measured in the same run, each side in a fresh child process so its peak memory (max
-RSS) is its own:
+Measured in the same run, each side in a fresh child process so its peak memory (its
+own high-water mark, VmHWM) is its own:
 
 - upload of one large file: ``S3Store.put_file`` (hash, existence check, conditional
   multipart upload) vs boto3's ``upload_file`` (s3transfer's threaded multipart);
@@ -35,7 +35,8 @@ import io, json, os, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 mode, path, bucket = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-from core.media.s3 import S3Store, client_from_environment
+from core.media.s3 import S3Store
+from core.media.s3_client import client_from_environment
 client = client_from_environment()
 work = Path(os.environ["BENCH_WORK"])
 store = S3Store(client, bucket, mode, cache_dir=work / ("cache-" + mode), cache_bytes=1 << 40)
@@ -58,7 +59,12 @@ elif mode == "store-small":
         with item.open("rb") as fh:
             store.put_stream(fh)
 elapsed = time.perf_counter() - start
+# VmHWM: this process's own high-water mark (ru_maxrss carries the parent's over the exec)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+if os.path.exists("/proc/self/status"):
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
 print(json.dumps({"seconds": elapsed, "peak_mib": peak}))
 """
 

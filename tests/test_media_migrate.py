@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -10,6 +16,8 @@ import pytest
 
 from core.media import s3 as s3_module
 from core.media.store import MediaStore
+from core.testing.seaweed import SeaweedServer
+from tests.conftest import BUCKET
 
 
 def generate(run, still: Path) -> dict:
@@ -67,3 +75,49 @@ def test_a_damaged_file_is_not_copied_and_nothing_switches(
     assert "damaged, not copied" in result.stderr
     assert "could not be moved; the library stays where it is" in result.stderr
     assert not (home / "config.toml").exists()
+
+
+@pytest.mark.slow
+def test_a_migration_killed_outright_carries_on_when_run_again(
+    run, home: Path, still: Path, s3_url: str, s3_server: SeaweedServer
+):
+    """SIGKILL, not an exception: the process gets no chance to tidy up. Every object
+    in the bucket is then whole (each went up in one conditional PUT), config.toml still
+    names the folder, and the next run sends only what is not there yet."""
+    clip = generate(run, still)
+    local = MediaStore(home / "media")
+    rng = random.Random(13)
+    for _ in range(40):  # enough files that the kill lands half-way
+        local.put_stream(io.BytesIO(rng.randbytes(1 << 20)))
+    files = set(local.digests())
+    prefix = s3_url.removeprefix(f"s3://{BUCKET}/") + "/"
+    bucket = s3_server.client()
+
+    def in_bucket() -> dict[str, int]:
+        listed = bucket.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+        return {item["Key"].rsplit("/", 1)[1]: item["Size"] for item in listed}
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "core", "media", "migrate", "--to", s3_url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not in_bucket() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    sent = in_bucket()
+    assert 0 < len(sent) < len(files), "the kill should land half-way"
+    assert all(size == local.size_of(sha) for sha, size in sent.items())  # none half-sent
+    assert not (home / "config.toml").exists()  # still the local library
+    assert run("media", "where").stdout.strip() == str(home / "media")
+
+    done = json.loads(run("media", "migrate", "--to", s3_url, "--json").stdout)
+    assert done["already_there"] == len(sent) and done["copied"] == len(files) - len(sent)
+    assert done["switched"] and set(in_bucket()) == files
+    assert run("media", "where").stdout.strip() == s3_url
+    assert json.loads(run("show", clip["id"], "--json").stdout)["video"]["path"].startswith(s3_url)
+    assert json.loads(run("audit", "--json").stdout)["clean"]

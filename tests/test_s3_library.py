@@ -7,9 +7,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from httpx import Response
 from starlette.testclient import TestClient
 
 from catalog.models import Asset
@@ -74,54 +76,85 @@ def test_a_clip_in_a_bucket_is_shown_verified_and_audited(
     assert "s3://" in report["findings"][0]["message"]
 
 
+def serve_media(home: Path, db_url: str, media: str, asset_id: str) -> dict[str, Response]:
+    """``serve`` in ``home``: the whole file, a middle range, the tail and a range past
+    its end, as a browser seeking in the video asks for them."""
+    app = Reelvault(Settings.load(home=home, db_url=db_url, media=media))
+    try:
+        with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+            url = f"/media/{asset_id}"
+            whole = client.get(url)
+            return {
+                "whole": whole,
+                "part": client.get(url, headers={"range": "bytes=100-199"}),
+                "tail": client.get(url, headers={"range": "bytes=-50"}),
+                "beyond": client.get(url, headers={"range": f"bytes={len(whole.content)}-"}),
+            }
+    finally:
+        app.close()
+
+
+def assert_served(served: dict[str, Response], sha256: str) -> None:
+    whole, part, tail = served["whole"], served["part"], served["tail"]
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert hashlib.sha256(whole.content).hexdigest() == sha256
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    assert tail.status_code == 206 and tail.content == whole.content[-50:]
+    assert served["beyond"].status_code == 416
+
+
 def test_two_homes_share_only_the_catalog_and_the_bucket(
     tmp_path: Path, db_url: str, still: Path, s3_url: str
 ):
-    """A clip made in home A is shown, verified, audited and served from home B."""
+    """Two homes that share no folder, only the catalog and the bucket: a clip made in
+    home A is shown, verified, audited and served from home B; a job submitted from home
+    A is finished by a worker in home B, then home A shows, gets, traces, audits, serves
+    and derives from that clip."""
     runner = CliRunner()
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
 
-    def in_home(name: str, *args: object, expect: int = 0):
-        options = ["--home", tmp_path / name, "--db", db_url, "--media", s3_url]
+    def in_home(home: Path, *args: object, expect: int = 0):
+        options = ["--home", home, "--db", db_url, "--media", s3_url]
         result = runner.invoke(cli, [str(a) for a in (*options, *args)])
         assert result.exit_code == expect, result.output
         return result
 
-    in_home("a", "signing", "init")
-    clip = generate(lambda *a: in_home("a", *a), still)
-    assert not (tmp_path / "b").exists()
-    assert not (tmp_path / "a" / "media").exists()
+    in_home(home_a, "signing", "init")
+    clip = generate(lambda *a: in_home(home_a, *a), still)
+    assert not home_b.exists()
+    assert not (home_a / "media").exists()
 
-    shown = json.loads(in_home("b", "show", clip["id"], "--json").stdout)
+    shown = json.loads(in_home(home_b, "show", clip["id"], "--json").stdout)
     assert shown["video"]["path"].startswith(s3_url)
-    in_home("b", "verify", clip["id"])
-    assert json.loads(in_home("b", "audit", "--json").stdout)["clean"]
+    in_home(home_b, "verify", clip["id"])
+    assert json.loads(in_home(home_b, "audit", "--json").stdout)["clean"]
+    assert_served(serve_media(home_b, db_url, s3_url, clip["video"]["id"]), clip["video"]["sha256"])
 
     # and the other way: a job submitted from A is finished by a worker in B
     args = ("submit", still, "-p", "tilt up", "--seconds", "1", "--size", "640x360", "--json")
-    queued = json.loads(in_home("a", *args).stdout)
-    in_home("b", "worker", "--until-idle")
-    finished = json.loads(in_home("a", "show", queued["id"], "--json").stdout)
+    queued = json.loads(in_home(home_a, *args).stdout)
+    assert "completed" in in_home(home_b, "worker", "--until-idle").output
+    rendered_in_b = set(home_b.rglob("*"))
+    finished = json.loads(in_home(home_a, "show", queued["id"], "--json").stdout)
     assert finished["status"] == "completed"
-    assert finished["video"]["path"].startswith(s3_url)
-    assert queued["id"] in in_home("a", "lineage", queued["id"]).stdout
-    assert json.loads(in_home("a", "audit", "--json").stdout)["clean"]
+    video = finished["video"]
+    assert video["path"] == f"{s3_url}/{video['sha256'][:2]}/{video['sha256']}"
+    assert not any(home_a.rglob(video["sha256"]))  # home A has never held it
 
-    app_b = Reelvault(Settings.load(home=tmp_path / "b", db_url=db_url, media=s3_url))
-    try:
-        with TestClient(create_app(app_b), base_url="http://127.0.0.1") as client:
-            url = f"/media/{clip['video']['id']}"
-            whole = client.get(url)
-            part = client.get(url, headers={"range": "bytes=100-199"})
-            tail = client.get(url, headers={"range": "bytes=-50"})
-            beyond = client.get(url, headers={"range": f"bytes={len(whole.content)}-"})
-    finally:
-        app_b.close()
-    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
-    assert hashlib.sha256(whole.content).hexdigest() == clip["video"]["sha256"]
-    assert part.status_code == 206 and part.content == whole.content[100:200]
-    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
-    assert tail.status_code == 206 and tail.content == whole.content[-50:]
-    assert beyond.status_code == 416
+    got = Path(in_home(home_a, "get", queued["id"], "-o", tmp_path / "got.mp4").stdout.strip())
+    assert hashlib.sha256(got.read_bytes()).hexdigest() == video["sha256"]
+    assert queued["id"] in in_home(home_a, "lineage", queued["id"]).stdout
+    assert json.loads(in_home(home_a, "audit", "--json").stdout)["clean"]
+    assert_served(serve_media(home_a, db_url, s3_url, video["id"]), video["sha256"])
+
+    remix = ("remix", queued["id"], "-p", "zoom out", "--json")
+    derived = json.loads(in_home(home_a, *remix).stdout)
+    assert derived["status"] == "completed" and derived["video"]["path"].startswith(s3_url)
+    tree = json.loads(in_home(home_a, "lineage", derived["id"], "--json").stdout)
+    assert queued["id"] in json.dumps(tree)
+    assert json.loads(in_home(home_a, "audit", "--json").stdout)["clean"]
+    assert set(home_b.rglob("*")) == rendered_in_b  # home A wrote nothing into B
 
 
 def test_wrong_credentials_are_one_clear_line_and_store_nothing(
@@ -240,3 +273,79 @@ def test_a_job_the_bucket_fails_is_left_for_a_retry_then_finished(
         done = json.loads(run(*media, "show", job, "--json").stdout)
         assert done["status"] == "completed" and done["video"]["path"].startswith("s3://jobs/")
         assert json.loads(run(*media, "audit", "--json").stdout)["clean"]
+
+
+def test_serve_can_redirect_to_a_short_lived_presigned_url(
+    run, home: Path, db_url: str, still: Path, s3_url: str, s3_server: SeaweedServer
+):
+    """With ``media_presign_seconds`` the browser reads the bucket itself: ``/media/ID``
+    is a 307 to a URL signed for that long, which the real server answers (ranges too)
+    with the file's type; the pages let media load from there, and nothing else."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f'media = "{s3_url}"\nmedia_presign_seconds = 300\n')
+    clip = generate(run, still)
+    video = clip["video"]
+    app = Reelvault(Settings.load(home=home, db_url=db_url))
+    try:
+        with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
+            redirect = client.get(f"/media/{video['id']}", follow_redirects=False)
+            page = client.get(f"/clips/{clip['id']}")
+            missing = client.get(f"/media/{'vid_' + '0' * 64}", follow_redirects=False)
+    finally:
+        app.close()
+    assert redirect.status_code == 307 and redirect.headers["cache-control"] == "no-store"
+    signed = redirect.headers["location"]
+    assert signed.startswith(f"{s3_server.endpoint}/{BUCKET}/") and "X-Amz-Expires=300" in signed
+    assert s3_server.secret_key not in signed
+    policy = page.headers["content-security-policy"]
+    assert f"media-src 'self' {s3_server.endpoint};" in policy
+    assert f"img-src 'self' {s3_server.endpoint};" in policy
+    assert "default-src 'none'" in policy
+    assert missing.status_code == 404
+
+    whole = httpx.get(signed)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert hashlib.sha256(whole.content).hexdigest() == video["sha256"]
+    part = httpx.get(signed, headers={"range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+
+    (home / "config.toml").write_text(f'media = "{s3_url}"\nmedia_presign_seconds = "soon"\n')
+    result = run("list", expect=1)
+    assert "media_presign_seconds must be a whole number of seconds" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_named_aws_profile_gives_the_endpoint_and_credentials(
+    run, home: Path, tmp_path: Path, still: Path, s3_url: str, s3_server: SeaweedServer,
+    monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    """The standard AWS files, not only the variables: AWS_PROFILE names a profile whose
+    config holds the endpoint and region and whose credentials file holds the keys."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "config").write_text(
+        f"[profile studio]\nregion = us-east-1\nendpoint_url = {s3_server.endpoint}\n"
+    )
+    (aws / "credentials").write_text(
+        f"[studio]\naws_access_key_id = {s3_server.access_key}\n"
+        f"aws_secret_access_key = {s3_server.secret_key}\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(aws / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws / "credentials"))
+    monkeypatch.setenv("AWS_PROFILE", "studio")
+    imported = json.loads(run("--media", s3_url, "import", still, "--json").stdout)
+    assert imported["counts"] == {"imported": 1}
+
+    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    result = run("--media", s3_url, "generate", still, "-p", "pan", expect=1)
+    assert result.stderr.splitlines() == [
+        f"Error: {s3_url}: the AWS profile 'nobody' is in neither {aws / 'config'} "
+        f"nor {aws / 'credentials'}"
+    ]
+
+    monkeypatch.delenv("AWS_PROFILE")
+    sha = hashlib.sha256(still.read_bytes()).hexdigest()
+    key = f"{s3_url.removeprefix(f's3://{BUCKET}/')}/{sha[:2]}/{sha}"
+    assert s3_server.client().head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0

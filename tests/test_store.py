@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +120,68 @@ def test_the_cache_stays_within_its_bound(tmp_path: Path, s3_url: str) -> None:
     assert sum(p.stat().st_size for p in cached) <= 2_500_000
     assert store.local_path(shas[0]).read_bytes() == bytes([0]) * 1_000_000  # fetched back
     assert all(store.has(sha) for sha in shas)
+
+
+UPLOAD_IN_A_CHILD = """
+import json, sys
+from pathlib import Path
+from core.media.s3 import S3Store
+
+def status(field):  # this process's own memory, in bytes
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+
+store = S3Store.from_url(sys.argv[1], cache_dir=Path(sys.argv[2]), cache_bytes=1 << 20)
+store.check()  # boto3 imported and the client made: what any upload starts from
+before = status("VmRSS")
+parts = []
+store.on_part = parts.append
+stored = store.put_file(Path(sys.argv[3]))
+peak = status("VmHWM")
+print(json.dumps({"before": before, "peak": peak, "parts": len(parts), "sha256": stored.sha256}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_a_2_gib_upload_holds_well_under_150_mib(tmp_path: Path, s3_url: str) -> None:
+    """The whole process, interpreter and boto3 included, in a child of its own. Its
+    peak is VmHWM, its own address space's high-water mark: ``ru_maxrss`` would not do,
+    as Linux carries into it the parent's resident size at the exec (pytest's, hundreds
+    of MiB late in a run). A sparse file: the bytes cost no disk here, the same to send."""
+    source = tmp_path / "two-gib.bin"
+    with source.open("wb") as fh:
+        fh.truncate(2 << 30)
+    child = [sys.executable, "-c", UPLOAD_IN_A_CHILD, s3_url, str(tmp_path / "cache"), source]
+    out = subprocess.run(child, capture_output=True, text=True, check=True, timeout=900)
+    measured = json.loads(out.stdout)
+    assert measured["parts"] == (2 << 30) // s3_module.PART_SIZE  # it went up in parts
+    assert measured["sha256"] == hash_file(source)[0]
+    mib = 1 << 20
+    # measured: 64 MiB, 51 of them before the upload (109 and 58 when parts were held)
+    assert measured["peak"] < 100 * mib, measured  # the issue: well under 150 MiB
+    assert measured["peak"] - measured["before"] < 40 * mib, measured
+    store = s3_module.S3Store.from_url(s3_url, cache_dir=tmp_path / "c2", cache_bytes=1)
+    assert store.size_of(measured["sha256"]) == 2 << 30
+    store.delete(measured["sha256"])
+
+
+def test_a_put_never_overwrites_an_object_another_machine_stored(
+    tmp_path: Path, s3_url: str
+) -> None:
+    """Two machines (two stores, caches apart) storing the same small file: the second
+    PUT is conditional (``If-None-Match: *``), so the server refuses it and the object
+    the first one wrote stays as it is, even if the bytes sent were not the same."""
+    source = tmp_path / "still.bin"
+    source.write_bytes(bytes(range(256)) * 400)
+    sha256, size = hash_file(source)
+    here = s3_module.S3Store.from_url(s3_url, cache_dir=tmp_path / "here", cache_bytes=1 << 20)
+    there = s3_module.S3Store.from_url(s3_url, cache_dir=tmp_path / "there", cache_bytes=1 << 20)
+    assert here.upload(source, sha256, size) is True
+    stamp = here.modified_at(sha256)
+    assert there.upload(source, sha256, size) is False  # the server said: already there
+    assert there._put(there.key_for(sha256), io.BytesIO(b"other bytes")) is False
+    with there.checked_copy(sha256) as copy:
+        assert (copy.sha256, copy.size) == (sha256, size)
+    assert there.modified_at(sha256) == stamp

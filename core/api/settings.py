@@ -45,6 +45,8 @@ HOME_ENV = "REELVAULT_HOME"
 DB_ENV = "REELVAULT_DB"
 MEDIA_ENV = "REELVAULT_MEDIA"
 DEFAULT_MEDIA_CACHE_MIB = 2048
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+"""S3 refuses presigned URLs valid for longer than a week."""
 PEM_SUFFIXES = (".pem", ".crt", ".cer")
 ANCHORS_CACHE = "trust-anchors.json"
 """The trust anchors as c2pa gets them, kept under ``cache/`` (see ``trust_anchors_pem``)."""
@@ -86,6 +88,24 @@ class Settings:
                 f"{self.config_path}: media_cache_mib must be a positive integer, not {value!r}"
             )
         return value << 20
+
+    @property
+    def media_presign_seconds(self) -> int:
+        """``media_presign_seconds`` in config.toml: when set, ``serve`` answers a file in
+        a bucket with a redirect to a presigned URL valid that long (the browser then
+        reads the bucket itself), instead of streaming it through this machine. 0, the
+        default, streams."""
+        value = self.config.get("media_presign_seconds", 0)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= MAX_PRESIGN_SECONDS
+        ):
+            raise ReelvaultError(
+                f"{self.config_path}: media_presign_seconds must be a whole number of "
+                f"seconds from 0 to {MAX_PRESIGN_SECONDS:,} (a week), not {value!r}"
+            )
+        return value
 
     @property
     def work_dir(self) -> Path:
@@ -278,7 +298,7 @@ class Settings:
             self._string("signing", key)
         self.trust_anchor_sources()
         self.disabled_plugins()
-        _ = self.media, self.media_cache_bytes
+        _ = self.media, self.media_cache_bytes, self.media_presign_seconds
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.api.errors import MissingMediaError, StorageError
+from core.media.s3_client import client_from_environment
 from core.media.store import (
     CHUNK,
     CheckedCopy,
@@ -39,11 +40,12 @@ from core.media.store import (
     hash_file,
     stored_path_for,
 )
-from core.media.transfer import fetch_ranges, upload_parts
+from core.media.transfer import FilePart, fetch_ranges, upload_parts
 
 PART_SIZE = 8 << 20
-"""Multipart part (and ranged read) size: memory held is about one part per worker
-(larger for a file past S3's 10,000 parts, see :func:`part_size_for`)."""
+"""Multipart part (and ranged read) size: a download holds about one range per worker,
+an upload reads each part from the file as it sends it (larger parts for a file past
+S3's 10,000, see :func:`part_size_for`)."""
 MAX_PARTS = 10_000
 MULTIPART_THRESHOLD = 32 << 20
 DEFAULT_CACHE_BYTES = 2 << 30
@@ -51,41 +53,6 @@ _AUTH_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken"}
 )
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def _boto3() -> Any:
-    try:
-        import boto3
-    except ImportError:
-        raise StorageError(
-            "an s3:// media store needs boto3: pip install 'reelvault[s3]'"
-        ) from None
-    return boto3
-
-
-def client_from_environment() -> Any:
-    """An S3 client configured the standard AWS way (see the module doc).
-
-    A custom endpoint (MinIO, SeaweedFS, …) gets path-style addressing, which they all
-    serve; checksums are sent only where S3 requires them, which older servers need.
-    """
-    boto3 = _boto3()
-    from botocore.config import Config
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    config = Config(
-        s3={"addressing_style": "path"} if endpoint else {},
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=60,
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    session = boto3.session.Session()
-    if region is None and session.region_name is None:
-        region = "us-east-1"
-    return session.client("s3", region_name=region, config=config)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -130,7 +97,10 @@ class S3Store(ContentStore):
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = client_from_environment()
+                try:
+                    self._client = client_from_environment()
+                except StorageError as exc:
+                    raise StorageError(f"{self.url}: {exc}") from None
             return self._client
 
     # -- naming ---------------------------------------------------------------------
@@ -378,10 +348,11 @@ class S3Store(ContentStore):
         if size > MULTIPART_THRESHOLD and self.has(sha256):
             return False
         key = self.key_for(sha256)
-        with self._errors("uploading", sha256), path.open("rb") as fh:
+        with self._errors("uploading", sha256):
             if size <= MULTIPART_THRESHOLD:
-                return self._put(key, fh)
-            return self._multipart(key, fh, part_size_for(size))
+                with path.open("rb") as fh:
+                    return self._put(key, fh)
+            return self._multipart(key, path, size)
 
     def _put(self, key: str, data: Any) -> bool:
         from botocore.exceptions import ClientError
@@ -394,20 +365,21 @@ class S3Store(ContentStore):
             raise
         return True
 
-    def _multipart(self, key: str, fh: Any, part_size: int) -> bool:
-        """Parts of :data:`PART_SIZE`, a few in flight (:mod:`core.media.transfer`);
-        aborted on any failure, so no object appears and no parts linger."""
+    def _multipart(self, key: str, path: Path, size: int) -> bool:
+        """Parts of :data:`PART_SIZE`, a few in flight, each read from the file as it is
+        sent (:mod:`core.media.transfer`); aborted on any failure, so no object appears
+        and no parts linger."""
         from botocore.exceptions import ClientError
 
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 
-        def send(number: int, data: bytes) -> str:
+        def send(number: int, part: FilePart) -> str:
             return self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
             )["ETag"]
 
         try:
-            parts = upload_parts(send, fh, part_size, on_part=self.on_part)
+            parts = upload_parts(send, path, size, part_size_for(size), on_part=self.on_part)
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,

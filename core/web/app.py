@@ -73,7 +73,7 @@ from core.views.report import (
     verification_dicts,
 )
 from core.web.grids import assets_data, library_data, media_url, servable
-from core.web.media import media_response
+from core.web.media import media_response, presigned_origin
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 LINEAGE_FORMATS = {
@@ -113,12 +113,24 @@ def _when(value: str | None) -> str:
     return timestamp_text(value)
 
 
+def security_headers(media_origin: str | None) -> dict[str, str]:
+    """:data:`SECURITY_HEADERS`, letting videos and pictures also load from
+    ``media_origin`` (the bucket presigned media URLs redirect to), if any."""
+    if media_origin is None:
+        return SECURITY_HEADERS
+    policy = SECURITY_HEADERS["content-security-policy"]
+    for directive in ("img-src 'self'", "media-src 'self'"):
+        policy = policy.replace(directive, f"{directive} {media_origin}")
+    return {**SECURITY_HEADERS, "content-security-policy": policy}
+
+
 class _SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every response (a pure ASGI middleware, so file
+    """Adds the security headers to every response (a pure ASGI middleware, so file
     responses keep streaming)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: Mapping[str, str] = SECURITY_HEADERS) -> None:
         self.app = app
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,7 +140,7 @@ class _SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in self.headers.items():
                     headers.setdefault(name, value)
             await send(message)
 
@@ -146,6 +158,8 @@ class DeepJSONResponse(JSONResponse):
 
 def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) -> Starlette:
     """The ASGI application for one library."""
+    presign_seconds = app.settings.media_presign_seconds
+    media_origin = presigned_origin(app.store, presign_seconds)
     reader = CatalogReader(app.engine)
     templates = Jinja2Templates(env=_environment())
 
@@ -234,6 +248,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
             },
             asset.id,
             request.headers.get("range"),
+            presign_seconds,
         )
 
     async def error(request: Request, exc: Exception) -> Response:
@@ -262,7 +277,7 @@ def create_app(app: Reelvault, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) 
         Route("/media/{asset_id}", media, name="media"),
         Mount("/static", StaticFiles(packages=[("core.web", "static")]), name="static"),
     ]
-    middleware = [Middleware(_SecurityHeaders)]
+    middleware = [Middleware(_SecurityHeaders, headers=security_headers(media_origin))]
     if "*" not in allowed_hosts:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     return Starlette(
