@@ -68,6 +68,25 @@ def test_list_at_80_columns_keeps_every_id_whole(run, home: Path, still: Path):
     assert sorted(first_words) == sorted(clip["id"] for clip in clips)
 
 
+def test_assets_at_80_columns_keep_each_long_id_whole_and_the_rest_readable(
+    run, home: Path, still: Path
+):
+    """An asset's id is 68 characters: beside it a table would fold every other column to
+    a letter a line, so each asset becomes a block, its id first, on a line of its own."""
+    clip = generate(run, still)
+    ids = [asset["id"] for asset in json.loads(run("assets", "--json").stdout)]
+    shown = ANSI.sub("", in_terminal("assets", columns=80))
+    lines = shown.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert [line.strip() for line in lines if not line.startswith(" ")] == ids
+    assert "name still.jpg" in shown and f"name video of {clip['id']}" in shown
+    assert "provenance absent" in shown
+    wide = ANSI.sub("", in_terminal("assets", columns=200)).splitlines()
+    assert wide[0].split() == ["id", "created", "type", "size", "provenance", "parents",
+                               "children", "name"]  # fmt: skip
+    assert [line.split()[0] for line in wide[1:] if line.strip()] == ids
+
+
 def test_models_fit_100_columns_with_whole_model_names(run, home: Path):
     shown = ANSI.sub("", in_terminal("models", columns=100))
     assert all(len(line) <= 100 for line in shown.splitlines())

@@ -177,7 +177,8 @@ def print_rows(
     With ``--json`` the rows are printed as they are, unless the command's document holds
     more than them (``json_document``). Without an ``empty_message`` an empty listing
     still prints its headings. The ``whole`` columns are never shortened or wrapped on a
-    narrow terminal (ids are copied from them); the others wrap. Cells built from what
+    narrow terminal (ids are copied from them); the others wrap, or, where the ids leave
+    them no room, each row becomes a block (:mod:`core.cli.narrow`). Cells built from what
     users or certificates wrote should be :func:`plain` text, never markup.
     """
     if as_json:
@@ -192,8 +193,14 @@ def print_rows(
         return
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
+    from core.cli.narrow import fits_as_table, print_stacked
+
+    out = console()
     cells = [[cell(row) for cell in columns.values()] for row in rows]
+    if not fits_as_table(list(columns), cells, whole, out.width):  # one block per row
+        print_stacked(out, list(columns), cells, whole)
+        return
+    table = Table(box=None, pad_edge=False)
     for index, heading in enumerate(columns):
         if heading in whole:  # never cut or wrapped: ids must stay copyable
             longest = max([len(heading), *(len(line[index]) for line in cells)])
@@ -202,7 +209,7 @@ def print_rows(
             table.add_column(heading, overflow="fold")
     for line in cells:
         table.add_row(*line)
-    console().print(table)
+    out.print(table)
 
 
 @contextmanager
