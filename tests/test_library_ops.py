@@ -205,10 +205,20 @@ def test_info_says_where_everything_is(run, home: Path, still: Path):
     assert "catalog" in text and "clips     1" in text
 
 
-def test_info_masks_the_catalog_password(run, home: Path):
-    from catalog.db import masked_url
-
-    assert masked_url("postgresql://me:s3cret@db/rv") == "postgresql://me:***@db/rv"
+def test_info_masks_the_catalog_password(run, db_url: str):
+    """``info`` shows the catalog's URL, and a catalog it cannot open is one line: in
+    neither is the password printed."""
+    unreachable = "postgresql+psycopg://me:s3cret@127.0.0.1:1/rv"  # nothing listens there
+    failed = run("--db", unreachable, "info", expect=1)
+    assert "me:***@127.0.0.1:1/rv" in failed.output and "s3cret" not in failed.output
+    assert len(failed.output.strip().splitlines()) == 1
+    if on_postgresql():
+        parsed = sa.make_url(db_url)
+        secret = parsed.password or "s3cret"  # the server's own, or one trust ignores
+        url = parsed.set(password=secret)
+        shown = run("--db", url.render_as_string(hide_password=False), "info", "--json")
+        assert json.loads(shown.stdout)["catalog"] == url.render_as_string(hide_password=True)
+        assert f":{secret}@" not in shown.output and ":***@" in shown.output
 
 
 @pytest.mark.skipif(on_postgresql(), reason="a SQLite catalog file is what a typo creates")
@@ -264,3 +274,21 @@ def test_file_names_are_safe_everywhere():
     assert slug('Ça "marche" / über:alles?') == "ca-marche-uber-alles"
     odd = Asset(id="img_1", kind="image", mime="application/x-odd", original_name='a".b"c')
     assert file_name(odd, None) == "img_1-a.bc"
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="a database on a server, not a file")
+def test_a_new_catalog_in_an_empty_server_database_is_announced_once(run, tmp_path: Path):
+    """A ``--db`` naming an existing but empty PostgreSQL database (not the library's)
+    says once that it made a new catalog there, and where, password masked."""
+    from tests.conftest import fresh_catalog_url
+
+    with fresh_catalog_url(tmp_path / "elsewhere") as url:
+        parsed = sa.make_url(url)
+        secret = parsed.password or "s3cret"  # the server's own, or one trust ignores
+        typo = parsed.set(password=secret).render_as_string(hide_password=False)
+        first = run("--db", typo, "list")
+        assert "created a new empty catalog at" in first.stderr
+        assert str(parsed.database) in first.stderr and ":***@" in first.stderr
+        assert f":{secret}@" not in first.output
+        second = run("--db", typo, "list")
+        assert "new empty catalog" not in second.stderr
