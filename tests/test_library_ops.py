@@ -66,6 +66,15 @@ def test_get_fails_cleanly(run, still: Path, tmp_path: Path):
     assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
 
 
+def test_get_copies_an_asset_out_under_its_id_and_file_name(run, still: Path, tmp_path: Path):
+    clip = generate(run, still)
+    out = tmp_path / "out"
+    out.mkdir()
+    written = Path(run("get", clip["source_asset_id"][:12], "-o", out).stdout.strip())
+    assert written == out / f"{clip['source_asset_id']}-still.jpg"
+    assert written.read_bytes() == still.read_bytes()
+
+
 def test_generate_takes_an_output_path(run, still: Path, tmp_path: Path):
     target = tmp_path / "made.mp4"
     clip = generate(run, still, "-o", target)

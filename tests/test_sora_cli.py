@@ -337,3 +337,6 @@ def test_edit_and_extend_copy_the_clip_they_make_out_with_dash_o(
     refused = run("extend", root["id"], "--seconds", "8", "-p", "again", "-o", target, expect=2)
     assert "exists" in refused.output and len(api.requests) == sent
     assert target.read_bytes() == Path(extension["video"]["path"]).read_bytes()
+    sprites = Path(run("get", edit["id"], "--variant", "spritesheet", "-o", folder).stdout.strip())
+    assert sprites == folder / f"{edit['id']}-make-the-boats-red-spritesheet.jpg"
+    assert sprites.read_bytes() == Path(edit["spritesheet"]["path"]).read_bytes()
