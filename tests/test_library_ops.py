@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -126,6 +127,34 @@ def test_rm_refuses_while_clips_derive_unless_asked(run, home: Path, still: Path
     assert "freed" in done.stdout and not video.exists() and source.is_file()
     assert json.loads(run("gc", "--json").stdout)["files"] == []
     run("audit")  # nothing the catalog refers to is missing
+
+
+def test_rm_of_several_items_is_all_or_none_and_takes_assets_too(
+    run, home: Path, still: Path, tmp_path: Path
+):
+    lone = generate(run, still)
+    parent = generate(run, textured_image(tmp_path / "b.png", 640, 360, seed=4), prompt="tilt")
+    child = json.loads(run("remix", parent["id"], "-p", "pan left", "--json").stdout)
+    picture = textured_image(tmp_path / "poster.jpg", 320, 180, seed=7)
+    [imported] = json.loads(run("import", picture, "--json").stdout)["files"]
+    image = imported["asset_id"]
+
+    refused = run("rm", lone["id"], image, parent["id"], expect=2)
+    assert child["id"] in refused.output and "--with-descendants" in refused.output
+    assert len(json.loads(run("list", "--json").stdout)) == 3  # none of the three went
+    assert image in {a["id"] for a in json.loads(run("assets", "-n", "0", "--json").stdout)}
+
+    removed = json.loads(run("rm", lone["id"], image[:12], "--json").stdout)
+    assert removed["clips"] == [lone["id"]] and image in removed["assets"]
+    assert image not in {a["id"] for a in json.loads(run("assets", "-n", "0", "--json").stdout)}
+    assert "no clip or asset" in run("get", image, expect=1).output
+    engine = sa.create_engine(Settings.load(home=home).db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT item_id, item_kind, sha256 FROM removals"))
+        record = {(r.item_id, r.item_kind): r.sha256 for r in rows}
+    engine.dispose()
+    assert record[(image, "asset")] == hashlib.sha256(picture.read_bytes()).hexdigest()
+    assert (lone["id"], "clip") in record
 
 
 def failed_attempt(app, clip_id: str, days_ago: float) -> None:
