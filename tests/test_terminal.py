@@ -115,6 +115,28 @@ def test_dash_h_works_on_every_command(run, command: str):
     assert shown.startswith("Usage:") and "-h, --help" in shown
 
 
+def test_dash_h_works_on_every_subcommand(run):
+    """``-h`` reaches the commands of each command group too (``media where``, ``trust
+    add``, …), not only the top level."""
+    import click
+
+    from core.cli import cli
+
+    context = click.Context(cli)
+    groups = {name: cli.get_command(context, name) for name in sorted(COMMANDS)}
+    pairs = [
+        (name, sub)
+        for name, group in groups.items()
+        if isinstance(group, click.Group)
+        for sub in group.list_commands(context)
+    ]
+    assert {name for name, _ in pairs} >= {"media", "policy", "consent", "trust", "signing"}
+    for name, sub in pairs:
+        shown = run(name, sub, "-h").stdout
+        assert shown.startswith("Usage:") and f"{name} {sub}" in shown, (name, sub)
+        assert "-h, --help" in shown, (name, sub)
+
+
 def test_dash_h_works_on_the_group(run):
     assert "Commands:" in run("-h").stdout
 
