@@ -197,6 +197,9 @@ def test_rm_clears_failed_attempts_in_bulk(run, app, still: Path):
     assert [c["id"] for c in json.loads(run("list", "--json").stdout)] == [ok["id"]]
     assert "name the clips" in run("rm", expect=2).output
     assert "needs --status" in run("rm", "--before", "1d", expect=2).output
+    typo = run("rm", "--status", "faild", "--before", "7d", expect=2).output
+    assert "'faild' is not one of" in typo and "'failed'" in typo  # not "nothing matches"
+    assert "'faild' is not one of" in run("list", "--status", "faild", expect=2).output
 
 
 def test_gc_leaves_young_files_and_clears_work_leftovers(run, home: Path, still: Path):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from core.api.types import GenerationStatus
 from core.cli.lazy import LazyGroup
 from core.cli.text import printable
 from core.views import json_text
@@ -295,6 +296,9 @@ text_option = click.option(
     help="Only those whose prompt, title, note, file name or tags have words starting with "
     "every word of this text (at most 200 characters).",
 )
+STATUS = click.Choice([status.value for status in GenerationStatus], case_sensitive=False)
+"""A clip's status, as ``--status`` takes it: a typo is refused, not a listing of none."""
+
 tag_option = click.option(
     "--tag", "tags", multiple=True, help="Only those with this tag (repeat: with every one)."
 )
@@ -473,9 +477,7 @@ def clip_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         (
             click.option("--model", "-m", help="Only this model."),
             click.option("--backend", "-b", help="Only this backend."),
-            click.option(
-                "--status", "-s", help="Only this status (completed, failed, rejected, ...)."
-            ),
+            click.option("--status", "-s", type=STATUS, help="Only clips with this status."),
             text_option,
             click.option(
                 "--source", help="Only clips made from this image (asset id or file path)."

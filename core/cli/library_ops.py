@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from core.cli.base import cli, echo_err, get_app, json_option, parse_when, print_json
+from core.cli.base import (
+    STATUS,
+    cli,
+    echo_err,
+    get_app,
+    json_option,
+    parse_when,
+    print_json,
+)
 from core.library.files import VARIANTS, get_file
 from core.library.info import library_info
 from core.library.removal import collect_garbage, remove_items
@@ -38,7 +46,7 @@ def get_command(
 
 @cli.command(name="rm")
 @click.argument("identifiers", metavar="[ID]...", nargs=-1)
-@click.option("--status", "-s", help="Also every clip with this status (e.g. failed).")
+@click.option("--status", "-s", type=STATUS, help="Also every clip with this status (e.g. failed).")
 @click.option("--before", help="Only clips created before this: a date, or an age like 7d.")
 @click.option("--with-descendants", is_flag=True, help="Also remove every clip derived from them.")
 @click.option("--dry-run", "-n", is_flag=True, help="Say what would go; remove nothing.")
