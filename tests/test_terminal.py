@@ -59,11 +59,13 @@ def in_terminal(*args: str, columns: int, env: dict[str, str] | None = None) -> 
 def test_list_at_80_columns_keeps_every_id_whole(run, home: Path, still: Path):
     long_prompt = "a slow push in over the harbor at dawn while gulls circle the masts " * 2
     clips = [generate(run, still, prompt=long_prompt), generate(run, still, prompt="pan left")]
+    clips.append(json.loads(run("remix", clips[1]["id"], "-p", "tilt", "--json").stdout))
     shown = in_terminal("list", columns=80)
     lines = shown.splitlines()
     assert all(len(ANSI.sub("", line)) <= 80 for line in lines)
     for clip in clips:
         assert clip["id"] in shown  # whole, on one line
+    assert shown.count(clips[1]["id"]) == 2  # as the remix's parent too, whole
     first_words = [ANSI.sub("", line).split()[0] for line in lines if line.startswith("clip_")]
     assert sorted(first_words) == sorted(clip["id"] for clip in clips)
 

@@ -2,10 +2,11 @@
 
 Ids are never cut or wrapped, since people copy them from listings; the other columns
 give way. That works while the ids leave the other columns room, as a clip's 17 characters
-do at 80 columns. An asset's id is 68 (its kind and the file's SHA-256): beside it at 80
-columns the table would squeeze every other column to a letter a line. Then each row is
-printed as a block: its whole columns on the first line, and under them, indented and
-wrapped to the terminal, every other cell that has a value, after its heading.
+do at 80 columns. An asset's id is 68 (its kind and the file's SHA-256), and a remix's row
+holds two clip ids: beside them at 80 columns the table would squeeze the other columns to
+a few letters a line. Then each row is printed as a block: its first column (the id) alone
+on the first line, and under it, indented and packed to the terminal's width, every other
+cell that has a value, after its heading; a heading and its value stay on one line.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ def print_stacked(
     cells: Sequence[Sequence[str | Text]],
     whole: Collection[str],
 ) -> None:
-    """Each row as a block: the ``whole`` columns on one line, never wrapped; the other
-    cells with a value, each after its heading, packed onto indented lines under it (a
-    heading stays on the line of its value; only a value longer than a line wraps)."""
+    """Each row as a block: its first cell (the id) alone on a line, never wrapped; the
+    other cells with a value, each after its heading, packed onto indented lines under it.
+    A pair is never split across lines, so another id (a ``whole`` cell: at most 68
+    characters, and :func:`fits_as_table` has made sure it fits) stays in one piece; only
+    a value longer than a line (a long prompt) wraps."""
     from rich.padding import Padding
     from rich.text import Text
 
@@ -57,11 +60,11 @@ def print_stacked(
 
     room = max(out.width - INDENT, MIN_READABLE)
     for row in cells:
-        pairs = list(zip(headings, row, strict=True))
-        out.print(Text("  ").join(text(c) for h, c in pairs if h in whole), soft_wrap=True)
+        out.print(text(row[0]), soft_wrap=True)
+        pairs = list(zip(headings, row, strict=True))[1:]
         lines: list[Text] = []
         for heading, cell in pairs:
-            if heading in whole or not len(cell):
+            if not len(cell):
                 continue
             pair = Text.assemble((heading, "bold"), " ", text(cell))
             if lines and lines[-1].cell_len + GAP + pair.cell_len <= room:
