@@ -150,11 +150,15 @@ def test_rm_of_several_items_is_all_or_none_and_takes_assets_too(
     assert "no clip or asset" in run("get", image, expect=1).output
     engine = sa.create_engine(Settings.load(home=home).db_url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT item_id, item_kind, sha256 FROM removals"))
-        record = {(r.item_id, r.item_kind): r.sha256 for r in rows}
+        query = "SELECT item_id, item_kind, sha256, removed_by, removed_at, summary FROM removals"
+        record = {(r.item_id, r.item_kind): r for r in conn.execute(sa.text(query))}
     engine.dispose()
-    assert record[(image, "asset")] == hashlib.sha256(picture.read_bytes()).hexdigest()
-    assert (lone["id"], "clip") in record
+    assert {(image, "asset"), (lone["id"], "clip"), (lone["video"]["id"], "asset")} <= set(record)
+    what = record[(image, "asset")]  # what, who and when
+    assert what.sha256 == hashlib.sha256(picture.read_bytes()).hexdigest()
+    assert "poster.jpg" in str(what.summary) and "@" in what.removed_by
+    when = datetime.fromisoformat(str(what.removed_at))
+    assert abs(datetime.now(UTC) - when.replace(tzinfo=when.tzinfo or UTC)) < timedelta(minutes=10)
 
 
 def failed_attempt(app, clip_id: str, days_ago: float) -> None:
