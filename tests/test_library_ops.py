@@ -246,8 +246,17 @@ def test_info_says_where_everything_is(run, home: Path, still: Path):
     assert data["clips"] == 1 and data["stills"] == 1 and data["videos"] == 1
     assert data["bytes"] > 0 and data["media"] == str(home / "media")
     assert "local" in {p["name"] for p in data["plugins"]}
+    from catalog.db import masked_url
+
+    assert data["catalog"] == masked_url(Settings.load(home=home).db_url)
+    assert data["signing"]["configured"] is False and "signing init" in data["signing"]["problem"]
     text = run("info").stdout
-    assert "catalog" in text and "clips     1" in text
+    assert "catalog" in text and "clips     1" in text and "not signing" in text
+    run("signing", "init")
+    signing = json.loads(run("info", "--json").stdout)["signing"]
+    assert signing["configured"] is True and signing["subject"] and signing["problem"] is None
+    trust = "trusted here" if signing["trusted_here"] else "not trusted here"
+    assert f"signing   {signing['subject']} ({trust})" in run("info").stdout
 
 
 def test_info_masks_the_catalog_password(run, db_url: str):
