@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import textured_image
+from tests.test_terminal import ANSI, in_terminal
 
 OPTIONS = ("--seconds", "1", "--size", "640x360")
 
@@ -79,3 +80,23 @@ def test_an_empty_folder_and_no_prompt_are_refused_before_anything_runs(run, tmp
     assert "holds no stills" in run("generate", empty, "-p", "x", expect=2).output
     assert "give --prompt" in run("generate", empty, expect=2).output
     assert "give a still" in run("generate", "-p", "x", expect=2).output
+
+
+def test_one_progress_bar_for_the_batch_honours_quiet_and_no_color(home: Path, tmp_path: Path):
+    """On a terminal a batch shows one bar counting its stills (not a bar per still);
+    ``--quiet`` hides it and ``NO_COLOR`` takes its colours, as for a single clip."""
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for seed, name in enumerate(("a.jpg", "b.jpg"), start=1):
+        textured_image(folder / name, 640, 360, seed=seed)
+    command = ("generate", str(folder), "-p", "pan right", *OPTIONS)
+
+    shown = in_terminal(*command, columns=100)
+    assert "generating 2 of 2" in shown and "generating (" not in shown
+    assert ANSI.search(shown), "the bar is expected in colour on a terminal"
+    assert shown.strip().endswith("made 2 of 2 clips; 0 failed")
+    plain = in_terminal(*command, columns=100, env={"NO_COLOR": "1"})
+    assert "generating 2 of 2" in plain and not ANSI.search(plain)
+    hushed = in_terminal("--quiet", *command, columns=100)
+    assert "generating" not in hushed and "\x1b[" not in hushed
+    assert hushed.strip().splitlines()[-1] == "made 2 of 2 clips; 0 failed"

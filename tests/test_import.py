@@ -494,3 +494,34 @@ def test_generation_catalogs_its_files_through_ingest_not_the_importer():
         isinstance(node, ast.ImportFrom) and node.module == "core.provenance.ingest"
         for node in ast.walk(importer)
     )
+
+
+@pytest.mark.parametrize("video_first", [True, False], ids=["video-first", "still-first"])
+def test_a_foreign_video_made_from_a_still_is_in_both_lineages_through_the_cli(
+    run, app: Reelvault, signed_library: SignedLibrary, tmp_path: Path, video_first: bool
+):
+    """image→video from another C2PA tool's credentials (the still an ``inputTo``
+    ingredient, no reelvault assertion): ``lineage`` of either names the other, whichever
+    file is imported first."""
+    from core.provenance.signing import init_signing
+
+    init_signing(app.settings)  # this home trusts its own development CA
+    raw = textured_image(tmp_path / "raw.png", 320, 180, seed=8)
+    still = sign_image(app.settings, raw, tmp_path / "harbor.png")
+    (tmp_path / "plain.mp4").write_bytes(remux(signed_library.clip.read_bytes()))
+    made = sign_image(app.settings, tmp_path / "plain.mp4", tmp_path / "made.mp4", "video/mp4",
+                      ingredients=[(still, "image/png", "inputTo")])  # fmt: skip
+    outcomes = {}
+    for path in (made, still) if video_first else (still, made):
+        [outcomes[path]] = json.loads(run("import", path, "--json").stdout)["files"]
+    assert outcomes[still]["status"] == ("filled" if video_first else "imported")
+    clip, still_id = outcomes[made]["generation_id"], outcomes[still]["asset_id"]
+    for target in (still_id, clip):
+        family = json.loads(run("lineage", target, "--json").stdout)
+        assert family["source"]["id"] == still_id and family["source"]["placeholder"] is None
+        assert family["source"]["original_name"] == "harbor.png"
+        assert [(c["id"], c["status"]) for c in family["clips"]] == [(clip, "imported")]
+        tree = run("lineage", target).stdout.splitlines()
+        assert tree[0].startswith(still_id[:16]) and "harbor.png" in tree[0]
+        assert clip in tree[1]
+    assert len(json.loads(run("assets", "--kind", "image", "--json").stdout)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -66,6 +67,15 @@ def test_get_fails_cleanly(run, still: Path, tmp_path: Path):
     assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
 
 
+def test_get_copies_an_asset_out_under_its_id_and_file_name(run, still: Path, tmp_path: Path):
+    clip = generate(run, still)
+    out = tmp_path / "out"
+    out.mkdir()
+    written = Path(run("get", clip["source_asset_id"][:12], "-o", out).stdout.strip())
+    assert written == out / f"{clip['source_asset_id']}-still.jpg"
+    assert written.read_bytes() == still.read_bytes()
+
+
 def test_generate_takes_an_output_path(run, still: Path, tmp_path: Path):
     target = tmp_path / "made.mp4"
     clip = generate(run, still, "-o", target)
@@ -119,6 +129,38 @@ def test_rm_refuses_while_clips_derive_unless_asked(run, home: Path, still: Path
     run("audit")  # nothing the catalog refers to is missing
 
 
+def test_rm_of_several_items_is_all_or_none_and_takes_assets_too(
+    run, home: Path, still: Path, tmp_path: Path
+):
+    lone = generate(run, still)
+    parent = generate(run, textured_image(tmp_path / "b.png", 640, 360, seed=4), prompt="tilt")
+    child = json.loads(run("remix", parent["id"], "-p", "pan left", "--json").stdout)
+    picture = textured_image(tmp_path / "poster.jpg", 320, 180, seed=7)
+    [imported] = json.loads(run("import", picture, "--json").stdout)["files"]
+    image = imported["asset_id"]
+
+    refused = run("rm", lone["id"], image, parent["id"], expect=2)
+    assert child["id"] in refused.output and "--with-descendants" in refused.output
+    assert len(json.loads(run("list", "--json").stdout)) == 3  # none of the three went
+    assert image in {a["id"] for a in json.loads(run("assets", "-n", "0", "--json").stdout)}
+
+    removed = json.loads(run("rm", lone["id"], image[:12], "--json").stdout)
+    assert removed["clips"] == [lone["id"]] and image in removed["assets"]
+    assert image not in {a["id"] for a in json.loads(run("assets", "-n", "0", "--json").stdout)}
+    assert "no clip or asset" in run("get", image, expect=1).output
+    engine = sa.create_engine(Settings.load(home=home).db_url)
+    with engine.connect() as conn:
+        query = "SELECT item_id, item_kind, sha256, removed_by, removed_at, summary FROM removals"
+        record = {(r.item_id, r.item_kind): r for r in conn.execute(sa.text(query))}
+    engine.dispose()
+    assert {(image, "asset"), (lone["id"], "clip"), (lone["video"]["id"], "asset")} <= set(record)
+    what = record[(image, "asset")]  # what, who and when
+    assert what.sha256 == hashlib.sha256(picture.read_bytes()).hexdigest()
+    assert "poster.jpg" in str(what.summary) and "@" in what.removed_by
+    when = datetime.fromisoformat(str(what.removed_at))
+    assert abs(datetime.now(UTC) - when.replace(tzinfo=when.tzinfo or UTC)) < timedelta(minutes=10)
+
+
 def failed_attempt(app, clip_id: str, days_ago: float) -> None:
     """A failed attempt as a pre-flight failure leaves it, with the policy's verdict."""
     with app.session() as session:
@@ -159,6 +201,9 @@ def test_rm_clears_failed_attempts_in_bulk(run, app, still: Path):
     assert [c["id"] for c in json.loads(run("list", "--json").stdout)] == [ok["id"]]
     assert "name the clips" in run("rm", expect=2).output
     assert "needs --status" in run("rm", "--before", "1d", expect=2).output
+    typo = run("rm", "--status", "faild", "--before", "7d", expect=2).output
+    assert "'faild' is not one of" in typo and "'failed'" in typo  # not "nothing matches"
+    assert "'faild' is not one of" in run("list", "--status", "faild", expect=2).output
 
 
 def test_gc_leaves_young_files_and_clears_work_leftovers(run, home: Path, still: Path):
@@ -201,14 +246,33 @@ def test_info_says_where_everything_is(run, home: Path, still: Path):
     assert data["clips"] == 1 and data["stills"] == 1 and data["videos"] == 1
     assert data["bytes"] > 0 and data["media"] == str(home / "media")
     assert "local" in {p["name"] for p in data["plugins"]}
-    text = run("info").stdout
-    assert "catalog" in text and "clips     1" in text
-
-
-def test_info_masks_the_catalog_password(run, home: Path):
     from catalog.db import masked_url
 
-    assert masked_url("postgresql://me:s3cret@db/rv") == "postgresql://me:***@db/rv"
+    assert data["catalog"] == masked_url(Settings.load(home=home).db_url)
+    assert data["signing"]["configured"] is False and "signing init" in data["signing"]["problem"]
+    text = run("info").stdout
+    assert "catalog" in text and "clips     1" in text and "not signing" in text
+    run("signing", "init")
+    signing = json.loads(run("info", "--json").stdout)["signing"]
+    assert signing["configured"] is True and signing["subject"] and signing["problem"] is None
+    trust = "trusted here" if signing["trusted_here"] else "not trusted here"
+    assert f"signing   {signing['subject']} ({trust})" in run("info").stdout
+
+
+def test_info_masks_the_catalog_password(run, db_url: str):
+    """``info`` shows the catalog's URL, and a catalog it cannot open is one line: in
+    neither is the password printed."""
+    unreachable = "postgresql+psycopg://me:s3cret@127.0.0.1:1/rv"  # nothing listens there
+    failed = run("--db", unreachable, "info", expect=1)
+    assert "me:***@127.0.0.1:1/rv" in failed.output and "s3cret" not in failed.output
+    assert len(failed.output.strip().splitlines()) == 1
+    if on_postgresql():
+        parsed = sa.make_url(db_url)
+        secret = parsed.password or "s3cret"  # the server's own, or one trust ignores
+        url = parsed.set(password=secret)
+        shown = run("--db", url.render_as_string(hide_password=False), "info", "--json")
+        assert json.loads(shown.stdout)["catalog"] == url.render_as_string(hide_password=True)
+        assert f":{secret}@" not in shown.output and ":***@" in shown.output
 
 
 @pytest.mark.skipif(on_postgresql(), reason="a SQLite catalog file is what a typo creates")
@@ -264,3 +328,21 @@ def test_file_names_are_safe_everywhere():
     assert slug('Ça "marche" / über:alles?') == "ca-marche-uber-alles"
     odd = Asset(id="img_1", kind="image", mime="application/x-odd", original_name='a".b"c')
     assert file_name(odd, None) == "img_1-a.bc"
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="a database on a server, not a file")
+def test_a_new_catalog_in_an_empty_server_database_is_announced_once(run, tmp_path: Path):
+    """A ``--db`` naming an existing but empty PostgreSQL database (not the library's)
+    says once that it made a new catalog there, and where, password masked."""
+    from tests.conftest import fresh_catalog_url
+
+    with fresh_catalog_url(tmp_path / "elsewhere") as url:
+        parsed = sa.make_url(url)
+        secret = parsed.password or "s3cret"  # the server's own, or one trust ignores
+        typo = parsed.set(password=secret).render_as_string(hide_password=False)
+        first = run("--db", typo, "list")
+        assert "created a new empty catalog at" in first.stderr
+        assert str(parsed.database) in first.stderr and ":***@" in first.stderr
+        assert f":{secret}@" not in first.output
+        second = run("--db", typo, "list")
+        assert "new empty catalog" not in second.stderr

@@ -22,7 +22,7 @@ from core.host.app import Reelvault
 from core.media import s3 as s3_module
 from core.testing.seaweed import SeaweedServer
 from core.web.app import create_app
-from tests.conftest import BUCKET, point_at
+from tests.conftest import BUCKET, point_at, textured_image
 from tests.lease_support import lapse_lease
 
 
@@ -349,3 +349,44 @@ def test_a_named_aws_profile_gives_the_endpoint_and_credentials(
     sha = hashlib.sha256(still.read_bytes()).hexdigest()
     key = f"{s3_url.removeprefix(f's3://{BUCKET}/')}/{sha[:2]}/{sha}"
     assert s3_server.client().head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
+
+
+def test_get_rm_and_gc_with_media_in_a_bucket(
+    run, home: Path, still: Path, s3_url: str, s3_server: SeaweedServer,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    """The library commands on a bucket: ``get`` copies the object out under the clip's
+    name, ``rm`` leaves the objects, and ``gc`` deletes exactly those no row refers to."""
+    from core.media import leftovers
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f'media = "{s3_url}"\n')
+    other = textured_image(tmp_path / "other.jpg", 640, 360, seed=9)
+    kept, removed = generate(run, other), generate(run, still)
+    prefix = s3_url.removeprefix(f"s3://{BUCKET}/")
+
+    def key(sha: str) -> str:
+        return f"{prefix}/{sha[:2]}/{sha}"
+
+    def in_bucket(sha: str) -> bool:
+        listed = s3_server.client().list_objects_v2(Bucket=BUCKET, Prefix=key(sha))
+        return bool(listed.get("Contents"))
+
+    video = removed["video"]["sha256"]
+    body = s3_server.client().get_object(Bucket=BUCKET, Key=key(video))["Body"].read()
+    written = Path(run("get", removed["id"], "-o", tmp_path).stdout.strip())
+    assert written == tmp_path / f"{removed['id']}-pan-right.mp4" and written.read_bytes() == body
+
+    run("rm", removed["id"])
+    assert json.loads(run("gc", "--json").stdout)["files"] == []  # an hour's grace
+    assert in_bucket(video)
+    monkeypatch.setattr(leftovers, "LEFTOVER_GRACE_SECONDS", 0.0)
+    dry = json.loads(run("gc", "--dry-run", "--json").stdout)
+    own = {removed[f]["sha256"] for f in ("video", "thumbnail")}  # the still stays
+    assert sorted(dry["files"]) == sorted(f"{s3_url}/{sha[:2]}/{sha}" for sha in own)
+    assert dry["bytes"] >= len(body) and in_bucket(video)
+    assert "freed" in run("gc").stdout
+    assert not any(in_bucket(sha) for sha in own) and in_bucket(removed["source"]["sha256"])
+    for asset in ("video", "thumbnail", "source"):
+        assert in_bucket(kept[asset]["sha256"])
+    assert json.loads(run("audit", "--json").stdout)["clean"]

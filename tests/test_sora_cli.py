@@ -316,3 +316,27 @@ def test_a_kill_while_polling_then_resume_never_submits_twice(
     shown = json.loads(run("show", job["id"], "--json").stdout)
     assert shown["status"] == "completed" and shown["video"]["width"] == 1280
     assert "nothing to resume" in run("resume").output
+
+
+def test_edit_and_extend_copy_the_clip_they_make_out_with_dash_o(
+    run, api: VideosAPIServer, still_720p: Path, tmp_path: Path
+):
+    """``-o`` as on ``generate`` and ``remix``: a folder gets a named file, a path is used
+    as given, and a path that exists is refused before anything is sent."""
+    root = make(run, still_720p)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    edit = derived(run, "edit", root["id"], "-o", folder, prompt="Make the boats red!")
+    written = folder / f"{edit['id']}-make-the-boats-red.mp4"
+    assert written.read_bytes() == Path(edit["video"]["path"]).read_bytes()
+    target = tmp_path / "longer.mp4"
+    extension = derived(run, "extend", root["id"], "--seconds", "8", "-o", target,
+                        prompt="the sun rises")  # fmt: skip
+    assert target.read_bytes() == Path(extension["video"]["path"]).read_bytes()
+    sent = len(api.requests)
+    refused = run("extend", root["id"], "--seconds", "8", "-p", "again", "-o", target, expect=2)
+    assert "exists" in refused.output and len(api.requests) == sent
+    assert target.read_bytes() == Path(extension["video"]["path"]).read_bytes()
+    sprites = Path(run("get", edit["id"], "--variant", "spritesheet", "-o", folder).stdout.strip())
+    assert sprites == folder / f"{edit['id']}-make-the-boats-red-spritesheet.jpg"
+    assert sprites.read_bytes() == Path(edit["spritesheet"]["path"]).read_bytes()

@@ -59,13 +59,34 @@ def in_terminal(*args: str, columns: int, env: dict[str, str] | None = None) -> 
 def test_list_at_80_columns_keeps_every_id_whole(run, home: Path, still: Path):
     long_prompt = "a slow push in over the harbor at dawn while gulls circle the masts " * 2
     clips = [generate(run, still, prompt=long_prompt), generate(run, still, prompt="pan left")]
+    clips.append(json.loads(run("remix", clips[1]["id"], "-p", "tilt", "--json").stdout))
     shown = in_terminal("list", columns=80)
     lines = shown.splitlines()
     assert all(len(ANSI.sub("", line)) <= 80 for line in lines)
     for clip in clips:
         assert clip["id"] in shown  # whole, on one line
+    assert shown.count(clips[1]["id"]) == 2  # as the remix's parent too, whole
     first_words = [ANSI.sub("", line).split()[0] for line in lines if line.startswith("clip_")]
     assert sorted(first_words) == sorted(clip["id"] for clip in clips)
+
+
+def test_assets_at_80_columns_keep_each_long_id_whole_and_the_rest_readable(
+    run, home: Path, still: Path
+):
+    """An asset's id is 68 characters: beside it a table would fold every other column to
+    a letter a line, so each asset becomes a block, its id first, on a line of its own."""
+    clip = generate(run, still)
+    ids = [asset["id"] for asset in json.loads(run("assets", "--json").stdout)]
+    shown = ANSI.sub("", in_terminal("assets", columns=80))
+    lines = shown.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert [line.strip() for line in lines if not line.startswith(" ")] == ids
+    assert "name still.jpg" in shown and f"name video of {clip['id']}" in shown
+    assert "provenance absent" in shown
+    wide = ANSI.sub("", in_terminal("assets", columns=200)).splitlines()
+    assert wide[0].split() == ["id", "created", "type", "size", "provenance", "parents",
+                               "children", "name"]  # fmt: skip
+    assert [line.split()[0] for line in wide[1:] if line.strip()] == ids
 
 
 def test_models_fit_100_columns_with_whole_model_names(run, home: Path):
@@ -94,6 +115,28 @@ def test_quiet_hides_warnings(run, home: Path, still: Path, monkeypatch: pytest.
 def test_dash_h_works_on_every_command(run, command: str):
     shown = run(command, "-h").stdout
     assert shown.startswith("Usage:") and "-h, --help" in shown
+
+
+def test_dash_h_works_on_every_subcommand(run):
+    """``-h`` reaches the commands of each command group too (``media where``, ``trust
+    add``, …), not only the top level."""
+    import click
+
+    from core.cli import cli
+
+    context = click.Context(cli)
+    groups = {name: cli.get_command(context, name) for name in sorted(COMMANDS)}
+    pairs = [
+        (name, sub)
+        for name, group in groups.items()
+        if isinstance(group, click.Group)
+        for sub in group.list_commands(context)
+    ]
+    assert {name for name, _ in pairs} >= {"media", "policy", "consent", "trust", "signing"}
+    for name, sub in pairs:
+        shown = run(name, sub, "-h").stdout
+        assert shown.startswith("Usage:") and f"{name} {sub}" in shown, (name, sub)
+        assert "-h, --help" in shown, (name, sub)
 
 
 def test_dash_h_works_on_the_group(run):

@@ -20,7 +20,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
         lib.cli("tag", lib.other.id, "keeper")
         lib.cli("annotate", lib.other.id, "--title", "Alpha", "--rating", "3")
         lib.cli("annotate", lib.grandchild.id, "--title", "beta", "--rating", "5",
-                "--note", "Use <this> one")  # fmt: skip
+                "--note", "Use <this> one, backlit")  # fmt: skip
         yield lib
 
 
@@ -79,11 +79,13 @@ def test_the_clip_page_shows_title_note_rating_and_chips(client: TestClient, lib
     assert twin["tags"] == ["harbour", "keeper"] and twin["rating"] is None
 
 
-def test_search_finds_file_names_titles_and_tags_and_refuses_long_text(client, library):
+def test_search_finds_file_names_titles_tags_notes_prompts_and_refuses_long_text(client, library):
     harbor_clips = {library.first.id, library.remix.id, library.grandchild.id, library.rejected_id}
     assert set(card_ids(client.get("/?q=harbor.jpg").text)) == harbor_clips
     assert card_ids(client.get("/?q=alpha").text) == [library.other.id]
-    assert card_ids(client.get("/?q=harbour").text) == [library.first.id]
+    assert card_ids(client.get("/?q=harbour").text) == [library.first.id]  # a tag
+    assert card_ids(client.get("/?q=backlit").text) == [library.grandchild.id]  # a note
+    assert card_ids(client.get("/?q=hold").text) == [library.other.id]  # a prompt
     too_long = client.get("/?q=" + "x" * (MAX_SEARCH_TEXT + 1))
     assert too_long.status_code == 400 and str(MAX_SEARCH_TEXT) in too_long.text
     assert f'maxlength="{MAX_SEARCH_TEXT}"' in client.get("/").text

@@ -178,7 +178,8 @@ def print_rows(
     With ``--json`` the rows are printed as they are, unless the command's document holds
     more than them (``json_document``). Without an ``empty_message`` an empty listing
     still prints its headings. ``whole`` columns are never cut or wrapped (ids are copied
-    from them), the others wrap; ``numbers`` are set flush right. Cells built from what
+    from them); the others wrap, or, where the ids leave them no room, each row becomes a
+    block (:mod:`core.cli.layout`); ``numbers`` are set flush right. Cells built from what
     users or certificates wrote should be :func:`plain` text, never markup.
     """
     if as_json:
@@ -191,21 +192,10 @@ def print_rows(
         for row in rows:
             say(columns(row))
         return
-    from rich.table import Table
+    from core.cli.layout import print_laid_out
 
-    table = Table(box=None, pad_edge=False)
     cells = [[cell(row) for cell in columns.values()] for row in rows]
-    for index, heading in enumerate(columns):
-        if heading in whole:  # never cut or wrapped: ids must stay copyable
-            longest = max([len(heading), *(len(line[index]) for line in cells)])
-            table.add_column(heading, no_wrap=True, min_width=longest)
-        else:  # the others give way: wrapped onto more lines, nothing lost
-            table.add_column(
-                heading, overflow="fold", justify="right" if heading in numbers else "left"
-            )
-    for line in cells:
-        table.add_row(*line)
-    console().print(table)
+    print_laid_out(console(), list(columns), cells, whole, numbers)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.api.errors import RequestError
-from core.cli.base import ClipRequest
+from core.cli.base import ClipRequest, no_color, quiet
 
 if TYPE_CHECKING:
     from core.api.types import ProgressCallback
@@ -105,16 +105,19 @@ def items_from_csv(rows_file: Path, defaults: ClipRequest) -> list[BatchItem]:
 
 @contextmanager
 def batch_progress(count: int) -> Iterator[Callable[[int], ProgressCallback | None]]:
-    """One progress bar for the whole batch on a terminal's stderr (nothing otherwise):
-    yields a function giving the progress callback of item ``index``."""
-    if not sys.stderr.isatty():
+    """One progress bar for the whole batch on a terminal's stderr (nothing otherwise, or
+    with ``--quiet``; no colour with ``NO_COLOR``), like a single clip's
+    (:func:`core.cli.base.progress_bar`): yields a function giving the progress callback
+    of item ``index``."""
+    if not sys.stderr.isatty() or quiet():
         yield lambda index: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    stderr = Console(stderr=True, color_system=None if no_color() else "auto")
+    with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task("generating", total=100 * count)
 
         def for_item(index: int) -> ProgressCallback:

@@ -72,7 +72,11 @@ def list_command(
         "prompt": lambda row: plain(clip_text(_label(row), 60)),
     }
     print_rows(
-        rows, columns, as_json=as_json, empty_message="no clips match", whole=("id", "status")
+        rows,
+        columns,
+        as_json=as_json,
+        empty_message="no clips match",
+        whole=("id", "status", "parent"),
     )
 
 
