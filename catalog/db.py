@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,13 +132,14 @@ def current_revisions(engine: sa.Engine) -> frozenset[str]:
         return _revisions_of(conn)
 
 
-def upgrade(engine: sa.Engine, *, lock_held: bool = False) -> None:
-    """Bring the schema to the newest revisions, one process at a time.
+def upgrade(engine: sa.Engine, *, lock_held: bool = False) -> bool:
+    """Bring the schema to the newest revisions, one process at a time; say whether this
+    wrote a new catalog into an empty database (how a mistyped ``--db`` is noticed).
 
     ``lock_held`` says the caller already holds the upgrade lock (a new catalog is put in
     WAL mode and given its schema in one section of it)."""
     if current_revisions(engine) == HEADS:
-        return
+        return False
     from alembic import command
 
     from catalog import search_schema
@@ -151,8 +152,9 @@ def upgrade(engine: sa.Engine, *, lock_held: bool = False) -> None:
     ):
         # Alembic's own heads from here on: should HEADS ever lag behind a new migration,
         # every opening would import Alembic and take this lock, but change nothing.
-        if _revisions_of(conn) == head_revisions():
-            return  # another process upgraded while we waited for the lock
+        before = _revisions_of(conn)
+        if before == head_revisions():
+            return False  # another process upgraded while we waited for the lock
         command.upgrade(_alembic_config(conn), "heads")
         search_schema.ensure_triggers(conn)  # a migration may have rebuilt a table
         _check_foreign_keys(conn)
@@ -160,6 +162,7 @@ def upgrade(engine: sa.Engine, *, lock_held: bool = False) -> None:
         # large catalog it guessed wrong: filtering a listing by the status index, then
         # sorting most of the table, instead of walking the creation-time index.
         conn.exec_driver_sql("ANALYZE")
+    return not before
 
 
 @contextlib.contextmanager
@@ -241,7 +244,7 @@ def left_empty(database: Path) -> bool:
         return False  # another process holds the lock: it is creating or upgrading it
 
 
-def _set_up(engine: sa.Engine) -> None:
+def _set_up(engine: sa.Engine) -> bool:
     """Put a SQLite catalog in WAL mode (readers never block the writer) and bring its
     schema up to date.
 
@@ -255,19 +258,17 @@ def _set_up(engine: sa.Engine) -> None:
     """
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        upgrade(engine)
-        return
+        return upgrade(engine)
     path = Path(database).expanduser()
     # A new catalog is opened for the first time only under the lock (opening makes its
     # empty file), so an empty file is never seen with the lock free while it is made.
     is_new = not path.exists() or path.stat().st_size == 0
     if not is_new and _journal_mode(engine) == "wal":
-        upgrade(engine)
-        return
+        return upgrade(engine)
     with _migration_lock(engine):
         if _journal_mode(engine) != "wal":  # another process may have switched meanwhile
             _journal_mode(engine, "WAL")
-        upgrade(engine, lock_held=True)
+        return upgrade(engine, lock_held=True)
 
 
 def _journal_mode(engine: sa.Engine, switch_to: str | None = None) -> str:
@@ -286,20 +287,6 @@ def masked_url(url: str) -> str:
         return sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "(not a database URL)"
-
-
-def missing_sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite catalog that does not exist yet (opening it creates it), else
-    ``None``: how a typo in a home or URL is told from a library that is there."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
-        return None
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    path = Path(database).expanduser()
-    return None if path.exists() else path.absolute()
 
 
 DAMAGE_SIGNS = (
@@ -337,11 +324,12 @@ def damage_error(engine: sa.Engine, exc: BaseException) -> CatalogError | None:
     )
 
 
-def open_catalog(url: str) -> sa.Engine:
-    """An engine for the catalog at ``url``, upgraded to the current schema."""
+def open_catalog(url: str, on_created: Callable[[], None] | None = None) -> sa.Engine:
+    """An engine for the catalog at ``url``, upgraded to the current schema; ``on_created``
+    is called when opening wrote a new catalog (into a new file or an empty database)."""
     engine = create_engine(url)
     try:
-        _set_up(engine)
+        created = _set_up(engine)
     except sa.exc.DBAPIError as exc:
         engine.dispose()
         damaged = damage_error(engine, exc)
@@ -350,6 +338,8 @@ def open_catalog(url: str) -> sa.Engine:
         if not isinstance(exc, sa.exc.OperationalError):
             raise
         raise ReelvaultError(f"cannot open catalog {engine.url!r}: {exc.orig}") from None
+    if created and on_created is not None:
+        on_created()
     return engine
 
 

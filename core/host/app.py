@@ -57,17 +57,24 @@ class Reelvault:
         """The catalog, opened (and upgraded) on first use only: ``plugins`` needs none."""
         with self._build_lock:
             if "engine" not in self.__dict__:  # another thread may have opened it meanwhile
-                from catalog.db import masked_url, missing_sqlite_file, open_catalog
+                from catalog.db import open_catalog
 
                 self._refuse_emptied_catalog()
-                url = self.settings.db_url
-                new_file = missing_sqlite_file(url)
-                new_in_database = new_file is None and _server_database_without_catalog(url)
-                self.__dict__["engine"] = open_catalog(url)
-                where = new_file or (masked_url(url) if new_in_database else None)
-                if where is not None and self.announce is not None:
-                    self.announce(f"created a new empty catalog at {where}")
+                self.__dict__["engine"] = open_catalog(
+                    self.settings.db_url, on_created=self._announce_new_catalog
+                )
             return self.__dict__["engine"]
+
+    def _announce_new_catalog(self) -> None:
+        """Say once where a new, empty catalog was just made: a typo in ``--home`` or
+        ``--db`` otherwise goes unnoticed until the library looks empty."""
+        from catalog.db import masked_url, sqlite_file
+
+        if self.announce is not None:
+            url = self.settings.db_url
+            file = sqlite_file(url)
+            where = file.absolute() if file is not None else masked_url(url)
+            self.announce(f"created a new empty catalog at {where}")
 
     def _refuse_emptied_catalog(self) -> None:
         """Stop before a 0-byte catalog file becomes a new, empty catalog while the store
@@ -230,23 +237,3 @@ class Reelvault:
             raise RequestError(f"model {model!r} is offered by {names}; choose one with --backend")
         self.check_not_retired(matches[0][0].name, matches[0][1].name)
         return matches[0]
-
-
-def _server_database_without_catalog(url: str) -> bool:
-    """Whether ``url`` names a server's database (PostgreSQL) that holds no catalog yet,
-    so that opening it writes a new, empty one there: how a ``--db`` naming the wrong (an
-    existing, empty) database is told from the library, as a missing file is for SQLite.
-    False for SQLite, and when the server cannot be reached: opening it then says why."""
-    import sqlalchemy as sa
-
-    from catalog.db import create_engine, current_revisions, sqlite_file
-
-    if sqlite_file(url) is not None:
-        return False
-    probe = create_engine(url)
-    try:
-        return probe.dialect.name != "sqlite" and not current_revisions(probe)
-    except sa.exc.DBAPIError:
-        return False
-    finally:
-        probe.dispose()
