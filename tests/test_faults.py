@@ -401,6 +401,57 @@ def test_full_disk_is_one_line_and_resume_goes_on_with_the_other_jobs(
     assert json.loads(run("jobs", "--json").stdout) == []
 
 
+def _no_space(*_args, **_kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_work_folder_at_submit_is_one_line_and_retry_sends_it(
+    home: Path, run, still: Path, monkeypatch
+):
+    """The local backend copies the still into its job folder before rendering: a full
+    disk there is one line, and the row is failed as never sent, for `resume --retry`."""
+    import plugins.local_backend as local_backend
+
+    run("jobs")  # the catalog exists: the output below is the fault's alone
+    with monkeypatch.context() as patched:
+        patched.setattr(local_backend, "write_atomic", _no_space)
+        result = run("generate", still, "-p", "pan right", expect=1)
+    assert result.output.strip().splitlines() == [
+        f"Error: no space left on the device holding {home / 'work' / 'local'}; free some "
+        "space or fix the folder, then `reelvault resume --retry`"
+    ]
+    (row,) = json.loads(run("list", "--json").stdout)
+    assert row["status"] == "failed"
+    assert not list((home / "work" / "local").iterdir())  # no half-made job folder
+    assert "completed" in run("resume", "--retry").output
+    assert json.loads(run("show", row["id"], "--json").stdout)["status"] == "completed"
+
+
+def test_a_full_work_folder_while_rendering_leaves_the_job_resumable(
+    home: Path, run, still: Path, monkeypatch
+):
+    """A render that cannot write its video fails the render, not the job: one line, the
+    clip stays in flight, and `resume` renders it again once there is room."""
+    import plugins.local_backend.jobs as local_jobs
+
+    real_render = local_jobs.render_clip
+    run("jobs")  # the catalog exists: the output below is the fault's alone
+    with monkeypatch.context() as patched:
+        patched.setattr(local_jobs, "render_clip", _no_space)
+        result = run("generate", still, "-p", "pan right", expect=1)
+    assert result.output.strip().splitlines() == [
+        f"Error: no space left on the device holding {home / 'work' / 'local'}; free some "
+        "space or fix the folder, then `reelvault resume`"
+    ]
+    (job,) = json.loads(run("jobs", "--json").stdout)
+    assert job["status"] == "in_progress" and job["remote_job_id"]
+    assert local_jobs.render_clip is real_render
+    assert run("resume").output.strip().endswith("completed")
+    assert json.loads(run("show", job["id"], "--json").stdout)["status"] == "completed"
+
+
 # -- (7) the webhooks receiver under hostile clients -------------------------------------
 
 
