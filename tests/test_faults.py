@@ -297,6 +297,23 @@ def test_damaged_extras_become_warnings_and_the_clip_completes(home: Path, run, 
     assert "warning: the provider's thumbnail" in result.stderr
 
 
+def test_extras_that_fail_to_download_become_warnings_and_the_clip_completes(
+    home: Path, run, api, still_720p
+):
+    api.failing_variants.update({"thumbnail": 404, "spritesheet": 404})
+    result = run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size",
+                 "1280x720", "--json")  # fmt: skip
+    clip = json.loads(result.stdout)
+    assert clip["status"] == "completed" and clip["video"]["mime"] == "video/mp4"
+    warnings = clip["details"]["warnings"]
+    assert len(warnings) == 2 and all("HTTP 404" in w for w in warnings), warnings
+    assert "thumbnail" in warnings[0] and "made from the video" in warnings[0]
+    assert "spritesheet" in warnings[1]
+    assert clip["thumbnail"]["mime"] == "image/webp" and clip["spritesheet"] is None
+    assert json.loads(run("jobs", "--json").stdout) == []
+    assert run("show", clip["id"]).output.count("warning   the provider's") == 2
+
+
 def test_resume_never_downloads_again_what_the_store_holds(
     home: Path, run, api, still_720p, monkeypatch
 ):
