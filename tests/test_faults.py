@@ -689,6 +689,77 @@ def test_a_forged_parent_claim_and_a_forged_id_are_not_adopted(home, run, still:
     assert f"claimed   parent {parent_sha} (claimed, not supported by ingredients)" in shown
 
 
+def test_forged_files_imported_through_the_cli_claim_nothing_they_cannot_show(
+    home: Path, run, still: Path, app: Reelvault, tmp_path: Path, monkeypatch
+):
+    """The same forgeries as above, as files a user imports: signed (validly) by a CA
+    nobody trusts, with a reelvault generation assertion that claims a trusted clip as
+    parent and the clip's id, while the real ``parentOf`` ingredient is another image."""
+    from core.api import GENERATION_ASSERTION
+    from core.provenance.trust import add_anchors
+    from tests.conftest import textured_image
+    from tests.provenance_support import other_signer, remux, sign_image
+
+    run("signing", "init")
+    genuine = json.loads(run("generate", still, "-p", "pan right", "--json").stdout)
+    genuine_file = app.store.local_path(genuine["video"]["sha256"])
+    unrelated = textured_image(tmp_path / "cat.png", 320, 180, seed=4)
+    plain = tmp_path / "plain.mp4"
+    plain.write_bytes(remux(genuine_file.read_bytes()))
+    claim = {
+        "generation_id": genuine["id"],
+        "prompt": "a remix, supposedly",
+        "relation": "remix_of",
+        "parent": {"sha256": genuine["video"]["sha256"]},
+    }
+    forged = sign_image(
+        app.settings, plain, tmp_path / "forged.mp4", "video/mp4",
+        signer=other_signer(tmp_path / "mallory"),
+        ingredients=[(unrelated, "image/png", "parentOf")],
+        assertions=[{"label": GENERATION_ASSERTION, "data": claim}],
+    )  # fmt: skip
+
+    bare = sign_image(  # the same claim with no ingredient at all
+        app.settings, plain, tmp_path / "bare.mp4", "video/mp4",
+        signer=other_signer(tmp_path / "mallory"),
+        assertions=[{"label": GENERATION_ASSERTION, "data": claim}],
+    )  # fmt: skip
+
+    # In the genuine clip's library: the parent claims are kept, not linked, and audited.
+    run("import", forged, bare)
+    forged_ids = [
+        row["id"] for row in json.loads(run("list", "-n", "0", "--json").stdout)
+        if row["id"] != genuine["id"]
+    ]  # fmt: skip
+    assert len(forged_ids) == 2
+    audited = run("audit", expect=1).output
+    for forged_id in forged_ids:
+        shown = json.loads(run("show", forged_id, "--json").stdout)
+        assert shown["parent_id"] is None and shown["relation"] is None, shown
+        claimed = shown["details"]["claims_not_supported"]
+        assert claimed == {"parent": genuine["video"]["sha256"]}
+        assert "(claimed, not supported by ingredients)" in run("show", forged_id).output
+        assert f"({forged_id}): its credentials claim parent {genuine['video']['sha256']}" in (
+            audited
+        )
+
+    # In a new library, the forgery imported first does not take the genuine clip's id.
+    other_home = tmp_path / "other-home"
+    monkeypatch.setenv("REELVAULT_HOME", str(other_home))
+    if on_postgresql():
+        monkeypatch.delenv("REELVAULT_DB")  # a library of its own, on SQLite
+    run("import", forged)
+    (first,) = json.loads(run("list", "-n", "0", "--json").stdout)
+    assert first["id"] != genuine["id"]  # an untrusted signer's id is not adopted
+    add_anchors(Settings.load(home=other_home), app.settings.signing_paths()[0])
+    run("import", genuine_file)
+    videos = {
+        row["id"]: json.loads(run("show", row["id"], "--json").stdout)["video"]["sha256"]
+        for row in json.loads(run("list", "-n", "0", "--json").stdout)
+    }
+    assert videos[genuine["id"]] == genuine["video"]["sha256"]  # the genuine clip's own id
+
+
 def test_a_claim_is_given_up_only_for_a_holder_process_that_is_gone():
     import socket
     import subprocess
