@@ -185,6 +185,27 @@ def test_doctor_finds_and_fixes_only_what_is_safe(home: Path, run, still: Path, 
     assert doctor(Reelvault(Settings.load(home=home))).leftovers == []
 
 
+@sqlite_only
+def test_doctor_reports_a_catalog_that_fails_its_integrity_check(home: Path, run, still: Path):
+    """A catalog that still opens but whose index no longer matches its rows: the
+    commands go on working, and doctor is what finds it."""
+    _make_clip(run, still)
+    with sqlite3.connect(home / "catalog.db") as conn:
+        conn.execute("PRAGMA writable_schema=ON")
+        conn.execute(
+            "UPDATE sqlite_master SET sql = 'CREATE INDEX ix_generations_status "
+            "ON generations (prompt)' WHERE name = 'ix_generations_status'"
+        )
+    report = json.loads(run("doctor", "--json", expect=1).stdout)
+    assert report["integrity"] == ["row 1 missing from index ix_generations_status"]
+    assert report["healthy"] is False
+    text = run("doctor", expect=1).output.strip().splitlines()
+    assert text == [
+        "catalog damaged: row 1 missing from index ix_generations_status — restore it "
+        "from a backup (`reelvault backup` makes one)"
+    ]
+
+
 # -- (5) control characters in what people typed or files carry -----------------------
 
 HOSTILE = "\x1b]0;owned\x07pan \x1b[2J right\rOVERWRITE\nforged line\x9b31m"
@@ -603,6 +624,34 @@ def test_resume_adopts_the_remote_job_a_kill_did_not_record(
     shown = json.loads(run("show", clip, "--json").stdout)
     assert shown["status"] == "completed" and shown["remote_job_id"]
     assert len(json.loads(run("list", "--json").stdout)) == 1
+
+
+def test_resume_adopts_only_the_remote_job_that_matches_the_row(
+    home, run, api, still_720p, monkeypatch, app
+):
+    """A listed job with another prompt (or made outside the window) is someone else's:
+    never adopted, and the row is failed once the window has passed."""
+    from datetime import timedelta
+
+    from catalog.queries import get_generation
+
+    clip = _killed_after_the_create(run, monkeypatch, still_720p)
+
+    def change_row(**values: object) -> None:
+        with app.session() as session:
+            row = get_generation(session, clip)
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
+
+    with app.session() as session:
+        created = get_generation(session, clip).created_at
+    change_row(prompt="a harbour at night")
+    assert "again later" in run("resume", expect=1).output  # not adopted: another prompt
+    change_row(prompt="a harbour", created_at=created - timedelta(hours=1))
+    assert "interrupted before submission" in run("resume", expect=1).output  # not in window
+    assert api.count("POST", "/videos") == 1
+    assert json.loads(run("show", clip, "--json").stdout)["remote_job_id"] is None
 
 
 def test_sync_adopts_into_the_submitting_row_instead_of_importing_a_duplicate(
