@@ -822,3 +822,27 @@ def test_a_claim_is_given_up_only_for_a_holder_process_that_is_gone():
     assert not holder_gone(holder_name("finishing"))  # this very process
     assert not holder_gone(f"finishing:another-host:{ended.pid}:abc123")  # cannot be checked
     assert not holder_gone("not a holder name") and not holder_gone(None)
+
+
+# -- docs/operations.md: what the issue asks it to cover, with the figures in force -------
+
+
+def test_operations_doc_covers_every_command_and_status_with_the_limits_in_force():
+    import re
+
+    from catalog.search import MAX_SEARCH_TEXT
+    from core.api.types import GenerationStatus
+    from core.library.doctor import STUCK_AFTER
+    from core.remote import webhooks
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "operations.md").read_text()
+    flat = " ".join(text.split())
+    for command in ("reelvault backup", "reelvault doctor", "reelvault resume", "resume --retry"):
+        assert command in text, command
+    for status in GenerationStatus:  # each in the first cell of a row of the status table
+        assert re.search(rf"^\| [^|]*`{status.value}`", text, re.MULTILINE), status
+    assert f"at most {MAX_SEARCH_TEXT:,} characters" in flat
+    assert f"at most {webhooks.MAX_CONNECTIONS} connections" in flat
+    assert f"{webhooks.READ_TIMEOUT_SECONDS:g} seconds to send its request" in flat
+    assert STUCK_AFTER.total_seconds() == 3600 and "untouched for an hour" in flat
