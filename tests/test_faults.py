@@ -243,6 +243,28 @@ def test_control_characters_are_escaped_for_people_and_exact_in_json(
     _assert_escaped(run("verify", hostile_still, expect=1).output)
 
 
+def test_control_characters_from_an_imported_files_manifest_are_escaped(
+    home: Path, run, still: Path, tmp_path: Path, app: Reelvault, monkeypatch
+):
+    """The prompt and names a signed clip carries, read back from its credentials by
+    ``import`` into another library: escaped by import, show, list, lineage and verify."""
+    run("signing", "init")
+    data = json.loads(run("generate", still, "-p", HOSTILE, "--json").stdout)
+    signed = tmp_path / "clip\x1b]0;x\x07.mp4"
+    signed.write_bytes(app.store.local_path(data["video"]["sha256"]).read_bytes())
+
+    monkeypatch.setenv("REELVAULT_HOME", str(tmp_path / "other-home"))
+    if on_postgresql():
+        monkeypatch.delenv("REELVAULT_DB")  # a library of its own, on SQLite
+    _assert_escaped(run("import", signed).output)
+    (row,) = json.loads(run("list", "--json").stdout)
+    assert row["prompt"] == HOSTILE  # read from the manifest, exact in JSON
+    for args in (["show", row["id"]], ["list"], ["lineage", row["id"]], ["verify", signed]):
+        output = run(*args).output
+        _assert_escaped(output)
+    assert "\\x1b]0;owned\\x07" in run("show", row["id"]).output
+
+
 def test_errors_naming_hostile_files_are_escaped(home: Path, run, tmp_path: Path):
     missing = tmp_path / "gone\x1b]0;x\x07\n.jpg"
     result = run("generate", missing, "-p", "pan", expect=2)
