@@ -51,6 +51,9 @@ def test_random_bytes_catalog_is_one_line_naming_the_file(home: Path, run):
     catalog.write_bytes(os.urandom(20_000))
     line = _one_line_exit_2(run, "list")
     assert str(catalog) in line and "damaged" in line and "backup" in line
+    for command in (["jobs"], ["resume"], ["doctor"], ["worker", "--until-idle"], ["gc"]):
+        assert _one_line_exit_2(run, *command) == line, command
+    assert _one_line_exit_2(run, "backup", home / "copy.db") == line
 
 
 @sqlite_only
