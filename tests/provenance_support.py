@@ -44,12 +44,14 @@ def sign_image(
     title: str | None = None,
     ingredients: Sequence[tuple[Path, str, str]] = (),
     signer: tuple[Path, Path] | None = None,
+    assertions: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """Sign a file as a capture device or another C2PA tool would (no reelvault assertion).
 
     By default with the home's development chain; ``signer`` is another (chain, key) pair.
     ``label`` is the manifest label the signer chooses (C2PA lets it), ``ingredients``
     are (path, mime, relationship) triples embedded with their own credentials.
+    ``assertions`` are added as they are: a forger's, such as a made-up reelvault one.
     """
     chain_path, key_path = signer or settings.signing_paths()
     manifest: dict[str, Any] = {
@@ -67,7 +69,8 @@ def sign_image(
                         }
                     ]
                 },
-            }
+            },
+            *assertions,
         ],
     }
     if label:

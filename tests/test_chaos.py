@@ -15,11 +15,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from core.host.app import Reelvault
 from core.library.doctor import doctor
 from core.testing import VideosAPIServer
 from tests import sora_support
@@ -29,6 +31,26 @@ api = sora_support.api
 still_720p = sora_support.still_720p
 
 RUNS = 30
+EARLY_KILLS = 0.25
+"""The share of runs killed at any moment from the start; the others are killed at a
+random moment after their row was written."""
+WINDOW = timedelta(seconds=20)
+
+
+def _row_count(app: Reelvault) -> int:
+    import sqlalchemy as sa
+
+    from catalog.models import Generation
+
+    with app.session() as session:
+        return session.execute(sa.select(sa.func.count()).select_from(Generation)).scalar_one()
+
+
+def _wait_for_row(app: Reelvault, rows_before: int, child: subprocess.Popen[bytes]) -> None:
+    """Until the child has written its row (or ended, or a minute passed)."""
+    ends = time.monotonic() + 60
+    while _row_count(app) == rows_before and child.poll() is None and time.monotonic() < ends:
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -42,21 +64,39 @@ def test_killed_generations_resume_to_a_consistent_library(
     for number in range(RUNS):
         remote = number % 2 == 1
         target = ("--model", "sora-2", "--size", "1280x720") if remote else ()
+        rows_before = _row_count(app)
         child = subprocess.Popen(
             [sys.executable, "-m", "core", "generate", str(still_720p),
              "-p", f"a harbour, take {number}", *target],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        time.sleep(rng.uniform(0.5, 4.0))
+        if rng.random() < EARLY_KILLS:
+            time.sleep(rng.uniform(0.2, 4.0))  # anywhere, start-up and still ingest included
+        else:
+            # From the moment its row exists: a loaded machine's start-up alone can take
+            # longer than any fixed delay, and a kill there would test nothing.
+            _wait_for_row(app, rows_before, child)
+            time.sleep(rng.uniform(0.0, 1.5 if remote else 4.0))  # the stand-in is quick
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
 
+    killed_in = Counter(  # where each kill left its row, for the log (-s)
+        row["status"] for row in json.loads(run("list", "-n", "0", "--json").stdout)
+    )
+
     # Rows killed before their create: failed once the window has passed, then retried.
-    monkeypatch.setattr(run_module, "SUBMIT_WINDOW", timedelta(seconds=2))
-    time.sleep(2.5)
+    # The window is shortened, but it still has to cover a create sent late by a loaded
+    # machine (a shorter one would fail, and then retry, a create that did arrive).
+    monkeypatch.setattr(run_module, "SUBMIT_WINDOW", WINDOW)
+    time.sleep(WINDOW.total_seconds() + 0.5)
     first = run_module.resume(app)
     retried = run_module.resume(app, retry=True)
     problems = [p for _, p in first.outcomes + retried.outcomes if p]
+    print(
+        f"\n{RUNS} runs killed; rows left: {dict(sorted(killed_in.items()))}; "
+        f"resume finished {sum(1 for _, p in first.outcomes if not p)}, "
+        f"resume --retry {len(retried.outcomes)}; creates sent {api.count('POST', '/videos')}"
+    )
 
     assert json.loads(run("jobs", "--json").stdout) == []  # nothing stuck
     rows = json.loads(run("list", "-n", "0", "--json").stdout)

@@ -51,6 +51,9 @@ def test_random_bytes_catalog_is_one_line_naming_the_file(home: Path, run):
     catalog.write_bytes(os.urandom(20_000))
     line = _one_line_exit_2(run, "list")
     assert str(catalog) in line and "damaged" in line and "backup" in line
+    for command in (["jobs"], ["resume"], ["doctor"], ["worker", "--until-idle"], ["gc"]):
+        assert _one_line_exit_2(run, *command) == line, command
+    assert _one_line_exit_2(run, "backup", home / "copy.db") == line
 
 
 @sqlite_only
@@ -185,6 +188,27 @@ def test_doctor_finds_and_fixes_only_what_is_safe(home: Path, run, still: Path, 
     assert doctor(Reelvault(Settings.load(home=home))).leftovers == []
 
 
+@sqlite_only
+def test_doctor_reports_a_catalog_that_fails_its_integrity_check(home: Path, run, still: Path):
+    """A catalog that still opens but whose index no longer matches its rows: the
+    commands go on working, and doctor is what finds it."""
+    _make_clip(run, still)
+    with sqlite3.connect(home / "catalog.db") as conn:
+        conn.execute("PRAGMA writable_schema=ON")
+        conn.execute(
+            "UPDATE sqlite_master SET sql = 'CREATE INDEX ix_generations_status "
+            "ON generations (prompt)' WHERE name = 'ix_generations_status'"
+        )
+    report = json.loads(run("doctor", "--json", expect=1).stdout)
+    assert report["integrity"] == ["row 1 missing from index ix_generations_status"]
+    assert report["healthy"] is False
+    text = run("doctor", expect=1).output.strip().splitlines()
+    assert text == [
+        "catalog damaged: row 1 missing from index ix_generations_status — restore it "
+        "from a backup (`reelvault backup` makes one)"
+    ]
+
+
 # -- (5) control characters in what people typed or files carry -----------------------
 
 HOSTILE = "\x1b]0;owned\x07pan \x1b[2J right\rOVERWRITE\nforged line\x9b31m"
@@ -220,6 +244,28 @@ def test_control_characters_are_escaped_for_people_and_exact_in_json(
     _assert_escaped(imported)
     assert "\\x1b[2J\\nforged.jpg" in imported
     _assert_escaped(run("verify", hostile_still, expect=1).output)
+
+
+def test_control_characters_from_an_imported_files_manifest_are_escaped(
+    home: Path, run, still: Path, tmp_path: Path, app: Reelvault, monkeypatch
+):
+    """The prompt and names a signed clip carries, read back from its credentials by
+    ``import`` into another library: escaped by import, show, list, lineage and verify."""
+    run("signing", "init")
+    data = json.loads(run("generate", still, "-p", HOSTILE, "--json").stdout)
+    signed = tmp_path / "clip\x1b]0;x\x07.mp4"
+    signed.write_bytes(app.store.local_path(data["video"]["sha256"]).read_bytes())
+
+    monkeypatch.setenv("REELVAULT_HOME", str(tmp_path / "other-home"))
+    if on_postgresql():
+        monkeypatch.delenv("REELVAULT_DB")  # a library of its own, on SQLite
+    _assert_escaped(run("import", signed).output)
+    (row,) = json.loads(run("list", "--json").stdout)
+    assert row["prompt"] == HOSTILE  # read from the manifest, exact in JSON
+    for args in (["show", row["id"]], ["list"], ["lineage", row["id"]], ["verify", signed]):
+        output = run(*args).output
+        _assert_escaped(output)
+    assert "\\x1b]0;owned\\x07" in run("show", row["id"]).output
 
 
 def test_errors_naming_hostile_files_are_escaped(home: Path, run, tmp_path: Path):
@@ -295,6 +341,23 @@ def test_damaged_extras_become_warnings_and_the_clip_completes(home: Path, run, 
     shown = run("show", clip["id"]).output
     assert shown.count("warning   the provider's") == 2
     assert "warning: the provider's thumbnail" in result.stderr
+
+
+def test_extras_that_fail_to_download_become_warnings_and_the_clip_completes(
+    home: Path, run, api, still_720p
+):
+    api.failing_variants.update({"thumbnail": 404, "spritesheet": 404})
+    result = run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size",
+                 "1280x720", "--json")  # fmt: skip
+    clip = json.loads(result.stdout)
+    assert clip["status"] == "completed" and clip["video"]["mime"] == "video/mp4"
+    warnings = clip["details"]["warnings"]
+    assert len(warnings) == 2 and all("HTTP 404" in w for w in warnings), warnings
+    assert "thumbnail" in warnings[0] and "made from the video" in warnings[0]
+    assert "spritesheet" in warnings[1]
+    assert clip["thumbnail"]["mime"] == "image/webp" and clip["spritesheet"] is None
+    assert json.loads(run("jobs", "--json").stdout) == []
+    assert run("show", clip["id"]).output.count("warning   the provider's") == 2
 
 
 def test_resume_never_downloads_again_what_the_store_holds(
@@ -399,6 +462,57 @@ def test_full_disk_is_one_line_and_resume_goes_on_with_the_other_jobs(
     assert "1 of 2 jobs did not complete" in resumed[-1]
     assert run("resume").output.strip().endswith("completed")
     assert json.loads(run("jobs", "--json").stdout) == []
+
+
+def _no_space(*_args, **_kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_work_folder_at_submit_is_one_line_and_retry_sends_it(
+    home: Path, run, still: Path, monkeypatch
+):
+    """The local backend copies the still into its job folder before rendering: a full
+    disk there is one line, and the row is failed as never sent, for `resume --retry`."""
+    import plugins.local_backend as local_backend
+
+    run("jobs")  # the catalog exists: the output below is the fault's alone
+    with monkeypatch.context() as patched:
+        patched.setattr(local_backend, "write_atomic", _no_space)
+        result = run("generate", still, "-p", "pan right", expect=1)
+    assert result.output.strip().splitlines() == [
+        f"Error: no space left on the device holding {home / 'work' / 'local'}; free some "
+        "space or fix the folder, then `reelvault resume --retry`"
+    ]
+    (row,) = json.loads(run("list", "--json").stdout)
+    assert row["status"] == "failed"
+    assert not list((home / "work" / "local").iterdir())  # no half-made job folder
+    assert "completed" in run("resume", "--retry").output
+    assert json.loads(run("show", row["id"], "--json").stdout)["status"] == "completed"
+
+
+def test_a_full_work_folder_while_rendering_leaves_the_job_resumable(
+    home: Path, run, still: Path, monkeypatch
+):
+    """A render that cannot write its video fails the render, not the job: one line, the
+    clip stays in flight, and `resume` renders it again once there is room."""
+    import plugins.local_backend.jobs as local_jobs
+
+    real_render = local_jobs.render_clip
+    run("jobs")  # the catalog exists: the output below is the fault's alone
+    with monkeypatch.context() as patched:
+        patched.setattr(local_jobs, "render_clip", _no_space)
+        result = run("generate", still, "-p", "pan right", expect=1)
+    assert result.output.strip().splitlines() == [
+        f"Error: no space left on the device holding {home / 'work' / 'local'}; free some "
+        "space or fix the folder, then `reelvault resume`"
+    ]
+    (job,) = json.loads(run("jobs", "--json").stdout)
+    assert job["status"] == "in_progress" and job["remote_job_id"]
+    assert local_jobs.render_clip is real_render
+    assert run("resume").output.strip().endswith("completed")
+    assert json.loads(run("show", job["id"], "--json").stdout)["status"] == "completed"
 
 
 # -- (7) the webhooks receiver under hostile clients -------------------------------------
@@ -537,6 +651,34 @@ def test_resume_adopts_the_remote_job_a_kill_did_not_record(
     assert len(json.loads(run("list", "--json").stdout)) == 1
 
 
+def test_resume_adopts_only_the_remote_job_that_matches_the_row(
+    home, run, api, still_720p, monkeypatch, app
+):
+    """A listed job with another prompt (or made outside the window) is someone else's:
+    never adopted, and the row is failed once the window has passed."""
+    from datetime import timedelta
+
+    from catalog.queries import get_generation
+
+    clip = _killed_after_the_create(run, monkeypatch, still_720p)
+
+    def change_row(**values: object) -> None:
+        with app.session() as session:
+            row = get_generation(session, clip)
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
+
+    with app.session() as session:
+        created = get_generation(session, clip).created_at
+    change_row(prompt="a harbour at night")
+    assert "again later" in run("resume", expect=1).output  # not adopted: another prompt
+    change_row(prompt="a harbour", created_at=created - timedelta(hours=1))
+    assert "interrupted before submission" in run("resume", expect=1).output  # not in window
+    assert api.count("POST", "/videos") == 1
+    assert json.loads(run("show", clip, "--json").stdout)["remote_job_id"] is None
+
+
 def test_sync_adopts_into_the_submitting_row_instead_of_importing_a_duplicate(
     home, run, api, still_720p, monkeypatch
 ):
@@ -621,6 +763,77 @@ def test_a_forged_parent_claim_and_a_forged_id_are_not_adopted(home, run, still:
     assert f"claimed   parent {parent_sha} (claimed, not supported by ingredients)" in shown
 
 
+def test_forged_files_imported_through_the_cli_claim_nothing_they_cannot_show(
+    home: Path, run, still: Path, app: Reelvault, tmp_path: Path, monkeypatch
+):
+    """The same forgeries as above, as files a user imports: signed (validly) by a CA
+    nobody trusts, with a reelvault generation assertion that claims a trusted clip as
+    parent and the clip's id, while the real ``parentOf`` ingredient is another image."""
+    from core.api import GENERATION_ASSERTION
+    from core.provenance.trust import add_anchors
+    from tests.conftest import textured_image
+    from tests.provenance_support import other_signer, remux, sign_image
+
+    run("signing", "init")
+    genuine = json.loads(run("generate", still, "-p", "pan right", "--json").stdout)
+    genuine_file = app.store.local_path(genuine["video"]["sha256"])
+    unrelated = textured_image(tmp_path / "cat.png", 320, 180, seed=4)
+    plain = tmp_path / "plain.mp4"
+    plain.write_bytes(remux(genuine_file.read_bytes()))
+    claim = {
+        "generation_id": genuine["id"],
+        "prompt": "a remix, supposedly",
+        "relation": "remix_of",
+        "parent": {"sha256": genuine["video"]["sha256"]},
+    }
+    forged = sign_image(
+        app.settings, plain, tmp_path / "forged.mp4", "video/mp4",
+        signer=other_signer(tmp_path / "mallory"),
+        ingredients=[(unrelated, "image/png", "parentOf")],
+        assertions=[{"label": GENERATION_ASSERTION, "data": claim}],
+    )  # fmt: skip
+
+    bare = sign_image(  # the same claim with no ingredient at all
+        app.settings, plain, tmp_path / "bare.mp4", "video/mp4",
+        signer=other_signer(tmp_path / "mallory"),
+        assertions=[{"label": GENERATION_ASSERTION, "data": claim}],
+    )  # fmt: skip
+
+    # In the genuine clip's library: the parent claims are kept, not linked, and audited.
+    run("import", forged, bare)
+    forged_ids = [
+        row["id"] for row in json.loads(run("list", "-n", "0", "--json").stdout)
+        if row["id"] != genuine["id"]
+    ]  # fmt: skip
+    assert len(forged_ids) == 2
+    audited = run("audit", expect=1).output
+    for forged_id in forged_ids:
+        shown = json.loads(run("show", forged_id, "--json").stdout)
+        assert shown["parent_id"] is None and shown["relation"] is None, shown
+        claimed = shown["details"]["claims_not_supported"]
+        assert claimed == {"parent": genuine["video"]["sha256"]}
+        assert "(claimed, not supported by ingredients)" in run("show", forged_id).output
+        assert f"({forged_id}): its credentials claim parent {genuine['video']['sha256']}" in (
+            audited
+        )
+
+    # In a new library, the forgery imported first does not take the genuine clip's id.
+    other_home = tmp_path / "other-home"
+    monkeypatch.setenv("REELVAULT_HOME", str(other_home))
+    if on_postgresql():
+        monkeypatch.delenv("REELVAULT_DB")  # a library of its own, on SQLite
+    run("import", forged)
+    (first,) = json.loads(run("list", "-n", "0", "--json").stdout)
+    assert first["id"] != genuine["id"]  # an untrusted signer's id is not adopted
+    add_anchors(Settings.load(home=other_home), app.settings.signing_paths()[0])
+    run("import", genuine_file)
+    videos = {
+        row["id"]: json.loads(run("show", row["id"], "--json").stdout)["video"]["sha256"]
+        for row in json.loads(run("list", "-n", "0", "--json").stdout)
+    }
+    assert videos[genuine["id"]] == genuine["video"]["sha256"]  # the genuine clip's own id
+
+
 def test_a_claim_is_given_up_only_for_a_holder_process_that_is_gone():
     import socket
     import subprocess
@@ -634,3 +847,27 @@ def test_a_claim_is_given_up_only_for_a_holder_process_that_is_gone():
     assert not holder_gone(holder_name("finishing"))  # this very process
     assert not holder_gone(f"finishing:another-host:{ended.pid}:abc123")  # cannot be checked
     assert not holder_gone("not a holder name") and not holder_gone(None)
+
+
+# -- docs/operations.md: what the issue asks it to cover, with the figures in force -------
+
+
+def test_operations_doc_covers_every_command_and_status_with_the_limits_in_force():
+    import re
+
+    from catalog.search import MAX_SEARCH_TEXT
+    from core.api.types import GenerationStatus
+    from core.library.doctor import STUCK_AFTER
+    from core.remote import webhooks
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "operations.md").read_text()
+    flat = " ".join(text.split())
+    for command in ("reelvault backup", "reelvault doctor", "reelvault resume", "resume --retry"):
+        assert command in text, command
+    for status in GenerationStatus:  # each in the first cell of a row of the status table
+        assert re.search(rf"^\| [^|]*`{status.value}`", text, re.MULTILINE), status
+    assert f"at most {MAX_SEARCH_TEXT:,} characters" in flat
+    assert f"at most {webhooks.MAX_CONNECTIONS} connections" in flat
+    assert f"{webhooks.READ_TIMEOUT_SECONDS:g} seconds to send its request" in flat
+    assert STUCK_AFTER.total_seconds() == 3600 and "untouched for an hour" in flat

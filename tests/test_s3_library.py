@@ -390,3 +390,40 @@ def test_get_rm_and_gc_with_media_in_a_bucket(
     for asset in ("video", "thumbnail", "source"):
         assert in_bucket(kept[asset]["sha256"])
     assert json.loads(run("audit", "--json").stdout)["clean"]
+
+
+def test_doctor_and_an_emptied_catalog_with_the_files_in_a_bucket(
+    run, home: Path, still: Path, s3_url: str, s3_server: SeaweedServer
+):
+    """Issue 10's library checks read the store through its interface: a bucket's
+    objects count as stored files for doctor's orphans and for an emptied catalog."""
+    import io
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f'media = "{s3_url}"\n')
+    generate(run, still)
+    assert json.loads(run("doctor", "--json").stdout)["healthy"] is True
+    app = Reelvault(Settings.load(home=home))
+    try:
+        orphan = app.store.put_stream(io.BytesIO(b"an object no row names"))
+    finally:
+        app.close()
+    report = json.loads(run("doctor", "--json", expect=1).stdout)
+    assert report["orphans"] == [orphan.sha256]
+    assert run("doctor", "--fix", expect=1).output.count("orphan files: 1") == 1
+    prefix = s3_url.removeprefix(f"s3://{BUCKET}/")
+    key = f"{prefix}/{orphan.sha256[:2]}/{orphan.sha256}"
+    assert s3_server.client().head_object(Bucket=BUCKET, Key=key)  # never deleted by --fix
+
+    if sa.make_url(Settings.load(home=home).db_url).get_backend_name() != "sqlite":
+        return  # an emptied catalog file is SQLite's own fault
+    catalog = home / "catalog.db"
+    catalog.write_bytes(b"")
+    for wal in home.glob("catalog.db-*"):
+        wal.unlink()
+    result = run("list", expect=2)
+    assert result.stderr.splitlines() == [
+        f"Error: the catalog {catalog} is empty (0 bytes) while the media store {s3_url} "
+        "holds files: restore the catalog from a backup, or move it aside and "
+        "`reelvault import` your clips into a new one"
+    ]

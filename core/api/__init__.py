@@ -42,7 +42,7 @@ from core.api.errors import (
     StorageError,
     WebhookRejected,
 )
-from core.api.files import disk_error, write_atomic
+from core.api.files import DISK_ERRNOS, disk_error, write_atomic
 from core.api.hookspecs import (
     PROJECT,
     hookimpl,
@@ -88,6 +88,7 @@ from core.api.types import (
 __all__ = [
     "ASSET_PREFIXES",
     "CLIP_PREFIX",
+    "DISK_ERRNOS",
     "FIT_MODES",
     "GENERATION_ASSERTION",
     "PROJECT",

@@ -17,15 +17,23 @@ from pathlib import Path
 
 from core.api.errors import StorageError
 
-__all__ = ["disk_error", "write_atomic"]
+__all__ = ["DISK_ERRNOS", "disk_error", "write_atomic"]
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+"""The errors of a folder that cannot take a write (full, over quota, read-only, not
+ours): a fault of the machine, which the job survives, not of the job."""
 
 DEFAULT_MODE = 0o644
 """The mode of a new file when none is asked for: what most umasks give."""
 
 
-def disk_error(exc: OSError, where: str | Path) -> StorageError:
+def disk_error(
+    exc: OSError, where: str | Path, *, then: str = "`reelvault resume`"
+) -> StorageError:
     """The one line a failed write to a folder is reported with: a full disk, a read-only
-    folder, a quota. ``where`` is the folder (or store) written to, as people know it.
+    folder, a quota. ``where`` is the folder (or store) written to, as people know it;
+    ``then`` is the command that finishes the job once there is room (a job that failed
+    before it was sent needs ``reelvault resume --retry``).
 
     Raised instead of the ``OSError`` so that the command ends in one line and the job it
     was doing stays resumable (a resume goes on with the other jobs).
@@ -38,7 +46,7 @@ def disk_error(exc: OSError, where: str | Path) -> StorageError:
         errno.EPERM: f"{where} cannot be written: operation not permitted",
     }
     reason = reasons.get(exc.errno or 0, f"{where} cannot be written: {exc.strerror or exc}")
-    return StorageError(f"{reason}; free some space or fix the folder, then `reelvault resume`")
+    return StorageError(f"{reason}; free some space or fix the folder, then {then}")
 
 
 def write_atomic(path: str | Path, data: bytes | str, *, mode: int | None = None) -> None:

@@ -48,8 +48,10 @@ def worker_command(
     ctx: click.Context, concurrency: int, lease: float, until_idle: bool, name: str | None
 ) -> None:
     """Take queued jobs from the catalog and run them; several workers may share it."""
+    app = get_app(ctx)
+    app.engine  # noqa: B018 (opened before "started": a damaged catalog is the one line)
     worker = Worker(
-        get_app(ctx),
+        app,
         concurrency=concurrency,
         lease_seconds=lease,
         name=name,

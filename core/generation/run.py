@@ -21,7 +21,7 @@ from catalog.queue import database_now
 from catalog.records import adopt_job_id, lock_generation, reopen_for_retry, save, touch
 from catalog.statuses import ENDED
 from core.api.capabilities import ListsJobs
-from core.api.errors import BackendError, ReelvaultError
+from core.api.errors import BackendError, ReelvaultError, StorageError
 from core.api.times import timestamp_text
 from core.api.types import (
     Backend,
@@ -73,6 +73,11 @@ def send(
             status = backend.derive(request)
         else:
             status = backend.submit(request)
+    except StorageError as exc:
+        # A full or read-only disk stopped the create before it was sent: the row is
+        # the one a kill before submission leaves, and `resume --retry` sends it again.
+        record_failure(app, generation_id, INTERRUPTED_BEFORE_SUBMISSION, str(exc))
+        raise
     except ReelvaultError as exc:
         adopted = _adopt_lost_create(app, backend, generation_id, exc, lease)
         if adopted is not None:

@@ -211,6 +211,14 @@ def _check_copy(
                     generation_id,
                 )
             )
+    if lineage is not None:
+        unsupported = (lineage.generation.details or {}).get("claims_not_supported") or {}
+        for role, sha in sorted(unsupported.items()):
+            find(
+                "lineage_contradiction",
+                f"its credentials claim {role} {sha}, which no ingredient bears out "
+                "(claimed, not supported by ingredients): not linked",
+            )
     manifest = manifest_of(results) if intact else None
     if lineage is not None and manifest is not None:
         for problem in compare_lineage(

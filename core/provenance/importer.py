@@ -115,6 +115,10 @@ def _link(
         source = ingredient_asset(session, ingredient, sha)
         if source is None:
             unlinked.append(str(ingredient.get("title")))
+    for role, relationship in (("parent", PARENT_OF), ("source", INPUT_TO)):
+        sha = claimed_sha256(manifest, role)
+        if sha and not ingredients(manifest, relationship) and asset_by_sha(session, sha):
+            unsupported[role] = sha  # a cataloged file claimed with no ingredient at all
     parameters = claimed.get("parameters")
     parameters = dict(parameters) if isinstance(parameters, Mapping) else {}
     made_at = _when(claimed.get("signed_at")) or _when(manifest.get("signed_at")) or utcnow()

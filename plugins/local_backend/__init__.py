@@ -38,6 +38,7 @@ from core.api import (
     RequestError,
     Size,
     Variant,
+    disk_error,
     hookimpl,
     write_atomic,
 )
@@ -207,10 +208,14 @@ class LocalBackend:
         job_id = "local_" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
         job_dir = self.work_dir / job_id
         if not (job_dir / SPEC).exists():
-            job_dir.mkdir(parents=True, exist_ok=True)
             spec["input"] = "input" + (image.suffix.lower() or ".img")
-            write_atomic(job_dir / spec["input"], data)
-            write_atomic(job_dir / SPEC, json.dumps(spec, indent=2, sort_keys=True).encode())
+            try:
+                job_dir.mkdir(parents=True, exist_ok=True)
+                write_atomic(job_dir / spec["input"], data)
+                write_atomic(job_dir / SPEC, json.dumps(spec, indent=2, sort_keys=True).encode())
+            except OSError as exc:  # a full or read-only work folder: nothing was started
+                shutil.rmtree(job_dir, ignore_errors=True)
+                raise disk_error(exc, self.work_dir, then="`reelvault resume --retry`") from None
         return job_id
 
     def _job_dir(self, job_id: str) -> Path:
@@ -238,6 +243,11 @@ class LocalBackend:
             render = self._renders.get(job_id)
             if render and render.running:
                 return status(JobState.IN_PROGRESS, render.progress)
+            if render and render.disk_fault:
+                # The machine's fault, not the job's: report it and let the next poll
+                # (a resume, once there is room) render again.
+                self._renders.pop(job_id, None)
+                raise render.disk_fault
             if _is_complete(job_dir):
                 return status(JobState.COMPLETED, 100)
             error = _read_error(job_dir)

@@ -18,7 +18,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.api import BackendError, Size, Variant, process_ended, write_atomic
+from core.api import (
+    DISK_ERRNOS,
+    BackendError,
+    Size,
+    StorageError,
+    Variant,
+    disk_error,
+    process_ended,
+    write_atomic,
+)
 from plugins.local_backend.motion import parse_motion
 from plugins.local_backend.render import _frame_count, load_still, render_clip
 
@@ -34,6 +43,8 @@ class _Render:
     def __init__(self, job_dir: Path, spec: Mapping[str, Any]) -> None:
         self.total = _frame_count(spec["seconds"])
         self.done = 0
+        self.disk_fault: StorageError | None = None
+        """Set when the work folder could not take the render's files (disk full)."""
         # A daemon thread lets an interrupted CLI exit at once; the job resumes on the
         # next poll because its outputs never appeared.
         self._thread = threading.Thread(
@@ -63,6 +74,11 @@ class _Render:
         except Exception as exc:  # a thread has no caller to raise to: record it for poll
             video.unlink(missing_ok=True)
             thumb.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+                # A full or read-only work folder fails this render, not the job: kept in
+                # memory (there may be no room for an error file) for poll to report.
+                self.disk_fault = disk_error(exc, job_dir.parent)
+                return
             error = {"code": "render_failed", "message": f"{type(exc).__name__}: {exc}"}
             write_atomic(job_dir / ERROR, json.dumps(error).encode())
 

@@ -53,6 +53,7 @@ class VideosAPIRoutes:
     max_running: int | None
     redirect_content: bool
     truncated_variants: dict[str, int]
+    failing_variants: dict[str, int]
     retired: bool
     hold: bool
     requests: list[RecordedRequest]
@@ -334,6 +335,9 @@ class VideosAPIRoutes:
         return self._bytes(self.video_or_404(found[0]), found[1])
 
     def _bytes(self, video: Video, variant: str) -> Response:
+        failing = self.failing_variants.get(variant)
+        if failing is not None:
+            raise ApiError(failing, f"The {variant} of video '{video.id}' is not available.")
         with self._render_lock:  # rendering is CPU-bound: one at a time keeps tests steady
             if not video.content:
                 video.content.update(render_outputs(video, video.input_reference))

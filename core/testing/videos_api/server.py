@@ -68,6 +68,9 @@ class VideosAPIServer(VideosAPIRoutes):
         self.truncated_variants: dict[str, int] = {}
         """Variants (``thumbnail``, ``spritesheet``, ``video``) served cut to this many
         bytes with a 200, as a provider with a damaged output would."""
+        self.failing_variants: dict[str, int] = {}
+        """Variants whose download is answered with this HTTP status and no content, as
+        a provider that lost (404) or cannot serve (5xx) one output would."""
         self.retired = False
         """Answer every route like a shut-down endpoint (404 ``Invalid URL``)."""
         self.hold = False
