@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -618,6 +620,91 @@ def test_ctrl_c_says_how_to_finish_and_resume_cleans_what_a_kill_left(
         os.utime(path, (old, old))
     assert run("resume").output.strip().endswith("completed")
     assert _work_files(home) == []
+
+
+def _killed_before_the_row(home: Path, still: Path) -> subprocess.CompletedProcess[str]:
+    """A real ``generate`` process that dies (as by SIGKILL: no handler, no cleanup) right
+    after its still is cataloged, at the moment it would write the clip's row."""
+    script = (
+        "import os, sys\n"
+        "import core.generation.request as request\n"
+        "request.add_generation = lambda *args, **kwargs: os._exit(137)\n"
+        "from core.cli import main\n"
+        "sys.argv = ['reelvault', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    args = ["generate", str(still), "-p", "pan right"]
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def _asset_ids(run) -> set[str]:
+    return {row["id"] for row in json.loads(run("assets", "--json").stdout)}
+
+
+def test_a_kill_before_the_clips_row_leaves_no_still_that_resume_does_not_clear(
+    home: Path, run, still: Path
+):
+    """The still a killed request cataloged, with no clip made from it, is what ``resume``
+    clears (recorded as a removal); a still that a clip uses by then is kept."""
+    assert _killed_before_the_row(home, still).returncode == 137
+    left = _asset_ids(run)
+    assert len(left) == 1 and next(iter(left)).startswith("img_")
+    assert json.loads(run("list", "--json").stdout) == []
+    (note,) = (home / "work" / "requests").iterdir()
+
+    result = run("resume")
+    assert _asset_ids(run) == set()
+    assert not note.exists()
+    for asset in left:
+        assert f"removed {asset}" in result.stderr
+    assert json.loads(run("audit", "--json").stdout)["clean"]
+
+    # Killed again, and meanwhile a clip is made from the same still: it stays.
+    assert _killed_before_the_row(home, still).returncode == 137
+    clip = _make_clip(run, still)
+    source = json.loads(run("show", clip, "--json").stdout)["source"]["id"]
+    assert {source} == left
+    result = run("resume")
+    assert source in _asset_ids(run)
+    assert "removed" not in result.stderr
+    assert not list((home / "work" / "requests").iterdir())
+
+
+def test_doctor_reports_a_killed_requests_stills_and_fix_removes_them(home: Path, run, still: Path):
+    assert _killed_before_the_row(home, still).returncode == 137
+    left = _asset_ids(run)
+    report = json.loads(run("doctor", "--json", expect=1).stdout)
+    assert sorted(report["abandoned"]) == sorted(left) and not report["healthy"]
+    assert _asset_ids(run) == left  # reported only
+    fixed = run("doctor", "--fix")
+    assert "stills of killed requests: 1" in fixed.stdout and "removed" in fixed.stdout
+    assert _asset_ids(run) == set()
+    after = json.loads(run("doctor", "--json").stdout)  # healthy: exit 0
+    assert after["abandoned"] == [] and after["orphans"] == []
+    assert len(after["removed_files"]) == 1  # the still's file, for gc: not an orphan
+
+
+def test_a_request_that_fails_before_its_row_removes_the_still_it_cataloged(
+    home: Path, run, still: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Ctrl-C (or any error) after the still is cataloged but before the row: a still the
+    request added goes again at once; one that was in the library before stays."""
+    import core.generation.request as request_module
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(request_module, "run_checks", interrupted)
+    run("generate", still, "-p", "pan right", expect=130)
+    assert _asset_ids(run) == set()
+    assert not list((home / "work" / "requests").iterdir())
+
+    run("import", still)
+    imported = _asset_ids(run)
+    run("generate", still, "-p", "pan right", expect=130)
+    assert _asset_ids(run) == imported  # there before the request: not the request's to remove
 
 
 # -- (2) killed between writing the row and recording the job id --------------------------

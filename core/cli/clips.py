@@ -369,7 +369,10 @@ def resume_command(ctx: click.Context, retry: bool) -> None:
     """Finish every job interrupted by a crash or Ctrl-C, without submitting it again."""
     app = get_app(ctx)
     with progress_bar("resuming") as on_progress:
-        outcomes = resume(app, on_progress=on_progress, retry=retry).outcomes
+        resumed = resume(app, on_progress=on_progress, retry=retry)
+    outcomes = resumed.outcomes
+    for asset in resumed.abandoned:
+        echo_err(f"removed {asset}: cataloged by a run killed before its clip was recorded")
     problems = 0
     for generation, problem in outcomes:
         if problem is None and generation.status == GenerationStatus.COMPLETED:
@@ -378,7 +381,7 @@ def resume_command(ctx: click.Context, retry: bool) -> None:
             problems += 1
             reason = problem or f"{generation.error_code}: {generation.error_message}"
             say(f"{generation.id} {generation.status}: {reason}")
-    if not outcomes:
+    if not outcomes and not resumed.abandoned:
         echo_err("nothing to resume")
     if problems:
         raise ReelvaultError(f"{problems} of {len(outcomes)} jobs did not complete")

@@ -76,6 +76,10 @@ def _print_report(report: object) -> None:
         )
     else:
         click.echo("orphan files: none")
+    if report.removed_files:
+        click.echo(
+            f"files of removed items: {len(report.removed_files)} (`reelvault gc` deletes them)"
+        )
     if not report.leftovers:
         click.echo("work-folder leftovers: none")
     elif report.fixed:
@@ -88,5 +92,13 @@ def _print_report(report: object) -> None:
             f"work-folder leftovers: {len(report.leftovers)} ({report.leftover_bytes:,} bytes)"
             " — `reelvault doctor --fix` removes them"
         )
+    if report.abandoned:
+        what = "removed" if report.fixed else "to remove (`reelvault doctor --fix`)"
+        click.echo(
+            f"stills of killed requests: {len(report.abandoned)} cataloged by a run killed "
+            f"before its clip was recorded, {what}"
+        )
+        for asset in report.abandoned:
+            click.echo(f"  {asset}")
     if report.healthy:
         echo_err("no problems found")

@@ -9,7 +9,7 @@ stored, the policy checks run, and the generation row is written with every deci
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,9 @@ from core.generation.policy import warnings as policy_warnings
 from core.generation.rows import GenerationResult, source_still_path
 from core.generation.run import model_info, run_job, send
 from core.host.app import Reelvault
+from core.library.notes import request_note
 from core.media.probe import MediaInfo, fit_image, probe_image
-from core.provenance.ingest import ingest
+from core.provenance.ingest import Ingested, ingest
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class _Plan:
     source_asset_id: str | None
     parent: Generation | None = None
     input_asset_id: str | None = None  # the fitted still actually sent, when reelvault fitted it
+    clip_id: str = dataclasses.field(default_factory=new_clip_id)
 
     @property
     def relation(self) -> Relation | None:
@@ -100,25 +102,31 @@ def generate(
     name = name or "the still"
     still = probe_image(path) if path is not None else None
     fitted = _fit_input(path, name, still, info, size, parameters or {}) if path and still else None
-    source = cataloged or (ingest_image(app, path, still) if path is not None else None)
-    sent = _ingest_fitted(app, fitted, name, size, parameters or {}) if fitted else None
-    request = GenerationRequest(
-        model=info.name,
-        prompt=prompt,
-        seconds=seconds,
-        size=size,
-        input_image=app.store.local_path((sent or source).file_sha256) if source else None,
-        parameters=dict(parameters or {}),
-    )
-    plan = _Plan(
-        backend_obj,
-        info,
-        request,
-        source.id if source else None,
-        parent=variant_of,
-        input_asset_id=sent.id if sent else None,
-    )
-    return _submit_and_run(app, plan, on_progress, queue)
+    clip_id = new_clip_id()
+    with request_note(app, clip_id) as note:  # what a kill before the row leaves, noted
+        source = cataloged
+        if source is None and path is not None:
+            source = note.add(ingest(app, path, "image", info=still, original_name=path.name)).asset
+        fitted_sent = _ingest_fitted(app, fitted, name, size, parameters or {}) if fitted else None
+        sent = note.add(fitted_sent).asset if fitted_sent else None
+        request = GenerationRequest(
+            model=info.name,
+            prompt=prompt,
+            seconds=seconds,
+            size=size,
+            input_image=app.store.local_path((sent or source).file_sha256) if source else None,
+            parameters=dict(parameters or {}),
+        )
+        plan = _Plan(
+            backend_obj,
+            info,
+            request,
+            source.id if source else None,
+            parent=variant_of,
+            input_asset_id=sent.id if sent else None,
+            clip_id=clip_id,
+        )
+        return _submit_and_run(app, plan, on_progress, queue, note.row_written)
 
 
 def derive(
@@ -258,11 +266,6 @@ def _check_prompt(prompt: str) -> None:
         raise RequestError("the prompt is empty")
 
 
-def ingest_image(app: Reelvault, path: Path, info: MediaInfo | None = None) -> Asset:
-    """Store a still in the content store and catalog it (once per distinct content)."""
-    return ingest(app, path, "image", info=info, original_name=path.name).asset
-
-
 def _fit_input(
     image: Path,
     name: str,
@@ -287,18 +290,23 @@ def _fit_input(
 
 def _ingest_fitted(
     app: Reelvault, data: bytes, still_name: str, size: str, parameters: Mapping[str, Any]
-) -> Asset:
+) -> Ingested:
     """Store the exact bytes that will be sent, so lineage shows what the model saw."""
     wanted = Size.parse(size)
     name = f"{Path(still_name).stem}.{parameters['fit']}-{size}.png"
     info = MediaInfo(mime="image/png", width=wanted.width, height=wanted.height)
-    return ingest(app, data, "image", info=info, original_name=name).asset
+    return ingest(app, data, "image", info=info, original_name=name)
 
 
 def _submit_and_run(
-    app: Reelvault, plan: _Plan, on_progress: ProgressCallback | None, queue: bool = False
+    app: Reelvault,
+    plan: _Plan,
+    on_progress: ProgressCallback | None,
+    queue: bool = False,
+    row_written: Callable[[], None] | None = None,
 ) -> GenerationResult:
-    """Record the attempt and its policy decisions, then run it (or leave it queued)."""
+    """Record the attempt and its policy decisions, then run it (or leave it queued);
+    ``row_written`` is told as soon as the row is committed."""
     context = request_context(app, plan.model, plan.source_asset_id)
     decisions = run_checks(app.host, plan.request, plan.backend.name, app.settings, context)
     warnings = tuple(policy_warnings(decisions))
@@ -310,7 +318,7 @@ def _submit_and_run(
     else:
         first_status = GenerationStatus.PENDING if queue else GenerationStatus.SUBMITTING
     generation = Generation(
-        id=new_clip_id(),
+        id=plan.clip_id,
         backend=plan.backend.name,
         model=plan.model.name,
         prompt=request.prompt,
@@ -327,6 +335,8 @@ def _submit_and_run(
         touch(generation, error_code="policy_denied", error_message=PolicyDenied.summary(denied))
     with app.session() as session:
         add_generation(session, generation, decisions)
+    if row_written is not None:
+        row_written()
     if denied:
         raise PolicyDenied(generation.id, denied)
     if queue:

@@ -40,6 +40,7 @@ from core.generation.poller import shared_poller
 from core.generation.rows import GenerationResult, current, merged, record_failure
 from core.host.app import Reelvault
 from core.library.doctor import remove_work_leftovers
+from core.library.notes import settle_abandoned
 
 DEFAULT_POLL_TIMEOUT = 3600.0
 MIN_POLL_INTERVAL = 0.05
@@ -315,6 +316,9 @@ class Resumed:
     warnings: list[str] = field(default_factory=list)
     cleaned_bytes: int = 0
     """Bytes of work-folder leftovers (of runs that were killed) removed afterwards."""
+    abandoned: list[str] = field(default_factory=list)
+    """Stills removed because the request that cataloged them was killed before its clip's
+    row (:mod:`core.library.notes`)."""
 
 
 def resume(
@@ -348,6 +352,7 @@ def resume(
                 outcomes.append((current(app, generation.id), problem))
                 continue
         _finish_one(app, generation, resumed, on_progress)
+    resumed.abandoned = settle_abandoned(app)
     resumed.cleaned_bytes = remove_work_leftovers(app)
     return resumed
 

@@ -1,9 +1,10 @@
 """``reelvault doctor``: check a library for what a crash, a full disk or a kill can
 leave behind, and fix what is safe to fix.
 
-It looks at four things: the catalog file's integrity, rows stuck in a running state,
-stored files no row references (orphans), and leftovers in the work folder. With
-``fix`` it removes only work-folder leftovers, which nothing needs by construction (see
+It looks at five things: the catalog file's integrity, rows stuck in a running state,
+stored files no row references (orphans), leftovers in the work folder, and stills a
+killed request cataloged before its clip's row (:mod:`core.library.notes`). With ``fix``
+it removes only the last two, which nothing needs by construction (see
 :mod:`core.media.leftovers`); stuck rows are for ``reelvault resume`` (which may have to
 ask a backend), and orphan files are kept: they may be the only copy of a clip whose row
 was lost, and ``reelvault import`` catalogs them again.
@@ -16,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 from catalog.health import integrity_problems, running_job_ids, stuck_generations
 from catalog.queries import stored_hashes
+from catalog.removals import removals_of
 from core.host.app import Reelvault
+from core.library.notes import settle_abandoned
 from core.media import leftovers
 
 STUCK_AFTER = timedelta(hours=1)
@@ -30,9 +33,14 @@ class DoctorReport:
     stuck: list[str] = field(default_factory=list)
     """Ids of rows left running by a process that is gone."""
     orphans: list[str] = field(default_factory=list)
-    """Digests of stored files no row references."""
+    """Digests of stored files no row references, and whose removal was never recorded."""
+    removed_files: list[str] = field(default_factory=list)
+    """Digests of the files of removed items (``rm``), which ``reelvault gc`` deletes."""
     leftovers: list[str] = field(default_factory=list)
     """Work-folder leftovers, as paths."""
+    abandoned: list[str] = field(default_factory=list)
+    """Ids of stills a request killed before its clip's row cataloged (see
+    :mod:`core.library.notes`): removed by ``--fix``, as ``resume`` does."""
     leftover_bytes: int = 0
     removed_bytes: int = 0
     """Bytes freed by ``--fix``."""
@@ -41,8 +49,9 @@ class DoctorReport:
     @property
     def healthy(self) -> bool:
         """Nothing that needs a person: leftovers removed by ``--fix`` do not count."""
+        left_by_kills = self.leftovers or self.abandoned
         return not (
-            self.integrity or self.stuck or self.orphans or (self.leftovers and not self.fixed)
+            self.integrity or self.stuck or self.orphans or (left_by_kills and not self.fixed)
         )
 
 
@@ -61,12 +70,15 @@ def doctor(app: Reelvault, *, fix: bool = False, now: datetime | None = None) ->
     if report.integrity:
         return report  # the rows cannot be trusted: restore a backup first
     moment = now or datetime.now(UTC)
+    report.abandoned = settle_abandoned(app, dry_run=not fix)
     with app.session() as session:
         report.stuck = [g.id for g in stuck_generations(session, moment, STUCK_AFTER)]
         referenced = set(stored_hashes(session))
         running = set(running_job_ids(session))
-    found = leftovers.scan(app.store, app.settings.work_dir, referenced, running)
-    report.orphans = found.orphans
+        found = leftovers.scan(app.store, app.settings.work_dir, referenced, running)
+        removed = removals_of(session, found.orphans)
+    report.orphans = [digest for digest in found.orphans if digest not in removed]
+    report.removed_files = [digest for digest in found.orphans if digest in removed]
     report.leftovers = [str(path) for path in found.work]
     report.leftover_bytes = found.work_bytes()
     if fix:

@@ -30,6 +30,12 @@ JOB_FOLDERS = frozenset({"local"})
 that job is unfinished in the catalog, left over once it has ended or is unknown."""
 
 
+NOTES_FOLDER = "requests"
+"""The work subfolder of requests' notes (:mod:`core.library.notes`): never left over by
+age, since each note is settled by what it says (removing one would keep the stills a
+killed request cataloged)."""
+
+
 @dataclass(frozen=True)
 class Leftovers:
     """The result of one scan."""
@@ -99,6 +105,8 @@ def _work_entries(work_dir: Path, running_jobs: set[str]) -> Iterable[Path]:
     for folder in sorted(work_dir.iterdir()):
         if not folder.is_dir() or folder.is_symlink():
             yield folder
+        elif folder.name == NOTES_FOLDER:
+            continue
         elif folder.name in JOB_FOLDERS:
             for job in sorted(folder.iterdir()):
                 if job.name not in running_jobs:
