@@ -22,7 +22,7 @@ import core.generation.claim
 import core.generation.run
 import core.generation.worker
 from catalog.models import Generation
-from catalog.queue import claim_next
+from catalog.queue import claim_next, database_now
 from core.api.hookspecs import hookimpl
 from core.api.settings import Settings
 from core.api.types import GenerationRequest, JobState, JobStatus
@@ -228,6 +228,32 @@ def test_a_create_that_outlives_its_lease_keeps_its_job_and_is_finished(app, sti
     row = row_of(app, queued.id)
     assert row.status == "completed" and row.remote_job_id and row.error_code is None
     assert slow.creates == 1 and row.output_asset_id
+
+
+def test_a_create_whose_worker_died_before_recording_it_is_adopted_not_sent_again(
+    app: Reelvault, api: VideosAPIServer, still_720p: Path
+):
+    """A worker killed after its create reached the service, before the job id was
+    recorded, leaves a ``submitting`` row with no job id. The worker that takes the job
+    over finds the create in the backend's listing and finishes that job: no second
+    create, no job left orphaned at the provider."""
+    queued = generate(
+        app, still_720p, "harbour", model="sora-2", size="1280x720", queue=True
+    ).generation
+    backend, request = core.generation.run.request_for(app, queued.id)
+    sent = backend.submit(request)  # the dead worker's create, whose answer was lost
+    with app.session() as session:
+        row = session.get(Generation, queued.id)
+        assert row is not None
+        row.status = "submitting"
+        row.lease_owner = "worker-that-died"
+        row.lease_expires_at = database_now(session) - timedelta(seconds=1)
+        session.add(row)
+    report = Worker(app, concurrency=1, lease_seconds=30, name="B").run(until_idle=True)
+    assert report.completed == [queued.id] and not report.failed
+    row = row_of(app, queued.id)
+    assert row.status == "completed" and row.remote_job_id == sent.job_id
+    assert api.count("POST", "/videos") == 1
 
 
 def test_stopping_hands_running_jobs_back_at_once(

@@ -392,12 +392,8 @@ def _reconcile_unsent(app: Reelvault, generation: Generation, now: datetime) -> 
     becomes ``failed`` (:data:`INTERRUPTED_BEFORE_SUBMISSION`), which ``resume --retry``
     sends again; within the window it is left for a later resume.
     """
-    backend = app.backend(generation.backend)
-    if isinstance(backend, ListsJobs):
-        status = _listed_match(app, backend, generation)
-        if status is not None:
-            _record_sent(app, generation.id, status, None, listed=True)
-            return None
+    if adopt_listed_job(app, generation):
+        return None
     created = generation.created_at
     created = created if created.tzinfo else created.replace(tzinfo=UTC)
     if now - created < SUBMIT_WINDOW:
@@ -410,6 +406,22 @@ def _reconcile_unsent(app: Reelvault, generation: Generation, now: datetime) -> 
         "`reelvault resume --retry` sends it again",
     )
     return failed.error_message or INTERRUPTED_BEFORE_SUBMISSION
+
+
+def adopt_listed_job(
+    app: Reelvault, generation: Generation, lease: WorkerLease | None = None
+) -> bool:
+    """Record as the job of a ``submitting`` row with no job id the one its backend lists
+    for it (the create reached the service, its answer was never recorded); whether one
+    was found. Always ``False`` for a backend that cannot list its jobs."""
+    backend = app.backend(generation.backend)
+    if not isinstance(backend, ListsJobs):
+        return False
+    status = _listed_match(app, backend, generation)
+    if status is None:
+        return False
+    _record_sent(app, generation.id, status, lease, listed=True)
+    return True
 
 
 def _listed_match(app: Reelvault, backend: ListsJobs, generation: Generation) -> JobStatus | None:

@@ -26,6 +26,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
+from catalog.models import Generation
 from catalog.records import lock_generation
 from catalog.statuses import ENDED
 from core.api.errors import JobStopped, ReelvaultError, StorageError
@@ -38,6 +39,7 @@ from core.generation import (
     send,
 )
 from core.generation.claim import WorkerLease, holder_name
+from core.generation.run import adopt_listed_job
 from core.host.app import Reelvault
 
 EventCallback = Callable[[str], None]
@@ -255,11 +257,9 @@ class Worker:
             if problem is not None:
                 return problem
         elif status == GenerationStatus.SUBMITTING and not remote_job_id:
-            # An earlier worker died between starting the submission and recording the
-            # job id. Sending again could make a second paid job; refuse instead.
-            message = "interrupted while submitting; not sent again to avoid a duplicate"
-            record_failure(self.app, job_id, SUBMIT_INTERRUPTED, message)
-            return _Outcome("failed", message)
+            refused = self._adopt_unrecorded_create(row)
+            if refused is not None:
+                return refused
         try:
             result = run_job(self.app, job_id, claim=self.claim, stop=self.stop).generation
         except JobStopped as exc:
@@ -271,6 +271,17 @@ class Worker:
         if result.status in ENDED:
             return _Outcome("failed", f"{result.error_code}: {result.error_message}")
         return _Outcome("lost", f"now held by {result.lease_owner}")
+
+    def _adopt_unrecorded_create(self, row: Generation) -> _Outcome | None:
+        """Take over a row whose earlier worker died between starting the submission and
+        recording the job id: a backend that lists its jobs shows whether the create
+        arrived, and that job is adopted and finished. Otherwise sending again could make
+        a second paid job, so the row fails instead."""
+        if adopt_listed_job(self.app, row, self.claim):
+            return None
+        message = "interrupted while submitting; not sent again to avoid a duplicate"
+        record_failure(self.app, row.id, SUBMIT_INTERRUPTED, message)
+        return _Outcome("failed", message)
 
     def _submit(self, job_id: str) -> _Outcome | None:
         """Send a claimed job, unless something stops it first; ``None`` once it is sent.
