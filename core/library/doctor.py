@@ -75,7 +75,10 @@ def doctor(app: Reelvault, *, fix: bool = False, now: datetime | None = None) ->
         report.stuck = [g.id for g in stuck_generations(session, moment, STUCK_AFTER)]
         referenced = set(stored_hashes(session))
         running = set(running_job_ids(session))
-        found = leftovers.scan(app.store, app.settings.work_dir, referenced, running)
+    # The scan lists the whole store (a bucket, maybe): never inside a session, which
+    # on SQLite holds the catalog's write lock.
+    found = leftovers.scan(app.store, app.settings.work_dir, referenced, running)
+    with app.session() as session:
         removed = removals_of(session, found.orphans)
     report.orphans = [digest for digest in found.orphans if digest not in removed]
     report.removed_files = [digest for digest in found.orphans if digest in removed]
