@@ -622,20 +622,30 @@ def test_ctrl_c_says_how_to_finish_and_resume_cleans_what_a_kill_left(
     assert _work_files(home) == []
 
 
-def _killed_before_the_row(home: Path, still: Path) -> subprocess.CompletedProcess[str]:
-    """A real ``generate`` process that dies (as by SIGKILL: no handler, no cleanup) right
-    after its still is cataloged, at the moment it would write the clip's row."""
+def _generate_in_a_process(still: Path, patch: str) -> subprocess.CompletedProcess[str]:
+    """``generate`` in a process of its own, after running ``patch`` (Python that may use
+    ``os`` and ``request``, the module :mod:`core.generation.request`)."""
     script = (
         "import os, sys\n"
         "import core.generation.request as request\n"
-        "request.add_generation = lambda *args, **kwargs: os._exit(137)\n"
+        f"{patch}\n"
         "from core.cli import main\n"
         "sys.argv = ['reelvault', *sys.argv[1:]]\n"
         "main()\n"
     )
-    args = ["generate", str(still), "-p", "pan right"]
     return subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script, "generate", str(still), "-p", "pan right"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _killed_before_the_row(home: Path, still: Path) -> subprocess.CompletedProcess[str]:
+    """A real ``generate`` process that dies (as by SIGKILL: no handler, no cleanup) right
+    after its still is cataloged, at the moment it would write the clip's row."""
+    return _generate_in_a_process(
+        still, "request.add_generation = lambda *args, **kwargs: os._exit(137)"
     )
 
 
@@ -705,6 +715,25 @@ def test_a_request_that_fails_before_its_row_removes_the_still_it_cataloged(
     imported = _asset_ids(run)
     run("generate", still, "-p", "pan right", expect=130)
     assert _asset_ids(run) == imported  # there before the request: not the request's to remove
+
+
+def test_a_failed_cleanup_keeps_the_note_and_reports_the_first_error(home: Path, run, still: Path):
+    """Ctrl-C before the row while the catalog cannot take the removal either: the user
+    sees the interruption, not the cleanup's error, and the note stays for `resume`."""
+    patch = (
+        "import core.library.notes as notes\n"
+        "from core.api.errors import CatalogError\n"
+        "def interrupted(*args, **kwargs): raise KeyboardInterrupt\n"
+        "def unreachable(*args, **kwargs): raise CatalogError('the catalog cannot be reached')\n"
+        "request.run_checks = interrupted\n"
+        "notes.plan_removal = unreachable"
+    )
+    result = _generate_in_a_process(still, patch)
+    assert result.returncode == 130 and "cannot be reached" not in result.stderr
+    (note,) = (home / "work" / "requests").iterdir()
+    assert len(_asset_ids(run)) == 1
+    assert "removed img_" in run("resume").stderr
+    assert _asset_ids(run) == set() and not note.exists()
 
 
 # -- (2) killed between writing the row and recording the job id --------------------------

@@ -14,6 +14,7 @@ since, and the note. The removal is recorded like any ``rm``; the files go with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -43,7 +44,7 @@ class RequestNote:
     path: Path
     clip_id: str
     assets: list[str] = field(default_factory=list)
-    written: bool = False
+    """What the request added and has yet to account for: emptied once its row is written."""
 
     def add(self, ingested: Ingested) -> Ingested:
         """Note the asset of ``ingested`` if this request added it to the catalog, before
@@ -62,21 +63,24 @@ class RequestNote:
 
     def row_written(self) -> None:
         """The clip's row is committed: it refers to the assets, the note is done."""
-        self.written = True
+        self.assets = []
         self.path.unlink(missing_ok=True)
 
 
 @contextmanager
 def request_note(app: Reelvault, clip_id: str) -> Iterator[RequestNote]:
     """A note for the request of ``clip_id``; if the block ends (by an exception) before
-    :meth:`RequestNote.row_written`, the assets it noted are removed again."""
+    :meth:`RequestNote.row_written`, the assets it noted are removed again. Should that
+    removal fail too (the catalog is unreachable), the note stays for ``resume`` or
+    ``doctor --fix``, and the first error is the one reported."""
     note = RequestNote(app.settings.work_dir / NOTES_FOLDER / f"{clip_id}.json", clip_id)
     try:
         yield note
     except BaseException:
-        if not note.written and note.assets:
-            _remove_unused(app, clip_id, note.assets)
-            note.path.unlink(missing_ok=True)
+        if note.assets:
+            with contextlib.suppress(Exception):
+                _remove_unused(app, clip_id, note.assets)
+                note.path.unlink(missing_ok=True)
         raise
 
 
