@@ -215,15 +215,19 @@ def _migration_lock(engine: sa.Engine) -> Iterator[None]:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": PG_MIGRATION_LOCK})
                 conn.commit()
         return
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    database = sqlite_file(engine.url)
+    if database is None:
         yield
         return
     from filelock import FileLock
 
-    lock_path = Path(database).expanduser().with_suffix(".migrate-lock")
-    with FileLock(lock_path):
+    with FileLock(_lock_file(database)):
         yield
+
+
+def _lock_file(database: Path) -> Path:
+    """The file beside a SQLite catalog through which its upgrade lock is taken."""
+    return database.with_suffix(".migrate-lock")
 
 
 def left_empty(database: Path) -> bool:
@@ -238,7 +242,7 @@ def left_empty(database: Path) -> bool:
     from filelock import FileLock, Timeout
 
     try:
-        with FileLock(database.with_suffix(".migrate-lock"), timeout=0):
+        with FileLock(_lock_file(database), timeout=0):
             return database.is_file() and database.stat().st_size == 0
     except Timeout:
         return False  # another process holds the lock: it is creating or upgrading it
@@ -256,10 +260,9 @@ def _set_up(engine: sa.Engine) -> bool:
     (``left_empty``). Reading the mode needs no lock, so a catalog already in WAL mode
     (every one after its first opening) only takes the lock if its schema is behind.
     """
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    path = sqlite_file(engine.url)
+    if path is None:
         return upgrade(engine)
-    path = Path(database).expanduser()
     # A new catalog is opened for the first time only under the lock (opening makes its
     # empty file), so an empty file is never seen with the lock free while it is made.
     is_new = not path.exists() or path.stat().st_size == 0
