@@ -171,6 +171,13 @@ class Generation(SQLModel, table=True):
     """
 
     __tablename__ = "generations"
+    # Each step of a lineage's recursion finds a clip by id (up to its parent) or by
+    # parent (down to its children) and reads only the other of the two: with both in
+    # one index, the step never visits the table (see catalog.lineage).
+    __table_args__ = (
+        sa.Index("ix_generations_id_parent_id", "id", "parent_id"),
+        sa.Index("ix_generations_parent_id_id", "parent_id", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     backend: str = Field(index=True, max_length=100)
@@ -187,7 +194,7 @@ class Generation(SQLModel, table=True):
     progress: int = 0
     remote_job_id: str | None = Field(default=None, index=True, max_length=200)
     source_asset_id: str | None = Field(default=None, foreign_key="assets.id", index=True)
-    parent_id: str | None = Field(default=None, foreign_key="generations.id", index=True)
+    parent_id: str | None = Field(default=None, foreign_key="generations.id")
     relation: str | None = Field(default=None, max_length=20)
     output_asset_id: str | None = Field(default=None, foreign_key="assets.id", index=True)
     thumbnail_asset_id: str | None = Field(default=None, foreign_key="assets.id")

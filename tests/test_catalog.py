@@ -20,6 +20,7 @@ from catalog.db import (
 )
 from catalog.lineage import (
     LINEAGE_FIELDS,
+    _narrow_statement,
     clips_from_source,
     lineage,
     lineage_rows,
@@ -199,8 +200,9 @@ def test_lineage_rows_hold_each_time_as_the_iso_text_of_the_clips_time(
 
 
 def test_narrow_lineage_rows_come_in_the_full_rows_order(engine: sa.Engine) -> None:
-    """SQLite's narrow rows are ordered in Python, not by SQL: the same order as the
-    full-row query's ``ORDER BY depth, created_at, id``, for siblings stored out of age
+    """The narrow rows are ordered in Python, not by SQL, on either database: the same
+    order as the full-row query's ``ORDER BY depth, created_at, id`` (in PostgreSQL's
+    collation there), for siblings stored out of age
     order, siblings of the same instant (the id decides), fractions of a second, and for
     a still's clips as for a clip's family."""
     sha = "ef" * 32
@@ -227,6 +229,28 @@ def test_narrow_lineage_rows_come_in_the_full_rows_order(engine: sa.Engine) -> N
             ("clip_root", 0), ("clip_second_root", 0), ("clip_aa", 1), ("clip_zz", 1),
             ("clip_frac", 1), ("clip_mid", 1), ("clip_late", 1),
         ]  # fmt: skip
+
+
+def test_each_step_of_a_lineage_reads_only_an_index(tmp_path: Path) -> None:
+    """Up to a parent by id, down to children by parent: each recursive step of the narrow
+    query is answered from a covering index, in SQLite's plan for a catalog analyzed as
+    its upgrade (``ANALYZE``) or ``PRAGMA optimize`` leaves it. (PostgreSQL's index-only
+    scans depend on its visibility map, which a test's fresh table lacks.)"""
+    engine = open_catalog(f"sqlite:///{tmp_path / 'plan.db'}")
+    with session_scope(engine) as s:
+        for i in range(3):
+            add_clip(s, f"clip_{i}", parent=f"clip_{i - 1}" if i else None, minutes=i)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        sql = str(_narrow_statement("family", "sqlite")).replace(":seed", "?")
+        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, ("clip_1", "clip_1")).all()
+    engine.dispose()
+    steps = {row[0]: row[3] for row in plan}
+    recursive = [row[3] for row in plan if steps.get(row[1]) == "RECURSIVE STEP"]
+    assert [step for step in recursive if step.startswith("SEARCH")] == [
+        "SEARCH g USING COVERING INDEX ix_generations_id_parent_id (id=?)",
+        "SEARCH g USING COVERING INDEX ix_generations_parent_id_id (parent_id=?)",
+    ], plan
 
 
 def test_clips_from_a_source_include_their_remixes(engine: sa.Engine) -> None:

@@ -6,5 +6,5 @@ scripts. A new migration changes the heads: update :data:`HEADS` with it
 (tests/test_startup.py checks the two agree).
 """
 
-HEADS: frozenset[str] = frozenset({"0008_removals", "0010_asset_relations", "0011_search_by_time"})
+HEADS: frozenset[str] = frozenset({"0008_removals", "0010_asset_relations", "0012_lineage_indexes"})
 """The newest revision of every migration branch, as Alembic's ``heads`` finds them."""
