@@ -12,7 +12,7 @@ from pathlib import Path
 from core.host.app import Reelvault
 from core.library.doctor import doctor
 from tests import sora_support
-from tests.fault_support import make_clip
+from tests.fault_support import ctrl_c_while_cataloging, make_clip
 
 api = sora_support.api
 still_720p = sora_support.still_720p
@@ -59,19 +59,9 @@ def test_extras_that_fail_to_download_become_warnings_and_the_clip_completes(
 def test_resume_never_downloads_again_what_the_store_holds(
     home: Path, run, api, still_720p, monkeypatch
 ):
-    import core.generation.finish as finish_module
-
-    real_ingest = finish_module.ingest
-
-    def interrupted_at_the_thumbnail(app, path, kind, **options):
-        if kind == "thumbnail":
-            raise KeyboardInterrupt
-        return real_ingest(app, path, kind, **options)
-
-    monkeypatch.setattr(finish_module, "ingest", interrupted_at_the_thumbnail)
-    run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size", "1280x720",
-        expect=130)  # fmt: skip
-    monkeypatch.setattr(finish_module, "ingest", real_ingest)
+    with ctrl_c_while_cataloging("thumbnail", monkeypatch):
+        run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size",
+            "1280x720", expect=130)  # fmt: skip
     (job,) = json.loads(run("jobs", "--json").stdout)
     assert "completed" in run("resume").output
     shown = json.loads(run("show", job["id"], "--json").stdout)

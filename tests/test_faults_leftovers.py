@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import sora_support
-from tests.fault_support import make_clip
+from tests.fault_support import ctrl_c_while_cataloging, make_clip
 
 api = sora_support.api
 
@@ -35,22 +35,12 @@ def test_a_finished_job_leaves_nothing_in_the_work_folder(home: Path, run, still
 def test_ctrl_c_says_how_to_finish_and_resume_cleans_what_a_kill_left(
     home: Path, run, still: Path, monkeypatch
 ):
-    import core.generation.finish as finish_module
-
-    real_ingest = finish_module.ingest
-
-    def ctrl_c_at_the_video(app, path, kind, **options):
-        if kind == "video":
-            raise KeyboardInterrupt
-        return real_ingest(app, path, kind, **options)
-
-    monkeypatch.setattr(finish_module, "ingest", ctrl_c_at_the_video)
-    result = run("generate", still, "-p", "pan right", expect=130)
+    with ctrl_c_while_cataloging("video", monkeypatch):
+        result = run("generate", still, "-p", "pan right", expect=130)
     assert result.output.strip().splitlines()[-1] == (
         "interrupted: the job was not cancelled and nothing is lost; "
         "run `reelvault resume` to finish it"
     )
-    monkeypatch.setattr(finish_module, "ingest", real_ingest)
     killed = home / "work" / "incoming" / "clip_x-video-abcdef"  # what SIGKILL leaves
     killed.write_bytes(b"partial download")
     dead_job = home / "work" / "local" / "local_ffffffffffffffffffffffff"
