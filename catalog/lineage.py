@@ -154,8 +154,9 @@ def _nodes(session: Session, related: sa.Subquery, seed: dict[str, str]) -> list
 #   (ancestors nearest first, then descendants level by level). The result is the same:
 #   an ISO time's text sorts as the time does, and ids, compared only between clips of
 #   the same depth and time, sort alike byte by byte (SQLite's BINARY collation, Python's
-#   comparison) and in PostgreSQL's collation, being ``clip_`` and twelve lowercase
-#   letters or digits (:func:`core.api.ids.new_clip_id`).
+#   comparison) and in PostgreSQL's usual collations (C, glibc's and ICU's language
+#   orders): they are ``clip_`` and lowercase letters or digits only, twelve for a new
+#   clip (:func:`core.api.ids.new_clip_id`), 6 to 34 for an imported one's own.
 
 _UP = """up(row_key, next_id, depth) AS (
     SELECT {key}, parent_id, 0 FROM generations WHERE id = :seed
