@@ -109,7 +109,12 @@ def test_a_migration_killed_outright_carries_on_when_run_again(
     finally:
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
-    sent = in_bucket()
+    # A PUT whose body arrived whole before the kill is still committed by the server a
+    # moment later: read the bucket once it stops changing.
+    sent, previous = in_bucket(), None
+    while sent != previous and time.monotonic() < deadline:
+        time.sleep(0.3)
+        previous, sent = sent, in_bucket()
     assert 0 < len(sent) < len(files), "the kill should land half-way"
     assert all(size == local.size_of(sha) for sha, size in sent.items())  # none half-sent
     assert not (home / "config.toml").exists()  # still the local library
