@@ -17,14 +17,15 @@ from tests.fault_support import ctrl_c_while_cataloging, make_clip
 api = sora_support.api
 still_720p = sora_support.still_720p
 
+SORA_ARGS = ("--model", "sora-2", "--size", "1280x720")
+
 
 # -- (1) a provider's damaged thumbnail or spritesheet ----------------------------------
 
 
 def test_damaged_extras_become_warnings_and_the_clip_completes(home: Path, run, api, still_720p):
     api.truncated_variants.update({"thumbnail": 100, "spritesheet": 300})
-    result = run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size",
-                 "1280x720", "--json")  # fmt: skip
+    result = run("generate", still_720p, "-p", "a harbour", *SORA_ARGS, "--json")
     clip = json.loads(result.stdout)
     assert clip["status"] == "completed" and clip["video"]["mime"] == "video/mp4"
     warnings = clip["details"]["warnings"]
@@ -43,8 +44,7 @@ def test_extras_that_fail_to_download_become_warnings_and_the_clip_completes(
     home: Path, run, api, still_720p
 ):
     api.failing_variants.update({"thumbnail": 404, "spritesheet": 404})
-    result = run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size",
-                 "1280x720", "--json")  # fmt: skip
+    result = run("generate", still_720p, "-p", "a harbour", *SORA_ARGS, "--json")
     clip = json.loads(result.stdout)
     assert clip["status"] == "completed" and clip["video"]["mime"] == "video/mp4"
     warnings = clip["details"]["warnings"]
@@ -60,8 +60,7 @@ def test_resume_never_downloads_again_what_the_store_holds(
     home: Path, run, api, still_720p, monkeypatch
 ):
     with ctrl_c_while_cataloging("thumbnail", monkeypatch):
-        run("generate", still_720p, "-p", "a harbour", "--model", "sora-2", "--size",
-            "1280x720", expect=130)  # fmt: skip
+        run("generate", still_720p, "-p", "a harbour", *SORA_ARGS, expect=130)
     (job,) = json.loads(run("jobs", "--json").stdout)
     assert "completed" in run("resume").output
     shown = json.loads(run("show", job["id"], "--json").stdout)
@@ -150,10 +149,19 @@ def test_full_disk_is_one_line_and_resume_goes_on_with_the_other_jobs(
     assert json.loads(run("jobs", "--json").stdout) == []
 
 
-def _no_space(*_args, **_kwargs):
+def _generate_out_of_space(run, still: Path, monkeypatch, module: object, name: str) -> list[str]:
+    """The output lines of a generate during which ``module.name`` finds its disk full;
+    the catalog is made first, so the lines are the fault's alone."""
     import errno
 
-    raise OSError(errno.ENOSPC, "No space left on device")
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run("jobs")
+    with monkeypatch.context() as patched:
+        patched.setattr(module, name, no_space)
+        result = run("generate", still, "-p", "pan right", expect=1)
+    return result.output.strip().splitlines()
 
 
 def test_a_full_work_folder_at_submit_is_one_line_and_retry_sends_it(
@@ -163,11 +171,7 @@ def test_a_full_work_folder_at_submit_is_one_line_and_retry_sends_it(
     disk there is one line, and the row is failed as never sent, for `resume --retry`."""
     import plugins.local_backend as local_backend
 
-    run("jobs")  # the catalog exists: the output below is the fault's alone
-    with monkeypatch.context() as patched:
-        patched.setattr(local_backend, "write_atomic", _no_space)
-        result = run("generate", still, "-p", "pan right", expect=1)
-    assert result.output.strip().splitlines() == [
+    assert _generate_out_of_space(run, still, monkeypatch, local_backend, "write_atomic") == [
         f"Error: no space left on the device holding {home / 'work' / 'local'}; free some "
         "space or fix the folder, then `reelvault resume --retry`"
     ]
@@ -186,11 +190,7 @@ def test_a_full_work_folder_while_rendering_leaves_the_job_resumable(
     import plugins.local_backend.jobs as local_jobs
 
     real_render = local_jobs.render_clip
-    run("jobs")  # the catalog exists: the output below is the fault's alone
-    with monkeypatch.context() as patched:
-        patched.setattr(local_jobs, "render_clip", _no_space)
-        result = run("generate", still, "-p", "pan right", expect=1)
-    assert result.output.strip().splitlines() == [
+    assert _generate_out_of_space(run, still, monkeypatch, local_jobs, "render_clip") == [
         f"Error: no space left on the device holding {home / 'work' / 'local'}; free some "
         "space or fix the folder, then `reelvault resume`"
     ]
@@ -203,20 +203,26 @@ def test_a_full_work_folder_while_rendering_leaves_the_job_resumable(
 
 # -- (2) killed between writing the row and recording the job id --------------------------
 
-SORA_ARGS = ("--model", "sora-2", "--size", "1280x720")
+
+def _generate_killed_at(run, monkeypatch, image: Path, target: object, name: str) -> dict:
+    """The job a sora generate leaves in flight when it is interrupted (Ctrl-C, as a kill
+    would stop it) on calling ``target.name``."""
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(target, name, killed)
+        run("generate", image, "-p", "a harbour", *SORA_ARGS, expect=130)
+    (job,) = json.loads(run("jobs", "--json").stdout)
+    return job
 
 
 def _killed_after_the_create(run, monkeypatch, image: Path) -> str:
     """A generate whose create reached the provider but whose job id was never recorded."""
     import core.generation.run as run_module
 
-    def killed(*_args, **_kwargs):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patched:
-        patched.setattr(run_module, "_record_sent", killed)
-        run("generate", image, "-p", "a harbour", *SORA_ARGS, expect=130)
-    (job,) = json.loads(run("jobs", "--json").stdout)
+    job = _generate_killed_at(run, monkeypatch, image, run_module, "_record_sent")
     assert job["status"] == "submitting" and job["remote_job_id"] is None
     return job["id"]
 
@@ -278,13 +284,7 @@ def test_a_create_that_never_left_fails_once_the_window_passes_and_retry_sends_i
 
     from plugins.sora_backend import SoraBackend
 
-    def killed(*_args, **_kwargs):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patched:
-        patched.setattr(SoraBackend, "submit", killed)
-        run("generate", still_720p, "-p", "a harbour", *SORA_ARGS, expect=130)
-    (job,) = json.loads(run("jobs", "--json").stdout)
+    job = _generate_killed_at(run, monkeypatch, still_720p, SoraBackend, "submit")
     assert "again later" in run("resume", expect=1).output  # within the window: wait
     with app.session() as session:
         from catalog.queries import get_generation
